@@ -1,0 +1,138 @@
+#pragma once
+// The ConnectionPoolPolicy (poolguard.dev/v1alpha1) model: spec as written in ../../docs/api.md, with defaults
+// applied by policy::applyDefaults. Durations are held in milliseconds.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace poolguard::policy {
+
+using Millis = std::chrono::milliseconds;
+
+enum class WorkloadKind { kDeployment, kStatefulSet };
+enum class Mode { kEnforce, kAudit };
+enum class Profile { kSpringHikari, kGoSQL, kPgxpool, kSQLAlchemy, kNodePostgres, kPgBouncer, kGeneric };
+enum class DeliveryMethod { kEnv, kConfigMap };
+enum class OnExceeded { kWarn, kClamp };
+enum class SslMode { kDisable, kRequire, kVerifyCa, kVerifyFull };
+
+struct LabelSelectorRequirement {
+  std::string key;
+  std::string op;  // In, NotIn, Exists, DoesNotExist
+  std::vector<std::string> values;
+};
+
+struct LabelSelector {
+  std::map<std::string, std::string> matchLabels;
+  std::vector<LabelSelectorRequirement> matchExpressions;
+  bool matches(const std::map<std::string, std::string>& labels) const;
+  std::string toString() const;  // the label-selector query string form
+};
+
+struct PoolSettings {
+  int32_t maxSize = 0;
+  int32_t minIdle = 0;
+  Millis acquireTimeout{30'000};
+  Millis idleTimeout{600'000};
+  Millis maxLifetime{1'800'000};
+  Millis leakDetectionThreshold{0};
+  int32_t processesPerPod = 1;
+};
+
+struct Delivery {
+  DeliveryMethod method = DeliveryMethod::kEnv;
+  std::map<std::string, std::string> envNames;  // setting key -> env name override
+  std::string applicationName = "{namespace}/{name}";
+};
+
+struct Rollout {
+  bool restartOnChange = true;
+};
+
+struct Database {
+  std::string name;
+  std::optional<int32_t> maxConnections;
+  int32_t reservedConnections = 3;
+};
+
+struct Budget {
+  OnExceeded onExceeded = OnExceeded::kWarn;
+  int32_t weight = 1;
+};
+
+struct SecretKeyRef {
+  std::string name;
+  std::string key;
+};
+
+struct CredentialsRef {
+  std::string name;
+  std::string usernameKey = "username";
+  std::string passwordKey = "password";
+};
+
+struct PostgresSource {
+  std::string host;
+  int32_t port = 5432;
+  std::string database;
+  SslMode sslMode = SslMode::kVerifyFull;
+  CredentialsRef credentialsSecretRef;
+  std::optional<SecretKeyRef> caSecretRef;  // key defaults to ca.crt
+};
+
+struct PrometheusSource {
+  std::string url;
+  std::string connectionsQuery;  // "" = the profile's default
+  std::string pendingQuery;      // "" = the profile's default
+};
+
+struct Thresholds {
+  int32_t saturationPercent = 90;
+  Millis idleInTransaction{60'000};
+};
+
+struct Usage {
+  Millis interval{30'000};
+  std::optional<PostgresSource> postgres;
+  std::optional<PrometheusSource> prometheus;
+  Thresholds thresholds;
+};
+
+struct Spec {
+  LabelSelector selector;
+  std::vector<WorkloadKind> kinds{WorkloadKind::kDeployment, WorkloadKind::kStatefulSet};
+  std::vector<std::string> containers;  // empty: all containers
+  Mode mode = Mode::kEnforce;
+  int32_t priority = 0;
+  bool suspend = false;
+  PoolSettings pool;
+  Profile profile = Profile::kGeneric;
+  Delivery delivery;
+  Rollout rollout;
+  Database database;
+  Budget budget;
+  Usage usage;
+};
+
+struct Policy {
+  std::string apiVersion = "poolguard.dev/v1alpha1";
+  std::string kind = "ConnectionPoolPolicy";
+  std::string name;
+  std::string namespace_;
+  std::string uid;
+  int64_t generation = 0;
+  std::string creationTimestamp;  // RFC 3339, used for the priority tie-break (oldest wins)
+  Spec spec;
+};
+
+const char* toString(WorkloadKind k);
+const char* toString(Mode m);
+const char* toString(Profile p);
+const char* toString(DeliveryMethod d);
+const char* toString(OnExceeded o);
+const char* toString(SslMode s);
+
+}  // namespace poolguard::policy
