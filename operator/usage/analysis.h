@@ -1,0 +1,163 @@
+#pragma once
+// Live usage analysis: pure. Takes what the sources observed (a PostgreSQL snapshot, Prometheus values per
+// workload, or the errors they returned) and the governed workloads, and decides the UsageHealthy condition,
+// the status.usage block and the per-workload connection counts. No I/O, no clock reads: `now` is an input,
+// so thresholds are tested by moving a ManualClock.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "policy/types.h"
+
+namespace poolguard::usage {
+
+// pg_stat_activity.state values poolguard looks at.
+inline constexpr const char* kStateActive = "active";
+inline constexpr const char* kStateIdle = "idle";
+inline constexpr const char* kStateIdleInTransaction = "idle in transaction";
+inline constexpr const char* kStateIdleInTransactionAborted = "idle in transaction (aborted)";
+
+// A workload a policy governs, as the reconciler sees it when the check runs.
+struct GovernedWorkload {
+  std::string namespace_;
+  std::string name;
+  // The application_name its pool reports (delivery.applicationName rendered); "" when disabled, and then the
+  // workload cannot be attributed from pg_stat_activity, only from Prometheus.
+  std::string applicationName;
+  int32_t podsNow = 1;  // spec.replicas
+  int32_t podsMax = 1;  // HPA maxReplicas, else podsNow
+  // Extra pods a rolling update may run beside podsNow (maxSurge resolved; 0 for Recreate and StatefulSets).
+  int32_t surge = 0;
+  // Pods that exist right now (status.replicas), when known. During a rollout old and new ReplicaSets overlap.
+  std::optional<int32_t> podsObserved;
+  int32_t maxSize = 0;  // the maxSize rendered into this workload (after any clamp)
+  int32_t processesPerPod = 1;
+};
+
+// Sessions of one application_name on the server.
+struct ApplicationActivity {
+  std::map<std::string, int32_t> countByState;  // pg_stat_activity.state -> sessions
+  // When each idle-in-transaction session (aborted included) entered that state, in the operator's clock
+  // (server age subtracted from the operator's time at the read). Kept per session, not as a pre-computed
+  // count, so the threshold is applied at analysis time against the injected clock.
+  std::vector<Clock::time_point> idleInTransactionSince;
+
+  int32_t total() const;
+  int32_t inState(const std::string& state) const;
+  int32_t idleInTransaction() const;  // both idle-in-transaction states
+};
+
+struct ServerSnapshot {
+  Clock::time_point readAt{};
+  int32_t maxConnections = 0;
+  // superuser_reserved_connections plus reserved_connections (PostgreSQL 16+; 0 before).
+  int32_t reservedConnections = 0;
+  // Client backends on the whole server by application_name (poolguard's own session excluded).
+  std::map<std::string, ApplicationActivity> byApplication;
+
+  int32_t totalConnections() const;
+};
+
+// Values read from Prometheus for one workload. nullopt: the query returned no samples (no data, not zero).
+struct WorkloadMetrics {
+  std::optional<double> connections;
+  std::optional<double> pending;
+};
+
+// One source's outcome: not configured, a value, or the error that stopped it.
+template <typename T>
+struct SourceOutcome {
+  bool configured = false;
+  std::optional<Result<T>> result;  // set when configured
+
+  static SourceOutcome notConfigured() { return {}; }
+  static SourceOutcome of(Result<T> r) { return SourceOutcome{true, std::move(r)}; }
+  bool ok() const { return configured && result && result->ok(); }
+};
+
+// Prometheus values keyed by "namespace/name" of the workload.
+using PrometheusValues = std::map<std::string, WorkloadMetrics>;
+
+struct AnalysisInput {
+  policy::Thresholds thresholds;
+  std::vector<GovernedWorkload> workloads;
+  SourceOutcome<ServerSnapshot> postgres;
+  SourceOutcome<PrometheusValues> prometheus;
+  std::optional<int32_t> declaredMaxConnections;  // spec.database.maxConnections
+  int32_t declaredReservedConnections = 3;        // spec.database.reservedConnections
+  Clock::time_point now{};
+};
+
+enum class ConditionStatus { kTrue, kFalse, kUnknown };
+const char* toString(ConditionStatus s);
+
+namespace reasons {
+inline constexpr const char* kHealthy = "Healthy";
+inline constexpr const char* kLeakSuspected = "LeakSuspected";
+inline constexpr const char* kSaturated = "Saturated";
+inline constexpr const char* kExceedsPolicy = "ExceedsPolicy";
+inline constexpr const char* kPoolExhausted = "PoolExhausted";
+inline constexpr const char* kNotConfigured = "NotConfigured";
+inline constexpr const char* kUsageUnavailable = "UsageUnavailable";
+}  // namespace reasons
+
+struct UsageCondition {
+  ConditionStatus status = ConditionStatus::kUnknown;
+  std::string reason;
+  std::string message;
+};
+
+// status.usage. Counts are over the policy's governed workloads (attributed by application_name);
+// serverMaxConnections is the server's max_connections. Fields a source could not provide stay empty.
+struct UsageStatus {
+  std::string source;  // "postgres", "prometheus", "postgres+prometheus", "" when nothing was read
+  std::optional<Clock::time_point> lastCheckTime;
+  std::optional<int32_t> connections;
+  std::optional<int32_t> active;
+  std::optional<int32_t> idle;
+  std::optional<int32_t> idleInTransaction;
+  std::optional<int64_t> oldestIdleInTransactionSeconds;
+  std::optional<int32_t> serverMaxConnections;
+};
+
+struct WorkloadUsage {
+  std::string namespace_;
+  std::string name;
+  std::optional<int32_t> connections;      // from pg_stat_activity when attributable, else Prometheus
+  std::map<std::string, int32_t> byState;  // empty without PostgreSQL
+  int32_t idleInTransactionOverThreshold = 0;
+  std::optional<int64_t> oldestIdleInTransactionSeconds;
+  std::optional<double> pending;
+  int64_t allowedConnections = 0;  // (pods incl. surge) x maxSize x processesPerPod
+};
+
+// A finding, in precedence order (lower enumerator wins the condition's reason).
+enum class Finding { kLeakSuspected, kPoolExhausted, kExceedsPolicy, kSaturated };
+const char* reasonOf(Finding f);
+
+struct AnalysisResult {
+  UsageCondition condition;
+  UsageStatus usage;
+  std::vector<WorkloadUsage> workloads;  // same order as the input
+  std::vector<Finding> findings;         // sorted by precedence
+  // Whole-server figures for the database metrics, when PostgreSQL was read.
+  std::optional<int32_t> databaseConnections;
+  // Set when spec.database.maxConnections disagrees with the server's max_connections.
+  std::optional<std::string> maxConnectionsMismatch;
+};
+
+AnalysisResult analyze(const AnalysisInput& in);
+
+// The most connections a workload may hold without exceeding its policy. Uses current pods, widened by the
+// rollout surge and by pods observed to exist (old ReplicaSets still draining), never by HPA headroom.
+int64_t allowedConnections(const GovernedWorkload& w);
+
+// "90s", "2m5s", "1h0m3s": compact durations for messages.
+std::string formatDuration(std::chrono::seconds s);
+
+}  // namespace poolguard::usage

@@ -1,0 +1,78 @@
+#pragma once
+// One live usage check of one policy: fetch credentials, read the configured sources, analyze, record metrics.
+// The reconciler calls check() when nextCheckDue() has passed and writes the report into the policy's status;
+// suspended policies are not checked (their status is kept), so the caller skips them.
+//
+// check() blocks on the network (PostgreSQL and Prometheus, each bounded by a few seconds): call it from a
+// worker thread of your own, never from a cpprestsdk/pplx pool thread.
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "kube/client.h"
+#include "policy/types.h"
+#include "usage/analysis.h"
+#include "usage/postgres_source.h"
+#include "usage/prometheus_source.h"
+
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
+
+namespace poolguard::usage {
+
+class UsageMetrics;
+
+struct UsageReport {
+  AnalysisResult result;
+  // What failed, one entry per failing source; result.condition already carries the messages.
+  std::vector<Error> errors;
+  Clock::steady_point nextCheckDue{};
+};
+
+struct CheckerOptions {
+  PostgresReaderOptions postgres;
+  std::chrono::milliseconds prometheusTimeout{5000};
+};
+
+class Checker {
+ public:
+  // registry: where the usage metrics are registered; nullptr records none.
+  explicit Checker(const Clock& clock, prometheus::Registry* registry = nullptr, const CheckerOptions& options = {});
+  ~Checker();
+  Checker(const Checker&) = delete;
+  Checker& operator=(const Checker&) = delete;
+
+  // Reads the credentials Secret through the client (GET by name), then checks.
+  UsageReport check(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads, kube::Client& client);
+  // With credentials already at hand (or the error that kept them away); ignored without usage.postgres.
+  UsageReport check(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads,
+                    const std::optional<Result<PostgresCredentials>>& credentials);
+
+  // When the policy's next check is due: now if it was never checked, else its last check plus usage.interval.
+  Clock::steady_point nextCheckDue(const policy::Policy& policy, Clock::steady_point now) const;
+  // How long the reconciler may wait before the next check (zero when due).
+  std::chrono::milliseconds requeueAfter(const policy::Policy& policy) const;
+  // Forgets the policy's schedule and metric series (deleted or suspended).
+  void forget(const std::string& ns, const std::string& name);
+
+ private:
+  const Clock& clock_;
+  PostgresReader postgres_;
+  PrometheusClient prometheus_;
+  std::unique_ptr<UsageMetrics> metrics_;
+  mutable std::mutex mu_;
+  struct PolicyState {
+    Clock::steady_point lastCheck{};
+    std::string lastReason;
+  };
+  std::map<std::string, PolicyState> policies_;
+};
+
+}  // namespace poolguard::usage

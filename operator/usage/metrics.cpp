@@ -1,0 +1,107 @@
+#include "usage/metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+namespace poolguard::usage {
+
+struct UsageMetrics::Impl {
+  prometheus::Family<prometheus::Gauge>& connections;
+  prometheus::Family<prometheus::Gauge>& oldest;
+  prometheus::Family<prometheus::Gauge>& databaseConnections;
+  prometheus::Family<prometheus::Gauge>& databaseMax;
+  prometheus::Family<prometheus::Counter>& errors;
+  std::mutex mu;
+  // Per policy ("namespace/name"): the series it set last time, so the ones that disappear are removed.
+  struct Series {
+    std::map<std::map<std::string, std::string>, prometheus::Gauge*> connections;
+    std::map<std::map<std::string, std::string>, prometheus::Gauge*> oldest;
+  };
+  std::map<std::string, Series> byPolicy;
+
+  explicit Impl(prometheus::Registry& r)
+      : connections(prometheus::BuildGauge()
+                        .Name("poolguard_usage_connections")
+                        .Help("Sessions of a governed workload by pg_stat_activity state")
+                        .Register(r)),
+        oldest(prometheus::BuildGauge()
+                   .Name("poolguard_usage_idle_in_transaction_oldest_seconds")
+                   .Help("Age of a governed workload's oldest session idle in transaction")
+                   .Register(r)),
+        databaseConnections(prometheus::BuildGauge()
+                                .Name("poolguard_database_connections")
+                                .Help("Client connections on the database server")
+                                .Register(r)),
+        databaseMax(prometheus::BuildGauge()
+                        .Name("poolguard_database_max_connections")
+                        .Help("The database server's max_connections")
+                        .Register(r)),
+        errors(prometheus::BuildCounter()
+                   .Name("poolguard_usage_check_errors_total")
+                   .Help("Live usage checks that failed to read a source")
+                   .Register(r)) {}
+};
+
+UsageMetrics::UsageMetrics(prometheus::Registry& registry) : impl_(std::make_unique<Impl>(registry)) {}
+UsageMetrics::~UsageMetrics() = default;
+
+void UsageMetrics::record(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads,
+                          const AnalysisResult& result) {
+  using Labels = std::map<std::string, std::string>;
+  std::lock_guard lock(impl_->mu);
+  Impl::Series next;
+  for (size_t i = 0; i < result.workloads.size() && i < workloads.size(); ++i) {
+    const WorkloadUsage& u = result.workloads[i];
+    const Labels base{{"namespace", policy.namespace_}, {"policy", policy.name}, {"workload", u.name}};
+    auto setConnections = [&](const std::string& state, double value) {
+      Labels labels = base;
+      labels["state"] = state;
+      prometheus::Gauge& g = impl_->connections.Add(labels);
+      g.Set(value);
+      next.connections[labels] = &g;
+    };
+    if (!u.byState.empty()) {
+      for (const auto& [state, count] : u.byState) setConnections(state, count);
+    } else if (u.connections && workloads[i].applicationName.empty()) {
+      setConnections("unknown", *u.connections);
+    }
+    if (u.oldestIdleInTransactionSeconds) {
+      prometheus::Gauge& g = impl_->oldest.Add(base);
+      g.Set(static_cast<double>(*u.oldestIdleInTransactionSeconds));
+      next.oldest[base] = &g;
+    }
+  }
+  Impl::Series& previous = impl_->byPolicy[policy.namespace_ + "/" + policy.name];
+  for (const auto& [labels, gauge] : previous.connections) {
+    if (!next.connections.count(labels)) impl_->connections.Remove(gauge);
+  }
+  for (const auto& [labels, gauge] : previous.oldest) {
+    if (!next.oldest.count(labels)) impl_->oldest.Remove(gauge);
+  }
+  previous = std::move(next);
+
+  if (result.databaseConnections) {
+    impl_->databaseConnections.Add({{"database", policy.spec.database.name}}).Set(*result.databaseConnections);
+  }
+  if (result.usage.serverMaxConnections) {
+    impl_->databaseMax.Add({{"database", policy.spec.database.name}}).Set(*result.usage.serverMaxConnections);
+  }
+}
+
+void UsageMetrics::recordError(const std::string& ns, const std::string& policy, const std::string& reason) {
+  impl_->errors.Add({{"namespace", ns}, {"policy", policy}, {"reason", reason.empty() ? "Unknown" : reason}})
+      .Increment();
+}
+
+void UsageMetrics::forget(const std::string& ns, const std::string& policy) {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->byPolicy.find(ns + "/" + policy);
+  if (it == impl_->byPolicy.end()) return;
+  for (const auto& [labels, gauge] : it->second.connections) impl_->connections.Remove(gauge);
+  for (const auto& [labels, gauge] : it->second.oldest) impl_->oldest.Remove(gauge);
+  impl_->byPolicy.erase(it);
+}
+
+}  // namespace poolguard::usage

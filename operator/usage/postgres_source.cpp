@@ -1,0 +1,433 @@
+#include "usage/postgres_source.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <vector>
+
+#include <libpq-fe.h>
+
+namespace poolguard::usage {
+
+namespace {
+
+Error pgError(ErrorCode code, const char* reason, std::string message) {
+  return Error(code, std::move(message)).withReason(reason);
+}
+
+bool contains(const std::string& haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+std::string trim(std::string s) {
+  const char* ws = " \t\r\n";
+  s.erase(0, s.find_first_not_of(ws));
+  auto end = s.find_last_not_of(ws);
+  s.erase(end == std::string::npos ? 0 : end + 1);
+  return s;
+}
+
+// libpq reports every address it tried on its own line, prefixed with `connection to server at "h" (ip),
+// port p failed: ` and with hint lines starting with a tab. Keep the distinct causes only.
+std::string conciseLibpqMessage(const std::string& raw) {
+  std::vector<std::string> causes;
+  std::istringstream lines(raw);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (!line.empty() && line[0] == '\t') continue;
+    if (line.rfind("connection to server", 0) == 0) {
+      auto pos = line.find(" failed: ");
+      if (pos != std::string::npos) line = line.substr(pos + 9);
+    }
+    for (const char* prefix : {"FATAL:  ", "ERROR:  "}) {
+      if (line.rfind(prefix, 0) == 0) line = line.substr(std::string_view(prefix).size());
+    }
+    line = trim(line);
+    if (line.empty()) continue;
+    bool seen = false;
+    for (const auto& c : causes) seen = seen || c == line;
+    if (!seen) causes.push_back(line);
+  }
+  std::string out;
+  for (const auto& c : causes) out += (out.empty() ? "" : "; ") + c;
+  return out.empty() ? trim(raw) : out;
+}
+
+const char* sslModeKeyword(policy::SslMode m) {
+  switch (m) {
+    case policy::SslMode::kDisable:
+      return "disable";
+    case policy::SslMode::kRequire:
+      return "require";
+    case policy::SslMode::kVerifyCa:
+      return "verify-ca";
+    case policy::SslMode::kVerifyFull:
+      return "verify-full";
+  }
+  return "verify-full";
+}
+
+bool verifiesCertificate(policy::SslMode m) {
+  return m == policy::SslMode::kVerifyCa || m == policy::SslMode::kVerifyFull;
+}
+
+std::string defaultSystemCaBundle() {
+  for (const char* p : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+                        "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem"}) {
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(p, ec)) return p;
+  }
+  return "";
+}
+
+// The CA lives on disk only while libpq opens the connection: libpq reads sslrootcert at connect time and
+// takes nothing but a path.
+class PrivateTempFile {
+ public:
+  static Result<std::unique_ptr<PrivateTempFile>> write(const std::string& content) {
+    std::error_code ec;
+    auto dir = std::filesystem::temp_directory_path(ec);
+    if (ec) dir = "/tmp";
+    std::string path = (dir / "poolguard-ca-XXXXXX").string();
+    std::vector<char> buf(path.begin(), path.end());
+    buf.push_back('\0');
+    int fd = ::mkstemp(buf.data());  // creates the file 0600
+    if (fd < 0) {
+      return Error(ErrorCode::kInternal, "creating a temporary file for the CA in " + dir.string() + " failed");
+    }
+    auto file = std::unique_ptr<PrivateTempFile>(new PrivateTempFile(buf.data()));
+    ::fchmod(fd, S_IRUSR | S_IWUSR);
+    size_t written = 0;
+    while (written < content.size()) {
+      ssize_t n = ::write(fd, content.data() + written, content.size() - written);
+      if (n <= 0) {
+        ::close(fd);
+        return Error(ErrorCode::kInternal, "writing the CA to " + file->path() + " failed");
+      }
+      written += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    return file;
+  }
+  ~PrivateTempFile() { ::unlink(path_.c_str()); }
+  PrivateTempFile(const PrivateTempFile&) = delete;
+  PrivateTempFile& operator=(const PrivateTempFile&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit PrivateTempFile(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
+struct PgResult {
+  PGresult* r;
+  explicit PgResult(PGresult* res) : r(res) {}
+  ~PgResult() { PQclear(r); }
+  PgResult(const PgResult&) = delete;
+  PgResult& operator=(const PgResult&) = delete;
+};
+
+constexpr const char* kSettingsSql =
+    "SELECT current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int, "
+    "coalesce(current_setting('reserved_connections', true), '0')::int";
+
+// Grouped by application and state; the ages of idle-in-transaction sessions come along per group so the
+// threshold is applied by the analysis against the injected clock. Only client backends take slots counted
+// by max_connections; this session is poolguard's own and left out.
+constexpr const char* kActivitySql =
+    "SELECT coalesce(application_name, ''), coalesce(state, 'unknown'), count(*)::int, "
+    "array_to_string(array_agg(round(extract(epoch FROM clock_timestamp() - state_change)::numeric, 3)) "
+    "FILTER (WHERE state IN ('idle in transaction', 'idle in transaction (aborted)') AND state_change IS NOT NULL),"
+    " ',') "
+    "FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1, 2";
+
+int32_t intField(PGresult* r, int row, int col) {
+  if (PQgetisnull(r, row, col)) return 0;
+  return static_cast<int32_t>(std::strtol(PQgetvalue(r, row, col), nullptr, 10));
+}
+
+struct Connection {
+  std::mutex mu;
+  PGconn* conn = nullptr;
+  size_t fingerprint = 0;
+
+  void close() {
+    if (conn) PQfinish(conn);
+    conn = nullptr;
+  }
+  ~Connection() { close(); }
+};
+
+}  // namespace
+
+Result<PostgresCredentials> fetchCredentials(kube::Client& client, const std::string& ns,
+                                             const policy::PostgresSource& source) {
+  auto readKey = [&](const std::string& secretName, const std::string& key) -> Result<std::string> {
+    const std::string where = "secret " + ns + "/" + secretName;
+    if (secretName.empty()) {
+      return pgError(ErrorCode::kInvalidArgument, postgres_reasons::kCredentials, where + ": no Secret name given");
+    }
+    auto secret = client.get(kube::resources::secrets(), ns, secretName);
+    if (!secret) {
+      return pgError(secret.error().code(), postgres_reasons::kCredentials, where + ": " + secret.error().message());
+    }
+    const kube::json& obj = *secret;
+    auto data = obj.find("data");
+    if (data == obj.end() || !data->is_object() || !data->contains(key) || !(*data)[key].is_string()) {
+      return pgError(ErrorCode::kInvalidArgument, postgres_reasons::kCredentials,
+                     where + " has no key \"" + key + "\"");
+    }
+    auto decoded = decodeBase64((*data)[key].get<std::string>());
+    if (!decoded) {
+      return pgError(ErrorCode::kInvalidArgument, postgres_reasons::kCredentials,
+                     where + ": key \"" + key + "\" is not valid base64");
+    }
+    return *decoded;
+  };
+
+  const auto& ref = source.credentialsSecretRef;
+  PostgresCredentials creds;
+  auto user = readKey(ref.name, ref.usernameKey.empty() ? "username" : ref.usernameKey);
+  if (!user) return user.error();
+  auto password = readKey(ref.name, ref.passwordKey.empty() ? "password" : ref.passwordKey);
+  if (!password) return password.error();
+  creds.username = std::move(*user);
+  creds.password = std::move(*password);
+  if (source.caSecretRef) {
+    auto ca = readKey(source.caSecretRef->name, source.caSecretRef->key.empty() ? "ca.crt" : source.caSecretRef->key);
+    if (!ca) return ca.error();
+    creds.caPem = std::move(*ca);
+  }
+  return creds;
+}
+
+std::optional<std::string> decodeBase64(std::string_view in) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t symbols = 0;
+  size_t padding = 0;
+  for (char c : in) {
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    if (c == '=') {
+      ++padding;
+      continue;
+    }
+    if (padding > 0) return std::nullopt;  // data after padding
+    int v = value(c);
+    if (v < 0) return std::nullopt;
+    ++symbols;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  if (symbols % 4 == 1 || padding > 2) return std::nullopt;
+  if (padding > 0 && (symbols + padding) % 4 != 0) return std::nullopt;
+  return out;
+}
+
+Error classifyConnectionError(const std::string& endpoint, const std::string& libpqMessage) {
+  const std::string concise = conciseLibpqMessage(libpqMessage);
+  std::string where = "postgres " + endpoint + ": ";
+  // Authentication first: "no pg_hba.conf entry ... SSL off" is about access, not TLS.
+  const bool unknownRole = contains(concise, "role \"") && contains(concise, "does not exist");
+  for (const char* marker : {"password authentication failed", "authentication failed", "no pg_hba.conf entry",
+                             "no password supplied", "pg_hba.conf rejects"}) {
+    if (unknownRole || contains(concise, marker)) {
+      return pgError(ErrorCode::kUnauthorized, postgres_reasons::kAuthFailed, where + concise);
+    }
+  }
+  if (contains(concise, "does not support SSL") || contains(concise, "SSL was required")) {
+    return pgError(ErrorCode::kForbidden, postgres_reasons::kTls, where + "TLS refused: " + concise);
+  }
+  for (const char* marker : {"certificate", "SSL", "ssl", "root cert", "does not match host name", "TLS"}) {
+    if (contains(concise, marker)) {
+      return pgError(ErrorCode::kForbidden, postgres_reasons::kTls,
+                     where.append("TLS verification failed: ") + concise);
+    }
+  }
+  if (contains(concise, "timeout expired")) {
+    return pgError(ErrorCode::kTimeout, postgres_reasons::kUnreachable, where + "unreachable: connect timed out");
+  }
+  return pgError(ErrorCode::kUnavailable, postgres_reasons::kUnreachable, where + "unreachable: " + concise);
+}
+
+struct PostgresReader::Impl {
+  const Clock& clock;
+  PostgresReaderOptions options;
+  mutable std::mutex mu;
+  std::map<std::string, std::shared_ptr<Connection>> connections;
+  std::atomic<size_t> connects{0};
+
+  Impl(const Clock& c, PostgresReaderOptions o) : clock(c), options(std::move(o)) {
+    if (options.systemCaBundle.empty()) options.systemCaBundle = defaultSystemCaBundle();
+  }
+
+  std::shared_ptr<Connection> entryFor(const std::string& key) {
+    std::lock_guard lock(mu);
+    auto& entry = connections[key];
+    if (!entry) entry = std::make_shared<Connection>();
+    return entry;
+  }
+
+  Result<PGconn*> connect(const policy::PostgresSource& s, const PostgresCredentials& c, const std::string& endpoint) {
+    std::unique_ptr<PrivateTempFile> caFile;
+    std::string rootCert;
+    if (verifiesCertificate(s.sslMode)) {
+      if (c.caPem) {
+        auto written = PrivateTempFile::write(*c.caPem);
+        if (!written) {
+          return pgError(ErrorCode::kInternal, postgres_reasons::kTls,
+                         "postgres " + endpoint + ": " + written.error().message());
+        }
+        caFile = std::move(*written);
+        rootCert = caFile->path();
+      } else if (!options.systemCaBundle.empty()) {
+        rootCert = options.systemCaBundle;
+      } else {
+        return pgError(ErrorCode::kInvalidArgument, postgres_reasons::kTls,
+                       "postgres " + endpoint + ": sslMode " + sslModeKeyword(s.sslMode) +
+                           " needs a CA: set usage.postgres.caSecretRef (no system CA bundle found)");
+      }
+    }
+    const std::string port = std::to_string(s.port);
+    const std::string connectTimeout = std::to_string(std::max<int64_t>(2, options.connectTimeout.count()));
+    const std::string serverOptions = "-c statement_timeout=" + std::to_string(options.statementTimeout.count());
+    const std::string userTimeout = std::to_string(options.connectTimeout.count() * 2000);
+    std::vector<const char*> keys{"host",      "port",       "dbname",          "user",
+                                  "password",  "sslmode",    "connect_timeout", "application_name",
+                                  "options",   "keepalives", "keepalives_idle", "tcp_user_timeout",
+                                  "gssencmode"};
+    std::vector<const char*> values{s.host.c_str(),
+                                    port.c_str(),
+                                    s.database.c_str(),
+                                    c.username.c_str(),
+                                    c.password.c_str(),
+                                    sslModeKeyword(s.sslMode),
+                                    connectTimeout.c_str(),
+                                    "poolguard",
+                                    serverOptions.c_str(),
+                                    "1",
+                                    "10",
+                                    userTimeout.c_str(),
+                                    "disable"};
+    if (!rootCert.empty()) {
+      keys.push_back("sslrootcert");
+      values.push_back(rootCert.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    PGconn* conn = PQconnectdbParams(keys.data(), values.data(), 0);
+    ++connects;
+    if (conn == nullptr) {
+      return pgError(ErrorCode::kInternal, postgres_reasons::kUnreachable,
+                     "postgres " + endpoint + ": libpq could not allocate a connection");
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+      std::string message = PQerrorMessage(conn);
+      PQfinish(conn);
+      return classifyConnectionError(endpoint, message);
+    }
+    return conn;
+  }
+
+  Result<ServerSnapshot> query(PGconn* conn, const std::string& where) {
+    ServerSnapshot snap;
+    {
+      PgResult res(PQexec(conn, kSettingsSql));
+      if (PQresultStatus(res.r) != PGRES_TUPLES_OK || PQntuples(res.r) != 1) {
+        return pgError(ErrorCode::kUnavailable, postgres_reasons::kQueryFailed,
+                       where + ": reading max_connections failed: " + conciseLibpqMessage(PQerrorMessage(conn)));
+      }
+      snap.maxConnections = intField(res.r, 0, 0);
+      snap.reservedConnections = intField(res.r, 0, 1) + intField(res.r, 0, 2);
+    }
+    PgResult res(PQexec(conn, kActivitySql));
+    snap.readAt = clock.now();
+    if (PQresultStatus(res.r) != PGRES_TUPLES_OK) {
+      return pgError(ErrorCode::kUnavailable, postgres_reasons::kQueryFailed,
+                     where + ": reading pg_stat_activity failed: " + conciseLibpqMessage(PQerrorMessage(conn)));
+    }
+    for (int row = 0; row < PQntuples(res.r); ++row) {
+      ApplicationActivity& a = snap.byApplication[PQgetvalue(res.r, row, 0)];
+      a.countByState[PQgetvalue(res.r, row, 1)] += intField(res.r, row, 2);
+      if (PQgetisnull(res.r, row, 3)) continue;
+      std::istringstream ages(PQgetvalue(res.r, row, 3));
+      std::string age;
+      while (std::getline(ages, age, ',')) {
+        double seconds = std::strtod(age.c_str(), nullptr);
+        a.idleInTransactionSince.push_back(snap.readAt - std::chrono::duration_cast<Clock::time_point::duration>(
+                                                             std::chrono::duration<double>(std::max(0.0, seconds))));
+      }
+    }
+    return snap;
+  }
+};
+
+PostgresReader::PostgresReader(const Clock& clock, PostgresReaderOptions options)
+    : impl_(std::make_unique<Impl>(clock, std::move(options))) {}
+
+PostgresReader::~PostgresReader() = default;
+
+Result<ServerSnapshot> PostgresReader::read(const policy::PostgresSource& source,
+                                            const PostgresCredentials& credentials) {
+  const std::string endpoint = source.host + ":" + std::to_string(source.port);
+  const std::string key =
+      source.host + '\0' + std::to_string(source.port) + '\0' + source.database + '\0' + credentials.username;
+  // Settings that change what a new connection would be: when they differ, the open one is stale.
+  const size_t fingerprint = std::hash<std::string>{}(credentials.password + '\0' + sslModeKeyword(source.sslMode) +
+                                                      '\0' + credentials.caPem.value_or(""));
+  auto entry = impl_->entryFor(key);
+  std::lock_guard lock(entry->mu);
+  for (int attempt = 0;; ++attempt) {
+    if (entry->conn && (entry->fingerprint != fingerprint || PQstatus(entry->conn) != CONNECTION_OK)) entry->close();
+    if (!entry->conn) {
+      auto conn = impl_->connect(source, credentials, endpoint);
+      if (!conn) return conn.error();
+      entry->conn = *conn;
+      entry->fingerprint = fingerprint;
+    }
+    auto snap = impl_->query(entry->conn, "postgres " + endpoint + "/" + source.database);
+    if (snap) return snap;
+    // A connection the server or the network dropped shows only when used: reopen once.
+    if (PQstatus(entry->conn) != CONNECTION_OK) {
+      entry->close();
+      if (attempt == 0) continue;
+    }
+    return snap.error();
+  }
+}
+
+size_t PostgresReader::openConnections() const {
+  std::lock_guard lock(impl_->mu);
+  size_t n = 0;
+  for (const auto& [key, entry] : impl_->connections) {
+    std::lock_guard entryLock(entry->mu);
+    if (entry->conn) ++n;
+  }
+  return n;
+}
+
+size_t PostgresReader::connectsMade() const { return impl_->connects.load(); }
+
+}  // namespace poolguard::usage

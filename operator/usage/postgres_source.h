@@ -1,0 +1,77 @@
+#pragma once
+// Server-side usage from PostgreSQL: max_connections, the reserved slots and pg_stat_activity, read over libpq
+// as a monitoring role (pg_monitor is enough). Credentials come from the Secret the policy names, fetched by
+// name; the password only ever travels as a libpq keyword value, never in a DSN string or a log line.
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "kube/client.h"
+#include "policy/types.h"
+#include "usage/analysis.h"
+
+namespace poolguard::usage {
+
+// Error reasons (Error::reason()) of the PostgreSQL source; also the `reason` label of
+// poolguard_usage_check_errors_total.
+namespace postgres_reasons {
+inline constexpr const char* kCredentials = "CredentialsUnavailable";  // Secret missing, key missing, bad base64
+inline constexpr const char* kUnreachable = "PostgresUnreachable";     // refused, timed out, name not resolved
+inline constexpr const char* kAuthFailed = "PostgresAuthFailed";       // wrong password, unknown role, pg_hba
+inline constexpr const char* kTls = "PostgresTLSFailed";               // TLS refused or the certificate not trusted
+inline constexpr const char* kQueryFailed = "PostgresQueryFailed";
+}  // namespace postgres_reasons
+
+struct PostgresCredentials {
+  std::string username;
+  std::string password;
+  std::optional<std::string> caPem;  // from caSecretRef; the trust anchor for verify-ca / verify-full
+};
+
+// Reads credentialsSecretRef (usernameKey, passwordKey) and, when set, caSecretRef (key default ca.crt) from
+// the policy's namespace with a GET by name.
+Result<PostgresCredentials> fetchCredentials(kube::Client& client, const std::string& ns,
+                                             const policy::PostgresSource& source);
+
+// Standard base64 (RFC 4648, padding optional, whitespace ignored) as Secret data is encoded.
+std::optional<std::string> decodeBase64(std::string_view in);
+
+// Turns a libpq connection failure into a typed Error whose message says what failed:
+// "postgres db.example:5432: password authentication failed for user "monitor"".
+Error classifyConnectionError(const std::string& endpoint, const std::string& libpqMessage);
+
+struct PostgresReaderOptions {
+  std::chrono::seconds connectTimeout{5};
+  std::chrono::milliseconds statementTimeout{5000};
+  // When sslmode is verify-ca/verify-full and no caSecretRef is given, the system's CA bundle is trusted.
+  // Empty: the first of the usual distribution paths that exists.
+  std::string systemCaBundle;
+};
+
+// Holds one connection per (host, port, database, user), reused across checks and reopened when it broke or
+// when the settings used to open it (password, sslmode, CA) changed. Thread-safe; reads of one server are
+// serialized on its connection.
+class PostgresReader {
+ public:
+  explicit PostgresReader(const Clock& clock, PostgresReaderOptions options = {});
+  ~PostgresReader();
+  PostgresReader(const PostgresReader&) = delete;
+  PostgresReader& operator=(const PostgresReader&) = delete;
+
+  Result<ServerSnapshot> read(const policy::PostgresSource& source, const PostgresCredentials& credentials);
+
+  // Connections currently open (for tests of reuse, and for shutdown diagnostics).
+  size_t openConnections() const;
+  // How many times a connection was opened since construction.
+  size_t connectsMade() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace poolguard::usage

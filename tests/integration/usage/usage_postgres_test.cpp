@@ -1,0 +1,412 @@
+// Live usage against a real PostgreSQL (TLS from a test CA, max_connections 20) and a real Prometheus, both
+// started by this binary. Credentials are passed directly; the Secret path is in usage_secret_test.cpp.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <thread>
+
+#include "local_servers.h"
+#include "usage/checker.h"
+#include "usage/postgres_source.h"
+#include "usage/prometheus_source.h"
+
+namespace poolguard::usage {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using namespace std::chrono_literals;
+
+testing::PostgresServer* server = nullptr;
+
+class PostgresEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    server = &pg_;
+    pg_.start(20);
+  }
+  void TearDown() override { pg_.stop(); }
+
+ private:
+  testing::PostgresServer pg_;
+};
+
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return cond();
+}
+
+// Sessions a test opens and closes, so the next test starts from an idle server.
+class Sessions {
+ public:
+  ~Sessions() { closeAll(); }
+  PGconn* open(const std::string& app) {
+    PGconn* c = server->connect(app);
+    if (c) conns_.push_back(c);
+    return c;
+  }
+  void closeAll() {
+    for (auto* c : conns_) PQfinish(c);
+    conns_.clear();
+  }
+
+ private:
+  std::vector<PGconn*> conns_;
+};
+
+bool run(PGconn* c, const char* sql) {
+  PGresult* r = PQexec(c, sql);
+  bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+  PQclear(r);
+  return ok;
+}
+
+policy::Policy makePolicy(const std::string& host = "localhost") {
+  policy::Policy p;
+  p.name = "orders";
+  p.namespace_ = "ns1";
+  p.spec.database.name = "orders-db";
+  p.spec.pool.maxSize = 5;
+  policy::PostgresSource pg;
+  pg.host = host;
+  pg.port = server->port();
+  pg.database = "postgres";
+  pg.credentialsSecretRef.name = "pg-monitor";
+  pg.caSecretRef = policy::SecretKeyRef{"pg-ca", "ca.crt"};
+  p.spec.usage.postgres = pg;
+  p.spec.usage.thresholds.idleInTransaction = 2s;
+  return p;
+}
+
+PostgresCredentials monitorCredentials() {
+  return {testing::PostgresServer::kMonitorUser, testing::PostgresServer::kMonitorPassword, server->caPem()};
+}
+
+GovernedWorkload workload(const std::string& name, int32_t pods, int32_t maxSize) {
+  GovernedWorkload w;
+  w.namespace_ = "ns1";
+  w.name = name;
+  w.applicationName = "ns1/" + name;
+  w.podsNow = pods;
+  w.podsMax = pods;
+  w.maxSize = maxSize;
+  return w;
+}
+
+class UsagePostgres : public ::testing::Test {
+ protected:
+  UsageReport check(const policy::Policy& p, const std::vector<GovernedWorkload>& workloads,
+                    const PostgresCredentials& creds) {
+    return checker.check(p, workloads, std::optional<Result<PostgresCredentials>>(creds));
+  }
+  UsageReport check(const std::vector<GovernedWorkload>& workloads) {
+    return check(makePolicy(), workloads, monitorCredentials());
+  }
+  Checker checker{SystemClock::instance()};
+  Sessions sessions;
+};
+
+TEST_F(UsagePostgres, VerifyFullWithTheTestCaSucceedsByNameAndByAddress) {
+  // The CA goes to a private temporary file only while libpq connects.
+  char tmpl[] = "/tmp/poolguard-usage-tmp-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const char* previousTmp = std::getenv("TMPDIR");
+  std::string savedTmp = previousTmp ? previousTmp : "";
+  ::setenv("TMPDIR", tmpl, 1);
+  for (const char* host : {"localhost", "127.0.0.1"}) {
+    auto report = check(makePolicy(host), {workload("app", 1, 5)}, monitorCredentials());
+    EXPECT_EQ(report.result.condition.reason, "Healthy") << host << ": " << report.result.condition.message;
+    EXPECT_EQ(report.result.usage.source, "postgres");
+    EXPECT_EQ(report.result.usage.serverMaxConnections, 20);
+    EXPECT_EQ(report.result.usage.connections, 0);
+    EXPECT_TRUE(report.errors.empty());
+  }
+  if (previousTmp)
+    ::setenv("TMPDIR", savedTmp.c_str(), 1);
+  else
+    ::unsetenv("TMPDIR");
+  EXPECT_EQ(::rmdir(tmpl), 0) << "CA files left behind in " << tmpl;
+}
+
+TEST_F(UsagePostgres, ACertificateFromAnotherCaIsRefused) {
+  auto creds = monitorCredentials();
+  creds.caPem = server->wrongCaPem();
+  auto report = check(makePolicy(), {workload("app", 1, 5)}, creds);
+  EXPECT_EQ(report.result.condition.status, ConditionStatus::kUnknown);
+  EXPECT_EQ(report.result.condition.reason, "UsageUnavailable");
+  EXPECT_THAT(report.result.condition.message,
+              HasSubstr("postgres localhost:" + std::to_string(server->port()) + ": TLS verification failed"));
+  EXPECT_THAT(report.result.condition.message, HasSubstr("certificate verify failed"));
+  ASSERT_EQ(report.errors.size(), 1u);
+  EXPECT_EQ(report.errors[0].reason(), postgres_reasons::kTls);
+}
+
+TEST_F(UsagePostgres, VerificationIsOnWithoutACaSecret) {
+  auto creds = monitorCredentials();
+  creds.caPem.reset();  // the system bundle does not know the test CA
+  auto report = check(makePolicy(), {}, creds);
+  EXPECT_EQ(report.result.condition.reason, "UsageUnavailable");
+  ASSERT_EQ(report.errors.size(), 1u);
+  EXPECT_EQ(report.errors[0].reason(), postgres_reasons::kTls) << report.errors[0].message();
+}
+
+TEST_F(UsagePostgres, WrongPasswordIsUnknownWithAClearReasonAndNoPassword) {
+  auto creds = monitorCredentials();
+  creds.password = "not-the-password-31337";
+  auto report = check(makePolicy(), {workload("app", 1, 5)}, creds);
+  EXPECT_EQ(report.result.condition.status, ConditionStatus::kUnknown);
+  EXPECT_EQ(report.result.condition.reason, "UsageUnavailable");
+  EXPECT_EQ(report.result.condition.message, "postgres localhost:" + std::to_string(server->port()) +
+                                                 ": password authentication failed for user \"monitor\"");
+  EXPECT_THAT(report.result.condition.message, Not(HasSubstr("31337")));
+  ASSERT_EQ(report.errors.size(), 1u);
+  EXPECT_EQ(report.errors[0].reason(), postgres_reasons::kAuthFailed);
+}
+
+TEST_F(UsagePostgres, UnreachableServer) {
+  auto p = makePolicy("127.0.0.1");
+  p.spec.usage.postgres->port = testing::freePort();
+  auto report = check(p, {}, monitorCredentials());
+  EXPECT_EQ(report.result.condition.reason, "UsageUnavailable");
+  EXPECT_THAT(report.result.condition.message, HasSubstr("unreachable: Connection refused"));
+  ASSERT_EQ(report.errors.size(), 1u);
+  EXPECT_EQ(report.errors[0].reason(), postgres_reasons::kUnreachable);
+}
+
+TEST_F(UsagePostgres, SslModeDisableConnectsInPlainText) {
+  auto p = makePolicy("127.0.0.1");
+  p.spec.usage.postgres->sslMode = policy::SslMode::kDisable;
+  auto creds = monitorCredentials();
+  creds.caPem.reset();
+  auto report = check(p, {}, creds);
+  EXPECT_EQ(report.result.condition.reason, "Healthy") << report.result.condition.message;
+}
+
+TEST_F(UsagePostgres, LeakIsDetectedAfterTheThresholdAndClearsOnCommitAndClose) {
+  PGconn* leaky = sessions.open("ns1/app");
+  ASSERT_NE(leaky, nullptr);
+  ASSERT_TRUE(run(leaky, "BEGIN"));
+  ASSERT_TRUE(run(leaky, "SELECT 1"));
+  sessions.open("ns1/app");  // an idle neighbour, not a leak
+
+  auto report = check({workload("app", 1, 5)});
+  EXPECT_EQ(report.result.condition.reason, "Healthy") << report.result.condition.message;
+  EXPECT_EQ(report.result.usage.idleInTransaction, 1);
+  EXPECT_EQ(report.result.usage.idle, 1);
+  EXPECT_EQ(report.result.usage.connections, 2);
+
+  ASSERT_TRUE(
+      eventually([&] { return check({workload("app", 1, 5)}).result.condition.reason == "LeakSuspected"; }, 10s));
+  report = check({workload("app", 1, 5)});
+  EXPECT_EQ(report.result.condition.status, ConditionStatus::kFalse);
+  EXPECT_THAT(report.result.condition.message, HasSubstr("ns1/app: 1 session idle in transaction longer than 2s"));
+  EXPECT_GE(report.result.usage.oldestIdleInTransactionSeconds.value_or(0), 2);
+  // Another workload's view of the same server is unaffected: attribution is by application_name.
+  EXPECT_EQ(check({workload("web", 1, 5)}).result.condition.reason, "Healthy");
+
+  ASSERT_TRUE(run(leaky, "COMMIT"));
+  report = check({workload("app", 1, 5)});
+  EXPECT_EQ(report.result.condition.reason, "Healthy") << report.result.condition.message;
+  EXPECT_EQ(report.result.usage.idleInTransaction, 0);
+
+  ASSERT_TRUE(run(leaky, "BEGIN"));
+  ASSERT_TRUE(run(leaky, "SELECT 1"));
+  ASSERT_TRUE(
+      eventually([&] { return check({workload("app", 1, 5)}).result.condition.reason == "LeakSuspected"; }, 10s));
+  sessions.closeAll();
+  ASSERT_TRUE(eventually([&] { return check({workload("app", 1, 5)}).result.condition.reason == "Healthy"; }, 5s));
+}
+
+TEST_F(UsagePostgres, OverAllocationExceedsPolicy) {
+  for (int i = 0; i < 3; ++i) ASSERT_NE(sessions.open("ns1/api"), nullptr);
+  auto report = check({workload("api", 1, 2), workload("app", 1, 5)});
+  EXPECT_EQ(report.result.condition.status, ConditionStatus::kFalse);
+  EXPECT_EQ(report.result.condition.reason, "ExceedsPolicy");
+  EXPECT_THAT(report.result.condition.message, HasSubstr("ns1/api holds 3 connections"));
+  ASSERT_EQ(report.result.workloads.size(), 2u);
+  EXPECT_EQ(report.result.workloads[0].connections, 3);
+  EXPECT_EQ(report.result.workloads[1].connections, 0);
+
+  EXPECT_EQ(check({workload("api", 2, 2)}).result.condition.reason, "Healthy");  // a second pod makes room
+}
+
+TEST_F(UsagePostgres, SaturationOfASmallServer) {
+  // 20 max_connections, 3 reserved: 17 usable, 90% of it is 15.3.
+  for (int i = 0; i < 15; ++i) ASSERT_NE(sessions.open("batch-loader"), nullptr);
+  auto report = check({workload("app", 1, 5)});
+  EXPECT_EQ(report.result.condition.reason, "Healthy") << report.result.condition.message;
+  EXPECT_EQ(report.result.databaseConnections, 15);
+
+  ASSERT_NE(sessions.open("batch-loader"), nullptr);
+  report = check({workload("app", 1, 5)});
+  EXPECT_EQ(report.result.condition.reason, "Saturated") << report.result.condition.message;
+  EXPECT_THAT(report.result.condition.message, HasSubstr("database at 16 of 17 usable connections"));
+
+  sessions.closeAll();
+  ASSERT_TRUE(eventually([&] { return check({workload("app", 1, 5)}).result.condition.reason == "Healthy"; }, 5s));
+}
+
+TEST_F(UsagePostgres, DeclaredMaxConnectionsIsComparedWithTheServer) {
+  auto p = makePolicy();
+  p.spec.database.maxConnections = 100;
+  auto report = check(p, {}, monitorCredentials());
+  ASSERT_TRUE(report.result.maxConnectionsMismatch);
+  EXPECT_THAT(*report.result.maxConnectionsMismatch, HasSubstr("max_connections=20"));
+}
+
+TEST(PostgresReaderLive, ReusesOneConnectionReconnectsAfterLossAndLeavesItselfOut) {
+  PostgresReader reader(SystemClock::instance());
+  auto p = makePolicy();
+  auto first = reader.read(*p.spec.usage.postgres, monitorCredentials());
+  ASSERT_TRUE(first.ok()) << first.error().message();
+  EXPECT_EQ(first->byApplication.count("poolguard"), 0u);
+  auto second = reader.read(*p.spec.usage.postgres, monitorCredentials());
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(reader.connectsMade(), 1u);
+  EXPECT_EQ(reader.openConnections(), 1u);
+  EXPECT_EQ(server->exec("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'poolguard'"), "1");
+
+  server->exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'poolguard'");
+  auto third = reader.read(*p.spec.usage.postgres, monitorCredentials());
+  ASSERT_TRUE(third.ok()) << third.error().message();
+  EXPECT_EQ(reader.connectsMade(), 2u);
+
+  // A changed password is not masked by the open connection.
+  auto creds = monitorCredentials();
+  creds.password = "rotated-wrong";
+  auto fourth = reader.read(*p.spec.usage.postgres, creds);
+  ASSERT_FALSE(fourth.ok());
+  EXPECT_EQ(fourth.error().reason(), postgres_reasons::kAuthFailed);
+  EXPECT_EQ(reader.openConnections(), 0u);
+}
+
+// --- Prometheus ------------------------------------------------------------------------------------------
+
+const char* kPodLabel = "checkout-6f7c9d5b8-x2x4z";
+
+std::string hikariMetrics(int connections, int pending) {
+  return "# TYPE hikaricp_connections gauge\nhikaricp_connections{pool=\"HikariPool-1\"} " +
+         std::to_string(connections) +
+         "\n# TYPE hikaricp_connections_pending gauge\nhikaricp_connections_pending{pool=\"HikariPool-1\"} " +
+         std::to_string(pending) + "\n";
+}
+
+class UsagePrometheus : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    target = new testing::MetricsTarget();
+    target->set(hikariMetrics(7, 0));
+    target->start();
+    prometheus = new testing::PrometheusServer();
+    prometheus->start({{"127.0.0.1:" + std::to_string(target->port()), {{"namespace", "ns1"}, {"pod", kPodLabel}}}});
+  }
+  static void TearDownTestSuite() {
+    delete prometheus;
+    delete target;
+  }
+  policy::Policy hikariPolicy() const {
+    policy::Policy p;
+    p.name = "checkout";
+    p.namespace_ = "ns1";
+    p.spec.profile = policy::Profile::kSpringHikari;
+    p.spec.usage.prometheus = policy::PrometheusSource{prometheus->url(), "", ""};
+    return p;
+  }
+  std::string reasonFor(const policy::Policy& p, const std::vector<GovernedWorkload>& w) {
+    last = checker.check(p, w, std::nullopt);
+    return last.result.condition.reason;
+  }
+
+  static testing::MetricsTarget* target;
+  static testing::PrometheusServer* prometheus;
+  Checker checker{SystemClock::instance()};
+  UsageReport last;
+};
+testing::MetricsTarget* UsagePrometheus::target = nullptr;
+testing::PrometheusServer* UsagePrometheus::prometheus = nullptr;
+
+TEST_F(UsagePrometheus, HikariDefaultsReadConnectionsAndPending) {
+  const std::vector<GovernedWorkload> checkout{workload("checkout", 1, 10)};
+  target->set(hikariMetrics(7, 0));
+  ASSERT_TRUE(eventually([&] { return reasonFor(hikariPolicy(), checkout) == "Healthy"; }, 30s))
+      << last.result.condition.message;
+  EXPECT_EQ(last.result.usage.source, "prometheus");
+  EXPECT_EQ(last.result.usage.connections, 7);
+  EXPECT_EQ(last.result.workloads[0].pending, 0.0);
+
+  target->set(hikariMetrics(10, 3));
+  ASSERT_TRUE(eventually([&] { return reasonFor(hikariPolicy(), checkout) == "PoolExhausted"; }, 15s))
+      << last.result.condition.message;
+  EXPECT_THAT(last.result.condition.message, HasSubstr("ns1/checkout: 3 requests waiting for a pool connection"));
+
+  target->set(hikariMetrics(14, 0));
+  ASSERT_TRUE(eventually([&] { return reasonFor(hikariPolicy(), checkout) == "ExceedsPolicy"; }, 15s))
+      << last.result.condition.message;
+  EXPECT_THAT(last.result.condition.message, HasSubstr("ns1/checkout holds 14 connections"));
+  target->set(hikariMetrics(7, 0));
+}
+
+TEST_F(UsagePrometheus, AWorkloadWithoutSeriesIsNoDataNotZero) {
+  EXPECT_EQ(reasonFor(hikariPolicy(), {workload("inventory", 1, 10)}), "UsageUnavailable");
+  EXPECT_THAT(last.result.condition.message, HasSubstr("no samples"));
+  EXPECT_TRUE(last.errors.empty());
+}
+
+TEST_F(UsagePrometheus, AnInvalidQueryIsUsageUnavailableWithPrometheusMessage) {
+  auto p = hikariPolicy();
+  p.spec.usage.prometheus->connectionsQuery = "sum(hikaricp_connections{namespace=\"$namespace\"";
+  EXPECT_EQ(reasonFor(p, {workload("checkout", 1, 10)}), "UsageUnavailable");
+  EXPECT_THAT(last.result.condition.message, HasSubstr("bad_data"));
+  ASSERT_EQ(last.errors.size(), 1u);
+  EXPECT_EQ(last.errors[0].reason(), prometheus_reasons::kQueryFailed);
+}
+
+TEST_F(UsagePrometheus, EscapedValuesStayValidPromql) {
+  PrometheusClient client;
+  auto q = renderQuery(defaultQueries(policy::Profile::kSpringHikari).connections, "ns1", "we\"ird\\name");
+  auto r = client.query(prometheus->url(), q);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_FALSE(*r);
+}
+
+TEST_F(UsagePrometheus, UnreachableAndSilentServersFailWithinTheTimeout) {
+  PrometheusClient client(1s);
+  auto refused = client.query("http://127.0.0.1:" + std::to_string(testing::freePort()), "up");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().reason(), prometheus_reasons::kUnreachable);
+
+  // Accepts connections (the kernel completes the handshake) but never answers.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  auto start = std::chrono::steady_clock::now();
+  auto silent = client.query("http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)), "up");
+  auto took = std::chrono::steady_clock::now() - start;
+  ::close(fd);
+  ASSERT_FALSE(silent.ok());
+  EXPECT_EQ(silent.error().reason(), prometheus_reasons::kUnreachable);
+  EXPECT_LT(took, 10s);
+}
+
+}  // namespace
+}  // namespace poolguard::usage
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new poolguard::usage::PostgresEnvironment());
+  return RUN_ALL_TESTS();
+}

@@ -1,0 +1,87 @@
+// Credentials from a real Secret, read by name through the operator's Kubernetes client, used against the
+// local cluster's PostgreSQL.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "kube/config.h"
+#include "kube/rest_client.h"
+#include "support/cluster.h"
+#include "usage/checker.h"
+
+namespace poolguard::usage {
+namespace {
+
+using poolguard::testing::cluster;
+using ::testing::HasSubstr;
+
+std::unique_ptr<kube::RestClient> makeClient() {
+  auto config = kube::loadKubeconfig(cluster().kubeconfig);
+  if (!config) throw std::runtime_error(config.error().message());
+  auto client = kube::makeRestClient(*config);
+  if (!client) throw std::runtime_error(client.error().message());
+  return std::move(*client);
+}
+
+policy::Policy makePolicy(const std::string& ns, const std::string& secret) {
+  policy::Policy p;
+  p.name = "orders";
+  p.namespace_ = ns;
+  p.spec.database.name = "orders-db";
+  policy::PostgresSource pg;
+  pg.host = cluster().pgHost;
+  pg.port = cluster().pgPort;
+  pg.database = cluster().pgDatabase;
+  pg.sslMode = policy::SslMode::kDisable;  // the local cluster's PostgreSQL has no TLS; TLS is tested elsewhere
+  pg.credentialsSecretRef.name = secret;
+  pg.credentialsSecretRef.usernameKey = "user";
+  p.spec.usage.postgres = pg;
+  return p;
+}
+
+TEST(UsageSecret, CredentialsComeFromTheNamedSecret) {
+  const std::string ns = poolguard::testing::createNamespace("usage");
+  auto role = cluster().psql(
+      "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'usage_monitor') THEN "
+      "CREATE ROLE usage_monitor LOGIN PASSWORD 'usage-monitor-pw'; END IF; END $$; "
+      "GRANT pg_monitor TO usage_monitor");
+  ASSERT_EQ(role.exitCode, 0) << role.err;
+  auto created = cluster().kubectl({"-n", ns, "create", "secret", "generic", "pg-monitor",
+                                    "--from-literal=user=usage_monitor", "--from-literal=password=usage-monitor-pw"});
+  ASSERT_EQ(created.exitCode, 0) << created.err;
+
+  auto client = makeClient();
+  Checker checker(SystemClock::instance());
+  GovernedWorkload w;
+  w.namespace_ = ns;
+  w.name = "app";
+  w.applicationName = ns + "/app";
+  w.maxSize = 5;
+  auto report = checker.check(makePolicy(ns, "pg-monitor"), {w}, *client);
+  EXPECT_EQ(report.result.condition.reason, "Healthy") << report.result.condition.message;
+  EXPECT_EQ(report.result.usage.source, "postgres");
+  EXPECT_GT(report.result.usage.serverMaxConnections.value_or(0), 0);
+  auto seen = cluster().psql(
+      "SELECT count(*) FROM pg_stat_activity WHERE usename = 'usage_monitor' AND "
+      "application_name = 'poolguard'");
+  EXPECT_EQ(seen.out, "1\n");
+
+  auto missing = checker.check(makePolicy(ns, "no-such-secret"), {w}, *client);
+  EXPECT_EQ(missing.result.condition.reason, "UsageUnavailable");
+  EXPECT_THAT(missing.result.condition.message, HasSubstr("secret " + ns + "/no-such-secret"));
+  ASSERT_EQ(missing.errors.size(), 1u);
+  EXPECT_EQ(missing.errors[0].code(), ErrorCode::kNotFound);
+
+  auto wrongKey = makePolicy(ns, "pg-monitor");
+  wrongKey.spec.usage.postgres->credentialsSecretRef.passwordKey = "pass";
+  auto noKey = checker.check(wrongKey, {w}, *client);
+  EXPECT_THAT(noKey.result.condition.message, HasSubstr("secret " + ns + "/pg-monitor has no key \"pass\""));
+}
+
+}  // namespace
+}  // namespace poolguard::usage
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  poolguard::testing::useLocalCluster();
+  return RUN_ALL_TESTS();
+}

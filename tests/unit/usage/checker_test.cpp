@@ -1,0 +1,156 @@
+#include "usage/checker.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include "fake_client.h"
+#include "usage/metrics.h"
+
+namespace poolguard::usage {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+// The value of the series of `family` whose labels include all of `labels`; nullopt when absent.
+std::optional<double> metricValue(prometheus::Registry& registry, const std::string& family,
+                                  const std::map<std::string, std::string>& labels) {
+  for (const auto& f : registry.Collect()) {
+    if (f.name != family) continue;
+    for (const auto& m : f.metric) {
+      size_t matched = 0;
+      for (const auto& l : m.label) {
+        auto it = labels.find(l.name);
+        if (it != labels.end() && it->second == l.value) ++matched;
+      }
+      if (matched != labels.size()) continue;
+      return f.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+    }
+  }
+  return std::nullopt;
+}
+
+policy::Policy makePolicy() {
+  policy::Policy p;
+  p.name = "orders";
+  p.namespace_ = "ns1";
+  p.spec.database.name = "orders-db";
+  p.spec.pool.maxSize = 10;
+  p.spec.usage.interval = 30s;
+  return p;
+}
+
+GovernedWorkload workload(const std::string& name) {
+  GovernedWorkload w;
+  w.namespace_ = "ns1";
+  w.name = name;
+  w.applicationName = "ns1/" + name;
+  w.podsNow = 2;
+  w.maxSize = 10;
+  return w;
+}
+
+TEST(Checker, NothingConfiguredIsNotConfigured) {
+  ManualClock clock;
+  Checker checker(clock);
+  testing::FakeSecretsClient client;
+  auto report = checker.check(makePolicy(), {workload("app")}, client);
+  EXPECT_EQ(report.result.condition.reason, "NotConfigured");
+  EXPECT_TRUE(report.errors.empty());
+  EXPECT_TRUE(client.calls.empty());
+}
+
+TEST(Checker, SchedulesByTheInjectedClock) {
+  ManualClock clock;
+  Checker checker(clock);
+  testing::FakeSecretsClient client;
+  auto policy = makePolicy();
+  EXPECT_EQ(checker.nextCheckDue(policy, clock.steadyNow()), clock.steadyNow());
+  EXPECT_EQ(checker.requeueAfter(policy), 0ms);
+
+  auto report = checker.check(policy, {}, client);
+  EXPECT_EQ(report.nextCheckDue, clock.steadyNow() + 30s);
+  EXPECT_EQ(checker.nextCheckDue(policy, clock.steadyNow()), clock.steadyNow() + 30s);
+  EXPECT_EQ(checker.requeueAfter(policy), 30s);
+  clock.advance(20s);
+  EXPECT_EQ(checker.requeueAfter(policy), 10s);
+  clock.advance(15s);
+  EXPECT_EQ(checker.requeueAfter(policy), 0ms);
+
+  policy.spec.usage.interval = 2min;  // an edited interval applies from the last check
+  EXPECT_EQ(checker.requeueAfter(policy), 85s);
+
+  checker.forget("ns1", "orders");
+  EXPECT_EQ(checker.requeueAfter(policy), 0ms);
+}
+
+TEST(Checker, MissingSecretIsUsageUnavailableAndCountedAsAnError) {
+  ManualClock clock;
+  prometheus::Registry registry;
+  Checker checker(clock, &registry);
+  testing::FakeSecretsClient client;
+  auto policy = makePolicy();
+  policy.spec.usage.postgres = policy::PostgresSource{};
+  policy.spec.usage.postgres->host = "db.example";
+  policy.spec.usage.postgres->database = "orders";
+  policy.spec.usage.postgres->credentialsSecretRef.name = "pg-monitor";
+
+  auto report = checker.check(policy, {workload("app")}, client);
+  EXPECT_EQ(report.result.condition.status, ConditionStatus::kUnknown);
+  EXPECT_EQ(report.result.condition.reason, "UsageUnavailable");
+  EXPECT_THAT(report.result.condition.message, HasSubstr("secret ns1/pg-monitor"));
+  ASSERT_EQ(report.errors.size(), 1u);
+  EXPECT_EQ(report.errors[0].reason(), postgres_reasons::kCredentials);
+  EXPECT_EQ(client.calls, std::vector<std::string>{"get secrets ns1/pg-monitor"});
+  EXPECT_EQ(metricValue(registry, "poolguard_usage_check_errors_total",
+                        {{"namespace", "ns1"}, {"policy", "orders"}, {"reason", "CredentialsUnavailable"}}),
+            1.0);
+
+  (void)checker.check(policy, {workload("app")}, client);
+  EXPECT_EQ(metricValue(registry, "poolguard_usage_check_errors_total", {{"reason", "CredentialsUnavailable"}}), 2.0);
+}
+
+TEST(UsageMetrics, RecordsWorkloadAndDatabaseSeriesAndDropsStaleOnes) {
+  prometheus::Registry registry;
+  UsageMetrics metrics(registry);
+  auto policy = makePolicy();
+  ManualClock clock;
+
+  ServerSnapshot snap;
+  snap.maxConnections = 100;
+  snap.byApplication["ns1/app"].countByState = {{"active", 2}, {"idle in transaction", 1}};
+  snap.byApplication["ns1/app"].idleInTransactionSince = {clock.now() - 42s};
+  snap.byApplication["ns1/web"].countByState = {{"idle", 4}};
+  AnalysisInput in;
+  in.workloads = {workload("app"), workload("web")};
+  in.postgres = SourceOutcome<ServerSnapshot>::of(snap);
+  in.now = clock.now();
+  metrics.record(policy, in.workloads, analyze(in));
+
+  EXPECT_EQ(metricValue(registry, "poolguard_usage_connections",
+                        {{"namespace", "ns1"}, {"policy", "orders"}, {"workload", "app"}, {"state", "active"}}),
+            2.0);
+  EXPECT_EQ(metricValue(registry, "poolguard_usage_connections", {{"workload", "web"}, {"state", "idle"}}), 4.0);
+  EXPECT_EQ(metricValue(registry, "poolguard_usage_idle_in_transaction_oldest_seconds", {{"workload", "app"}}), 42.0);
+  EXPECT_EQ(metricValue(registry, "poolguard_database_connections", {{"database", "orders-db"}}), 7.0);
+  EXPECT_EQ(metricValue(registry, "poolguard_database_max_connections", {{"database", "orders-db"}}), 100.0);
+
+  // The leak ended and web is no longer governed.
+  snap.byApplication["ns1/app"].countByState = {{"active", 1}};
+  snap.byApplication["ns1/app"].idleInTransactionSince.clear();
+  in.workloads = {workload("app")};
+  in.postgres = SourceOutcome<ServerSnapshot>::of(snap);
+  metrics.record(policy, in.workloads, analyze(in));
+  EXPECT_EQ(metricValue(registry, "poolguard_usage_connections", {{"workload", "app"}, {"state", "active"}}), 1.0);
+  EXPECT_FALSE(
+      metricValue(registry, "poolguard_usage_connections", {{"workload", "app"}, {"state", "idle in transaction"}}));
+  EXPECT_FALSE(metricValue(registry, "poolguard_usage_connections", {{"workload", "web"}}));
+  EXPECT_FALSE(metricValue(registry, "poolguard_usage_idle_in_transaction_oldest_seconds", {{"workload", "app"}}));
+
+  metrics.forget("ns1", "orders");
+  EXPECT_FALSE(metricValue(registry, "poolguard_usage_connections", {{"workload", "app"}}));
+}
+
+}  // namespace
+}  // namespace poolguard::usage

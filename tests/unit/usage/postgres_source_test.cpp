@@ -1,0 +1,157 @@
+#include "usage/postgres_source.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "fake_client.h"
+
+namespace poolguard::usage {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+TEST(DecodeBase64, Valid) {
+  EXPECT_EQ(decodeBase64("bW9uaXRvcg=="), "monitor");
+  EXPECT_EQ(decodeBase64("bW9uaXRvcg"), "monitor");  // padding optional
+  EXPECT_EQ(decodeBase64("czNjcjN0IQ=="), "s3cr3t!");
+  EXPECT_EQ(decodeBase64(""), "");
+  EXPECT_EQ(decodeBase64("YW\nJj"), "abc");
+  EXPECT_EQ(decodeBase64("+/8="), std::string("\xfb\xff", 2));
+}
+
+TEST(DecodeBase64, Invalid) {
+  EXPECT_FALSE(decodeBase64("bW9u*XRvcg=="));
+  EXPECT_FALSE(decodeBase64("a"));
+  EXPECT_FALSE(decodeBase64("YQ==YQ"));
+  EXPECT_FALSE(decodeBase64("YQ="));
+}
+
+TEST(ClassifyConnectionError, WrongPassword) {
+  auto e = classifyConnectionError(
+      "db.example:5432",
+      "connection to server at \"db.example\" (10.0.0.7), port 5432 failed: FATAL:  password authentication failed "
+      "for user \"monitor\"\n");
+  EXPECT_EQ(e.reason(), postgres_reasons::kAuthFailed);
+  EXPECT_EQ(e.code(), ErrorCode::kUnauthorized);
+  EXPECT_EQ(e.message(), "postgres db.example:5432: password authentication failed for user \"monitor\"");
+}
+
+TEST(ClassifyConnectionError, PgHbaWithoutSslIsAnAuthenticationFailure) {
+  auto e = classifyConnectionError(
+      "db:5432",
+      "connection to server at \"db\" (10.0.0.7), port 5432 failed: FATAL:  no pg_hba.conf entry for host "
+      "\"10.0.0.9\", user \"monitor\", database \"app\", SSL off\n");
+  EXPECT_EQ(e.reason(), postgres_reasons::kAuthFailed);
+}
+
+TEST(ClassifyConnectionError, TlsRefusedAndVerificationFailed) {
+  auto refused = classifyConnectionError(
+      "db:5432",
+      "connection to server at \"db\" (10.0.0.7), port 5432 failed: server does not support SSL, but SSL "
+      "was required\n");
+  EXPECT_EQ(refused.reason(), postgres_reasons::kTls);
+  EXPECT_THAT(refused.message(), HasSubstr("postgres db:5432: TLS refused: server does not support SSL"));
+
+  auto unverified = classifyConnectionError(
+      "db:5432", "connection to server at \"db\" (10.0.0.7), port 5432 failed: SSL error: certificate verify failed\n");
+  EXPECT_EQ(unverified.reason(), postgres_reasons::kTls);
+  EXPECT_EQ(unverified.message(), "postgres db:5432: TLS verification failed: SSL error: certificate verify failed");
+
+  auto hostname = classifyConnectionError(
+      "127.0.0.1:5432",
+      "connection to server at \"127.0.0.1\", port 5432 failed: server certificate for \"other\" "
+      "does not match host name \"127.0.0.1\"\n");
+  EXPECT_EQ(hostname.reason(), postgres_reasons::kTls);
+}
+
+TEST(ClassifyConnectionError, UnreachableKeepsOneLinePerCauseWithoutHints) {
+  auto e = classifyConnectionError(
+      "localhost:1",
+      "connection to server at \"localhost\" (::1), port 1 failed: Connection refused\n\tIs the server running on that "
+      "host and accepting TCP/IP connections?\nconnection to server at \"localhost\" (127.0.0.1), port 1 failed: "
+      "Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?\n");
+  EXPECT_EQ(e.reason(), postgres_reasons::kUnreachable);
+  EXPECT_TRUE(e.retryable());
+  EXPECT_EQ(e.message(), "postgres localhost:1: unreachable: Connection refused");
+
+  auto timeout = classifyConnectionError("10.1.1.1:5432",
+                                         "connection to server at \"10.1.1.1\", port 5432 failed: "
+                                         "timeout expired\n");
+  EXPECT_EQ(timeout.code(), ErrorCode::kTimeout);
+  EXPECT_EQ(timeout.message(), "postgres 10.1.1.1:5432: unreachable: connect timed out");
+}
+
+policy::PostgresSource source() {
+  policy::PostgresSource s;
+  s.host = "db.example";
+  s.database = "app";
+  s.credentialsSecretRef.name = "pg-monitor";
+  return s;
+}
+
+TEST(FetchCredentials, ReadsTheNamedSecretByName) {
+  testing::FakeSecretsClient client;
+  client.addSecret("ns1", "pg-monitor", {{"username", "bW9uaXRvcg=="}, {"password", "czNjcjN0IQ=="}});
+  auto creds = fetchCredentials(client, "ns1", source());
+  ASSERT_TRUE(creds.ok()) << creds.error().message();
+  EXPECT_EQ(creds->username, "monitor");
+  EXPECT_EQ(creds->password, "s3cr3t!");
+  EXPECT_FALSE(creds->caPem);
+  for (const auto& call : client.calls) EXPECT_THAT(call, HasSubstr("get secrets ns1/pg-monitor"));
+}
+
+TEST(FetchCredentials, CustomKeysAndCaWithDefaultKey) {
+  testing::FakeSecretsClient client;
+  client.addSecret("ns1", "pg-monitor", {{"user", "bW9uaXRvcg=="}, {"pass", "eA=="}});
+  client.addSecret("ns1", "pg-ca", {{"ca.crt", "LS0tLS1CRUdJTg=="}});
+  auto s = source();
+  s.credentialsSecretRef.usernameKey = "user";
+  s.credentialsSecretRef.passwordKey = "pass";
+  s.caSecretRef = policy::SecretKeyRef{"pg-ca", ""};
+  auto creds = fetchCredentials(client, "ns1", s);
+  ASSERT_TRUE(creds.ok()) << creds.error().message();
+  EXPECT_EQ(creds->password, "x");
+  EXPECT_EQ(creds->caPem, "-----BEGIN");
+  EXPECT_THAT(client.calls, Not(::testing::Contains(HasSubstr("list"))));
+}
+
+TEST(FetchCredentials, MissingSecretKeyOrBadEncodingSayWhat) {
+  testing::FakeSecretsClient client;
+  auto missing = fetchCredentials(client, "ns1", source());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().reason(), postgres_reasons::kCredentials);
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+  EXPECT_THAT(missing.error().message(), HasSubstr("secret ns1/pg-monitor"));
+  EXPECT_THAT(missing.error().message(), HasSubstr("not found"));
+
+  client.addSecret("ns1", "pg-monitor", {{"username", "bW9uaXRvcg=="}});
+  auto noKey = fetchCredentials(client, "ns1", source());
+  ASSERT_FALSE(noKey.ok());
+  EXPECT_EQ(noKey.error().message(), "secret ns1/pg-monitor has no key \"password\"");
+
+  client.addSecret("ns1", "pg-monitor", {{"username", "bW9uaXRvcg=="}, {"password", "!!!"}});
+  auto bad = fetchCredentials(client, "ns1", source());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.error().message(), HasSubstr("not valid base64"));
+  EXPECT_THAT(bad.error().message(), Not(HasSubstr("!!!")));
+}
+
+TEST(PostgresReader, UnreachableServerIsATypedErrorAndNoConnectionIsKept) {
+  ManualClock clock;
+  PostgresReader reader(clock, {std::chrono::seconds(2), std::chrono::milliseconds(1000), ""});
+  auto s = source();
+  s.host = "127.0.0.1";
+  s.port = 1;
+  s.sslMode = policy::SslMode::kDisable;
+  auto snap = reader.read(s, {"monitor", "secret-password", std::nullopt});
+  ASSERT_FALSE(snap.ok());
+  EXPECT_EQ(snap.error().reason(), postgres_reasons::kUnreachable);
+  EXPECT_THAT(snap.error().message(), HasSubstr("postgres 127.0.0.1:1: unreachable"));
+  EXPECT_THAT(snap.error().message(), Not(HasSubstr("secret-password")));
+  EXPECT_EQ(reader.openConnections(), 0u);
+}
+
+}  // namespace
+}  // namespace poolguard::usage
