@@ -1,0 +1,228 @@
+#include "controller/operator.h"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <memory>
+
+#include "controller/metrics.h"
+#include "controller/reconciler.h"
+#include "kube/config.h"
+#include "kube/rest_client.h"
+#include "runtime/event_recorder.h"
+#include "runtime/informer.h"
+#include "runtime/leader_election.h"
+#include "runtime/manager.h"
+#include "runtime/metrics.h"
+#include "runtime/signals.h"
+#include "runtime/store.h"
+#include "usage/checker.h"
+
+#ifndef POOLGUARD_VERSION
+#define POOLGUARD_VERSION "dev"
+#endif
+
+namespace poolguard::controller {
+namespace {
+
+using json = nlohmann::json;
+
+void setupLogging(const RunOptions& o) {
+  auto logger = spdlog::stderr_logger_mt("poolguard");
+  if (o.logFormat == "json") {
+    // Messages never carry raw quotes from user input unescaped: spdlog has no JSON escaping, so %v is
+    // passed through a custom formatter below.
+    logger->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","msg":"%v"})", spdlog::pattern_time_type::utc);
+  } else {
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  }
+  logger->set_level(spdlog::level::from_str(o.logLevel));
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+// host:port, ":port" (all interfaces) or "0" (disabled). Returns false when disabled.
+bool splitBindAddress(const std::string& addr, std::string& host, int& port) {
+  if (addr.empty() || addr == "0") return false;
+  auto colon = addr.rfind(':');
+  host = colon == std::string::npos ? "0.0.0.0" : addr.substr(0, colon);
+  if (host.empty()) host = "0.0.0.0";
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  port = std::stoi(colon == std::string::npos ? addr : addr.substr(colon + 1));
+  return true;
+}
+
+// Keeps only what the reconciler reads of a Deployment or StatefulSet: the informer cache then costs a small
+// fraction of the full objects.
+json compactWorkload(json obj) {
+  json out = {{"apiVersion", obj.value("apiVersion", "")}, {"kind", obj.value("kind", "")}};
+  const auto& meta = obj["metadata"];
+  json m = json::object();
+  for (const char* k : {"name", "namespace", "uid", "resourceVersion", "generation", "labels", "annotations",
+                        "creationTimestamp"}) {
+    if (meta.contains(k)) m[k] = meta[k];
+  }
+  out["metadata"] = std::move(m);
+  const auto& spec = obj.value("spec", json::object());
+  json s = json::object();
+  for (const char* k : {"replicas", "strategy", "updateStrategy"}) {
+    if (spec.contains(k)) s[k] = spec[k];
+  }
+  if (spec.contains("template")) {
+    const auto& tpl = spec["template"];
+    json t = json::object();
+    if (tpl.contains("metadata") && tpl["metadata"].contains("annotations")) {
+      t["metadata"]["annotations"] = tpl["metadata"]["annotations"];
+    }
+    json containers = json::array();
+    if (tpl.contains("spec") && tpl["spec"].contains("containers")) {
+      for (const auto& c : tpl["spec"]["containers"]) {
+        json kept = {{"name", c.value("name", "")}};
+        if (c.contains("env")) kept["env"] = c["env"];
+        if (c.contains("envFrom")) kept["envFrom"] = c["envFrom"];
+        containers.push_back(std::move(kept));
+      }
+    }
+    t["spec"]["containers"] = std::move(containers);
+    s["template"] = std::move(t);
+  }
+  out["spec"] = std::move(s);
+  return out;
+}
+
+json compactHpa(json obj) {
+  json out = {{"apiVersion", obj.value("apiVersion", "")}, {"kind", obj.value("kind", "")}};
+  const auto& meta = obj["metadata"];
+  for (const char* k : {"name", "namespace", "uid", "resourceVersion"}) {
+    if (meta.contains(k)) out["metadata"][k] = meta[k];
+  }
+  const auto& spec = obj.value("spec", json::object());
+  for (const char* k : {"scaleTargetRef", "maxReplicas", "minReplicas"}) {
+    if (spec.contains(k)) out["spec"][k] = spec[k];
+  }
+  return out;
+}
+
+std::string podNamespace() {
+  std::ifstream in(std::string(kube::kServiceAccountDir) + "/namespace");
+  std::string ns;
+  std::getline(in, ns);
+  return ns.empty() ? "default" : ns;
+}
+
+}  // namespace
+
+int runOperator(const RunOptions& o) {
+  setupLogging(o);
+  auto config = kube::loadDefault(o.kubeconfig, o.context);
+  if (!config.ok()) {
+    spdlog::error("cannot load Kubernetes client configuration: {}", config.error().message());
+    return 1;
+  }
+  spdlog::info("poolguard {} starting: {}", POOLGUARD_VERSION, kube::describe(*config));
+
+  kube::RestClientOptions clientOpts;
+  clientOpts.qps = o.qps;
+  clientOpts.burst = o.burst;
+  clientOpts.userAgent = std::string("poolguard/") + POOLGUARD_VERSION;
+  clientOpts.observer = std::make_shared<ApiRequestMetrics>(*runtime::metricsRegistry());
+  auto client = kube::makeRestClient(*config, clientOpts);
+  if (!client.ok()) {
+    spdlog::error("cannot create the Kubernetes client: {}", client.error().message());
+    return 1;
+  }
+  kube::Client& api = **client;
+
+  runtime::ManagerOptions mopts;
+  if (!splitBindAddress(o.healthBindAddress, mopts.healthHost, mopts.healthPort)) mopts.healthPort = -1;
+  mopts.metricsBindAddress = (o.metricsBindAddress.empty() || o.metricsBindAddress == "0")
+                                 ? ""
+                                 : (o.metricsBindAddress.front() == ':' ? "0.0.0.0" + o.metricsBindAddress
+                                                                        : o.metricsBindAddress);
+  if (o.leaderElect) {
+    runtime::LeaderElectionConfig le;
+    le.leaseNamespace = o.leaderElectionNamespace.empty() ? podNamespace() : o.leaderElectionNamespace;
+    le.leaseName = o.leaderElectionId;
+    le.leaseDuration = std::chrono::seconds(o.leaseDurationSeconds);
+    le.renewDeadline = std::chrono::seconds(o.renewDeadlineSeconds);
+    le.retryPeriod = std::chrono::seconds(o.retryPeriodSeconds);
+    mopts.leaderElection = le;
+  }
+  runtime::Manager manager(api, mopts);
+
+  auto informer = [&](kube::Resource r, runtime::Transform t, std::string labelSelector = "") -> runtime::Informer& {
+    runtime::InformerOptions io;
+    io.resource = std::move(r);
+    io.namespaces = o.namespaces;
+    io.transform = std::move(t);
+    io.labelSelector = std::move(labelSelector);
+    return manager.addInformer(std::move(io));
+  };
+  auto& policies = informer(kube::resources::connectionPoolPolicies(), {});
+  auto& deployments = informer(kube::resources::deployments(), compactWorkload);
+  auto& statefulSets = informer(kube::resources::statefulSets(), compactWorkload);
+  auto& hpas = informer(kube::resources::horizontalPodAutoscalers(), compactHpa);
+  hpas.addIndex(runtime::kScaleTargetIndex, runtime::scaleTargetRefIndex());
+  auto& configMaps = informer(kube::resources::configMaps(), {}, "app.kubernetes.io/managed-by=poolguard");
+
+  auto registry = runtime::metricsRegistry();
+  ControllerMetrics metrics(*registry);
+  runtime::EventRecorder events(api);
+  usage::Checker usageChecker(SystemClock::instance(), registry.get());
+  Caches caches{const_cast<runtime::Store*>(&policies.store()), const_cast<runtime::Store*>(&deployments.store()),
+                const_cast<runtime::Store*>(&statefulSets.store()), const_cast<runtime::Store*>(&hpas.store()),
+                const_cast<runtime::Store*>(&configMaps.store())};
+  Reconciler reconciler(api, caches, SystemClock::instance(), &events, &metrics, &usageChecker);
+
+  runtime::ControllerOptions copts;
+  copts.name = "connectionpoolpolicy";
+  copts.workers = o.workers;
+  runtime::Controller* controller = nullptr;
+  controller = &manager.addController(copts, [&](const std::string& key) -> Result<runtime::ReconcileResult> {
+    auto start = std::chrono::steady_clock::now();
+    auto out = reconciler.reconcile(key);
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!out.ok()) {
+      metrics.reconciled("error", seconds);
+      spdlog::warn("reconcile {} failed: {}", key, out.error().message());
+      return out.error();
+    }
+    for (const auto& k : out->alsoEnqueue) controller->queue().add(k);
+    metrics.reconciled(out->requeueAfter ? "requeue" : "success", seconds);
+    runtime::ReconcileResult rr;
+    if (out->requeueAfter) rr.requeueAfter = *out->requeueAfter;
+    return rr;
+  });
+
+  auto& queue = controller->queue();
+  // Policies in a namespace decide together who governs a workload: a change to one may change another's result.
+  auto policiesOfNamespace = [&reconciler](const json& obj) {
+    return reconciler.policiesInNamespace(obj["metadata"].value("namespace", ""));
+  };
+  auto policyAndNeighbours = [&reconciler](const json& obj) {
+    auto keys = reconciler.policiesInNamespace(obj["metadata"].value("namespace", ""));
+    keys.push_back(runtime::objectKey(obj));
+    return keys;
+  };
+  policies.addHandlers(runtime::enqueueKeys(queue, policyAndNeighbours));
+  deployments.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace));
+  statefulSets.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace));
+  hpas.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace));
+  configMaps.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace));
+
+  std::stop_source stop;
+  runtime::ShutdownSignals signals(stop, std::chrono::seconds(o.shutdownTimeoutSeconds));
+  auto status = manager.run(stop.get_token());
+  events.flush(std::chrono::seconds(2));
+  events.stop();
+  if (!status.ok()) {
+    spdlog::error("poolguard stopped: {}", status.error().message());
+    return 1;
+  }
+  spdlog::info("poolguard stopped");
+  return 0;
+}
+
+}  // namespace poolguard::controller

@@ -1,0 +1,32 @@
+#pragma once
+// `poolguard run`: wires the Kubernetes client, informers, work queue, leader election, endpoints and the
+// policy reconciler, and runs until SIGTERM or SIGINT.
+#include <string>
+#include <vector>
+
+namespace poolguard::controller {
+
+struct RunOptions {
+  std::string kubeconfig;
+  std::string context;
+  std::vector<std::string> namespaces;  // empty: all namespaces
+  bool leaderElect = false;
+  std::string leaderElectionNamespace;
+  std::string leaderElectionId = "poolguard-leader";
+  int leaseDurationSeconds = 15;
+  int renewDeadlineSeconds = 10;
+  int retryPeriodSeconds = 2;
+  std::string metricsBindAddress = ":8080";
+  std::string healthBindAddress = ":8081";
+  int workers = 4;
+  std::string logFormat = "json";
+  std::string logLevel = "info";
+  double qps = 20;
+  int burst = 30;
+  int shutdownTimeoutSeconds = 10;
+};
+
+// Returns the process exit code: 0 after a graceful shutdown, 1 on a fatal start-up error.
+int runOperator(const RunOptions& options);
+
+}  // namespace poolguard::controller

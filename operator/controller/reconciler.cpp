@@ -1,0 +1,474 @@
+#include "controller/reconciler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "budget/budget.h"
+#include "controller/status.h"
+#include "policy/parse.h"
+#include "render/workload.h"
+#include "runtime/event_recorder.h"
+#include "usage/checker.h"
+
+namespace poolguard::controller {
+namespace {
+
+using policy::WorkloadKind;
+
+const kube::Resource& resourceOf(WorkloadKind kind) {
+  static const kube::Resource deployments = kube::resources::deployments();
+  static const kube::Resource statefulSets = kube::resources::statefulSets();
+  return kind == WorkloadKind::kDeployment ? deployments : statefulSets;
+}
+
+std::map<std::string, std::string> labelsOf(const json& obj) {
+  std::map<std::string, std::string> out;
+  const auto& meta = obj.value("metadata", json::object());
+  if (meta.contains("labels") && meta["labels"].is_object()) {
+    for (const auto& [k, v] : meta["labels"].items()) {
+      if (v.is_string()) out[k] = v.get<std::string>();
+    }
+  }
+  return out;
+}
+
+std::string annotationOf(const json& obj, const std::string& key) {
+  const auto& meta = obj.value("metadata", json::object());
+  if (!meta.contains("annotations") || !meta["annotations"].is_object()) return "";
+  return meta["annotations"].value(key, "");
+}
+
+std::string nameOf(const json& obj) { return obj["metadata"].value("name", ""); }
+std::string namespaceOf(const json& obj) { return obj["metadata"].value("namespace", ""); }
+
+// Whether the live ConfigMap carries the desired data and labels.
+bool configMapCarries(const json& live, const json& desired) {
+  if (live.value("data", json::object()) != desired.value("data", json::object())) return false;
+  const auto want = desired["metadata"].value("labels", json::object());
+  const auto have = live["metadata"].value("labels", json::object());
+  for (const auto& [k, v] : want.items()) {
+    if (!have.contains(k) || have[k] != v) return false;
+  }
+  return true;
+}
+
+std::string summarizeDifferences(const std::vector<std::string>& differences) {
+  std::string out;
+  for (size_t i = 0; i < differences.size() && i < 8; ++i) out += (i ? "; " : "") + differences[i];
+  if (differences.size() > 8) out += "; and " + std::to_string(differences.size() - 8) + " more";
+  return out;
+}
+
+bool hasFinalizer(const json& obj) {
+  const auto& meta = obj["metadata"];
+  if (!meta.contains("finalizers")) return false;
+  for (const auto& f : meta["finalizers"]) {
+    if (f.is_string() && f.get<std::string>() == kFinalizer) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Reconciler::Reconciler(kube::Client& client, Caches caches, const Clock& clock, runtime::EventRecorder* events,
+                       ControllerMetrics* metrics, usage::Checker* usage)
+    : client_(client), caches_(caches), clock_(clock), events_(events), metrics_(metrics), usage_(usage) {}
+
+Reconciler::~Reconciler() = default;
+
+runtime::Store* Reconciler::storeFor(WorkloadKind kind) const {
+  return kind == WorkloadKind::kDeployment ? caches_.deployments : caches_.statefulSets;
+}
+
+std::vector<std::string> Reconciler::policiesInNamespace(const std::string& ns) const {
+  std::vector<std::string> keys;
+  for (const auto& p : caches_.policies->listInNamespace(ns)) keys.push_back(runtime::objectKey(*p));
+  return keys;
+}
+
+std::vector<Reconciler::PolicyEntry> Reconciler::candidatePolicies(const std::string& ns) const {
+  std::vector<PolicyEntry> out;
+  for (const auto& obj : caches_.policies->listInNamespace(ns)) {
+    PolicyEntry e{obj, std::nullopt, (*obj)["metadata"].contains("deletionTimestamp")};
+    auto parsed = policy::fromJson(*obj);
+    if (parsed.ok()) e.parsed = std::move(parsed).value();
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::vector<Reconciler::PolicyEntry> Reconciler::allPolicies() const {
+  std::vector<PolicyEntry> out;
+  for (const auto& obj : caches_.policies->list()) {
+    PolicyEntry e{obj, std::nullopt, (*obj)["metadata"].contains("deletionTimestamp")};
+    auto parsed = policy::fromJson(*obj);
+    if (parsed.ok()) e.parsed = std::move(parsed).value();
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// The name of the policy that governs the workload among `candidates` (valid, not being deleted); "" if none.
+std::string Reconciler::governingPolicy(WorkloadKind kind, const json& workload,
+                                        const std::vector<PolicyEntry>& candidates) const {
+  std::vector<const policy::Policy*> selecting;
+  auto labels = labelsOf(workload);
+  std::string ns = namespaceOf(workload);
+  for (const auto& c : candidates) {
+    if (c.deleting || !c.parsed) continue;
+    if (selects(*c.parsed, kind, ns, labels)) selecting.push_back(&*c.parsed);
+  }
+  int w = winner(selecting);
+  return w < 0 ? "" : selecting[static_cast<size_t>(w)]->name;
+}
+
+std::optional<int32_t> Reconciler::discoveredMaxConnections(const std::string& database) const {
+  std::lock_guard l(mu_);
+  auto it = serverMaxConnections_.find(database);
+  if (it == serverMaxConnections_.end()) return std::nullopt;
+  return it->second;
+}
+
+Status Reconciler::ensureFinalizer(const json& obj) {
+  if (hasFinalizer(obj)) return okStatus();
+  const auto& meta = obj["metadata"];
+  json patch = json::array();
+  patch.push_back({{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", meta.value("resourceVersion", "")}});
+  if (meta.contains("finalizers")) {
+    patch.push_back({{"op", "add"}, {"path", "/metadata/finalizers/-"}, {"value", kFinalizer}});
+  } else {
+    patch.push_back({{"op", "add"}, {"path", "/metadata/finalizers"}, {"value", json::array({kFinalizer})}});
+  }
+  auto r = client_.patch(kube::resources::connectionPoolPolicies(), namespaceOf(obj), nameOf(obj), kube::PatchType::kJson,
+                         patch);
+  if (!r.ok()) return r.error();
+  return okStatus();
+}
+
+Status Reconciler::removeFinalizer(const json& obj) {
+  const auto& meta = obj["metadata"];
+  if (!meta.contains("finalizers")) return okStatus();
+  int index = -1;
+  for (size_t i = 0; i < meta["finalizers"].size(); ++i) {
+    if (meta["finalizers"][i] == kFinalizer) index = static_cast<int>(i);
+  }
+  if (index < 0) return okStatus();
+  json patch = json::array(
+      {{{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", meta.value("resourceVersion", "")}},
+       {{"op", "remove"}, {"path", "/metadata/finalizers/" + std::to_string(index)}}});
+  auto r = client_.patch(kube::resources::connectionPoolPolicies(), namespaceOf(obj), nameOf(obj), kube::PatchType::kJson,
+                         patch);
+  if (!r.ok() && r.error().code() != ErrorCode::kNotFound) return r.error();
+  return okStatus();
+}
+
+Status Reconciler::cleanupWorkload(WorkloadKind kind, const std::string& ns, const std::string& name,
+                                   const std::string& policyName) {
+  // An apply that names only the object releases every field the manager owned; fields no other manager owns
+  // are removed, so other managers' values stay.
+  json body = {{"apiVersion", resourceOf(kind).apiVersion()},
+               {"kind", resourceOf(kind).kind},
+               {"metadata", {{"name", name}, {"namespace", ns}}}};
+  kube::WriteOptions opts{kFieldManager, true, false, ""};
+  auto r = client_.apply(resourceOf(kind), ns, name, body, opts);
+  bool ok = r.ok() || r.error().code() == ErrorCode::kNotFound;
+  if (metrics_) metrics_->workloadWrite(policy::toString(kind), "cleanup", ok);
+  if (!ok) return r.error();
+  spdlog::info("removed poolguard settings from {} {}/{} (policy {})", policy::toString(kind), ns, name, policyName);
+  for (const auto& cm : caches_.configMaps->listInNamespace(ns)) {
+    const auto labels = labelsOf(*cm);
+    if (nameOf(*cm) == render::configMapName(kind, name)) {
+      auto del = client_.remove(kube::resources::configMaps(), ns, nameOf(*cm));
+      if (!del.ok() && del.error().code() != ErrorCode::kNotFound) return del.error();
+    }
+  }
+  return okStatus();
+}
+
+Result<ReconcileOutcome> Reconciler::finalize(const json& obj) {
+  std::string ns = namespaceOf(obj);
+  std::string name = nameOf(obj);
+  if (!hasFinalizer(obj)) return ReconcileOutcome{};
+  auto candidates = candidatePolicies(ns);
+  ReconcileOutcome outcome;
+  for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
+    for (const auto& w : storeFor(kind)->listInNamespace(ns)) {
+      if (annotationOf(*w, kPolicyAnnotation) != name) continue;
+      // Another policy taking the workload over writes its own settings over ours: no cleanup, or we would
+      // remove what it is about to own under the same field manager.
+      std::string next = governingPolicy(kind, *w, candidates);
+      if (!next.empty()) {
+        outcome.alsoEnqueue.push_back(runtime::objectKey(ns, next));
+        continue;
+      }
+      auto st = cleanupWorkload(kind, ns, nameOf(*w), name);
+      if (!st.ok()) return st.error();
+    }
+  }
+  for (const auto& cm : caches_.configMaps->listInNamespace(ns)) {
+    auto labels = labelsOf(*cm);
+    if (labels[render::kPolicyLabel] != name) continue;
+    // A ConfigMap of a workload another policy takes over is relabelled and rewritten by that policy.
+    if (!outcome.alsoEnqueue.empty()) continue;
+    auto del = client_.remove(kube::resources::configMaps(), ns, nameOf(*cm));
+    if (!del.ok() && del.error().code() != ErrorCode::kNotFound) return del.error();
+  }
+  if (usage_) usage_->forget(ns, name);
+  if (metrics_) metrics_->forgetPolicy(ns, name);
+  auto st = removeFinalizer(obj);
+  if (!st.ok()) return st.error();
+  spdlog::info("policy {}/{} deleted: its settings were removed", ns, name);
+  return outcome;
+}
+
+Status Reconciler::writeStatus(const json& obj, const json& status) {
+  json body = {{"apiVersion", "poolguard.dev/v1alpha1"},
+               {"kind", "ConnectionPoolPolicy"},
+               {"metadata", {{"name", nameOf(obj)}, {"namespace", namespaceOf(obj)}}},
+               {"status", status}};
+  kube::WriteOptions opts{kFieldManager, true, false, "status"};
+  auto r = client_.apply(kube::resources::connectionPoolPolicies(), namespaceOf(obj), nameOf(obj), body, opts);
+  if (!r.ok()) return r.error();
+  return okStatus();
+}
+
+Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
+  auto obj = caches_.policies->get(key);
+  if (!obj) {
+    auto [ns, name] = runtime::splitKey(key);
+    if (usage_) usage_->forget(ns, name);
+    if (metrics_) metrics_->forgetPolicy(ns, name);
+    return ReconcileOutcome{};
+  }
+  const json& policyObj = *obj;
+  if (policyObj["metadata"].contains("deletionTimestamp")) return finalize(policyObj);
+
+  auto fin = ensureFinalizer(policyObj);
+  if (!fin.ok()) return fin.error();
+
+  const std::string ns = namespaceOf(policyObj);
+  const std::string name = nameOf(policyObj);
+  const int64_t generation = policyObj["metadata"].value("generation", int64_t{0});
+  const json storedStatus = policyObj.value("status", json::object());
+  const auto previous = conditionsFromJson(storedStatus);
+  const std::string now = formatRfc3339(clock_.now());
+
+  std::vector<policy::FieldError> fieldErrors;
+  auto parsed = policy::fromJson(policyObj, &fieldErrors);
+  StatusInput in;
+  in.generation = generation;
+  if (!parsed.ok()) {
+    in.invalidMessage = parsed.error().message();
+    json status = buildStatus(in, previous, now);
+    auto conditions = conditionsFromJson(status);
+    if (status != storedStatus) {
+      auto st = writeStatus(policyObj, status);
+      if (!st.ok()) return st.error();
+      if (events_) recordTransitions(*events_, policyObj, previous, conditions);
+    }
+    if (metrics_) metrics_->setConditions(ns, name, conditions);
+    return ReconcileOutcome{};  // a spec change brings it back
+  }
+  const policy::Policy& pol = parsed.value();
+  if (pol.spec.suspend) {
+    if (usage_) usage_->forget(ns, name);
+    return ReconcileOutcome{};
+  }
+
+  // Gather: every policy of the cluster (budget is per database across namespaces), this namespace's workloads.
+  auto everyPolicy = allPolicies();
+  std::vector<PolicyEntry> nsPolicies;
+  for (const auto& e : everyPolicy) {
+    if (namespaceOf(*e.object) == ns) nsPolicies.push_back(e);
+  }
+  auto hpaFor = [&](WorkloadKind kind, const json& w) -> runtime::ObjectPtr {
+    auto hpas = caches_.hpas->byIndex(runtime::kScaleTargetIndex,
+                                      runtime::scaleTargetKey(namespaceOf(w), policy::toString(kind), nameOf(w)));
+    return hpas.empty() ? nullptr : hpas.front();
+  };
+
+  // Budget: the facts of every governed workload of every valid policy naming this database.
+  std::vector<budget::PolicyInput> budgetInputs;
+  for (const auto& e : everyPolicy) {
+    if (!e.parsed || e.deleting || e.parsed->spec.database.name != pol.spec.database.name) continue;
+    const auto& p = *e.parsed;
+    budget::PolicyInput bi = budget::policyInput(p);
+    std::vector<PolicyEntry> peers;
+    for (const auto& o : everyPolicy) {
+      if (namespaceOf(*o.object) == p.namespace_) peers.push_back(o);
+    }
+    for (WorkloadKind kind : p.spec.kinds) {
+      for (const auto& w : storeFor(kind)->listInNamespace(p.namespace_)) {
+        if (!selects(p, kind, p.namespace_, labelsOf(*w))) continue;
+        if (governingPolicy(kind, *w, peers) != p.name) continue;
+        auto hpa = hpaFor(kind, *w);
+        bi.workloads.push_back(budget::workloadFacts(*w, hpa ? &*hpa : nullptr));
+      }
+    }
+    budgetInputs.push_back(std::move(bi));
+  }
+  std::optional<int32_t> maxConnections = pol.spec.database.maxConnections;
+  if (!maxConnections) maxConnections = discoveredMaxConnections(pol.spec.database.name);
+  budget::DatabaseBudget db = budget::computeDatabase(pol.spec.database.name, maxConnections,
+                                                      pol.spec.database.reservedConnections, budgetInputs);
+  const budget::PolicyBudget* mine = db.find(ns, name);
+  int32_t effectiveMaxSize = mine ? mine->effectiveMaxSize : pol.spec.pool.maxSize;
+
+  // Decide and write, workload by workload.
+  in.policyName = name;
+  in.mode = pol.spec.mode;
+  in.onExceeded = pol.spec.budget.onExceeded;
+  in.budget.database = db.database;
+  in.budget.maxConnections = db.maxConnections;
+  in.budget.reservedConnections = db.reservedConnections;
+  in.budget.available = db.available;
+  in.budget.steadyState = db.steadyState;
+  in.budget.worstCase = db.worstCase;
+  in.budget.unclampedWorstCase = db.unclampedWorstCase;
+  in.budget.effectiveMaxSize = effectiveMaxSize;
+  if (mine) {
+    in.budget.policySteadyState = mine->steadyState;
+    in.budget.policyWorstCase = mine->worstCase;
+    in.budget.clamped = mine->clamped;
+  }
+  std::vector<usage::GovernedWorkload> governed;
+  std::set<std::pair<WorkloadKind, std::string>> governedNames;
+  render::RenderOptions ropts;
+  ropts.effectiveMaxSize = effectiveMaxSize;
+
+  for (WorkloadKind kind : pol.spec.kinds) {
+    for (const auto& w : storeFor(kind)->listInNamespace(ns)) {
+      if (!selects(pol, kind, ns, labelsOf(*w))) continue;
+      WorkloadStatus ws;
+      ws.kind = kind;
+      ws.name = nameOf(*w);
+      auto hpa = hpaFor(kind, *w);
+      auto facts = budget::workloadFacts(*w, hpa ? &*hpa : nullptr);
+      ws.replicas = facts.podsNow;
+      ws.maxReplicas = facts.podsMax;
+      ws.maxSize = effectiveMaxSize;
+      std::string winnerName = governingPolicy(kind, *w, nsPolicies);
+      if (winnerName != name) {
+        ws.state = WorkloadState::kConflicted;
+        ws.message = "governed by policy " + winnerName + " (higher priority, or older at equal priority)";
+        in.workloads.push_back(std::move(ws));
+        continue;
+      }
+      governedNames.insert({kind, ws.name});
+      auto desired = render::renderWorkload(pol, *w, ropts);
+      if (!desired.ok()) {
+        ws.state = WorkloadState::kFailed;
+        ws.message = desired.error().message();
+        in.workloads.push_back(std::move(ws));
+        continue;
+      }
+      ws.settingsHash = desired->settings.hash;
+      governed.push_back(usage::GovernedWorkload{ns, ws.name, desired->settings.applicationName, facts.podsNow,
+                                                 facts.podsMax, facts.surge, std::nullopt, effectiveMaxSize,
+                                                 pol.spec.pool.processesPerPod});
+      // The workload and its ConfigMap are compared apart, so only the one that differs is written.
+      std::optional<json> liveConfigMap;
+      bool configMapInSync = true;
+      if (desired->configMap) {
+        auto cm = caches_.configMaps->get(ns, (*desired->configMap)["metadata"].value("name", ""));
+        if (cm) liveConfigMap = *cm;
+        configMapInSync = cm && configMapCarries(*cm, *desired->configMap);
+      }
+      auto diff = render::compare(*w, desired->configMap, *desired);
+      bool workloadInSync = diff.inSync();
+      if (!configMapInSync) diff.differences.push_back("ConfigMap " + (*desired->configMap)["metadata"].value("name", "") +
+                                                       (liveConfigMap ? ": data differs" : ": missing"));
+      std::string summary = summarizeDifferences(diff.differences);
+      if (workloadInSync && configMapInSync) {
+        ws.state = WorkloadState::kApplied;
+      } else if (pol.spec.mode == policy::Mode::kAudit) {
+        ws.state = WorkloadState::kDrifted;
+        ws.message = summary;
+      } else {
+        Status written = okStatus();
+        if (!configMapInSync) {
+          const json& cm = *desired->configMap;
+          auto r = client_.apply(kube::resources::configMaps(), ns, cm["metadata"].value("name", ""), cm,
+                                 {kFieldManager, true, false, ""});
+          if (metrics_) metrics_->workloadWrite("ConfigMap", "apply", r.ok());
+          if (!r.ok()) written = r.error();
+        }
+        if (written.ok() && !workloadInSync) {
+          auto r = client_.apply(resourceOf(kind), ns, ws.name, desired->apply, {kFieldManager, true, false, ""});
+          if (metrics_) metrics_->workloadWrite(policy::toString(kind), "apply", r.ok());
+          if (!r.ok()) written = r.error();
+        }
+        if (written.ok()) {
+          ws.state = WorkloadState::kApplied;
+          spdlog::info("applied pool settings to {} {}/{} (policy {}): {}", policy::toString(kind), ns, ws.name, name,
+                       summary);
+        } else {
+          ws.state = WorkloadState::kFailed;
+          ws.message = "apply failed: " + written.error().message();
+          spdlog::warn("applying pool settings to {} {}/{} failed: {}", policy::toString(kind), ns, ws.name,
+                       written.error().message());
+        }
+      }
+      in.workloads.push_back(std::move(ws));
+    }
+  }
+
+  // Workloads this policy wrote that it no longer governs (they left the selector): give back its fields,
+  // unless another policy now governs them and will write its own.
+  for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
+    for (const auto& w : storeFor(kind)->listInNamespace(ns)) {
+      if (annotationOf(*w, kPolicyAnnotation) != name || governedNames.count({kind, nameOf(*w)})) continue;
+      if (!governingPolicy(kind, *w, nsPolicies).empty()) continue;
+      if (pol.spec.mode == policy::Mode::kAudit) continue;
+      auto st = cleanupWorkload(kind, ns, nameOf(*w), name);
+      if (!st.ok()) return st.error();
+    }
+  }
+
+  // Live usage, when due; otherwise the last report stands.
+  ReconcileOutcome outcome;
+  if (usage_ && (pol.spec.usage.postgres || pol.spec.usage.prometheus)) {
+    if (usage_->nextCheckDue(pol, clock_.steadyNow()) <= clock_.steadyNow()) {
+      auto report = usage_->check(pol, governed, client_);
+      std::lock_guard l(mu_);
+      lastUsage_[key] = report.result;
+      if (report.result.usage.serverMaxConnections) {
+        serverMaxConnections_[pol.spec.database.name] = *report.result.usage.serverMaxConnections;
+      }
+    }
+    outcome.requeueAfter = usage_->requeueAfter(pol);
+    std::lock_guard l(mu_);
+    auto it = lastUsage_.find(key);
+    if (it != lastUsage_.end()) in.usage = it->second;
+  }
+
+  json status = buildStatus(in, previous, now);
+  auto conditions = conditionsFromJson(status);
+  if (status != storedStatus) {
+    auto st = writeStatus(policyObj, status);
+    if (!st.ok()) return st.error();
+    if (events_) recordTransitions(*events_, policyObj, previous, conditions);
+  }
+  if (metrics_) {
+    metrics_->setConditions(ns, name, conditions);
+    const auto& counts = status["workloads"];
+    metrics_->setWorkloads(ns, name, counts.value("matched", 0), counts.value("applied", 0), counts.value("drifted", 0),
+                           counts.value("conflicted", 0));
+    metrics_->setDatabase(db.database, db.steadyState, db.worstCase,
+                          db.available ? std::optional<int64_t>(*db.available) : std::nullopt);
+  }
+
+  // Policies sharing the database report its totals: tell them when the totals moved.
+  int64_t storedWorst = storedStatus.value("budget", json::object()).value("worstCase", int64_t{-1});
+  if (storedWorst != db.worstCase) {
+    for (const auto& e : everyPolicy) {
+      if (!e.parsed || e.parsed->spec.database.name != pol.spec.database.name) continue;
+      std::string k = runtime::objectKey(*e.object);
+      if (k != key) outcome.alsoEnqueue.push_back(k);
+    }
+  }
+  return outcome;
+}
+
+}  // namespace poolguard::controller

@@ -1,0 +1,104 @@
+#pragma once
+// The policy reconciler: level-based, keyed "namespace/name" of a ConnectionPoolPolicy. It reads the informer
+// caches (never an event payload), decides with pure functions (selection, budget, render, conditions), then
+// writes: workloads and ConfigMaps by server-side apply under field manager "poolguard", the status by apply on
+// the status subresource, each only when the live object differs from the desired one. Running it twice changes
+// nothing the second time.
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "controller/conditions.h"
+#include "controller/metrics.h"
+#include "controller/selection.h"
+#include "kube/client.h"
+#include "policy/types.h"
+#include "runtime/store.h"
+#include "usage/analysis.h"
+
+namespace poolguard::runtime {
+class EventRecorder;
+}
+namespace poolguard::usage {
+class Checker;
+}
+
+namespace poolguard::controller {
+
+using json = nlohmann::json;
+
+inline constexpr const char* kFieldManager = "poolguard";
+inline constexpr const char* kFinalizer = "poolguard.dev/cleanup";
+// On a workload's own metadata (never its pod template): which policy last wrote it, so a restart or a policy
+// that stopped selecting it still finds what to clean up.
+inline constexpr const char* kPolicyAnnotation = "poolguard.dev/policy";
+
+struct Caches {
+  runtime::Store* policies = nullptr;
+  runtime::Store* deployments = nullptr;
+  runtime::Store* statefulSets = nullptr;
+  runtime::Store* hpas = nullptr;        // indexed by runtime::kScaleTargetIndex
+  runtime::Store* configMaps = nullptr;  // only ConfigMaps labelled app.kubernetes.io/managed-by=poolguard
+};
+
+struct ReconcileOutcome {
+  std::optional<std::chrono::milliseconds> requeueAfter;
+  std::vector<std::string> alsoEnqueue;  // other policies whose status depends on this one (shared budget)
+};
+
+class Reconciler {
+ public:
+  Reconciler(kube::Client& client, Caches caches, const Clock& clock, runtime::EventRecorder* events,
+             ControllerMetrics* metrics, usage::Checker* usage);
+  ~Reconciler();
+
+  Result<ReconcileOutcome> reconcile(const std::string& key);
+
+  // The policies (keys) a workload or HPA event in `ns` may concern: every policy of the namespace.
+  std::vector<std::string> policiesInNamespace(const std::string& ns) const;
+
+ private:
+  struct PolicyEntry {
+    runtime::ObjectPtr object;
+    std::optional<policy::Policy> parsed;  // nullopt when the spec is invalid
+    bool deleting = false;
+  };
+  struct WorkloadResult;
+
+  std::vector<PolicyEntry> candidatePolicies(const std::string& ns) const;
+  std::vector<PolicyEntry> allPolicies() const;
+  runtime::Store* storeFor(policy::WorkloadKind kind) const;
+  std::string governingPolicy(policy::WorkloadKind kind, const json& workload,
+                              const std::vector<PolicyEntry>& candidates) const;
+
+  Status ensureFinalizer(const json& obj);
+  Status removeFinalizer(const json& obj);
+  Result<ReconcileOutcome> finalize(const json& obj);
+  Status cleanupWorkload(policy::WorkloadKind kind, const std::string& ns, const std::string& name,
+                         const std::string& policyName);
+  Status writeStatus(const json& obj, const json& status);
+  std::optional<int32_t> discoveredMaxConnections(const std::string& database) const;
+
+  kube::Client& client_;
+  Caches caches_;
+  const Clock& clock_;
+  runtime::EventRecorder* events_;
+  ControllerMetrics* metrics_;
+  usage::Checker* usage_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, int32_t> serverMaxConnections_;  // database name -> max_connections read live
+  std::map<std::string, usage::AnalysisResult> lastUsage_;  // policy key -> its last usage check
+};
+
+}  // namespace poolguard::controller

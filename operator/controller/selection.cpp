@@ -1,0 +1,39 @@
+#include "controller/selection.h"
+
+#include <algorithm>
+
+namespace poolguard::controller {
+
+std::string WorkloadKey::toString() const {
+  return std::string(policy::toString(kind)) + " " + namespace_ + "/" + name;
+}
+
+bool selects(const policy::Policy& p, policy::WorkloadKind kind, const std::string& ns,
+             const std::map<std::string, std::string>& labels) {
+  if (p.namespace_ != ns) return false;
+  if (std::find(p.spec.kinds.begin(), p.spec.kinds.end(), kind) == p.spec.kinds.end()) return false;
+  return p.spec.selector.matches(labels);
+}
+
+bool outranks(const policy::Policy& a, const policy::Policy& b) {
+  if (a.spec.priority != b.spec.priority) return a.spec.priority > b.spec.priority;
+  // RFC 3339 timestamps in UTC with a fixed layout compare correctly as strings; an empty one (not yet
+  // persisted) sorts last.
+  if (a.creationTimestamp != b.creationTimestamp) {
+    if (a.creationTimestamp.empty()) return false;
+    if (b.creationTimestamp.empty()) return true;
+    return a.creationTimestamp < b.creationTimestamp;
+  }
+  if (a.namespace_ != b.namespace_) return a.namespace_ < b.namespace_;
+  return a.name < b.name;
+}
+
+int winner(const std::vector<const policy::Policy*>& candidates) {
+  int best = -1;
+  for (int i = 0; i < static_cast<int>(candidates.size()); ++i) {
+    if (best < 0 || outranks(*candidates[static_cast<size_t>(i)], *candidates[static_cast<size_t>(best)])) best = i;
+  }
+  return best;
+}
+
+}  // namespace poolguard::controller

@@ -1,0 +1,72 @@
+#pragma once
+// The policy's status as a pure function of what the reconcile found: conditions (with honest
+// lastTransitionTime), workload counts and states, the budget and the last usage check.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "controller/conditions.h"
+#include "policy/types.h"
+#include "usage/analysis.h"
+
+namespace poolguard::runtime {
+class EventRecorder;
+}
+
+namespace poolguard::controller {
+
+enum class WorkloadState { kApplied, kPending, kDrifted, kConflicted, kFailed };
+const char* toString(WorkloadState s);
+
+struct WorkloadStatus {
+  policy::WorkloadKind kind = policy::WorkloadKind::kDeployment;
+  std::string name;
+  int32_t replicas = 0;
+  int32_t maxReplicas = 0;
+  int32_t maxSize = 0;
+  std::string settingsHash;
+  WorkloadState state = WorkloadState::kPending;
+  std::optional<int32_t> connections;
+  std::string message;
+};
+
+// The budget figures the status reports (see docs/api.md "Budget arithmetic").
+struct BudgetFigures {
+  std::string database;
+  std::optional<int32_t> maxConnections;  // declared, else read from the server; nullopt when unknown
+  int32_t reservedConnections = 0;
+  std::optional<int64_t> available;       // maxConnections - reserved
+  int64_t steadyState = 0;                // whole database
+  int64_t worstCase = 0;                  // whole database, with the clamp applied
+  int64_t unclampedWorstCase = 0;         // whole database, as the policies ask
+  int64_t policySteadyState = 0;
+  int64_t policyWorstCase = 0;
+  int32_t effectiveMaxSize = 0;
+  bool clamped = false;                   // this policy's maxSize was reduced to fit
+};
+
+struct StatusInput {
+  int64_t generation = 0;
+  std::optional<std::string> invalidMessage;  // set: Accepted=False InvalidSpec, nothing else is computed
+  std::string policyName;
+  policy::Mode mode = policy::Mode::kEnforce;
+  policy::OnExceeded onExceeded = policy::OnExceeded::kWarn;
+  std::vector<WorkloadStatus> workloads;
+  BudgetFigures budget;
+  std::optional<usage::AnalysisResult> usage;  // nullopt: usage not configured
+};
+
+inline constexpr size_t kMaxWorkloadStatuses = 100;
+
+// The conditions for `in`, without timestamps.
+std::vector<Condition> computeConditions(const StatusInput& in);
+// The full status object; conditions merged with `previous` so lastTransitionTime moves only on a change.
+nlohmann::json buildStatus(const StatusInput& in, const std::vector<Condition>& previous, const std::string& now);
+
+// One Event per condition transition: Warning when the new status is False, Normal otherwise.
+void recordTransitions(runtime::EventRecorder& events, const nlohmann::json& policyObject,
+                       const std::vector<Condition>& previous, const std::vector<Condition>& current);
+
+}  // namespace poolguard::controller

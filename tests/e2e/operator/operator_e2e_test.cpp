@@ -1,0 +1,311 @@
+// The operator binary as its own process against the local control plane with the controller manager:
+// settings applied, rolled, corrected, reported, budgeted, cleaned up, and nothing written when idle.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <map>
+#include <thread>
+
+#include "operator_process.h"
+#include "support/cluster.h"
+
+namespace poolguard::testing {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+json getJson(const std::string& ns, const std::string& what) {
+  auto r = cluster().kubectl({"-n", ns, "get", what, "-o", "json"});
+  if (r.exitCode != 0) return json();
+  return json::parse(r.out, nullptr, false);
+}
+
+void apply(const std::string& ns, const std::string& yaml) {
+  auto r = cluster().kubectl({"-n", ns, "apply", "-f", "-"}, yaml);
+  ASSERT_EQ(r.exitCode, 0) << r.err << "\n" << yaml;
+}
+
+std::string deploymentYaml(const std::string& name, int replicas, const std::string& extraLabels = "") {
+  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name + "\n  labels: {app: " + name + "}\n" +
+         "spec:\n  replicas: " + std::to_string(replicas) + "\n  selector: {matchLabels: {app: " + name + "}}\n" +
+         "  template:\n    metadata:\n      labels: {app: " + name + ", tier: db-client" + extraLabels + "}\n" +
+         "    spec:\n      containers:\n      - name: app\n        image: example.invalid/app:1\n" +
+         "        env:\n        - {name: KEEP_ME, value: mine}\n      - name: sidecar\n        image: example.invalid/sc:1\n";
+}
+
+std::string policyYaml(const std::string& name, int maxSize, const std::string& extra = "",
+                       const std::string& database = "orders", const std::string& selector = "app: web") {
+  return "apiVersion: poolguard.dev/v1alpha1\nkind: ConnectionPoolPolicy\nmetadata:\n  name: " + name +
+         "\nspec:\n  selector:\n    matchLabels: {" + selector + "}\n  containers: [app]\n  pool:\n    maxSize: " +
+         std::to_string(maxSize) + "\n  database:\n    name: " + database + "\n    maxConnections: 100\n" + extra;
+}
+
+// Env value of `var` in container `container` of a Deployment/StatefulSet JSON; "" when absent.
+std::string envValue(const json& w, const std::string& container, const std::string& var) {
+  for (const auto& c : w["spec"]["template"]["spec"]["containers"]) {
+    if (c.value("name", "") != container || !c.contains("env")) continue;
+    for (const auto& e : c["env"]) {
+      if (e.value("name", "") == var) return e.value("value", "");
+    }
+  }
+  return "";
+}
+
+json condition(const json& policy, const std::string& type) {
+  if (!policy.contains("status") || !policy["status"].contains("conditions")) return json();
+  for (const auto& c : policy["status"]["conditions"]) {
+    if (c.value("type", "") == type) return c;
+  }
+  return json();
+}
+
+bool conditionIs(const std::string& ns, const std::string& policy, const std::string& type, const std::string& status,
+                 const std::string& reason = "") {
+  json p = getJson(ns, "cpol/" + policy);
+  json c = condition(p, type);
+  return !c.is_null() && c.value("status", "") == status && (reason.empty() || c.value("reason", "") == reason) &&
+         p["status"].value("observedGeneration", 0) == p["metadata"].value("generation", -1);
+}
+
+class OperatorE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto r = cluster().kubectl({"apply", "-f", sourceDir() + "/crds/"});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    r = cluster().kubectl({"wait", "--for=condition=Established", "--timeout=60s",
+                           "crd/connectionpoolpolicies.poolguard.dev"});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    op_ = new OperatorProcess();
+    op_->start();
+    ASSERT_TRUE(op_->waitReady()) << op_->logs();
+  }
+  static void TearDownTestSuite() {
+    if (op_) op_->stop();
+    delete op_;
+    op_ = nullptr;
+  }
+  void TearDown() override {
+    if (HasFailure() && op_) std::cerr << "--- operator log tail:\n" << tail(op_->logs(), 60) << "\n";
+  }
+  static std::string tail(const std::string& s, int lines) {
+    size_t pos = s.size();
+    for (int i = 0; i < lines && pos > 0; ++i) pos = s.rfind('\n', pos - 1);
+    return pos == std::string::npos ? s : s.substr(pos);
+  }
+  static OperatorProcess* op_;
+};
+OperatorProcess* OperatorE2E::op_ = nullptr;
+
+TEST_F(OperatorE2E, EnforceAppliesSettingsToDeploymentsAndStatefulSets) {
+  std::string ns = createNamespace("enforce");
+  apply(ns, deploymentYaml("web", 2));
+  apply(ns, "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: web-db, labels: {app: web}}\nspec:\n"
+            "  replicas: 1\n  serviceName: web-db\n  selector: {matchLabels: {app: web-db}}\n  template:\n"
+            "    metadata: {labels: {app: web-db}}\n    spec:\n      containers:\n      - name: app\n"
+            "        image: example.invalid/app:1\n");
+  apply(ns, policyYaml("orders-pool", 12, "  profile: Generic\n"));
+
+  ASSERT_TRUE(eventually([&] { return conditionIs(ns, "orders-pool", "Ready", "True"); }, 60s))
+      << getJson(ns, "cpol/orders-pool").dump(2);
+  json d = getJson(ns, "deployment/web");
+  EXPECT_EQ(envValue(d, "app", "POOL_MAX_SIZE"), "12");
+  EXPECT_EQ(envValue(d, "app", "KEEP_ME"), "mine");
+  EXPECT_EQ(envValue(d, "app", "PGAPPNAME"), ns + "/web");
+  EXPECT_EQ(envValue(d, "sidecar", "POOL_MAX_SIZE"), "") << "only the listed containers get settings";
+  EXPECT_FALSE(d["spec"]["template"]["metadata"]["annotations"].value("poolguard.dev/settings-hash", "").empty());
+  json s = getJson(ns, "statefulset/web-db");
+  EXPECT_EQ(envValue(s, "app", "POOL_MAX_SIZE"), "12");
+
+  json p = getJson(ns, "cpol/orders-pool");
+  EXPECT_EQ(p["status"]["workloads"].value("matched", -1), 2);
+  EXPECT_EQ(p["status"]["workloads"].value("applied", -1), 2);
+  // 2 Deployment pods + 25% surge rounded up (1) + 1 StatefulSet pod, 12 connections each.
+  EXPECT_EQ(p["status"]["budget"].value("policyWorstCase", -1), (2 + 1 + 1) * 12);
+  EXPECT_EQ(condition(p, "Applied").value("reason", ""), "AllApplied");
+}
+
+TEST_F(OperatorE2E, ChangeRollsPodsAndNoOpRollsNothing) {
+  std::string ns = createNamespace("roll");
+  apply(ns, deploymentYaml("web", 1));
+  apply(ns, policyYaml("p", 10));
+  ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "Applied", "True"); }, 60s));
+  auto replicaSets = [&] {
+    json rs = getJson(ns, "replicasets");
+    return rs.is_object() ? rs["items"].size() : 0u;
+  };
+  ASSERT_TRUE(eventually([&] { return replicaSets() >= 1; }, 30s));
+  int64_t generation = getJson(ns, "deployment/web")["metadata"].value("generation", 0);
+
+  // A reconcile that changes nothing (the policy's labels change, its spec does not) rolls nothing.
+  size_t before = auditLineCount();
+  ASSERT_EQ(cluster().kubectl({"-n", ns, "label", "cpol/p", "touched=yes"}).exitCode, 0);
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(getJson(ns, "deployment/web")["metadata"].value("generation", 0), generation);
+  for (const auto& req : operatorRequests(before, true)) {
+    EXPECT_NE(req["objectRef"].value("resource", ""), "deployments") << req.dump();
+  }
+
+  size_t rsBefore = replicaSets();
+  apply(ns, policyYaml("p", 7));
+  ASSERT_TRUE(eventually([&] { return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "7"; }, 60s));
+  EXPECT_TRUE(eventually([&] { return replicaSets() == rsBefore + 1; }, 60s)) << "a settings change rolls a new ReplicaSet";
+}
+
+TEST_F(OperatorE2E, EnforceCorrectsDriftAndAuditReportsIt) {
+  std::string ns = createNamespace("drift");
+  apply(ns, deploymentYaml("web", 1));
+  apply(ns, policyYaml("p", 9));
+  ASSERT_TRUE(eventually([&] { return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "9"; }, 60s));
+
+  // Someone edits the owned value by hand: Enforce puts it back.
+  ASSERT_EQ(cluster().kubectl({"-n", ns, "set", "env", "deployment/web", "-c", "app", "POOL_MAX_SIZE=99"}).exitCode, 0);
+  EXPECT_TRUE(eventually([&] { return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "9"; }, 60s));
+
+  // In Audit the same edit stays, and the policy reports the drift and what Enforce would change.
+  apply(ns, policyYaml("p", 9, "  mode: Audit\n"));
+  ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "Applied", "True"); }, 60s));
+  ASSERT_EQ(cluster().kubectl({"-n", ns, "set", "env", "deployment/web", "-c", "app", "POOL_MAX_SIZE=99"}).exitCode, 0);
+  ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "Applied", "False", "Drifted"); }, 60s))
+      << getJson(ns, "cpol/p").dump(2);
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE"), "99");
+  json p = getJson(ns, "cpol/p");
+  EXPECT_NE(condition(p, "Applied").value("message", "").find("POOL_MAX_SIZE"), std::string::npos)
+      << condition(p, "Applied").dump();
+  EXPECT_EQ(p["status"]["workloads"].value("drifted", -1), 1);
+}
+
+TEST_F(OperatorE2E, HigherPriorityWinsAndTheLoserSaysSo) {
+  std::string ns = createNamespace("overlap");
+  apply(ns, deploymentYaml("web", 1));
+  apply(ns, policyYaml("low", 5));
+  apply(ns, policyYaml("high", 15, "  priority: 10\n"));
+  ASSERT_TRUE(eventually([&] { return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "15"; }, 60s));
+  ASSERT_TRUE(eventually([&] { return conditionIs(ns, "low", "Accepted", "False", "Conflicted"); }, 60s))
+      << getJson(ns, "cpol/low").dump(2);
+  json low = getJson(ns, "cpol/low");
+  EXPECT_NE(condition(low, "Accepted").value("message", "").find("high"), std::string::npos);
+  EXPECT_EQ(low["status"]["workloads"].value("conflicted", -1), 1);
+  EXPECT_TRUE(conditionIs(ns, "high", "Ready", "True"));
+}
+
+TEST_F(OperatorE2E, HpaGrowsTheBudgetAndClampShrinksThePool) {
+  std::string ns = createNamespace("budget");
+  apply(ns, deploymentYaml("web", 1));
+  // maxConnections 100 - 3 reserved = 97 available; 1 pod + 1 surge = 2 x 20 = 40.
+  apply(ns, policyYaml("p", 20, "", "budget-" + ns));
+  ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "WithinBudget", "True", "WithinBudget"); }, 60s));
+  EXPECT_EQ(getJson(ns, "cpol/p")["status"]["budget"].value("worstCase", -1), 40);
+
+  apply(ns, "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n"
+            "  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 1\n  maxReplicas: 8\n"
+            "  metrics:\n  - type: Resource\n    resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}\n");
+  // 8 pods + 2 surge = 10 x 20 = 200 > 97.
+  ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "WithinBudget", "False", "BudgetExceeded"); }, 60s))
+      << getJson(ns, "cpol/p").dump(2);
+  json p = getJson(ns, "cpol/p");
+  std::string msg = condition(p, "WithinBudget").value("message", "");
+  EXPECT_NE(msg.find("200"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("97"), std::string::npos) << msg;
+
+  apply(ns, policyYaml("p", 20, "  budget: {onExceeded: Clamp}\n", "budget-" + ns));
+  ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "WithinBudget", "True", "Clamped"); }, 60s))
+      << getJson(ns, "cpol/p").dump(2);
+  // floor(97 / 10 pods) = 9 connections per pod.
+  EXPECT_TRUE(eventually([&] { return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "9"; }, 30s));
+  EXPECT_EQ(getJson(ns, "cpol/p")["status"]["budget"].value("effectiveMaxSize", -1), 9);
+}
+
+TEST_F(OperatorE2E, DeletingThePolicyRemovesOnlyPoolguardFields) {
+  std::string ns = createNamespace("cleanup");
+  apply(ns, deploymentYaml("web", 1));
+  apply(ns, policyYaml("p", 11, "  delivery: {method: ConfigMap}\n"));
+  ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "Applied", "True"); }, 60s));
+  json cms = getJson(ns, "configmaps");
+  bool hasPoolguardConfigMap = false;
+  for (const auto& cm : cms["items"]) {
+    if (cm["metadata"]["labels"].value("app.kubernetes.io/managed-by", "") == "poolguard") hasPoolguardConfigMap = true;
+  }
+  ASSERT_TRUE(hasPoolguardConfigMap) << cms.dump(2);
+
+  ASSERT_EQ(cluster().kubectl({"-n", ns, "delete", "cpol/p", "--wait=true", "--timeout=60s"}).exitCode, 0);
+  json d = getJson(ns, "deployment/web");
+  for (const auto& c : d["spec"]["template"]["spec"]["containers"]) {
+    EXPECT_FALSE(c.contains("envFrom")) << c.dump();
+  }
+  EXPECT_EQ(envValue(d, "app", "KEEP_ME"), "mine") << "another manager's env stays";
+  EXPECT_EQ(d["spec"]["template"]["metadata"].value("annotations", json::object()).count("poolguard.dev/settings-hash"), 0u);
+  cms = getJson(ns, "configmaps");
+  for (const auto& cm : cms["items"]) {
+    EXPECT_NE(cm["metadata"]["labels"].value("app.kubernetes.io/managed-by", ""), "poolguard") << cm.dump();
+  }
+}
+
+TEST_F(OperatorE2E, PolicyThatCannotWorkDoesNotDisturbOthers) {
+  std::string ns = createNamespace("broken");
+  apply(ns, deploymentYaml("web", 1));
+  apply(ns, deploymentYaml("api", 1));
+  apply(ns, policyYaml("broken", 5,
+                       "  usage:\n    interval: 5s\n    postgres:\n      host: 127.0.0.1\n      database: postgres\n"
+                       "      sslMode: disable\n      credentialsSecretRef: {name: does-not-exist}\n"));
+  apply(ns, policyYaml("fine", 6, "", "other", "app: api"));
+  ASSERT_TRUE(eventually([&] { return conditionIs(ns, "broken", "UsageHealthy", "Unknown", "UsageUnavailable"); }, 60s))
+      << getJson(ns, "cpol/broken").dump(2);
+  json broken = getJson(ns, "cpol/broken");
+  EXPECT_NE(condition(broken, "UsageHealthy").value("message", "").find("does-not-exist"), std::string::npos);
+  EXPECT_TRUE(eventually([&] { return conditionIs(ns, "fine", "Ready", "True"); }, 60s));
+  // Usage failures never stop settings from being applied.
+  EXPECT_EQ(envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE"), "5");
+}
+
+TEST_F(OperatorE2E, KilledMidwayConvergesWithoutDuplicateWrites) {
+  std::string ns = createNamespace("crash");
+  for (int i = 0; i < 6; ++i) apply(ns, deploymentYaml("web" + std::to_string(i), 1, ", group: crash"));
+  op_->stop(SIGKILL);
+  apply(ns, policyYaml("p", 13, "", "orders", "group: crash"));
+  // Start, let it get part of the way, kill it, start again.
+  op_->start();
+  std::this_thread::sleep_for(1500ms);
+  op_->stop(SIGKILL);
+  size_t before = auditLineCount();
+  op_->start();
+  ASSERT_TRUE(op_->waitReady());
+  ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "Ready", "True"); }, 90s)) << getJson(ns, "cpol/p").dump(2);
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(envValue(getJson(ns, "deployment/web" + std::to_string(i)), "app", "POOL_MAX_SIZE"), "13");
+  }
+  // After the restart, each workload is written at most once: the ones done before the kill not at all.
+  std::map<std::string, int> writes;
+  for (const auto& req : operatorRequests(before, true)) {
+    if (req["objectRef"].value("resource", "") == "deployments") writes[req["objectRef"].value("name", "")]++;
+  }
+  for (const auto& [name, count] : writes) EXPECT_LE(count, 1) << name;
+}
+
+TEST_F(OperatorE2E, AnIdleMinuteWritesNothing) {
+  std::string ns = createNamespace("idle");
+  apply(ns, deploymentYaml("web", 1));
+  apply(ns, policyYaml("p", 8));
+  ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "Ready", "True"); }, 60s));
+  std::this_thread::sleep_for(5s);  // let in-flight reconciles of other tests' namespaces settle
+  size_t before = auditLineCount();
+  std::this_thread::sleep_for(60s);
+  std::vector<std::string> writes;
+  for (const auto& req : operatorRequests(before, true)) {
+    std::string resource = req["objectRef"].value("resource", "");
+    if (resource == "leases" || resource == "events") continue;
+    writes.push_back(req.value("verb", "") + " " + resource + " " + req["objectRef"].value("namespace", "") + "/" +
+                     req["objectRef"].value("name", ""));
+  }
+  EXPECT_TRUE(writes.empty()) << "writes in an idle minute: " << ::testing::PrintToString(writes);
+}
+
+}  // namespace
+}  // namespace poolguard::testing
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  poolguard::testing::useLocalCluster();
+  return RUN_ALL_TESTS();
+}
