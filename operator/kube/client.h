@@ -2,10 +2,12 @@
 // What a Kubernetes client does. Nothing above this header knows about the transport (cpprestsdk lives only in
 // rest_client.cpp). Objects are nlohmann::json values in the API's own JSON shape.
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -42,16 +44,17 @@ Resource connectionPoolPolicies();
 struct ListOptions {
   std::string labelSelector;
   std::string fieldSelector;
-  int64_t limit = 0;             // 0: no pagination (a single page)
+  int64_t limit = 0;  // 0: no pagination (a single page)
   std::string continueToken;
-  std::string resourceVersion;   // "" = most recent (quorum read)
+  std::string resourceVersion;       // "" = most recent (quorum read)
+  std::string resourceVersionMatch;  // "" / "NotOlderThan" / "Exact"
 };
 
 struct WriteOptions {
-  std::string fieldManager;      // required for apply
-  bool force = false;            // apply only
+  std::string fieldManager;  // required for apply
+  bool force = false;        // apply only
   bool dryRun = false;
-  std::string subresource;       // "" or "status" / "scale"
+  std::string subresource;  // "" or "status" / "scale"
 };
 
 enum class PatchType { kMerge, kJson, kStrategicMerge, kApply };
@@ -72,7 +75,9 @@ struct WatchEvent {
 };
 
 // A running watch. next() blocks until an event arrives, the stream ends (returns std::nullopt with ok status),
-// or it fails (returns an Error; kGone means the resourceVersion expired: relist).
+// or it fails (returns an Error; kGone means the resourceVersion expired: relist). An ERROR event from the server
+// is returned as the Error its metav1.Status maps to (code 410 -> kGone), never as a kError event, so a caller
+// has one failure path; kError remains for fakes that want to hand a Status through unchanged.
 class WatchStream {
  public:
   virtual ~WatchStream() = default;
@@ -110,5 +115,9 @@ struct ListAllResult {
   std::string resourceVersion;
 };
 Result<ListAllResult> listAll(Client& client, const Resource& r, const std::string& ns, ListOptions opts);
+
+// A watch timeout drawn uniformly from [min, 2*min), as client-go's reflector does, so that many watches
+// started together do not all expire and relist in the same second.
+std::chrono::seconds jitteredWatchTimeout(std::chrono::seconds min = std::chrono::minutes(5));
 
 }  // namespace poolguard::kube

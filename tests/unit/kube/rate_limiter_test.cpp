@@ -1,0 +1,48 @@
+#include "kube/rate_limiter.h"
+
+#include <gtest/gtest.h>
+
+namespace poolguard::kube {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::nanoseconds;
+
+TEST(RateLimiter, BurstThenQps) {
+  ManualClock clock;
+  RateLimiter limiter(/*qps=*/2, /*burst=*/3, clock);
+  EXPECT_EQ(limiter.reserve(), nanoseconds(0));
+  EXPECT_EQ(limiter.reserve(), nanoseconds(0));
+  EXPECT_EQ(limiter.reserve(), nanoseconds(0));
+  // Each further request queues half a second behind the previous one.
+  EXPECT_EQ(limiter.reserve(), milliseconds(500));
+  EXPECT_EQ(limiter.reserve(), milliseconds(1000));
+}
+
+TEST(RateLimiter, RefillsWithTime) {
+  ManualClock clock;
+  RateLimiter limiter(10, 1, clock);
+  EXPECT_EQ(limiter.reserve(), nanoseconds(0));
+  EXPECT_EQ(limiter.reserve(), milliseconds(100));
+  clock.advance(milliseconds(100));  // pays for the promised token
+  EXPECT_EQ(limiter.reserve(), milliseconds(100));
+  clock.advance(milliseconds(250));
+  EXPECT_EQ(limiter.reserve(), nanoseconds(0));
+}
+
+TEST(RateLimiter, RefillIsCappedAtBurst) {
+  ManualClock clock;
+  RateLimiter limiter(20, 30, clock);
+  clock.advance(std::chrono::hours(1));
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(limiter.reserve(), nanoseconds(0)) << i;
+  EXPECT_EQ(limiter.reserve(), milliseconds(50));
+}
+
+TEST(RateLimiter, NonPositiveQpsDisables) {
+  ManualClock clock;
+  RateLimiter limiter(0, 1, clock);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(limiter.reserve(), nanoseconds(0));
+}
+
+}  // namespace
+}  // namespace poolguard::kube
