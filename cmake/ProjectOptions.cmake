@@ -10,6 +10,11 @@ if(POOLGUARD_SANITIZE)
   string(REPLACE ";" "," _san "${POOLGUARD_SANITIZE}")
   target_compile_options(poolguard_sanitizers INTERFACE -fsanitize=${_san} -fno-omit-frame-pointer -fno-sanitize-recover=all)
   target_link_options(poolguard_sanitizers INTERFACE -fsanitize=${_san})
+  if("undefined" IN_LIST POOLGUARD_SANITIZE)
+    # cpprestsdk's stream buffers trip UBSan's vptr check on correctly typed objects (a false positive).
+    target_compile_options(poolguard_sanitizers INTERFACE -fno-sanitize=vptr)
+    target_link_options(poolguard_sanitizers INTERFACE -fno-sanitize=vptr)
+  endif()
 endif()
 
 add_library(poolguard_options INTERFACE)

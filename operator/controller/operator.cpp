@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 
@@ -106,6 +107,7 @@ json compactHpa(json obj) {
 }
 
 std::string podNamespace() {
+  if (const char* env = std::getenv("POD_NAMESPACE"); env && *env) return env;
   std::ifstream in(std::string(kube::kServiceAccountDir) + "/namespace");
   std::string ns;
   std::getline(in, ns);
