@@ -1,0 +1,111 @@
+#pragma once
+// Connection budget arithmetic (docs/api.md "Budget arithmetic", docs/budget.md for Clamp). Pure: workload and
+// policy facts in, figures out. Per workload: pods now, pods max (HPA), surge; per pod = maxSize x processesPerPod;
+// steadyState = pods now x per pod; worstCase = (pods max + surge) x per pod. Summed per database.name across
+// namespaces and compared with available = maxConnections - reservedConnections.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "policy/types.h"
+
+namespace poolguard::budget {
+
+using json = nlohmann::json;
+
+// A Deployment's RollingUpdate maxSurge.
+struct Surge {
+  int32_t value = 25;
+  bool percent = true;
+};
+
+// What the arithmetic needs to know about a workload's scaling, as read from its object and HPA.
+struct WorkloadShape {
+  policy::WorkloadKind kind = policy::WorkloadKind::kDeployment;
+  std::string namespace_;
+  std::string name;
+  int32_t replicas = 1;                   // spec.replicas, 1 when absent
+  std::optional<int32_t> hpaMaxReplicas;  // an autoscaling/v2 HPA's maxReplicas targeting this workload
+  bool recreate = false;                  // Deployment strategy Recreate (or StatefulSet OnDelete: no surge either)
+  Surge maxSurge;                         // RollingUpdate maxSurge; default 25%
+};
+
+struct WorkloadFacts {
+  policy::WorkloadKind kind = policy::WorkloadKind::kDeployment;
+  std::string namespace_;
+  std::string name;
+  int32_t podsNow = 1;
+  int32_t podsMax = 1;  // HPA maxReplicas, never below podsNow (a workload above its HPA's max has those pods now)
+  int32_t surge = 0;    // extra pods a rollout adds at pods max; 0 for Recreate and StatefulSets
+  bool autoscaled = false;
+};
+
+WorkloadFacts factsFor(const WorkloadShape& shape);
+
+// Reads the shape from a Deployment or StatefulSet object and, when one targets it, its HPA (nullptr: none).
+// Malformed or missing fields take the API server's defaults.
+WorkloadShape shapeOf(const json& workload, const json* hpa);
+inline WorkloadFacts workloadFacts(const json& workload, const json* hpa) { return factsFor(shapeOf(workload, hpa)); }
+
+// The HPA among `hpas` whose spec.scaleTargetRef names the workload (same namespace, kind and name; apiVersion
+// apps/v1 or unset); nullptr when none. Several: the first, as the HPA controller itself refuses to share targets.
+const json* findHpa(const std::vector<json>& hpas, policy::WorkloadKind kind, const std::string& ns,
+                    const std::string& name);
+
+struct PolicyInput {
+  std::string namespace_;
+  std::string name;
+  policy::OnExceeded onExceeded = policy::OnExceeded::kWarn;
+  int32_t weight = 1;
+  int32_t maxSize = 1;
+  int32_t processesPerPod = 1;
+  std::vector<WorkloadFacts> workloads;  // the workloads this policy governs
+};
+
+PolicyInput policyInput(const policy::Policy& p);
+
+struct WorkloadBudget {
+  WorkloadFacts facts;
+  int64_t perPod = 0;  // at the effective maxSize
+  int64_t steadyState = 0;
+  int64_t worstCase = 0;
+};
+
+struct PolicyBudget {
+  std::string namespace_;
+  std::string name;
+  policy::OnExceeded onExceeded = policy::OnExceeded::kWarn;
+  int32_t weight = 1;
+  int32_t maxSize = 0;           // as the policy asks
+  int32_t effectiveMaxSize = 0;  // after Clamp; == maxSize unless clamped
+  bool clamped = false;
+  int64_t steadyState = 0;  // at effectiveMaxSize
+  int64_t worstCase = 0;    // at effectiveMaxSize
+  int64_t unclampedWorstCase = 0;
+  std::vector<WorkloadBudget> workloads;
+};
+
+struct DatabaseBudget {
+  std::string database;
+  std::optional<int32_t> maxConnections;
+  int32_t reservedConnections = 0;
+  std::optional<int64_t> available;  // maxConnections - reservedConnections; nullopt when maxConnections is unknown
+  int64_t steadyState = 0;
+  int64_t worstCase = 0;               // after Clamp
+  int64_t unclampedWorstCase = 0;      // as the policies ask
+  std::vector<PolicyBudget> policies;  // in input order
+
+  // True when available is known and worstCase fits; false when unknown.
+  bool withinBudget() const { return available && worstCase <= *available; }
+  bool overBudget() const { return available && worstCase > *available; }
+  const PolicyBudget* find(const std::string& ns, const std::string& name) const;
+};
+
+// Sums the policies naming one database and applies Clamp (docs/budget.md). Policies with no workloads count 0.
+DatabaseBudget computeDatabase(const std::string& database, std::optional<int32_t> maxConnections,
+                               int32_t reservedConnections, const std::vector<PolicyInput>& policies);
+
+}  // namespace poolguard::budget

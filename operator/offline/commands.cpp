@@ -1,0 +1,299 @@
+#include "offline/commands.h"
+
+#include <algorithm>
+#include <iomanip>
+#include <sstream>
+
+#include "offline/workspace.h"
+#include "offline/yaml_emit.h"
+#include "render/workload.h"
+
+namespace poolguard::offline {
+namespace {
+
+bool validOutput(const std::string& output, std::ostream& err) {
+  if (output == "text" || output == "json" || output == "yaml") return true;
+  err << "error: -o/--output must be text, json or yaml, not \"" << output << "\"\n";
+  return false;
+}
+
+std::optional<std::vector<policy::Document>> load(const std::vector<std::string>& files, std::ostream& err) {
+  if (files.empty()) {
+    err << "error: name at least one file with -f (- reads standard input)\n";
+    return std::nullopt;
+  }
+  auto docs = loadDocuments(files);
+  if (!docs) {
+    err << "error: " << docs.error().message() << "\n";
+    return std::nullopt;
+  }
+  return std::move(docs).value();
+}
+
+void print(const json& value, const std::string& output, std::ostream& out) {
+  if (output == "json")
+    out << value.dump(2) << "\n";
+  else
+    out << toYaml(value);
+}
+
+std::string policyLabel(const PolicyEntry& e) {
+  std::string ns, name;
+  if (e.object.contains("metadata") && e.object["metadata"].is_object()) {
+    ns = e.object["metadata"].value("namespace", "");
+    name = e.object["metadata"].value("name", "");
+  }
+  return "ConnectionPoolPolicy " + (ns.empty() ? std::string("default") : ns) + "/" +
+         (name.empty() ? std::string("<unnamed>") : name);
+}
+
+// Reports invalid policies on `err`; true when there were any.
+bool reportInvalid(const Workspace& ws, std::ostream& err) {
+  bool any = false;
+  for (const auto& p : ws.policies) {
+    for (const auto& e : p.errors) {
+      err << p.source << ": document " << p.document << ": " << policyLabel(p) << ": " << policy::toString(e) << "\n";
+      any = true;
+    }
+    if (!p.parsed && p.errors.empty()) {
+      err << p.source << ": document " << p.document << ": " << policyLabel(p) << ": invalid\n";
+      any = true;
+    }
+  }
+  return any;
+}
+
+std::string workloadLabel(const WorkloadEntry& w) {
+  return std::string(policy::toString(w.kind)) + " " + w.namespace_ + "/" + w.name;
+}
+
+std::string optionalNumber(const std::optional<int64_t>& v) { return v ? std::to_string(*v) : "unknown"; }
+
+std::string databaseState(const budget::DatabaseBudget& db) {
+  if (!db.available) return "MaxConnectionsUnknown";
+  if (db.overBudget()) return "BudgetExceeded";
+  bool clamped = std::any_of(db.policies.begin(), db.policies.end(), [](const auto& p) { return p.clamped; });
+  return clamped ? "Clamped" : "WithinBudget";
+}
+
+// A fixed-width table: the first row is the header.
+void printTable(const std::vector<std::vector<std::string>>& rows, std::ostream& out, const std::string& indent = "") {
+  std::vector<size_t> widths;
+  for (const auto& r : rows) {
+    if (widths.size() < r.size()) widths.resize(r.size(), 0);
+    for (size_t i = 0; i < r.size(); ++i) widths[i] = std::max(widths[i], r[i].size());
+  }
+  for (const auto& r : rows) {
+    std::string line = indent;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(widths[i] - r[i].size() + 2, ' ');
+    }
+    out << line << "\n";
+  }
+}
+
+}  // namespace
+
+int runValidate(const std::vector<std::string>& files, const std::string& output, std::ostream& out,
+                std::ostream& err) {
+  if (!validOutput(output, err)) return kExitUsage;
+  auto docs = load(files, err);
+  if (!docs) return kExitUsage;
+
+  json results = json::array();
+  int invalid = 0;
+  int total = 0;
+  for (const auto& d : *docs) {
+    if (!isPolicy(d.object)) continue;
+    ++total;
+    json obj = d.object;
+    if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = json::object();
+    if (obj["metadata"].value("namespace", "").empty()) obj["metadata"]["namespace"] = "default";
+    auto errors = policy::validate(obj);
+    PolicyEntry entry{d.source, d.index + 1, obj, std::nullopt, errors};
+    json r{{"source", d.source},
+           {"document", d.index + 1},
+           {"namespace", obj["metadata"].value("namespace", "")},
+           {"name", obj["metadata"].value("name", "")},
+           {"valid", errors.empty()},
+           {"errors", json::array()}};
+    for (const auto& e : errors) r["errors"].push_back({{"field", e.field}, {"message", e.message}});
+    results.push_back(r);
+    if (!errors.empty()) ++invalid;
+    if (output == "text") {
+      if (errors.empty()) {
+        out << d.source << ": document " << d.index + 1 << ": " << policyLabel(entry) << ": valid\n";
+      } else {
+        for (const auto& e : errors) {
+          out << d.source << ": document " << d.index + 1 << ": " << policyLabel(entry) << ": " << policy::toString(e)
+              << "\n";
+        }
+      }
+    }
+  }
+  if (output == "text") {
+    out << total << " " << (total == 1 ? "policy" : "policies") << " checked, " << invalid << " invalid\n";
+    if (total == 0) err << "warning: no ConnectionPoolPolicy (poolguard.dev) found in the input\n";
+  } else {
+    print(json{{"policies", results}, {"checked", total}, {"invalid", invalid}}, output, out);
+  }
+  return invalid > 0 ? kExitFailed : kExitOk;
+}
+
+int runRender(const std::vector<std::string>& files, const std::string& output, std::ostream& out, std::ostream& err) {
+  if (!validOutput(output, err)) return kExitUsage;
+  auto docs = load(files, err);
+  if (!docs) return kExitUsage;
+  Workspace ws = buildWorkspace(*docs);
+  bool invalid = reportInvalid(ws, err);
+  for (const auto& w : ws.warnings) err << "warning: " << w << "\n";
+
+  std::vector<const WorkloadEntry*> ordered;
+  for (const auto& w : ws.workloads) ordered.push_back(&w);
+  std::stable_sort(ordered.begin(), ordered.end(), [](const WorkloadEntry* a, const WorkloadEntry* b) {
+    return std::tie(a->namespace_, a->name, a->kind) < std::tie(b->namespace_, b->name, b->kind);
+  });
+
+  json items = json::array();
+  std::string text;
+  bool failed = invalid;
+  for (const WorkloadEntry* w : ordered) {
+    if (w->governedBy < 0) {
+      err << "note: " << workloadLabel(*w) << ": no valid policy selects it; nothing to write\n";
+      continue;
+    }
+    const auto& pe = ws.policies[static_cast<size_t>(w->governedBy)];
+    const policy::Policy& p = *pe.parsed;
+    std::string header = "# " + workloadLabel(*w) + ": policy " + p.namespace_ + "/" + p.name;
+    for (int i : w->outranked) {
+      const auto& other = *ws.policies[static_cast<size_t>(i)].parsed;
+      header += " (outranks " + other.namespace_ + "/" + other.name + ")";
+    }
+    if (p.spec.suspend) {
+      err << "note: " << workloadLabel(*w) << ": policy " << p.namespace_ << "/" << p.name
+          << " is suspended; nothing to write\n";
+      continue;
+    }
+    render::RenderOptions opts;
+    int32_t effective = effectiveMaxSize(ws, p);
+    if (effective != p.spec.pool.maxSize) {
+      opts.effectiveMaxSize = effective;
+      header += "; maxSize clamped from " + std::to_string(p.spec.pool.maxSize) + " to " + std::to_string(effective);
+    }
+    if (p.spec.mode == policy::Mode::kAudit) header += "; mode Audit: reported, not written";
+    auto desired = render::renderWorkload(p, w->object, opts);
+    if (!desired) {
+      err << w->source << ": document " << w->document << ": " << desired.error().message() << "\n";
+      failed = true;
+      continue;
+    }
+    for (const auto& missing : desired->missingContainers) {
+      err << "warning: " << workloadLabel(*w) << ": container " << missing << " named in spec.containers of policy "
+          << p.namespace_ << "/" << p.name << " does not exist\n";
+    }
+    if (desired->configMap) {
+      // Offline input rarely carries a uid; Enforce adds the owner reference from the live workload.
+      if (desired->workload.uid.empty())
+        header += "; the ConfigMap's ownerReference is added from the live workload's uid";
+      items.push_back(*desired->configMap);
+      text += "---\n" + header + "\n" + toYaml(*desired->configMap);
+    }
+    items.push_back(desired->apply);
+    text += "---\n" + header + "\n" + toYaml(desired->apply);
+  }
+
+  if (output == "text")
+    out << text;
+  else
+    print(json{{"apiVersion", "v1"}, {"kind", "List"}, {"items", items}}, output, out);
+  return failed ? kExitFailed : kExitOk;
+}
+
+int runPlan(const std::vector<std::string>& files, const std::string& output, std::ostream& out, std::ostream& err) {
+  if (!validOutput(output, err)) return kExitUsage;
+  auto docs = load(files, err);
+  if (!docs) return kExitUsage;
+  Workspace ws = buildWorkspace(*docs);
+  bool invalid = reportInvalid(ws, err);
+  for (const auto& w : ws.warnings) err << "warning: " << w << "\n";
+
+  bool over = false;
+  json databases = json::array();
+  for (const auto& db : ws.databases) {
+    over = over || db.overBudget();
+    json d{
+        {"database", db.database},   {"reservedConnections", db.reservedConnections}, {"steadyState", db.steadyState},
+        {"worstCase", db.worstCase}, {"unclampedWorstCase", db.unclampedWorstCase},   {"state", databaseState(db)},
+        {"policies", json::array()}};
+    if (db.maxConnections) d["maxConnections"] = *db.maxConnections;
+    if (db.available) d["available"] = *db.available;
+    for (const auto& pb : db.policies) {
+      json pj{{"namespace", pb.namespace_},
+              {"name", pb.name},
+              {"onExceeded", policy::toString(pb.onExceeded)},
+              {"weight", pb.weight},
+              {"maxSize", pb.maxSize},
+              {"effectiveMaxSize", pb.effectiveMaxSize},
+              {"clamped", pb.clamped},
+              {"steadyState", pb.steadyState},
+              {"worstCase", pb.worstCase},
+              {"workloads", json::array()}};
+      for (const auto& wb : pb.workloads) {
+        pj["workloads"].push_back({{"kind", policy::toString(wb.facts.kind)},
+                                   {"namespace", wb.facts.namespace_},
+                                   {"name", wb.facts.name},
+                                   {"podsNow", wb.facts.podsNow},
+                                   {"podsMax", wb.facts.podsMax},
+                                   {"surge", wb.facts.surge},
+                                   {"perPod", wb.perPod},
+                                   {"steadyState", wb.steadyState},
+                                   {"worstCase", wb.worstCase}});
+      }
+      d["policies"].push_back(pj);
+    }
+    databases.push_back(d);
+  }
+
+  if (output != "text") {
+    print(json{{"databases", databases}, {"overBudget", over}}, output, out);
+  } else {
+    std::vector<std::vector<std::string>> summary{
+        {"DATABASE", "MAX", "RESERVED", "AVAILABLE", "STEADY", "WORST", "STATE"}};
+    for (const auto& db : ws.databases) {
+      summary.push_back({db.database, db.maxConnections ? std::to_string(*db.maxConnections) : "unknown",
+                         std::to_string(db.reservedConnections), optionalNumber(db.available),
+                         std::to_string(db.steadyState), std::to_string(db.worstCase), databaseState(db)});
+    }
+    printTable(summary, out);
+    for (const auto& db : ws.databases) {
+      out << "\nDatabase " << db.database << ":\n";
+      std::vector<std::vector<std::string>> rows{
+          {"POLICY", "WORKLOAD", "PODS", "MAX PODS", "SURGE", "PER POD", "STEADY", "WORST", "MAXSIZE"}};
+      for (const auto& pb : db.policies) {
+        std::string maxSize = std::to_string(pb.effectiveMaxSize);
+        if (pb.clamped) maxSize += " (clamped from " + std::to_string(pb.maxSize) + ")";
+        std::string policyName = pb.namespace_ + "/" + pb.name;
+        if (pb.workloads.empty()) rows.push_back({policyName, "(none)", "0", "0", "0", "-", "0", "0", maxSize});
+        for (const auto& wb : pb.workloads) {
+          rows.push_back({policyName, std::string(policy::toString(wb.facts.kind)) + "/" + wb.facts.name,
+                          std::to_string(wb.facts.podsNow),
+                          std::to_string(wb.facts.podsMax) + (wb.facts.autoscaled ? " (HPA)" : ""),
+                          std::to_string(wb.facts.surge), std::to_string(wb.perPod), std::to_string(wb.steadyState),
+                          std::to_string(wb.worstCase), maxSize});
+        }
+      }
+      printTable(rows, out, "  ");
+      if (db.overBudget()) {
+        out << "  over budget by " << db.worstCase - *db.available
+            << " connections: lower pool.maxSize or HPA maxReplicas, raise max_connections, or set "
+               "budget.onExceeded: Clamp\n";
+      } else if (!db.available) {
+        out << "  max_connections unknown: set spec.database.maxConnections to check this database\n";
+      }
+    }
+  }
+  return over || invalid ? kExitFailed : kExitOk;
+}
+
+}  // namespace poolguard::offline

@@ -1,0 +1,29 @@
+#pragma once
+// The offline commands for GitOps pipelines; `poolguard validate|render|plan -f FILE... [-o text|json|yaml]`.
+// Each FILE may hold many YAML documents (or JSON, or a v1 List); "-" is standard input. Output goes to `out`,
+// diagnostics to `err`. Exit codes: 0 success, 1 an invalid policy (validate, render) or a database over budget
+// (plan), 2 a usage or input/output error.
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace poolguard::offline {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+
+// Checks every ConnectionPoolPolicy with the rules the API server applies. Text output: one line per problem,
+// "FILE: document N: ConnectionPoolPolicy NS/NAME: FIELD: MESSAGE" (N counts from 1).
+int runValidate(const std::vector<std::string>& files, const std::string& output, std::ostream& out, std::ostream& err);
+
+// Prints the server-side-apply bodies (workloads and ConfigMaps) Enforce writes for the Deployments and
+// StatefulSets in the files, with budget Clamp applied. Text output is a YAML stream that
+// `kubectl apply --server-side --field-manager poolguard -f -` accepts; json and yaml print a v1 List.
+int runRender(const std::vector<std::string>& files, const std::string& output, std::ostream& out, std::ostream& err);
+
+// Prints the connection budget per database: policies, workloads, steady state and worst case against
+// max_connections - reserved. Exit 1 when any database is over budget.
+int runPlan(const std::vector<std::string>& files, const std::string& output, std::ostream& out, std::ostream& err);
+
+}  // namespace poolguard::offline

@@ -1,0 +1,74 @@
+#pragma once
+// The objects Enforce writes for one workload, as server-side-apply bodies that carry exactly the fields
+// poolguard owns (field manager "poolguard"), and the comparison Audit and the no-op check use. Pure.
+//
+// Workload body: apiVersion, kind, metadata{name, namespace, annotations[poolguard.dev/policy]},
+// spec.template.metadata.annotations[poolguard.dev/settings-hash] (when rollout.restartOnChange), and
+// spec.template.spec.containers[] = {name, env[]} (Env) or {name, envFrom[]} (ConfigMap) for the selected
+// containers only, never initContainers. The API server merges the body into the live object and validates the
+// result, so required fields such as spec.selector need not be repeated; applied to a workload that no longer
+// exists the body fails validation instead of creating a half-specified one.
+//
+// envFrom is an atomic list for server-side apply: whoever applies it owns all of it. The body therefore repeats
+// the container's live envFrom entries and appends poolguard's ConfigMap reference last (so its keys win over
+// other envFrom sources; explicit env entries still win over all of envFrom, which compare() reports).
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+#include "policy/types.h"
+#include "render/settings.h"
+
+namespace poolguard::render {
+
+using json = nlohmann::json;
+
+inline constexpr const char* kSettingsHashAnnotation = "poolguard.dev/settings-hash";
+inline constexpr const char* kPolicyAnnotation = "poolguard.dev/policy";
+inline constexpr const char* kPolicyLabel = "poolguard.dev/policy";
+inline constexpr const char* kManagedByLabel = "app.kubernetes.io/managed-by";
+inline constexpr const char* kManagedByValue = "poolguard";
+inline constexpr const char* kPgBouncerIniKey = "pgbouncer.ini";
+
+struct WorkloadIdentity {
+  policy::WorkloadKind kind = policy::WorkloadKind::kDeployment;
+  std::string namespace_;
+  std::string name;
+  std::string uid;
+};
+
+// Kind, namespace, name and uid of a Deployment or StatefulSet object. Errors name the missing field.
+Result<WorkloadIdentity> identityOf(const json& workload);
+
+// The operator-owned ConfigMap's name: "<workload>-deploy-poolguard" or "<workload>-sts-poolguard", so a
+// Deployment and a StatefulSet of one name never share one. Names beyond 253 characters are shortened with a hash.
+std::string configMapName(policy::WorkloadKind kind, const std::string& workloadName);
+
+struct DesiredWorkload {
+  WorkloadIdentity workload;
+  RenderedSettings settings;
+  std::vector<std::string> containers;         // selected, in the workload's order
+  std::vector<std::string> missingContainers;  // named in spec.containers but absent from the workload
+  json apply;                                  // server-side-apply body for the workload
+  std::optional<json> configMap;               // server-side-apply body for the ConfigMap (ConfigMap delivery)
+};
+
+// Renders what Enforce writes for `workload` (the live Deployment or StatefulSet) under policy `p`.
+// Fails (kInvalidArgument) when the object is not a workload or none of spec.containers exists in it.
+Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const json& workload,
+                                       const RenderOptions& options = {});
+
+struct Comparison {
+  // One line per difference, e.g. "container app env POOL_MAX_SIZE: live 50, desired 20".
+  std::vector<std::string> differences;
+  bool inSync() const { return differences.empty(); }
+};
+
+// Whether the live workload (and its live ConfigMap, for ConfigMap delivery; nullopt when absent) already carries
+// the desired settings. inSync() means a reconcile needs no write; otherwise the lines say what Enforce changes.
+Comparison compare(const json& liveWorkload, const std::optional<json>& liveConfigMap, const DesiredWorkload& desired);
+
+}  // namespace poolguard::render

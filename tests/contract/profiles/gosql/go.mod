@@ -1,0 +1,3 @@
+module poolguard.dev/contract/gosql
+
+go 1.21

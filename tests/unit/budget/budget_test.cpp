@@ -1,0 +1,213 @@
+#include "budget/budget.h"
+
+#include <gtest/gtest.h>
+
+namespace poolguard::budget {
+namespace {
+
+using policy::OnExceeded;
+using policy::WorkloadKind;
+
+json deployment(const std::string& name, const std::string& extraSpec = "{}") {
+  json w = json::parse(R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"","namespace":"shop"},
+                            "spec":{"template":{"spec":{"containers":[{"name":"app"}]}}}})");
+  w["metadata"]["name"] = name;
+  w["spec"].update(json::parse(extraSpec));
+  return w;
+}
+
+json hpa(const std::string& kind, const std::string& name, int maxReplicas) {
+  return json{{"apiVersion", "autoscaling/v2"},
+              {"kind", "HorizontalPodAutoscaler"},
+              {"metadata", {{"name", name + "-hpa"}, {"namespace", "shop"}}},
+              {"spec",
+               {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", kind}, {"name", name}}},
+                {"minReplicas", 1},
+                {"maxReplicas", maxReplicas}}}};
+}
+
+TEST(WorkloadFacts, DefaultsToOneReplicaAndQuarterSurgeRoundedUp) {
+  auto f = workloadFacts(deployment("api"), nullptr);
+  EXPECT_EQ(f.podsNow, 1);
+  EXPECT_EQ(f.podsMax, 1);
+  EXPECT_EQ(f.surge, 1) << "25% of 1 rounds up";
+  EXPECT_FALSE(f.autoscaled);
+  EXPECT_EQ(f.namespace_, "shop");
+  EXPECT_EQ(f.name, "api");
+}
+
+TEST(WorkloadFacts, HpaMaxReplicasAndPercentSurge) {
+  auto h = hpa("Deployment", "api", 10);
+  auto f = workloadFacts(deployment("api", R"({"replicas":3,"strategy":{"type":"RollingUpdate",
+                                               "rollingUpdate":{"maxSurge":"30%"}}})"),
+                         &h);
+  EXPECT_EQ(f.podsNow, 3);
+  EXPECT_EQ(f.podsMax, 10);
+  EXPECT_EQ(f.surge, 3) << "30% of 10";
+  EXPECT_TRUE(f.autoscaled);
+}
+
+TEST(WorkloadFacts, IntegerSurgeRecreateAndStatefulSet) {
+  EXPECT_EQ(
+      workloadFacts(deployment("a", R"({"replicas":4,"strategy":{"rollingUpdate":{"maxSurge":2}}})"), nullptr).surge,
+      2);
+  EXPECT_EQ(
+      workloadFacts(deployment("a", R"({"replicas":4,"strategy":{"rollingUpdate":{"maxSurge":"0%"}}})"), nullptr).surge,
+      0);
+  EXPECT_EQ(workloadFacts(deployment("a", R"({"replicas":4,"strategy":{"type":"Recreate"}})"), nullptr).surge, 0);
+  json sts = deployment("db", R"({"replicas":3})");
+  sts["kind"] = "StatefulSet";
+  auto f = workloadFacts(sts, nullptr);
+  EXPECT_EQ(f.kind, WorkloadKind::kStatefulSet);
+  EXPECT_EQ(f.surge, 0);
+  EXPECT_EQ(f.podsMax, 3);
+}
+
+TEST(WorkloadFacts, ReplicasAboveHpaMaxCountAsTheyAre) {
+  auto h = hpa("Deployment", "api", 2);
+  auto f = workloadFacts(deployment("api", R"({"replicas":5})"), &h);
+  EXPECT_EQ(f.podsMax, 5);
+}
+
+TEST(WorkloadFacts, ZeroReplicasCostsOnlyTheSurgeOfNothing) {
+  auto f = workloadFacts(deployment("api", R"({"replicas":0})"), nullptr);
+  EXPECT_EQ(f.podsNow, 0);
+  EXPECT_EQ(f.podsMax, 0);
+  EXPECT_EQ(f.surge, 0);
+}
+
+TEST(FindHpa, MatchesKindNameAndNamespace) {
+  std::vector<json> hpas = {hpa("StatefulSet", "api", 4), hpa("Deployment", "other", 5), hpa("Deployment", "api", 6)};
+  const json* h = findHpa(hpas, WorkloadKind::kDeployment, "shop", "api");
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ((*h)["spec"]["maxReplicas"], 6);
+  EXPECT_EQ(findHpa(hpas, WorkloadKind::kDeployment, "other-ns", "api"), nullptr);
+  EXPECT_NE(findHpa(hpas, WorkloadKind::kStatefulSet, "shop", "api"), nullptr);
+}
+
+WorkloadFacts facts(int podsNow, int podsMax, int surge, const std::string& name = "w") {
+  WorkloadFacts f;
+  f.namespace_ = "shop";
+  f.name = name;
+  f.podsNow = podsNow;
+  f.podsMax = podsMax;
+  f.surge = surge;
+  return f;
+}
+
+PolicyInput input(const std::string& ns, const std::string& name, int maxSize, std::vector<WorkloadFacts> w,
+                  OnExceeded onExceeded = OnExceeded::kWarn, int weight = 1, int processesPerPod = 1) {
+  PolicyInput in;
+  in.namespace_ = ns;
+  in.name = name;
+  in.maxSize = maxSize;
+  in.onExceeded = onExceeded;
+  in.weight = weight;
+  in.processesPerPod = processesPerPod;
+  in.workloads = std::move(w);
+  return in;
+}
+
+TEST(ComputeDatabase, SteadyAndWorstCaseWithProcessesPerPod) {
+  // 3 pods now, HPA max 10, surge 3; 4 gunicorn workers x maxSize 5 = 20 per pod.
+  auto db = computeDatabase("orders", 500, 3, {input("shop", "p", 5, {facts(3, 10, 3)}, OnExceeded::kWarn, 1, 4)});
+  EXPECT_EQ(db.available, 497);
+  EXPECT_EQ(db.steadyState, 60);
+  EXPECT_EQ(db.worstCase, 260);
+  EXPECT_TRUE(db.withinBudget());
+  ASSERT_EQ(db.policies.size(), 1u);
+  EXPECT_EQ(db.policies[0].workloads[0].perPod, 20);
+  EXPECT_FALSE(db.policies[0].clamped);
+}
+
+TEST(ComputeDatabase, PoliciesAcrossNamespacesShareOneDatabase) {
+  auto db = computeDatabase("orders", 100, 3,
+                            {input("team-a", "p", 10, {facts(2, 4, 1, "api"), facts(1, 1, 0, "cron")}),
+                             input("team-b", "q", 20, {facts(2, 2, 1)})});
+  // team-a: (4+1)x10 + 1x10 = 60; team-b: 3x20 = 60
+  EXPECT_EQ(db.worstCase, 120);
+  EXPECT_EQ(db.steadyState, 30 + 40);
+  EXPECT_TRUE(db.overBudget());
+  EXPECT_FALSE(db.withinBudget());
+  ASSERT_NE(db.find("team-b", "q"), nullptr);
+  EXPECT_EQ(db.find("team-b", "q")->worstCase, 60);
+  EXPECT_EQ(db.find("team-a", "q"), nullptr);
+  EXPECT_EQ(db.policies[0].effectiveMaxSize, 10) << "Warn never clamps";
+}
+
+TEST(ComputeDatabase, UnknownMaxConnectionsIsNeitherWithinNorOver) {
+  auto db = computeDatabase("orders", std::nullopt, 3, {input("a", "p", 50, {facts(10, 10, 0)}, OnExceeded::kClamp)});
+  EXPECT_FALSE(db.available.has_value());
+  EXPECT_FALSE(db.withinBudget());
+  EXPECT_FALSE(db.overBudget());
+  EXPECT_EQ(db.policies[0].effectiveMaxSize, 50) << "nothing to clamp against";
+}
+
+TEST(ComputeDatabase, ClampSharesWhatWarnPoliciesLeaveByWeight) {
+  // available 97; Warn policy asks 5 pods x 5 = 25, leaving 72.
+  // Clamp a (weight 2): 4 pods (3 + surge 1) -> share 48 -> maxSize 12 (asked 30).
+  // Clamp b (weight 1): 2 pods -> share 24 -> maxSize 12 (asked 40).
+  auto db = computeDatabase(
+      "orders", 100, 3,
+      {input("ns1", "warn", 5, {facts(4, 4, 1)}), input("ns2", "a", 30, {facts(3, 3, 1)}, OnExceeded::kClamp, 2),
+       input("ns3", "b", 40, {facts(2, 2, 0)}, OnExceeded::kClamp, 1)});
+  EXPECT_EQ(db.unclampedWorstCase, 25 + 120 + 80);
+  EXPECT_EQ(db.find("ns2", "a")->effectiveMaxSize, 12);
+  EXPECT_EQ(db.find("ns3", "b")->effectiveMaxSize, 12);
+  EXPECT_TRUE(db.find("ns2", "a")->clamped);
+  EXPECT_EQ(db.worstCase, 25 + 48 + 24);
+  EXPECT_TRUE(db.withinBudget());
+}
+
+TEST(ComputeDatabase, ClampGivesUnusedShareToTheOthers) {
+  // available 97 for two Clamp policies of equal weight: a asks only 1 x 10 = 10, so b may use 87 -> 87/3 = 29.
+  auto db = computeDatabase("orders", 100, 3,
+                            {input("x", "a", 10, {facts(1, 1, 0)}, OnExceeded::kClamp),
+                             input("x", "b", 50, {facts(2, 2, 1)}, OnExceeded::kClamp)});
+  EXPECT_EQ(db.find("x", "a")->effectiveMaxSize, 10);
+  EXPECT_FALSE(db.find("x", "a")->clamped);
+  EXPECT_EQ(db.find("x", "b")->effectiveMaxSize, 29);
+  EXPECT_EQ(db.worstCase, 10 + 87);
+  EXPECT_TRUE(db.withinBudget());
+}
+
+TEST(ComputeDatabase, ClampNeverGoesBelowOneAndThenStillReportsOverBudget) {
+  auto db = computeDatabase(
+      "orders", 20, 3,
+      {input("x", "warn", 10, {facts(2, 2, 0)}), input("x", "c", 10, {facts(5, 5, 0)}, OnExceeded::kClamp)});
+  EXPECT_EQ(db.find("x", "c")->effectiveMaxSize, 1);
+  EXPECT_EQ(db.worstCase, 20 + 5);
+  EXPECT_TRUE(db.overBudget());
+}
+
+TEST(ComputeDatabase, NoClampWhenTheDatabaseFits) {
+  auto db = computeDatabase("orders", 100, 3, {input("x", "c", 10, {facts(2, 4, 1)}, OnExceeded::kClamp)});
+  EXPECT_EQ(db.find("x", "c")->effectiveMaxSize, 10);
+  EXPECT_FALSE(db.find("x", "c")->clamped);
+}
+
+TEST(ComputeDatabase, PolicyWithoutWorkloadsCostsNothing) {
+  auto db = computeDatabase("orders", 10, 3, {input("x", "idle", 100, {}, OnExceeded::kClamp)});
+  EXPECT_EQ(db.worstCase, 0);
+  EXPECT_EQ(db.find("x", "idle")->effectiveMaxSize, 100);
+  EXPECT_TRUE(db.withinBudget());
+}
+
+TEST(PolicyInput, ReadsThePolicy) {
+  policy::Policy p;
+  p.namespace_ = "shop";
+  p.name = "orders";
+  p.spec.pool.maxSize = 15;
+  p.spec.pool.processesPerPod = 3;
+  p.spec.budget.onExceeded = OnExceeded::kClamp;
+  p.spec.budget.weight = 4;
+  auto in = policyInput(p);
+  EXPECT_EQ(in.maxSize, 15);
+  EXPECT_EQ(in.processesPerPod, 3);
+  EXPECT_EQ(in.weight, 4);
+  EXPECT_EQ(in.onExceeded, OnExceeded::kClamp);
+  EXPECT_TRUE(in.workloads.empty());
+}
+
+}  // namespace
+}  // namespace poolguard::budget

@@ -1,0 +1,144 @@
+#include "offline/commands.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace poolguard::offline {
+namespace {
+
+using json = nlohmann::json;
+
+class OfflineCommands : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("poolguard-offline-" + std::to_string(::getpid()) + "-" +
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string write(const std::string& name, const std::string& text) {
+    auto path = dir_ / name;
+    std::ofstream(path) << text;
+    return path.string();
+  }
+
+  std::filesystem::path dir_;
+  std::ostringstream out_;
+  std::ostringstream err_;
+};
+
+std::string policyYaml(const std::string& ns, const std::string& name, const std::string& app, int maxSize,
+                       const std::string& extra = "") {
+  return "apiVersion: poolguard.dev/v1alpha1\nkind: ConnectionPoolPolicy\nmetadata:\n  name: " + name +
+         "\n  namespace: " + ns +
+         "\n  creationTimestamp: \"2024-01-01T00:00:00Z\"\nspec:\n  selector:\n    matchLabels:\n      app: " + app +
+         "\n  pool:\n    maxSize: " + std::to_string(maxSize) +
+         "\n  database:\n    name: orders\n    maxConnections: 100\n" + extra;
+}
+
+std::string deploymentYaml(const std::string& ns, const std::string& name, const std::string& app, int replicas) {
+  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name + "\n  namespace: " + ns +
+         "\n  labels:\n    app: " + app + "\nspec:\n  replicas: " + std::to_string(replicas) +
+         "\n  selector:\n    matchLabels:\n      app: " + app +
+         "\n  template:\n    metadata:\n      labels:\n        app: " + app +
+         "\n    spec:\n      containers:\n      - name: app\n        image: app:1\n";
+}
+
+TEST_F(OfflineCommands, ValidateAcceptsAValidPolicy) {
+  auto f = write("p.yaml", policyYaml("shop", "orders", "orders", 10));
+  EXPECT_EQ(runValidate({f}, "text", out_, err_), kExitOk) << out_.str() << err_.str();
+  EXPECT_NE(out_.str().find("1 policy checked, 0 invalid"), std::string::npos) << out_.str();
+}
+
+TEST_F(OfflineCommands, ValidateReportsEveryErrorWithFileDocumentAndField) {
+  auto f = write("p.yaml", policyYaml("shop", "good", "a", 10) + "---\n" +
+                               policyYaml("shop", "bad", "b", 0, "  mode: Sometimes\n"));
+  EXPECT_EQ(runValidate({f}, "text", out_, err_), kExitFailed);
+  std::string text = out_.str();
+  EXPECT_NE(text.find(f + ": document 2: ConnectionPoolPolicy shop/bad: spec.pool.maxSize"), std::string::npos) << text;
+  EXPECT_NE(text.find("spec.mode"), std::string::npos) << text;
+  EXPECT_NE(text.find("2 policies checked, 1 invalid"), std::string::npos) << text;
+}
+
+TEST_F(OfflineCommands, ValidateJsonOutput) {
+  auto f = write("p.yaml", policyYaml("shop", "bad", "b", 0));
+  EXPECT_EQ(runValidate({f}, "json", out_, err_), kExitFailed);
+  auto j = json::parse(out_.str());
+  EXPECT_EQ(j["invalid"], 1);
+  EXPECT_EQ(j["policies"][0]["document"], 1);
+  EXPECT_EQ(j["policies"][0]["errors"][0]["field"], "spec.pool.maxSize");
+}
+
+TEST_F(OfflineCommands, MissingFileAndBadOutputAreUsageErrors) {
+  EXPECT_EQ(runValidate({(dir_ / "nope.yaml").string()}, "text", out_, err_), kExitUsage);
+  EXPECT_NE(err_.str().find("nope.yaml"), std::string::npos);
+  auto f = write("p.yaml", policyYaml("shop", "orders", "orders", 10));
+  EXPECT_EQ(runPlan({f}, "xml", out_, err_), kExitUsage);
+  EXPECT_EQ(runRender({}, "text", out_, err_), kExitUsage);
+}
+
+TEST_F(OfflineCommands, RenderAppliesThePriorityRule) {
+  auto f = write("all.yaml", policyYaml("shop", "low", "orders", 10) + "---\n" +
+                                 policyYaml("shop", "high", "orders", 7, "  priority: 5\n") + "---\n" +
+                                 deploymentYaml("shop", "orders-api", "orders", 2) + "---\n" +
+                                 deploymentYaml("other", "orders-api", "orders", 2));
+  EXPECT_EQ(runRender({f}, "json", out_, err_), kExitOk) << err_.str();
+  auto list = json::parse(out_.str());
+  ASSERT_EQ(list["items"].size(), 1u) << "the Deployment in namespace other has no policy: " << list.dump();
+  const auto& body = list["items"][0];
+  EXPECT_EQ(body["metadata"]["annotations"]["poolguard.dev/policy"], "high");
+  EXPECT_EQ(body["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "7");
+  EXPECT_NE(err_.str().find("Deployment other/orders-api: no valid policy selects it"), std::string::npos);
+}
+
+TEST_F(OfflineCommands, RenderTextIsAYamlStreamWithTheClampApplied) {
+  auto f = write("all.yaml", policyYaml("shop", "p", "orders", 50,
+                                        "  budget:\n    onExceeded: Clamp\n  delivery:\n    method: ConfigMap\n") +
+                                 "---\n" + deploymentYaml("shop", "orders-api", "orders", 3));
+  EXPECT_EQ(runRender({f}, "text", out_, err_), kExitOk) << err_.str();
+  std::string text = out_.str();
+  // 3 pods + 1 surge = 4 pods share 97 connections: 24 each.
+  EXPECT_NE(text.find("maxSize clamped from 50 to 24"), std::string::npos) << text;
+  EXPECT_NE(text.find("POOL_MAX_SIZE: \"24\""), std::string::npos) << text;
+  EXPECT_NE(text.find("kind: ConfigMap"), std::string::npos);
+  EXPECT_LT(text.find("kind: ConfigMap"), text.find("kind: Deployment")) << "ConfigMap first, so envFrom resolves";
+}
+
+TEST_F(OfflineCommands, PlanExitsOneWhenOverBudget) {
+  auto policies =
+      write("p.yaml", policyYaml("team-a", "a", "api", 20) + "---\n" + policyYaml("team-b", "b", "web", 20));
+  auto workloads =
+      write("w.yaml", deploymentYaml("team-a", "api", "api", 2) + "---\n" + deploymentYaml("team-b", "web", "web", 2) +
+                          "---\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n"
+                          "  name: web\n  namespace: team-b\nspec:\n  scaleTargetRef:\n    apiVersion: apps/v1\n"
+                          "    kind: Deployment\n    name: web\n  minReplicas: 2\n  maxReplicas: 4\n");
+  EXPECT_EQ(runPlan({policies, workloads}, "text", out_, err_), kExitFailed) << err_.str();
+  std::string text = out_.str();
+  // api: (2 + 1) x 20 = 60; web: (4 + 1) x 20 = 100; 160 > 97.
+  EXPECT_NE(text.find("orders    100  3         97         80      160    BudgetExceeded"), std::string::npos) << text;
+  EXPECT_NE(text.find("4 (HPA)"), std::string::npos) << text;
+  EXPECT_NE(text.find("over budget by 63 connections"), std::string::npos) << text;
+
+  std::ostringstream jout;
+  EXPECT_EQ(runPlan({policies, workloads}, "json", jout, err_), kExitFailed);
+  auto j = json::parse(jout.str());
+  EXPECT_EQ(j["databases"][0]["worstCase"], 160);
+  EXPECT_EQ(j["overBudget"], true);
+}
+
+TEST_F(OfflineCommands, PlanWithinBudgetExitsZero) {
+  auto f =
+      write("all.yaml", policyYaml("shop", "p", "orders", 10) + "---\n" + deploymentYaml("shop", "api", "orders", 2));
+  EXPECT_EQ(runPlan({f}, "yaml", out_, err_), kExitOk) << err_.str();
+  EXPECT_NE(out_.str().find("state: WithinBudget"), std::string::npos) << out_.str();
+}
+
+}  // namespace
+}  // namespace poolguard::offline
