@@ -42,17 +42,6 @@ std::string annotationOf(const json& obj, const std::string& key) {
 std::string nameOf(const json& obj) { return obj["metadata"].value("name", ""); }
 std::string namespaceOf(const json& obj) { return obj["metadata"].value("namespace", ""); }
 
-// Whether the live ConfigMap carries the desired data and labels.
-bool configMapCarries(const json& live, const json& desired) {
-  if (live.value("data", json::object()) != desired.value("data", json::object())) return false;
-  const auto want = desired["metadata"].value("labels", json::object());
-  const auto have = live["metadata"].value("labels", json::object());
-  for (const auto& [k, v] : want.items()) {
-    if (!have.contains(k) || have[k] != v) return false;
-  }
-  return true;
-}
-
 std::string summarizeDifferences(const std::vector<std::string>& differences) {
   std::string out;
   for (size_t i = 0; i < differences.size() && i < 8; ++i) out += (i ? "; " : "") + differences[i];
@@ -308,10 +297,18 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     }
     budgetInputs.push_back(std::move(bi));
   }
-  std::optional<int32_t> maxConnections = pol.spec.database.maxConnections;
+  // Every policy of a database must see the same budget, whichever reconciles: the smallest declared
+  // max_connections and the largest reserve win (as in `poolguard plan`); the server's value when none declares.
+  std::optional<int32_t> maxConnections;
+  int32_t reserved = pol.spec.database.reservedConnections;
+  for (const auto& e : everyPolicy) {
+    if (!e.parsed || e.deleting || e.parsed->spec.database.name != pol.spec.database.name) continue;
+    const auto& d = e.parsed->spec.database;
+    if (d.maxConnections && (!maxConnections || *d.maxConnections < *maxConnections)) maxConnections = d.maxConnections;
+    reserved = std::max(reserved, d.reservedConnections);
+  }
   if (!maxConnections) maxConnections = discoveredMaxConnections(pol.spec.database.name);
-  budget::DatabaseBudget db = budget::computeDatabase(pol.spec.database.name, maxConnections,
-                                                      pol.spec.database.reservedConnections, budgetInputs);
+  budget::DatabaseBudget db = budget::computeDatabase(pol.spec.database.name, maxConnections, reserved, budgetInputs);
   const budget::PolicyBudget* mine = db.find(ns, name);
   int32_t effectiveMaxSize = mine ? mine->effectiveMaxSize : pol.spec.pool.maxSize;
 
@@ -367,18 +364,16 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
       governed.push_back(usage::GovernedWorkload{ns, ws.name, desired->settings.applicationName, facts.podsNow,
                                                  facts.podsMax, facts.surge, std::nullopt, effectiveMaxSize,
                                                  pol.spec.pool.processesPerPod});
-      // The workload and its ConfigMap are compared apart, so only the one that differs is written.
+      // The workload and its ConfigMap are compared apart, so only the one that differs is written: comparing
+      // against the desired ConfigMap leaves the workload's own differences.
       std::optional<json> liveConfigMap;
-      bool configMapInSync = true;
       if (desired->configMap) {
-        auto cm = caches_.configMaps->get(ns, (*desired->configMap)["metadata"].value("name", ""));
-        if (cm) liveConfigMap = *cm;
-        configMapInSync = cm && configMapCarries(*cm, *desired->configMap);
+        if (auto cm = caches_.configMaps->get(ns, (*desired->configMap)["metadata"].value("name", ""))) liveConfigMap = *cm;
       }
-      auto diff = render::compare(*w, desired->configMap, *desired);
-      bool workloadInSync = diff.inSync();
-      if (!configMapInSync) diff.differences.push_back("ConfigMap " + (*desired->configMap)["metadata"].value("name", "") +
-                                                       (liveConfigMap ? ": data differs" : ": missing"));
+      auto diff = render::compare(*w, liveConfigMap, *desired);
+      auto workloadDiff = render::compare(*w, desired->configMap, *desired);
+      bool workloadInSync = workloadDiff.inSync();
+      bool configMapInSync = diff.differences.size() == workloadDiff.differences.size();
       std::string summary = summarizeDifferences(diff.differences);
       if (workloadInSync && configMapInSync) {
         ws.state = WorkloadState::kApplied;

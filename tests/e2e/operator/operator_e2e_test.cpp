@@ -21,7 +21,7 @@ json getJson(const std::string& ns, const std::string& what) {
   return json::parse(r.out, nullptr, false);
 }
 
-void apply(const std::string& ns, const std::string& yaml) {
+void applyYaml(const std::string& ns, const std::string& yaml) {
   auto r = cluster().kubectl({"-n", ns, "apply", "-f", "-"}, yaml);
   ASSERT_EQ(r.exitCode, 0) << r.err << "\n" << yaml;
 }
@@ -99,12 +99,12 @@ OperatorProcess* OperatorE2E::op_ = nullptr;
 
 TEST_F(OperatorE2E, EnforceAppliesSettingsToDeploymentsAndStatefulSets) {
   std::string ns = createNamespace("enforce");
-  apply(ns, deploymentYaml("web", 2));
-  apply(ns, "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: web-db, labels: {app: web}}\nspec:\n"
+  applyYaml(ns, deploymentYaml("web", 2));
+  applyYaml(ns, "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: web-db, labels: {app: web}}\nspec:\n"
             "  replicas: 1\n  serviceName: web-db\n  selector: {matchLabels: {app: web-db}}\n  template:\n"
             "    metadata: {labels: {app: web-db}}\n    spec:\n      containers:\n      - name: app\n"
             "        image: example.invalid/app:1\n");
-  apply(ns, policyYaml("orders-pool", 12, "  profile: Generic\n"));
+  applyYaml(ns, policyYaml("orders-pool", 12, "  profile: Generic\n"));
 
   ASSERT_TRUE(eventually([&] { return conditionIs(ns, "orders-pool", "Ready", "True"); }, 60s))
       << getJson(ns, "cpol/orders-pool").dump(2);
@@ -127,8 +127,8 @@ TEST_F(OperatorE2E, EnforceAppliesSettingsToDeploymentsAndStatefulSets) {
 
 TEST_F(OperatorE2E, ChangeRollsPodsAndNoOpRollsNothing) {
   std::string ns = createNamespace("roll");
-  apply(ns, deploymentYaml("web", 1));
-  apply(ns, policyYaml("p", 10));
+  applyYaml(ns, deploymentYaml("web", 1));
+  applyYaml(ns, policyYaml("p", 10));
   ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "Applied", "True"); }, 60s));
   auto replicaSets = [&] {
     json rs = getJson(ns, "replicasets");
@@ -147,15 +147,15 @@ TEST_F(OperatorE2E, ChangeRollsPodsAndNoOpRollsNothing) {
   }
 
   size_t rsBefore = replicaSets();
-  apply(ns, policyYaml("p", 7));
+  applyYaml(ns, policyYaml("p", 7));
   ASSERT_TRUE(eventually([&] { return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "7"; }, 60s));
   EXPECT_TRUE(eventually([&] { return replicaSets() == rsBefore + 1; }, 60s)) << "a settings change rolls a new ReplicaSet";
 }
 
 TEST_F(OperatorE2E, EnforceCorrectsDriftAndAuditReportsIt) {
   std::string ns = createNamespace("drift");
-  apply(ns, deploymentYaml("web", 1));
-  apply(ns, policyYaml("p", 9));
+  applyYaml(ns, deploymentYaml("web", 1));
+  applyYaml(ns, policyYaml("p", 9));
   ASSERT_TRUE(eventually([&] { return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "9"; }, 60s));
 
   // Someone edits the owned value by hand: Enforce puts it back.
@@ -163,7 +163,7 @@ TEST_F(OperatorE2E, EnforceCorrectsDriftAndAuditReportsIt) {
   EXPECT_TRUE(eventually([&] { return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "9"; }, 60s));
 
   // In Audit the same edit stays, and the policy reports the drift and what Enforce would change.
-  apply(ns, policyYaml("p", 9, "  mode: Audit\n"));
+  applyYaml(ns, policyYaml("p", 9, "  mode: Audit\n"));
   ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "Applied", "True"); }, 60s));
   ASSERT_EQ(cluster().kubectl({"-n", ns, "set", "env", "deployment/web", "-c", "app", "POOL_MAX_SIZE=99"}).exitCode, 0);
   ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "Applied", "False", "Drifted"); }, 60s))
@@ -178,9 +178,9 @@ TEST_F(OperatorE2E, EnforceCorrectsDriftAndAuditReportsIt) {
 
 TEST_F(OperatorE2E, HigherPriorityWinsAndTheLoserSaysSo) {
   std::string ns = createNamespace("overlap");
-  apply(ns, deploymentYaml("web", 1));
-  apply(ns, policyYaml("low", 5));
-  apply(ns, policyYaml("high", 15, "  priority: 10\n"));
+  applyYaml(ns, deploymentYaml("web", 1));
+  applyYaml(ns, policyYaml("low", 5));
+  applyYaml(ns, policyYaml("high", 15, "  priority: 10\n"));
   ASSERT_TRUE(eventually([&] { return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "15"; }, 60s));
   ASSERT_TRUE(eventually([&] { return conditionIs(ns, "low", "Accepted", "False", "Conflicted"); }, 60s))
       << getJson(ns, "cpol/low").dump(2);
@@ -192,13 +192,13 @@ TEST_F(OperatorE2E, HigherPriorityWinsAndTheLoserSaysSo) {
 
 TEST_F(OperatorE2E, HpaGrowsTheBudgetAndClampShrinksThePool) {
   std::string ns = createNamespace("budget");
-  apply(ns, deploymentYaml("web", 1));
+  applyYaml(ns, deploymentYaml("web", 1));
   // maxConnections 100 - 3 reserved = 97 available; 1 pod + 1 surge = 2 x 20 = 40.
-  apply(ns, policyYaml("p", 20, "", "budget-" + ns));
+  applyYaml(ns, policyYaml("p", 20, "", "budget-" + ns));
   ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "WithinBudget", "True", "WithinBudget"); }, 60s));
   EXPECT_EQ(getJson(ns, "cpol/p")["status"]["budget"].value("worstCase", -1), 40);
 
-  apply(ns, "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n"
+  applyYaml(ns, "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n"
             "  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 1\n  maxReplicas: 8\n"
             "  metrics:\n  - type: Resource\n    resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}\n");
   // 8 pods + 2 surge = 10 x 20 = 200 > 97.
@@ -209,7 +209,7 @@ TEST_F(OperatorE2E, HpaGrowsTheBudgetAndClampShrinksThePool) {
   EXPECT_NE(msg.find("200"), std::string::npos) << msg;
   EXPECT_NE(msg.find("97"), std::string::npos) << msg;
 
-  apply(ns, policyYaml("p", 20, "  budget: {onExceeded: Clamp}\n", "budget-" + ns));
+  applyYaml(ns, policyYaml("p", 20, "  budget: {onExceeded: Clamp}\n", "budget-" + ns));
   ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "WithinBudget", "True", "Clamped"); }, 60s))
       << getJson(ns, "cpol/p").dump(2);
   // floor(97 / 10 pods) = 9 connections per pod.
@@ -219,8 +219,8 @@ TEST_F(OperatorE2E, HpaGrowsTheBudgetAndClampShrinksThePool) {
 
 TEST_F(OperatorE2E, DeletingThePolicyRemovesOnlyPoolguardFields) {
   std::string ns = createNamespace("cleanup");
-  apply(ns, deploymentYaml("web", 1));
-  apply(ns, policyYaml("p", 11, "  delivery: {method: ConfigMap}\n"));
+  applyYaml(ns, deploymentYaml("web", 1));
+  applyYaml(ns, policyYaml("p", 11, "  delivery: {method: ConfigMap}\n"));
   ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "Applied", "True"); }, 60s));
   json cms = getJson(ns, "configmaps");
   bool hasPoolguardConfigMap = false;
@@ -244,12 +244,12 @@ TEST_F(OperatorE2E, DeletingThePolicyRemovesOnlyPoolguardFields) {
 
 TEST_F(OperatorE2E, PolicyThatCannotWorkDoesNotDisturbOthers) {
   std::string ns = createNamespace("broken");
-  apply(ns, deploymentYaml("web", 1));
-  apply(ns, deploymentYaml("api", 1));
-  apply(ns, policyYaml("broken", 5,
+  applyYaml(ns, deploymentYaml("web", 1));
+  applyYaml(ns, deploymentYaml("api", 1));
+  applyYaml(ns, policyYaml("broken", 5,
                        "  usage:\n    interval: 5s\n    postgres:\n      host: 127.0.0.1\n      database: postgres\n"
                        "      sslMode: disable\n      credentialsSecretRef: {name: does-not-exist}\n"));
-  apply(ns, policyYaml("fine", 6, "", "other", "app: api"));
+  applyYaml(ns, policyYaml("fine", 6, "", "other", "app: api"));
   ASSERT_TRUE(eventually([&] { return conditionIs(ns, "broken", "UsageHealthy", "Unknown", "UsageUnavailable"); }, 60s))
       << getJson(ns, "cpol/broken").dump(2);
   json broken = getJson(ns, "cpol/broken");
@@ -261,9 +261,9 @@ TEST_F(OperatorE2E, PolicyThatCannotWorkDoesNotDisturbOthers) {
 
 TEST_F(OperatorE2E, KilledMidwayConvergesWithoutDuplicateWrites) {
   std::string ns = createNamespace("crash");
-  for (int i = 0; i < 6; ++i) apply(ns, deploymentYaml("web" + std::to_string(i), 1, ", group: crash"));
+  for (int i = 0; i < 6; ++i) applyYaml(ns, deploymentYaml("web" + std::to_string(i), 1, ", group: crash"));
   op_->stop(SIGKILL);
-  apply(ns, policyYaml("p", 13, "", "orders", "group: crash"));
+  applyYaml(ns, policyYaml("p", 13, "", "orders", "group: crash"));
   // Start, let it get part of the way, kill it, start again.
   op_->start();
   std::this_thread::sleep_for(1500ms);
@@ -285,8 +285,8 @@ TEST_F(OperatorE2E, KilledMidwayConvergesWithoutDuplicateWrites) {
 
 TEST_F(OperatorE2E, AnIdleMinuteWritesNothing) {
   std::string ns = createNamespace("idle");
-  apply(ns, deploymentYaml("web", 1));
-  apply(ns, policyYaml("p", 8));
+  applyYaml(ns, deploymentYaml("web", 1));
+  applyYaml(ns, policyYaml("p", 8));
   ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "Ready", "True"); }, 60s));
   std::this_thread::sleep_for(5s);  // let in-flight reconciles of other tests' namespaces settle
   size_t before = auditLineCount();
