@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,6 +50,8 @@ void OperatorProcess::start() {
   argv.insert(argv.end(), extraArgs_.begin(), extraArgs_.end());
   pid_ = fork();
   if (pid_ == 0) {
+    // The operator must not outlive a test binary that crashed or was killed.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     int fd = open(logPath_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(fd, 1);
     dup2(fd, 2);

@@ -1,0 +1,221 @@
+#include "runtime/leader_election.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <thread>
+
+#include "runtime/watcher.h"
+
+namespace poolguard::runtime {
+
+using kube::json;
+
+std::string defaultIdentity() {
+  char host[256] = {0};
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == 0) std::snprintf(host, sizeof host, "unknown");
+  return std::string(host) + "_" + std::to_string(getpid());
+}
+
+std::string formatMicroTime(Clock::time_point t) {
+  auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
+  if (secs > t) secs -= std::chrono::seconds(1);
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(t - secs).count();
+  std::time_t tt = std::chrono::system_clock::to_time_t(secs);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[48];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[64];
+  std::snprintf(out, sizeof out, "%s.%06lldZ", buf, static_cast<long long>(micros));
+  return out;
+}
+
+LeaderElector::LeaderElector(kube::Client& client, LeaderElectionConfig config)
+    : client_(client),
+      config_(std::move(config)),
+      clock_(config_.clock ? *config_.clock : SystemClock::instance()),
+      leases_(kube::resources::leases()) {
+  if (config_.identity.empty()) config_.identity = defaultIdentity();
+}
+
+LeaderElector::Record LeaderElector::parseRecord(const json& lease) {
+  Record r;
+  auto spec = lease.find("spec");
+  if (spec == lease.end() || !spec->is_object()) return r;
+  auto str = [&](const char* f) {
+    auto it = spec->find(f);
+    return (it != spec->end() && it->is_string()) ? it->get<std::string>() : std::string();
+  };
+  auto num = [&](const char* f) {
+    auto it = spec->find(f);
+    return (it != spec->end() && it->is_number_integer()) ? it->get<int64_t>() : int64_t{0};
+  };
+  r.holderIdentity = str("holderIdentity");
+  r.leaseDurationSeconds = num("leaseDurationSeconds");
+  r.acquireTime = str("acquireTime");
+  r.renewTime = str("renewTime");
+  r.leaseTransitions = num("leaseTransitions");
+  return r;
+}
+
+void LeaderElector::writeRecord(json& lease, const Record& r) {
+  json& spec = lease["spec"];
+  spec["holderIdentity"] = r.holderIdentity;
+  spec["leaseDurationSeconds"] = r.leaseDurationSeconds;
+  spec["acquireTime"] = r.acquireTime;
+  spec["renewTime"] = r.renewTime;
+  spec["leaseTransitions"] = r.leaseTransitions;
+}
+
+void LeaderElector::observe(const Record& r, const std::string& resourceVersion) {
+  std::string newHolder;
+  {
+    std::lock_guard lock(mu_);
+    bool changed = !haveObserved_ || !(r == observed_);
+    bool holderChanged = !haveObserved_ || r.holderIdentity != observed_.holderIdentity;
+    if (changed) observedAt_ = clock_.steadyNow();
+    observed_ = r;
+    observedResourceVersion_ = resourceVersion;
+    haveObserved_ = true;
+    if (!holderChanged) return;
+    newHolder = r.holderIdentity;
+  }
+  if (config_.onNewLeader && !newHolder.empty()) config_.onNewLeader(newHolder);
+}
+
+std::string LeaderElector::observedHolder() const {
+  std::lock_guard lock(mu_);
+  return observed_.holderIdentity;
+}
+
+Result<bool> LeaderElector::tryAcquireOrRenew() {
+  const auto leaseSeconds =
+      std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(config_.leaseDuration).count());
+  const std::string now = formatMicroTime(clock_.now());
+  Record mine{config_.identity, leaseSeconds, now, now, 0};
+
+  auto current = client_.get(leases_, config_.leaseNamespace, config_.leaseName);
+  if (!current) {
+    if (current.error().code() != ErrorCode::kNotFound) return current.error();
+    json lease{{"apiVersion", leases_.apiVersion()},
+               {"kind", leases_.kind},
+               {"metadata", {{"name", config_.leaseName}, {"namespace", config_.leaseNamespace}}}};
+    writeRecord(lease, mine);
+    auto created = client_.create(leases_, config_.leaseNamespace, lease);
+    if (!created) return created.error();
+    observe(mine, resourceVersionOf(*created));
+    return true;
+  }
+
+  json lease = std::move(*current);
+  Record existing = parseRecord(lease);
+  observe(existing, resourceVersionOf(lease));
+  {
+    std::lock_guard lock(mu_);
+    // The holder's own leaseDurationSeconds counts (a released lease says 1 s), measured on our clock from
+    // when we saw the record change.
+    auto duration =
+        existing.leaseDurationSeconds > 0
+            ? std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::seconds(existing.leaseDurationSeconds))
+            : config_.leaseDuration;
+    bool expired = clock_.steadyNow() >= observedAt_ + duration;
+    if (!existing.holderIdentity.empty() && existing.holderIdentity != config_.identity && !expired) return false;
+  }
+  if (existing.holderIdentity == config_.identity) {
+    mine.acquireTime = existing.acquireTime.empty() ? now : existing.acquireTime;
+    mine.leaseTransitions = existing.leaseTransitions;
+  } else {
+    mine.leaseTransitions = existing.leaseTransitions + 1;
+  }
+  writeRecord(lease, mine);
+  // The update carries the resourceVersion we read: a concurrent writer makes it fail with kConflict.
+  auto updated = client_.update(leases_, config_.leaseNamespace, lease);
+  if (!updated) return updated.error();
+  observe(mine, resourceVersionOf(*updated));
+  return true;
+}
+
+Status LeaderElector::release() {
+  auto current = client_.get(leases_, config_.leaseNamespace, config_.leaseName);
+  if (!current) return current.error().code() == ErrorCode::kNotFound ? okStatus() : Status(current.error());
+  json lease = std::move(*current);
+  Record existing = parseRecord(lease);
+  if (existing.holderIdentity != config_.identity) return okStatus();
+  const std::string now = formatMicroTime(clock_.now());
+  Record released{"", 1, now, now, existing.leaseTransitions};
+  writeRecord(lease, released);
+  auto updated = client_.update(leases_, config_.leaseNamespace, lease);
+  if (!updated) return updated.error();
+  observe(released, resourceVersionOf(*updated));
+  return okStatus();
+}
+
+std::chrono::milliseconds LeaderElector::jittered(std::chrono::milliseconds d) {
+  // client-go waits retryPeriod * [1, 2.2) between acquisition attempts so candidates do not collide.
+  std::uniform_real_distribution<double> u(1.0, 2.2);
+  return std::chrono::milliseconds(static_cast<int64_t>(static_cast<double>(d.count()) * u(rng_)));
+}
+
+void LeaderElector::run(std::stop_token stop) {
+  // Campaign.
+  while (!stop.stop_requested()) {
+    auto r = tryAcquireOrRenew();
+    if (r.ok() && *r) break;
+    if (!r.ok()) {
+      spdlog::warn("leader election {}/{}: acquire failed: {}", config_.leaseNamespace, config_.leaseName,
+                   r.error().message());
+    }
+    if (!sleepFor(clock_, jittered(config_.retryPeriod), stop, config_.clockPoll)) return;
+  }
+  if (stop.stop_requested()) return;
+
+  spdlog::info("leader election {}/{}: {} is the leader", config_.leaseNamespace, config_.leaseName, config_.identity);
+  leading_.store(true);
+  std::stop_source leading;
+  std::thread work;
+  if (config_.onStartedLeading) {
+    work = std::thread([fn = config_.onStartedLeading, token = leading.get_token()] { fn(token); });
+  }
+
+  // Renew until the deadline passes without a successful renewal, another holder shows up, or we are stopped.
+  auto lastRenew = clock_.steadyNow();
+  bool lost = false;
+  while (!stop.stop_requested()) {
+    if (!sleepFor(clock_, config_.retryPeriod, stop, config_.clockPoll)) break;
+    auto r = tryAcquireOrRenew();
+    if (r.ok() && *r) {
+      lastRenew = clock_.steadyNow();
+      continue;
+    }
+    if (r.ok()) {
+      spdlog::error("leader election {}/{}: lease taken by {}", config_.leaseNamespace, config_.leaseName,
+                    observedHolder());
+      lost = true;
+      break;
+    }
+    spdlog::warn("leader election {}/{}: renew failed: {}", config_.leaseNamespace, config_.leaseName,
+                 r.error().message());
+    if (clock_.steadyNow() - lastRenew >= config_.renewDeadline) {
+      spdlog::error("leader election {}/{}: no renewal within {} ms, stepping down", config_.leaseNamespace,
+                    config_.leaseName, config_.renewDeadline.count());
+      lost = true;
+      break;
+    }
+  }
+
+  leading_.store(false);
+  leading.request_stop();
+  if (config_.onStoppedLeading) config_.onStoppedLeading();
+  if (work.joinable()) work.join();
+  if (!lost && config_.releaseOnCancel) {
+    if (auto s = release(); !s.ok()) {
+      spdlog::warn("leader election {}/{}: release failed: {}", config_.leaseNamespace, config_.leaseName,
+                   s.error().message());
+    }
+  }
+}
+
+}  // namespace poolguard::runtime

@@ -1,0 +1,195 @@
+#include "runtime/watcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include "runtime/stop.h"
+
+namespace poolguard::runtime {
+
+namespace ws = watcher_state;
+
+std::string resourceVersionOf(const json& obj) {
+  auto m = obj.find("metadata");
+  if (m == obj.end() || !m->is_object()) return "";
+  auto rv = m->find("resourceVersion");
+  return (rv != m->end() && rv->is_string()) ? rv->get<std::string>() : "";
+}
+
+namespace {
+
+// A watch ERROR event carries a metav1.Status; 410 (or reason Expired/Gone) means the resourceVersion is too old.
+Error errorFromStatus(const json& status) {
+  int code = status.value("code", 0);
+  std::string reason = status.value("reason", "");
+  std::string message = status.value("message", "watch error event");
+  ErrorCode ec = ErrorCode::kInternal;
+  if (code == 410 || reason == "Expired" || reason == "Gone") {
+    ec = ErrorCode::kGone;
+  } else if (code == 429) {
+    ec = ErrorCode::kTooManyRequests;
+  } else if (code == 403) {
+    ec = ErrorCode::kForbidden;
+  } else if (code == 401) {
+    ec = ErrorCode::kUnauthorized;
+  } else if (code >= 500 || code == 0) {
+    ec = ErrorCode::kUnavailable;
+  }
+  return Error(ec, message).withHttpStatus(code).withReason(reason);
+}
+
+}  // namespace
+
+json Watcher::withTypeMeta(json obj) const {
+  // List items carry no kind/apiVersion; handlers and event references expect whole objects either way.
+  if (obj.is_object()) {
+    if (!obj.contains("kind")) obj["kind"] = opts_.resource.kind;
+    if (!obj.contains("apiVersion")) obj["apiVersion"] = opts_.resource.apiVersion();
+  }
+  return obj;
+}
+
+Watcher::Watcher(kube::Client& client, WatcherOptions opts, uint64_t seed)
+    : client_(client), opts_(std::move(opts)), rng_(seed), backoff_(opts_.backoff, seed ^ 0x9e3779b97f4a7c15ULL) {}
+
+std::chrono::seconds Watcher::randomWatchTimeout() {
+  auto lo = opts_.minWatchTimeout.count();
+  auto hi = std::max(lo, opts_.maxWatchTimeout.count());
+  std::uniform_int_distribution<int64_t> d(lo, hi);
+  return std::chrono::seconds(d(rng_));
+}
+
+Watcher::StepResult Watcher::fail(Error e, WatcherState next) {
+  StepResult r;
+  if (e.code() == ErrorCode::kGone) {
+    // The resourceVersion (or continue token) expired: only a fresh list can resynchronize.
+    state_ = ws::Empty{};
+  } else {
+    state_ = std::move(next);
+    r.delay = backoff_.next();
+    if (e.retryAfter()) r.delay = std::max<std::chrono::milliseconds>(r.delay, *e.retryAfter());
+  }
+  r.error = std::move(e);
+  return r;
+}
+
+Watcher::StepResult Watcher::step() {
+  if (std::holds_alternative<ws::Empty>(state_)) return stepEmptyOrListing("", {});
+  if (auto* l = std::get_if<ws::Listing>(&state_)) {
+    return stepEmptyOrListing(l->continueToken, std::move(l->items));
+  }
+  if (auto* l = std::get_if<ws::Listed>(&state_)) return stepListed(std::string(l->resourceVersion));
+  return stepWatching(std::get<ws::Watching>(state_));
+}
+
+Watcher::StepResult Watcher::stepEmptyOrListing(std::string continueToken, std::vector<json> items) {
+  kube::ListOptions lo;
+  lo.labelSelector = opts_.labelSelector;
+  lo.fieldSelector = opts_.fieldSelector;
+  lo.limit = opts_.pageSize;
+  lo.continueToken = continueToken;
+  auto page = client_.list(opts_.resource, opts_.ns, lo);
+  if (!page) {
+    // Retry the same page after the delay; a 410 on the continue token restarts the list.
+    return fail(page.error(), ws::Listing{std::move(continueToken), std::move(items)});
+  }
+  const json& list = *page;
+  if (auto it = list.find("items"); it != list.end() && it->is_array()) {
+    for (const auto& item : *it) items.push_back(withTypeMeta(item));
+  }
+  std::string next;
+  if (auto m = list.find("metadata"); m != list.end() && m->is_object()) next = m->value("continue", "");
+  StepResult r;
+  if (!next.empty()) {
+    state_ = ws::Listing{std::move(next), std::move(items)};
+    return r;
+  }
+  backoff_.reset();
+  state_ = ws::Listed{resourceVersionOf(list)};
+  r.events.push_back(WatcherEvent{WatcherEvent::Type::kRestarted, json(), std::move(items)});
+  return r;
+}
+
+Watcher::StepResult Watcher::stepListed(const std::string& rv) {
+  kube::WatchOptions wo;
+  wo.labelSelector = opts_.labelSelector;
+  wo.fieldSelector = opts_.fieldSelector;
+  wo.resourceVersion = rv;
+  wo.allowBookmarks = true;
+  wo.timeout = randomWatchTimeout();
+  auto stream = client_.watch(opts_.resource, opts_.ns, wo);
+  if (!stream) return fail(stream.error(), ws::Listed{rv});
+  std::shared_ptr<kube::WatchStream> shared(std::move(*stream));
+  {
+    std::lock_guard lock(streamMu_);
+    activeStream_ = shared;
+  }
+  state_ = ws::Watching{rv, std::move(shared)};
+  return {};
+}
+
+Watcher::StepResult Watcher::stepWatching(ws::Watching& w) {
+  auto next = w.stream->next();
+  auto closeStream = [&] {
+    std::lock_guard lock(streamMu_);
+    activeStream_.reset();
+  };
+  if (!next) {
+    closeStream();
+    return fail(next.error(), ws::Listed{w.resourceVersion});
+  }
+  if (!next->has_value()) {
+    // The server ended the watch (timeoutSeconds): resume where we were.
+    closeStream();
+    state_ = ws::Listed{w.resourceVersion};
+    return {};
+  }
+  kube::WatchEvent& ev = **next;
+  StepResult r;
+  switch (ev.type) {
+    case kube::WatchEventType::kError:
+      closeStream();
+      return fail(errorFromStatus(ev.object), ws::Listed{w.resourceVersion});
+    case kube::WatchEventType::kBookmark:
+      if (auto rv = resourceVersionOf(ev.object); !rv.empty()) w.resourceVersion = rv;
+      break;
+    case kube::WatchEventType::kAdded:
+    case kube::WatchEventType::kModified:
+    case kube::WatchEventType::kDeleted: {
+      if (auto rv = resourceVersionOf(ev.object); !rv.empty()) w.resourceVersion = rv;
+      auto type =
+          ev.type == kube::WatchEventType::kDeleted ? WatcherEvent::Type::kDeleted : WatcherEvent::Type::kApplied;
+      r.events.push_back(WatcherEvent{type, withTypeMeta(std::move(ev.object)), {}});
+      break;
+    }
+  }
+  backoff_.reset();
+  return r;
+}
+
+void Watcher::cancel() {
+  std::shared_ptr<kube::WatchStream> s;
+  {
+    std::lock_guard lock(streamMu_);
+    s = activeStream_;
+  }
+  if (s) s->cancel();
+}
+
+void Watcher::run(std::stop_token stop, const Clock& clock, const std::function<void(WatcherEvent&&)>& sink) {
+  std::stop_callback onStop(stop, [this] { cancel(); });
+  while (!stop.stop_requested()) {
+    auto r = step();
+    for (auto& ev : r.events) sink(std::move(ev));
+    if (stop.stop_requested()) break;
+    if (r.error) {
+      const char* what = r.error->code() == ErrorCode::kGone ? "relisting" : "retrying";
+      spdlog::warn("watch {} in namespace '{}': {} ({}); {} in {} ms", opts_.resource.key(), opts_.ns,
+                   r.error->message(), toString(r.error->code()), what, r.delay.count());
+    }
+    if (r.delay.count() > 0 && !sleepFor(clock, r.delay, stop)) break;
+  }
+  std::lock_guard lock(streamMu_);
+  activeStream_.reset();
+}
+
+}  // namespace poolguard::runtime

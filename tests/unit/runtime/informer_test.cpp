@@ -1,0 +1,138 @@
+#include "runtime/informer.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+
+#include "fake_client.h"
+#include "runtime/workqueue.h"
+
+namespace poolguard::runtime {
+namespace {
+
+WorkQueueOptions namedQueue(const std::string& name) {
+  WorkQueueOptions o;
+  o.name = name;
+  return o;
+}
+
+using kube::WatchEventType;
+using testing::FakeClient;
+using testing::listPage;
+using testing::object;
+using testing::watchEvent;
+using testing::WatchScript;
+
+// Collects handler calls; wait() blocks (bounded) until `n` have arrived.
+class Recorder {
+ public:
+  EventHandlers handlers() {
+    EventHandlers h;
+    h.onAdd = [this](const ObjectPtr& o) { push("add " + objectKey(*o)); };
+    h.onUpdate = [this](const ObjectPtr& a, const ObjectPtr& b) {
+      push("update " + objectKey(*b) + " " + resourceVersionOf(*a) + "->" + resourceVersionOf(*b));
+    };
+    h.onDelete = [this](const ObjectPtr& o) { push("delete " + objectKey(*o)); };
+    return h;
+  }
+  std::vector<std::string> wait(size_t n) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(5), [&] { return seen_.size() >= n; });
+    return seen_;
+  }
+
+ private:
+  void push(std::string s) {
+    std::lock_guard lock(mu_);
+    seen_.push_back(std::move(s));
+    cv_.notify_all();
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> seen_;
+};
+
+InformerOptions options(std::vector<std::string> namespaces = {}) {
+  InformerOptions o;
+  o.resource = {"", "v1", "configmaps", "ConfigMap", true};
+  o.namespaces = std::move(namespaces);
+  return o;
+}
+
+TEST(Informer, SyncsThenFollowsTheWatch) {
+  FakeClient client;
+  client.pushList(listPage({object("a", "one", "5")}, "10"));
+  WatchScript script;
+  script.steps.push_back(std::optional(watchEvent(WatchEventType::kAdded, object("a", "two", "11"))));
+  script.steps.push_back(std::optional(watchEvent(WatchEventType::kModified, object("a", "one", "12"))));
+  script.steps.push_back(std::optional(watchEvent(WatchEventType::kDeleted, object("a", "two", "13"))));
+  client.pushWatch(script);
+
+  Informer inf(client, options());
+  Recorder rec;
+  inf.addHandlers(rec.handlers());
+  EXPECT_FALSE(inf.hasSynced());
+  std::stop_source stop;
+  inf.start(stop.get_token());
+  ASSERT_TRUE(inf.waitForSync(stop.get_token(), std::chrono::seconds(5)));
+  auto seen = rec.wait(4);
+  EXPECT_EQ(seen, (std::vector<std::string>{"add a/one", "add a/two", "update a/one 5->12", "delete a/two"}));
+  EXPECT_EQ(inf.store().size(), 1u);
+  EXPECT_EQ((*inf.store().get("a/one"))["metadata"]["resourceVersion"], "12");
+  EXPECT_EQ((*inf.store().get("a/one"))["kind"], "ConfigMap");
+  stop.request_stop();
+  inf.stop();
+}
+
+TEST(Informer, RelistAfterGoneDeletesObjectsThatVanishedMeanwhile) {
+  FakeClient client;
+  client.pushList(listPage({object("a", "stays", "5"), object("a", "vanishes", "6")}, "10"));
+  WatchScript expired;
+  expired.steps.push_back(Error(ErrorCode::kGone, "too old").withHttpStatus(410));
+  client.pushWatch(expired);
+  client.pushList(listPage({object("a", "stays", "5"), object("a", "arrived", "20")}, "21"));
+  client.pushWatch(WatchScript{});
+
+  Informer inf(client, options());
+  Recorder rec;
+  inf.addHandlers(rec.handlers());
+  inf.start(std::stop_token{});
+  auto seen = rec.wait(4);
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_EQ(seen[2], "delete a/vanishes");
+  EXPECT_EQ(seen[3], "add a/arrived");
+  EXPECT_FALSE(inf.store().get("a/vanishes"));
+  inf.stop();
+}
+
+TEST(Informer, OneWatchPerNamespaceIntoOneStore) {
+  FakeClient client;
+  // Lists are served in call order; the two watch threads race, so give both namespaces identical pages.
+  client.pushList(listPage({}, "10"));
+  client.pushList(listPage({}, "10"));
+  client.pushWatch(WatchScript{});
+  client.pushWatch(WatchScript{});
+  Informer inf(client, options({"a", "b"}));
+  inf.start(std::stop_token{});
+  ASSERT_TRUE(inf.waitForSync(std::stop_token{}, std::chrono::seconds(5)));
+  auto calls = client.calls();
+  EXPECT_NE(std::find(calls.begin(), calls.end(), "list configmaps/a"), calls.end());
+  EXPECT_NE(std::find(calls.begin(), calls.end(), "list configmaps/b"), calls.end());
+  inf.stop();
+}
+
+TEST(Informer, EnqueueHandlersAddKeysOnly) {
+  WorkQueue q(namedQueue("informer-enqueue-test"));
+  auto h = enqueueKeys(q);
+  auto o = std::make_shared<const json>(object("a", "x", "1"));
+  h.onAdd(o);
+  h.onUpdate(o, o);
+  EXPECT_EQ(q.len(), 1u);
+  auto mapped = enqueueKeys(q, [](const json&) { return std::vector<std::string>{"a/owner1", "a/owner2"}; });
+  mapped.onDelete(o);
+  EXPECT_EQ(q.len(), 3u);
+}
+
+}  // namespace
+}  // namespace poolguard::runtime

@@ -1,0 +1,232 @@
+#include "runtime/leader_election.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+#include "fake_client.h"
+
+namespace poolguard::runtime {
+namespace {
+
+using namespace std::chrono_literals;
+using kube::json;
+using testing::FakeClient;
+
+const kube::Resource kLeases{"coordination.k8s.io", "v1", "leases", "Lease", true};
+
+LeaderElectionConfig config(const std::string& identity, const Clock& clock) {
+  LeaderElectionConfig c;
+  c.leaseNamespace = "ops";
+  c.leaseName = "poolguard";
+  c.identity = identity;
+  c.clock = &clock;
+  c.clockPoll = 2ms;
+  return c;
+}
+
+json spec(FakeClient& client) { return client.stored(kLeases, "ops", "poolguard").value()["spec"]; }
+
+// Polls a condition on the real clock while advancing `clock` in `step`s: drives loops that wait on a ManualClock.
+bool driveUntil(ManualClock& clock, std::chrono::milliseconds step, const std::function<bool()>& done) {
+  for (int i = 0; i < 2000; ++i) {
+    if (done()) return true;
+    clock.advance(step);
+    std::this_thread::sleep_for(1ms);
+  }
+  return done();
+}
+
+TEST(LeaderElection, MicroTimeHasSixFractionalDigits) {
+  auto t = std::chrono::system_clock::from_time_t(1700000000) + 250ms;
+  EXPECT_EQ(formatMicroTime(t), "2023-11-14T22:13:20.250000Z");
+}
+
+TEST(LeaderElection, DefaultIdentityIsHostnameUnderscorePid) {
+  auto id = defaultIdentity();
+  EXPECT_NE(id.find('_'), std::string::npos);
+  EXPECT_EQ(id.substr(id.rfind('_') + 1), std::to_string(getpid()));
+}
+
+TEST(LeaderElection, AcquiresAMissingLeaseByCreatingIt) {
+  FakeClient client;
+  ManualClock clock;
+  LeaderElector e(client, config("a", clock));
+  auto r = e.tryAcquireOrRenew();
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_TRUE(*r);
+  auto s = spec(client);
+  EXPECT_EQ(s["holderIdentity"], "a");
+  EXPECT_EQ(s["leaseDurationSeconds"], 15);
+  EXPECT_EQ(s["leaseTransitions"], 0);
+  EXPECT_EQ(s["acquireTime"], formatMicroTime(clock.now()));
+  EXPECT_EQ(e.observedHolder(), "a");
+}
+
+TEST(LeaderElection, RenewKeepsAcquireTimeAndMovesRenewTime) {
+  FakeClient client;
+  ManualClock clock;
+  LeaderElector e(client, config("a", clock));
+  ASSERT_TRUE(*e.tryAcquireOrRenew());
+  auto acquired = spec(client)["acquireTime"];
+  clock.advance(2s);
+  ASSERT_TRUE(*e.tryAcquireOrRenew());
+  auto s = spec(client);
+  EXPECT_EQ(s["acquireTime"], acquired);
+  EXPECT_EQ(s["renewTime"], formatMicroTime(clock.now()));
+  EXPECT_EQ(s["leaseTransitions"], 0);
+  EXPECT_EQ(client.count("update"), 1);
+}
+
+TEST(LeaderElection, RespectsALiveHolderAndTakesOverOnlyAfterTheLeaseGoesUnrenewed) {
+  FakeClient client;
+  ManualClock clock;
+  LeaderElector a(client, config("a", clock));
+  LeaderElector b(client, config("b", clock));
+  ASSERT_TRUE(*a.tryAcquireOrRenew());
+  auto r = b.tryAcquireOrRenew();
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(*r);
+  EXPECT_EQ(b.observedHolder(), "a");
+
+  // a keeps renewing: b's observation restarts every time the record changes.
+  for (int i = 0; i < 5; ++i) {
+    clock.advance(10s);
+    ASSERT_TRUE(*a.tryAcquireOrRenew());
+    EXPECT_FALSE(*b.tryAcquireOrRenew());
+  }
+  // a stops renewing: b takes over once 15 s have passed since it saw the last change.
+  clock.advance(14s);
+  EXPECT_FALSE(*b.tryAcquireOrRenew());
+  clock.advance(1s);
+  ASSERT_TRUE(*b.tryAcquireOrRenew());
+  auto s = spec(client);
+  EXPECT_EQ(s["holderIdentity"], "b");
+  EXPECT_EQ(s["leaseTransitions"], 1);
+  // a now sees b's lease and does not fight for it.
+  EXPECT_FALSE(*a.tryAcquireOrRenew());
+}
+
+TEST(LeaderElection, AConcurrentWriterMakesTheUpdateConflict) {
+  FakeClient client;
+  ManualClock clock;
+  LeaderElector a(client, config("a", clock));
+  ASSERT_TRUE(*a.tryAcquireOrRenew());
+  client.failNext("update", Error(ErrorCode::kConflict, "the object has been modified").withHttpStatus(409));
+  auto r = a.tryAcquireOrRenew();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kConflict);
+}
+
+TEST(LeaderElection, TwoCandidatesCreatingAtOnceHaveOneWinner) {
+  FakeClient client;
+  ManualClock clock;
+  LeaderElector a(client, config("a", clock));
+  LeaderElector b(client, config("b", clock));
+  ASSERT_TRUE(*a.tryAcquireOrRenew());
+  // b read "not found" before a created: its create fails with AlreadyExists.
+  client.failNext("get", Error(ErrorCode::kNotFound, "not found"));
+  auto r = b.tryAcquireOrRenew();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(spec(client)["holderIdentity"], "a");
+}
+
+TEST(LeaderElection, ReleaseEmptiesTheHolderSoAnotherCandidateTakesOverAtOnce) {
+  FakeClient client;
+  ManualClock clock;
+  LeaderElector a(client, config("a", clock));
+  LeaderElector b(client, config("b", clock));
+  ASSERT_TRUE(*a.tryAcquireOrRenew());
+  EXPECT_FALSE(*b.tryAcquireOrRenew());
+  ASSERT_TRUE(a.release().ok());
+  auto s = spec(client);
+  EXPECT_EQ(s["holderIdentity"], "");
+  EXPECT_EQ(s["leaseDurationSeconds"], 1);
+  EXPECT_TRUE(*b.tryAcquireOrRenew());
+  // Releasing a lease held by someone else changes nothing.
+  int updates = client.count("update");
+  ASSERT_TRUE(a.release().ok());
+  EXPECT_EQ(client.count("update"), updates);
+}
+
+TEST(LeaderElection, RunLeadsUntilAnotherHolderAppearsThenStopsWorkImmediately) {
+  FakeClient client;
+  ManualClock clock;
+  std::atomic<bool> workStopped{false}, stoppedCallback{false}, started{false};
+  auto c = config("a", clock);
+  c.onStartedLeading = [&](std::stop_token leading) {
+    started = true;
+    while (!leading.stop_requested()) std::this_thread::sleep_for(1ms);
+    workStopped = true;
+  };
+  c.onStoppedLeading = [&] { stoppedCallback = true; };
+  LeaderElector e(client, c);
+  auto done = std::async(std::launch::async, [&] { e.run(std::stop_token{}); });
+  ASSERT_TRUE(driveUntil(clock, 0ms, [&] { return started.load(); }));
+  EXPECT_TRUE(e.isLeader());
+
+  // Someone else writes the lease (as if our renewals had not reached the server).
+  json lease = client.stored(kLeases, "ops", "poolguard").value();
+  lease["spec"]["holderIdentity"] = "b";
+  lease["spec"]["renewTime"] = formatMicroTime(clock.now());
+  client.put(kLeases, lease);
+
+  ASSERT_TRUE(driveUntil(clock, 500ms, [&] { return done.wait_for(0ms) == std::future_status::ready; }));
+  EXPECT_FALSE(e.isLeader());
+  EXPECT_TRUE(workStopped.load());
+  EXPECT_TRUE(stoppedCallback.load());
+  EXPECT_EQ(spec(client)["holderIdentity"], "b") << "a lost lease must not be released";
+}
+
+TEST(LeaderElection, RunStepsDownWhenRenewalsFailForTheRenewDeadline) {
+  FakeClient client;
+  ManualClock clock;
+  std::atomic<bool> started{false};
+  auto c = config("a", clock);
+  c.onStartedLeading = [&](std::stop_token leading) {
+    started = true;
+    while (!leading.stop_requested()) std::this_thread::sleep_for(1ms);
+  };
+  LeaderElector e(client, c);
+  auto done = std::async(std::launch::async, [&] { e.run(std::stop_token{}); });
+  ASSERT_TRUE(driveUntil(clock, 0ms, [&] { return started.load(); }));
+  auto leadingSince = clock.steadyNow();
+  client.failAlways("update", Error(ErrorCode::kUnavailable, "connection refused"));
+  ASSERT_TRUE(driveUntil(clock, 250ms, [&] { return done.wait_for(0ms) == std::future_status::ready; }));
+  auto ledFor = clock.steadyNow() - leadingSince;
+  EXPECT_GE(ledFor, 10s);
+  EXPECT_LT(ledFor, 15s) << "must step down before the lease can expire for others";
+}
+
+TEST(LeaderElection, GracefulStopReleasesTheLeaseAfterWorkEnded) {
+  FakeClient client;
+  ManualClock clock;
+  std::atomic<bool> started{false}, workRunning{false};
+  std::atomic<bool> releasedWhileWorking{false};
+  auto c = config("a", clock);
+  c.onStartedLeading = [&](std::stop_token leading) {
+    workRunning = true;
+    started = true;
+    while (!leading.stop_requested()) std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(20ms);
+    if (client.stored(kLeases, "ops", "poolguard").value()["spec"]["holderIdentity"] == "") releasedWhileWorking = true;
+    workRunning = false;
+  };
+  LeaderElector e(client, c);
+  std::stop_source stop;
+  auto done = std::async(std::launch::async, [&] { e.run(stop.get_token()); });
+  ASSERT_TRUE(driveUntil(clock, 0ms, [&] { return started.load(); }));
+  stop.request_stop();
+  ASSERT_EQ(done.wait_for(5s), std::future_status::ready);
+  EXPECT_FALSE(releasedWhileWorking.load());
+  EXPECT_FALSE(workRunning.load());
+  auto s = spec(client);
+  EXPECT_EQ(s["holderIdentity"], "");
+  EXPECT_EQ(s["leaseDurationSeconds"], 1);
+}
+
+}  // namespace
+}  // namespace poolguard::runtime

@@ -1,0 +1,182 @@
+#include "runtime/store.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "runtime/selector.h"
+
+namespace poolguard::runtime {
+namespace {
+
+json obj(const std::string& ns, const std::string& name, const std::string& rv, json labels = json::object()) {
+  json o = {{"metadata", {{"namespace", ns}, {"name", name}, {"resourceVersion", rv}}}};
+  if (!labels.empty()) o["metadata"]["labels"] = labels;
+  return o;
+}
+
+std::vector<std::string> names(const std::vector<ObjectPtr>& objs) {
+  std::vector<std::string> out;
+  for (const auto& o : objs) out.push_back((*o)["metadata"]["name"].get<std::string>());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> describe(const std::vector<StoreChange>& changes) {
+  std::vector<std::string> out;
+  for (const auto& c : changes) {
+    const char* t = c.type == StoreChange::Type::kAdded     ? "add"
+                    : c.type == StoreChange::Type::kUpdated ? "update"
+                                                            : "delete";
+    out.push_back(std::string(t) + " " + c.key);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(Store, CompactsManagedFieldsAndLastAppliedAnnotation) {
+  Store s;
+  json o = obj("a", "x", "1");
+  o["metadata"]["managedFields"] = json::array({{{"manager", "kubectl"}}});
+  o["metadata"]["annotations"] = {{"kubectl.kubernetes.io/last-applied-configuration", "{...}"}, {"keep", "me"}};
+  o["spec"] = {{"replicas", 3}};
+  (void)s.apply(o);
+  auto got = s.get("a/x");
+  ASSERT_TRUE(got);
+  EXPECT_FALSE((*got)["metadata"].contains("managedFields"));
+  EXPECT_EQ((*got)["metadata"]["annotations"], (json{{"keep", "me"}}));
+  EXPECT_EQ((*got)["spec"]["replicas"], 3);
+}
+
+TEST(Store, DropsAnAnnotationsMapLeftEmpty) {
+  json o = obj("a", "x", "1");
+  o["metadata"]["annotations"] = {{"kubectl.kubernetes.io/last-applied-configuration", "{}"}};
+  EXPECT_FALSE(compactObject(o)["metadata"].contains("annotations"));
+}
+
+TEST(Store, TransformKeepsOnlyWhatTheCallerNeeds) {
+  Store s([](json o) { return json{{"metadata", o["metadata"]}, {"spec", {{"replicas", o["spec"]["replicas"]}}}}; });
+  json o = obj("a", "x", "1");
+  o["spec"] = {{"replicas", 2}, {"template", {{"big", std::string(1000, 'x')}}}};
+  o["status"] = {{"ready", 1}};
+  (void)s.apply(o);
+  auto got = s.get("a", "x");
+  ASSERT_TRUE(got);
+  EXPECT_EQ((*got)["spec"], (json{{"replicas", 2}}));
+  EXPECT_FALSE(got->contains("status"));
+}
+
+TEST(Store, KeysAreNamespaceSlashNameOrNameForClusterScoped) {
+  EXPECT_EQ(objectKey(obj("ns", "n", "1")), "ns/n");
+  EXPECT_EQ(objectKey(json{{"metadata", {{"name", "node1"}}}}), "node1");
+  EXPECT_EQ(splitKey("ns/n"), (std::pair<std::string, std::string>{"ns", "n"}));
+  EXPECT_EQ(splitKey("node1"), (std::pair<std::string, std::string>{"", "node1"}));
+}
+
+TEST(Store, ApplyReportsAddThenUpdateButNotTheSameResourceVersionTwice) {
+  Store s;
+  auto add = s.apply(obj("a", "x", "1"));
+  ASSERT_TRUE(add);
+  EXPECT_EQ(add->type, StoreChange::Type::kAdded);
+  EXPECT_FALSE(s.apply(obj("a", "x", "1")));
+  auto upd = s.apply(obj("a", "x", "2"));
+  ASSERT_TRUE(upd);
+  EXPECT_EQ(upd->type, StoreChange::Type::kUpdated);
+  EXPECT_EQ((*upd->oldObject)["metadata"]["resourceVersion"], "1");
+  EXPECT_EQ((*upd->object)["metadata"]["resourceVersion"], "2");
+  auto del = s.remove(obj("a", "x", "3"));
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->type, StoreChange::Type::kDeleted);
+  EXPECT_EQ(s.size(), 0u);
+  EXPECT_FALSE(s.remove(obj("a", "x", "3")));
+}
+
+TEST(Store, SnapshotsHandedToReadersDoNotChange) {
+  Store s;
+  (void)s.apply(obj("a", "x", "1"));
+  auto before = s.get("a/x");
+  (void)s.apply(obj("a", "x", "2"));
+  EXPECT_EQ((*before)["metadata"]["resourceVersion"], "1");
+  EXPECT_EQ((*s.get("a/x"))["metadata"]["resourceVersion"], "2");
+}
+
+TEST(Store, ReplaceDiffsAgainstTheCacheAndDeletesWhatVanished) {
+  Store s;
+  (void)s.apply(obj("a", "keep", "1"));
+  (void)s.apply(obj("a", "change", "1"));
+  (void)s.apply(obj("b", "gone", "1"));
+  auto changes = s.replace({obj("a", "keep", "1"), obj("a", "change", "2"), obj("c", "new", "1")});
+  EXPECT_EQ(describe(changes), (std::vector<std::string>{"add c/new", "delete b/gone", "update a/change"}));
+  EXPECT_EQ(s.size(), 3u);
+  EXPECT_FALSE(s.get("b/gone"));
+  EXPECT_TRUE(s.listInNamespace("b").empty());
+}
+
+TEST(Store, ScopedReplaceOnlyDeletesInItsNamespace) {
+  Store s;
+  (void)s.apply(obj("a", "x", "1"));
+  (void)s.apply(obj("b", "y", "1"));
+  auto changes = s.replace({}, std::string("a"));
+  EXPECT_EQ(describe(changes), (std::vector<std::string>{"delete a/x"}));
+  EXPECT_TRUE(s.get("b/y"));
+}
+
+TEST(Store, ListsByNamespaceAndPredicateAndLabelSelector) {
+  Store s;
+  (void)s.apply(obj("a", "web", "1", {{"app", "web"}, {"tier", "front"}}));
+  (void)s.apply(obj("a", "db", "1", {{"app", "db"}}));
+  (void)s.apply(obj("b", "web", "1", {{"app", "web"}}));
+  EXPECT_EQ(names(s.listInNamespace("a")), (std::vector<std::string>{"db", "web"}));
+  EXPECT_EQ(names(s.listInNamespace("a", [](const json& o) { return o["metadata"]["name"] == "db"; })),
+            (std::vector<std::string>{"db"}));
+  EXPECT_EQ(names(s.listMatchingLabels("a", json{{"matchLabels", {{"app", "web"}}}})),
+            (std::vector<std::string>{"web"}));
+  EXPECT_EQ(names(s.listMatchingLabels("a", json::object())), (std::vector<std::string>{"db", "web"}));
+  EXPECT_TRUE(s.listMatchingLabels("a", json()).empty());
+  EXPECT_EQ(s.list().size(), 3u);
+}
+
+TEST(Selector, MatchesExpressionsLikeTheApiServer) {
+  json labels = {{"app", "web"}, {"tier", "front"}};
+  auto expr = [](const std::string& key, const std::string& op, json values = json::array()) {
+    return json{{"matchExpressions", json::array({{{"key", key}, {"operator", op}, {"values", values}}})}};
+  };
+  EXPECT_TRUE(matchesLabelSelector(expr("app", "In", {"web", "api"}), labels));
+  EXPECT_FALSE(matchesLabelSelector(expr("app", "In", {"api"}), labels));
+  EXPECT_FALSE(matchesLabelSelector(expr("app", "NotIn", {"web"}), labels));
+  EXPECT_TRUE(matchesLabelSelector(expr("zone", "NotIn", {"x"}), labels));
+  EXPECT_TRUE(matchesLabelSelector(expr("tier", "Exists"), labels));
+  EXPECT_FALSE(matchesLabelSelector(expr("zone", "Exists"), labels));
+  EXPECT_TRUE(matchesLabelSelector(expr("zone", "DoesNotExist"), labels));
+  EXPECT_FALSE(matchesLabelSelector(expr("app", "Bogus"), labels));
+  json both = {{"matchLabels", {{"app", "web"}}},
+               {"matchExpressions", json::array({{{"key", "tier"}, {"operator", "In"}, {"values", {"back"}}}})}};
+  EXPECT_FALSE(matchesLabelSelector(both, labels));
+  EXPECT_FALSE(matchesLabelSelector(json{{"matchLabels", {{"app", "web"}}}}, json()));
+}
+
+TEST(Store, ScaleTargetIndexFollowsUpdatesAndDeletes) {
+  Store s;
+  s.addIndex(kScaleTargetIndex, scaleTargetRefIndex());
+  auto hpa = [](const std::string& name, const std::string& rv, const std::string& kind, const std::string& target) {
+    json o = obj("a", name, rv);
+    o["spec"] = {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", kind}, {"name", target}}}};
+    return o;
+  };
+  (void)s.apply(hpa("h1", "1", "Deployment", "web"));
+  (void)s.apply(hpa("h2", "1", "StatefulSet", "web"));
+  EXPECT_EQ(names(s.byIndex(kScaleTargetIndex, scaleTargetKey("a", "Deployment", "web"))),
+            (std::vector<std::string>{"h1"}));
+  (void)s.apply(hpa("h1", "2", "Deployment", "api"));
+  EXPECT_TRUE(s.byIndex(kScaleTargetIndex, scaleTargetKey("a", "Deployment", "web")).empty());
+  EXPECT_EQ(names(s.byIndex(kScaleTargetIndex, scaleTargetKey("a", "Deployment", "api"))),
+            (std::vector<std::string>{"h1"}));
+  (void)s.remove(hpa("h1", "3", "Deployment", "api"));
+  EXPECT_TRUE(s.byIndex(kScaleTargetIndex, scaleTargetKey("a", "Deployment", "api")).empty());
+  EXPECT_TRUE(s.byIndex("no-such-index", "x").empty());
+  // The index is namespaced: a same-named target elsewhere is another key.
+  EXPECT_TRUE(s.byIndex(kScaleTargetIndex, scaleTargetKey("b", "StatefulSet", "web")).empty());
+}
+
+}  // namespace
+}  // namespace poolguard::runtime
