@@ -117,6 +117,10 @@ std::string podNamespace() {
 }  // namespace
 
 int runOperator(const RunOptions& o) {
+  // Signals are blocked and routed before any thread starts (cpprestsdk starts its pool lazily), so SIGTERM never
+  // lands on a thread where it would still kill the process.
+  std::stop_source stop;
+  runtime::ShutdownSignals signals(stop, std::chrono::seconds(o.shutdownTimeoutSeconds));
   setupLogging(o);
   auto config = kube::loadDefault(o.kubeconfig, o.context);
   if (!config.ok()) {
@@ -214,8 +218,6 @@ int runOperator(const RunOptions& o) {
   hpas.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace));
   configMaps.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace));
 
-  std::stop_source stop;
-  runtime::ShutdownSignals signals(stop, std::chrono::seconds(o.shutdownTimeoutSeconds));
   auto status = manager.run(stop.get_token());
   events.flush(std::chrono::seconds(2));
   events.stop();

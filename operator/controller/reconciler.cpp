@@ -423,9 +423,13 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
 
   // Live usage, when due; otherwise the last report stands.
   ReconcileOutcome outcome;
+  spdlog::debug("reconcile {}: {} governed workloads, usage postgres={} prometheus={}", key, governed.size(),
+                pol.spec.usage.postgres.has_value(), pol.spec.usage.prometheus.has_value());
   if (usage_ && (pol.spec.usage.postgres || pol.spec.usage.prometheus)) {
-    if (usage_->nextCheckDue(pol, clock_.steadyNow()) <= clock_.steadyNow()) {
+    const auto steadyNow = clock_.steadyNow();
+    if (usage_->nextCheckDue(pol, steadyNow) <= steadyNow) {
       auto report = usage_->check(pol, governed, client_);
+      spdlog::debug("usage check {}: {} {}", key, report.result.condition.reason, report.result.condition.message);
       std::lock_guard l(mu_);
       lastUsage_[key] = report.result;
       if (report.result.usage.serverMaxConnections) {
