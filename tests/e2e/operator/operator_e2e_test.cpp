@@ -6,7 +6,7 @@
 #include <map>
 #include <thread>
 
-#include "operator_process.h"
+#include "support/operator_process.h"
 #include "support/cluster.h"
 
 namespace poolguard::testing {
