@@ -277,6 +277,42 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     return hpas.empty() ? nullptr : hpas.front();
   };
 
+  // Live usage first, when due (otherwise the last report stands): a check reads the server's max_connections,
+  // which the budget below needs when the spec does not declare it. The pools' size is the one last rendered
+  // (status.budget.effectiveMaxSize), else the spec's.
+  const int32_t lastRenderedMaxSize =
+      storedStatus.value("budget", json::object()).value("effectiveMaxSize", pol.spec.pool.maxSize);
+  std::vector<usage::GovernedWorkload> governed;
+  for (WorkloadKind kind : pol.spec.kinds) {
+    for (const auto& w : storeFor(kind)->listInNamespace(ns)) {
+      if (!selects(pol, kind, ns, labelsOf(*w)) || governingPolicy(kind, *w, nsPolicies) != name) continue;
+      auto hpa = hpaFor(kind, *w);
+      auto facts = budget::workloadFacts(*w, hpa ? &*hpa : nullptr);
+      governed.push_back(usage::GovernedWorkload{
+          ns, nameOf(*w), render::expandApplicationName(pol.spec.delivery.applicationName, ns, nameOf(*w)),
+          facts.podsNow, facts.podsMax, facts.surge, std::nullopt, lastRenderedMaxSize, pol.spec.pool.processesPerPod});
+    }
+  }
+  ReconcileOutcome outcome;
+  spdlog::debug("reconcile {}: {} governed workloads, usage postgres={} prometheus={}", key, governed.size(),
+                pol.spec.usage.postgres.has_value(), pol.spec.usage.prometheus.has_value());
+  if (usage_ && (pol.spec.usage.postgres || pol.spec.usage.prometheus)) {
+    const auto steadyNow = clock_.steadyNow();
+    if (usage_->nextCheckDue(pol, steadyNow) <= steadyNow) {
+      auto report = usage_->check(pol, governed, client_);
+      spdlog::debug("usage check {}: {} {}", key, report.result.condition.reason, report.result.condition.message);
+      std::lock_guard l(mu_);
+      lastUsage_[key] = report.result;
+      if (report.result.usage.serverMaxConnections) {
+        serverMaxConnections_[pol.spec.database.name] = *report.result.usage.serverMaxConnections;
+      }
+    }
+    outcome.requeueAfter = usage_->requeueAfter(pol);
+    std::lock_guard l(mu_);
+    auto it = lastUsage_.find(key);
+    if (it != lastUsage_.end()) in.usage = it->second;
+  }
+
   // Budget: the facts of every governed workload of every valid policy naming this database.
   std::vector<budget::PolicyInput> budgetInputs;
   for (const auto& e : everyPolicy) {
@@ -329,7 +365,6 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     in.budget.policyWorstCase = mine->worstCase;
     in.budget.clamped = mine->clamped;
   }
-  std::vector<usage::GovernedWorkload> governed;
   std::set<std::pair<WorkloadKind, std::string>> governedNames;
   render::RenderOptions ropts;
   ropts.effectiveMaxSize = effectiveMaxSize;
@@ -361,9 +396,6 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
         continue;
       }
       ws.settingsHash = desired->settings.hash;
-      governed.push_back(usage::GovernedWorkload{ns, ws.name, desired->settings.applicationName, facts.podsNow,
-                                                 facts.podsMax, facts.surge, std::nullopt, effectiveMaxSize,
-                                                 pol.spec.pool.processesPerPod});
       // The workload and its ConfigMap are compared apart, so only the one that differs is written: comparing
       // against the desired ConfigMap leaves the workload's own differences.
       std::optional<json> liveConfigMap;
@@ -419,27 +451,6 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
       auto st = cleanupWorkload(kind, ns, nameOf(*w), name);
       if (!st.ok()) return st.error();
     }
-  }
-
-  // Live usage, when due; otherwise the last report stands.
-  ReconcileOutcome outcome;
-  spdlog::debug("reconcile {}: {} governed workloads, usage postgres={} prometheus={}", key, governed.size(),
-                pol.spec.usage.postgres.has_value(), pol.spec.usage.prometheus.has_value());
-  if (usage_ && (pol.spec.usage.postgres || pol.spec.usage.prometheus)) {
-    const auto steadyNow = clock_.steadyNow();
-    if (usage_->nextCheckDue(pol, steadyNow) <= steadyNow) {
-      auto report = usage_->check(pol, governed, client_);
-      spdlog::debug("usage check {}: {} {}", key, report.result.condition.reason, report.result.condition.message);
-      std::lock_guard l(mu_);
-      lastUsage_[key] = report.result;
-      if (report.result.usage.serverMaxConnections) {
-        serverMaxConnections_[pol.spec.database.name] = *report.result.usage.serverMaxConnections;
-      }
-    }
-    outcome.requeueAfter = usage_->requeueAfter(pol);
-    std::lock_guard l(mu_);
-    auto it = lastUsage_.find(key);
-    if (it != lastUsage_.end()) in.usage = it->second;
   }
 
   json status = buildStatus(in, previous, now);
