@@ -15,7 +15,9 @@ void addOfflineFiles(CLI::App* cmd, std::vector<std::string>& files, std::string
   cmd->add_option("-f,--filename", files, "YAML or JSON file(s) with one or more documents; - reads standard input")
       ->required()
       ->type_name("FILE");
-  cmd->add_option("-o,--output", output, "output format")->check(CLI::IsMember({"text", "json", "yaml"}))->capture_default_str();
+  cmd->add_option("-o,--output", output, "output format")
+      ->check(CLI::IsMember({"text", "json", "yaml"}))
+      ->capture_default_str();
 }
 
 }  // namespace
@@ -27,7 +29,8 @@ int main(int argc, char** argv) {
 
   poolguard::controller::RunOptions run;
   auto* runCmd = app.add_subcommand("run", "Run the operator");
-  runCmd->add_option("--kubeconfig", run.kubeconfig, "kubeconfig file (default: $KUBECONFIG, then in-cluster, then ~/.kube/config)");
+  runCmd->add_option("--kubeconfig", run.kubeconfig,
+                     "kubeconfig file (default: $KUBECONFIG, then in-cluster, then ~/.kube/config)");
   runCmd->add_option("--context", run.context, "kubeconfig context (default: the current context)");
   runCmd->add_option("--namespace", run.namespaces, "watch only this namespace (repeatable; default: all namespaces)");
   runCmd->add_flag("--leader-elect", run.leaderElect, "elect a leader among replicas with a coordination.k8s.io Lease");
@@ -35,13 +38,20 @@ int main(int argc, char** argv) {
                      "namespace of the leader-election Lease (default: the pod's namespace, else default)");
   runCmd->add_option("--leader-election-id", run.leaderElectionId, "name of the Lease")->capture_default_str();
   runCmd->add_option("--lease-duration", run.leaseDurationSeconds, "seconds a lease is valid")->capture_default_str();
-  runCmd->add_option("--renew-deadline", run.renewDeadlineSeconds, "seconds the leader keeps trying to renew")->capture_default_str();
-  runCmd->add_option("--retry-period", run.retryPeriodSeconds, "seconds between lease attempts")->capture_default_str();
-  runCmd->add_option("--metrics-bind-address", run.metricsBindAddress, "address of /metrics; 0 disables")->capture_default_str();
-  runCmd->add_option("--health-probe-bind-address", run.healthBindAddress, "address of /healthz and /readyz; 0 disables")
+  runCmd->add_option("--renew-deadline", run.renewDeadlineSeconds, "seconds the leader keeps trying to renew")
       ->capture_default_str();
-  runCmd->add_option("--workers", run.workers, "concurrent reconciles")->check(CLI::Range(1, 64))->capture_default_str();
-  runCmd->add_option("--log-format", run.logFormat, "log format")->check(CLI::IsMember({"json", "text"}))->capture_default_str();
+  runCmd->add_option("--retry-period", run.retryPeriodSeconds, "seconds between lease attempts")->capture_default_str();
+  runCmd->add_option("--metrics-bind-address", run.metricsBindAddress, "address of /metrics; 0 disables")
+      ->capture_default_str();
+  runCmd
+      ->add_option("--health-probe-bind-address", run.healthBindAddress, "address of /healthz and /readyz; 0 disables")
+      ->capture_default_str();
+  runCmd->add_option("--workers", run.workers, "concurrent reconciles")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  runCmd->add_option("--log-format", run.logFormat, "log format")
+      ->check(CLI::IsMember({"json", "text"}))
+      ->capture_default_str();
   runCmd->add_option("--log-level", run.logLevel, "log level")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
@@ -54,7 +64,8 @@ int main(int argc, char** argv) {
   std::string output = "text";
   auto* validateCmd = app.add_subcommand("validate", "Check policies offline; exit 1 when any is invalid");
   addOfflineFiles(validateCmd, files, output);
-  auto* renderCmd = app.add_subcommand("render", "Print the workloads and ConfigMaps exactly as Enforce would write them");
+  auto* renderCmd =
+      app.add_subcommand("render", "Print the workloads and ConfigMaps exactly as Enforce would write them");
   addOfflineFiles(renderCmd, files, output);
   auto* planCmd = app.add_subcommand("plan", "Print the connection budget per database; exit 1 when over budget");
   addOfflineFiles(planCmd, files, output);

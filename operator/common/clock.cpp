@@ -39,7 +39,10 @@ bool parseRfc3339(const std::string& s, Clock::time_point& out) {
     long micros = 0;
     int digits = 0;
     while (*p >= '0' && *p <= '9') {
-      if (digits < 6) { micros = micros * 10 + (*p - '0'); ++digits; }
+      if (digits < 6) {
+        micros = micros * 10 + (*p - '0');
+        ++digits;
+      }
       ++p;
     }
     while (digits++ < 6) micros *= 10;

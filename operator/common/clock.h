@@ -30,8 +30,14 @@ class ManualClock final : public Clock {
  public:
   explicit ManualClock(time_point start = time_point{} + std::chrono::hours(24 * 365 * 56))
       : wall_(start), steady_(steady_point{}) {}
-  time_point now() const override { std::lock_guard l(mu_); return wall_; }
-  steady_point steadyNow() const override { std::lock_guard l(mu_); return steady_; }
+  time_point now() const override {
+    std::lock_guard l(mu_);
+    return wall_;
+  }
+  steady_point steadyNow() const override {
+    std::lock_guard l(mu_);
+    return steady_;
+  }
   void advance(std::chrono::nanoseconds d) {
     std::lock_guard l(mu_);
     wall_ += std::chrono::duration_cast<time_point::duration>(d);

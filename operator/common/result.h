@@ -11,17 +11,17 @@
 namespace poolguard {
 
 enum class ErrorCode {
-  kInvalidArgument,   // bad input from a user: a policy, a flag, a kubeconfig
+  kInvalidArgument,  // bad input from a user: a policy, a flag, a kubeconfig
   kNotFound,
   kAlreadyExists,
-  kConflict,          // optimistic concurrency: resourceVersion mismatch or an apply conflict
+  kConflict,  // optimistic concurrency: resourceVersion mismatch or an apply conflict
   kForbidden,
   kUnauthorized,
-  kInvalid,           // the API server rejected the object (422); see causes
-  kGone,              // 410 Expired/Gone: the resourceVersion is too old, relist
-  kTooManyRequests,   // 429; see retryAfter
-  kTimeout,           // 504 or a server-side timeout
-  kUnavailable,       // transport failure or 5xx: the request may not have reached the server
+  kInvalid,          // the API server rejected the object (422); see causes
+  kGone,             // 410 Expired/Gone: the resourceVersion is too old, relist
+  kTooManyRequests,  // 429; see retryAfter
+  kTimeout,          // 504 or a server-side timeout
+  kUnavailable,      // transport failure or 5xx: the request may not have reached the server
   kCancelled,
   kInternal,
 };
@@ -43,10 +43,22 @@ class Error {
   const std::vector<ErrorCause>& causes() const { return causes_; }
   std::optional<std::chrono::seconds> retryAfter() const { return retryAfter_; }
 
-  Error& withHttpStatus(int status) { httpStatus_ = status; return *this; }
-  Error& withReason(std::string reason) { reason_ = std::move(reason); return *this; }
-  Error& withCauses(std::vector<ErrorCause> causes) { causes_ = std::move(causes); return *this; }
-  Error& withRetryAfter(std::chrono::seconds after) { retryAfter_ = after; return *this; }
+  Error& withHttpStatus(int status) {
+    httpStatus_ = status;
+    return *this;
+  }
+  Error& withReason(std::string reason) {
+    reason_ = std::move(reason);
+    return *this;
+  }
+  Error& withCauses(std::vector<ErrorCause> causes) {
+    causes_ = std::move(causes);
+    return *this;
+  }
+  Error& withRetryAfter(std::chrono::seconds after) {
+    retryAfter_ = after;
+    return *this;
+  }
 
   // Whether the same request may succeed if repeated later without changes.
   bool retryable() const {
@@ -76,8 +88,8 @@ const char* toString(ErrorCode code);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}            // NOLINT(google-explicit-constructor)
-  Result(Error error) : v_(std::move(error)) {}        // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
+  Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return std::holds_alternative<T>(v_); }
   explicit operator bool() const { return ok(); }

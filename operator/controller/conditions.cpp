@@ -24,8 +24,10 @@ Condition summarizeReady(const std::vector<Condition>& conditions) {
     if (!c || c->status != "True") blocking.push_back(std::string(type) + (c ? " (" + c->reason + ")" : ""));
   }
   const Condition* usage = find(conditions, condition::kUsageHealthy);
-  if (usage && usage->status == "False") blocking.push_back(std::string(condition::kUsageHealthy) + " (" + usage->reason + ")");
-  if (blocking.empty()) return makeCondition(condition::kReady, true, "Ready", "the policy is applied, within budget and healthy");
+  if (usage && usage->status == "False")
+    blocking.push_back(std::string(condition::kUsageHealthy) + " (" + usage->reason + ")");
+  if (blocking.empty())
+    return makeCondition(condition::kReady, true, "Ready", "the policy is applied, within budget and healthy");
   std::string msg = "not ready: ";
   for (size_t i = 0; i < blocking.size(); ++i) msg += (i ? ", " : "") + blocking[i];
   return makeCondition(condition::kReady, false, "NotReady", msg);
@@ -36,7 +38,8 @@ std::vector<Condition> mergeConditions(const std::vector<Condition>& previous, s
   for (auto& c : desired) {
     c.observedGeneration = generation;
     const Condition* old = find(previous, c.type);
-    c.lastTransitionTime = (old && old->status == c.status && !old->lastTransitionTime.empty()) ? old->lastTransitionTime : now;
+    c.lastTransitionTime =
+        (old && old->status == c.status && !old->lastTransitionTime.empty()) ? old->lastTransitionTime : now;
   }
   return desired;
 }

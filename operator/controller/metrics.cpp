@@ -56,11 +56,8 @@ void ControllerMetrics::setConditions(const std::string& ns, const std::string& 
   for (auto* g : series) condition_.Remove(g);
   series.clear();
   for (const auto& c : conditions) {
-    auto& g = condition_.Add({{"namespace", ns},
-                              {"policy", policy},
-                              {"condition", c.type},
-                              {"status", c.status},
-                              {"reason", c.reason}});
+    auto& g = condition_.Add(
+        {{"namespace", ns}, {"policy", policy}, {"condition", c.type}, {"status", c.status}, {"reason", c.reason}});
     g.Set(1);
     series.push_back(&g);
   }
@@ -71,8 +68,8 @@ void ControllerMetrics::setWorkloads(const std::string& ns, const std::string& p
   std::lock_guard l(mu_);
   auto& series = workloadSeries_[ns + "/" + policy];
   series.clear();
-  for (auto [state, value] : {std::pair{"matched", matched}, {"applied", applied}, {"drifted", drifted},
-                              {"conflicted", conflicted}}) {
+  for (auto [state, value] :
+       {std::pair{"matched", matched}, {"applied", applied}, {"drifted", drifted}, {"conflicted", conflicted}}) {
     auto& g = workloads_.Add({{"namespace", ns}, {"policy", policy}, {"state", state}});
     g.Set(value);
     series.push_back(&g);
@@ -115,8 +112,9 @@ void ApiRequestMetrics::observe(std::string_view verb, std::string_view resource
   std::lock_guard l(mu_);
   total_.Add({{"verb", std::string(verb)}, {"resource", std::string(resource)}, {"code", std::to_string(code)}})
       .Increment();
-  duration_.Add({{"verb", std::string(verb)}}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1,
-                                                                                        0.25, 0.5, 1, 2.5, 5, 10})
+  duration_
+      .Add({{"verb", std::string(verb)}},
+           prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})
       .Observe(seconds);
 }
 

@@ -8,8 +8,8 @@
 //   poolguard_database_connections_worst_case{database}     gauge
 //   poolguard_database_connections_steady_state{database}   gauge
 //   poolguard_database_connections_available{database}      gauge (max_connections - reserved; absent when unknown)
-//   poolguard_api_requests_total{verb,resource,code}        counter: requests to the Kubernetes API (code 0: no response)
-//   poolguard_api_request_duration_seconds{verb}            histogram
+//   poolguard_api_requests_total{verb,resource,code}        counter: requests to the Kubernetes API (code 0: no
+//   response) poolguard_api_request_duration_seconds{verb}            histogram
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,7 +38,8 @@ class ControllerMetrics {
   void setConditions(const std::string& ns, const std::string& policy, const std::vector<Condition>& conditions);
   void setWorkloads(const std::string& ns, const std::string& policy, int matched, int applied, int drifted,
                     int conflicted);
-  void setDatabase(const std::string& database, int64_t steadyState, int64_t worstCase, std::optional<int64_t> available);
+  void setDatabase(const std::string& database, int64_t steadyState, int64_t worstCase,
+                   std::optional<int64_t> available);
   void forgetPolicy(const std::string& ns, const std::string& policy);
 
  private:

@@ -61,8 +61,8 @@ json compactWorkload(json obj) {
   json out = {{"apiVersion", obj.value("apiVersion", "")}, {"kind", obj.value("kind", "")}};
   const auto& meta = obj["metadata"];
   json m = json::object();
-  for (const char* k : {"name", "namespace", "uid", "resourceVersion", "generation", "labels", "annotations",
-                        "creationTimestamp"}) {
+  for (const char* k :
+       {"name", "namespace", "uid", "resourceVersion", "generation", "labels", "annotations", "creationTimestamp"}) {
     if (meta.contains(k)) m[k] = meta[k];
   }
   out["metadata"] = std::move(m);
@@ -143,10 +143,10 @@ int runOperator(const RunOptions& o) {
 
   runtime::ManagerOptions mopts;
   if (!splitBindAddress(o.healthBindAddress, mopts.healthHost, mopts.healthPort)) mopts.healthPort = -1;
-  mopts.metricsBindAddress = (o.metricsBindAddress.empty() || o.metricsBindAddress == "0")
-                                 ? ""
-                                 : (o.metricsBindAddress.front() == ':' ? "0.0.0.0" + o.metricsBindAddress
-                                                                        : o.metricsBindAddress);
+  mopts.metricsBindAddress =
+      (o.metricsBindAddress.empty() || o.metricsBindAddress == "0")
+          ? ""
+          : (o.metricsBindAddress.front() == ':' ? "0.0.0.0" + o.metricsBindAddress : o.metricsBindAddress);
   if (o.leaderElect) {
     runtime::LeaderElectionConfig le;
     le.leaseNamespace = o.leaderElectionNamespace.empty() ? podNamespace() : o.leaderElectionNamespace;

@@ -123,14 +123,15 @@ Status Reconciler::ensureFinalizer(const json& obj) {
   if (hasFinalizer(obj)) return okStatus();
   const auto& meta = obj["metadata"];
   json patch = json::array();
-  patch.push_back({{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", meta.value("resourceVersion", "")}});
+  patch.push_back(
+      {{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", meta.value("resourceVersion", "")}});
   if (meta.contains("finalizers")) {
     patch.push_back({{"op", "add"}, {"path", "/metadata/finalizers/-"}, {"value", kFinalizer}});
   } else {
     patch.push_back({{"op", "add"}, {"path", "/metadata/finalizers"}, {"value", json::array({kFinalizer})}});
   }
-  auto r = client_.patch(kube::resources::connectionPoolPolicies(), namespaceOf(obj), nameOf(obj), kube::PatchType::kJson,
-                         patch);
+  auto r = client_.patch(kube::resources::connectionPoolPolicies(), namespaceOf(obj), nameOf(obj),
+                         kube::PatchType::kJson, patch);
   if (!r.ok()) return r.error();
   return okStatus();
 }
@@ -146,8 +147,8 @@ Status Reconciler::removeFinalizer(const json& obj) {
   json patch = json::array(
       {{{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", meta.value("resourceVersion", "")}},
        {{"op", "remove"}, {"path", "/metadata/finalizers/" + std::to_string(index)}}});
-  auto r = client_.patch(kube::resources::connectionPoolPolicies(), namespaceOf(obj), nameOf(obj), kube::PatchType::kJson,
-                         patch);
+  auto r = client_.patch(kube::resources::connectionPoolPolicies(), namespaceOf(obj), nameOf(obj),
+                         kube::PatchType::kJson, patch);
   if (!r.ok() && r.error().code() != ErrorCode::kNotFound) return r.error();
   return okStatus();
 }
@@ -400,7 +401,8 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
       // against the desired ConfigMap leaves the workload's own differences.
       std::optional<json> liveConfigMap;
       if (desired->configMap) {
-        if (auto cm = caches_.configMaps->get(ns, (*desired->configMap)["metadata"].value("name", ""))) liveConfigMap = *cm;
+        if (auto cm = caches_.configMaps->get(ns, (*desired->configMap)["metadata"].value("name", "")))
+          liveConfigMap = *cm;
       }
       auto diff = render::compare(*w, liveConfigMap, *desired);
       auto workloadDiff = render::compare(*w, desired->configMap, *desired);

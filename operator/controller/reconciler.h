@@ -97,7 +97,7 @@ class Reconciler {
   usage::Checker* usage_;
 
   mutable std::mutex mu_;
-  std::map<std::string, int32_t> serverMaxConnections_;  // database name -> max_connections read live
+  std::map<std::string, int32_t> serverMaxConnections_;     // database name -> max_connections read live
   std::map<std::string, usage::AnalysisResult> lastUsage_;  // policy key -> its last usage check
 };
 

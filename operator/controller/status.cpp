@@ -8,11 +8,16 @@ using nlohmann::json;
 
 const char* toString(WorkloadState s) {
   switch (s) {
-    case WorkloadState::kApplied: return "Applied";
-    case WorkloadState::kPending: return "Pending";
-    case WorkloadState::kDrifted: return "Drifted";
-    case WorkloadState::kConflicted: return "Conflicted";
-    case WorkloadState::kFailed: return "Failed";
+    case WorkloadState::kApplied:
+      return "Applied";
+    case WorkloadState::kPending:
+      return "Pending";
+    case WorkloadState::kDrifted:
+      return "Drifted";
+    case WorkloadState::kConflicted:
+      return "Conflicted";
+    case WorkloadState::kFailed:
+      return "Failed";
   }
   return "Pending";
 }
@@ -28,11 +33,21 @@ Counts count(const std::vector<WorkloadStatus>& workloads) {
   for (const auto& w : workloads) {
     ++c.matched;
     switch (w.state) {
-      case WorkloadState::kApplied: ++c.applied; break;
-      case WorkloadState::kDrifted: ++c.drifted; break;
-      case WorkloadState::kConflicted: ++c.conflicted; break;
-      case WorkloadState::kFailed: ++c.failed; break;
-      case WorkloadState::kPending: ++c.pending; break;
+      case WorkloadState::kApplied:
+        ++c.applied;
+        break;
+      case WorkloadState::kDrifted:
+        ++c.drifted;
+        break;
+      case WorkloadState::kConflicted:
+        ++c.conflicted;
+        break;
+      case WorkloadState::kFailed:
+        ++c.failed;
+        break;
+      case WorkloadState::kPending:
+        ++c.pending;
+        break;
     }
   }
   return c;
@@ -71,9 +86,10 @@ Condition usageCondition(const StatusInput& in) {
 Condition budgetCondition(const StatusInput& in) {
   const auto& b = in.budget;
   if (!b.available) {
-    return unknownCondition(condition::kWithinBudget, "MaxConnectionsUnknown",
-                            "database " + b.database +
-                                ": max_connections is unknown; set spec.database.maxConnections or spec.usage.postgres");
+    return unknownCondition(
+        condition::kWithinBudget, "MaxConnectionsUnknown",
+        "database " + b.database +
+            ": max_connections is unknown; set spec.database.maxConnections or spec.usage.postgres");
   }
   std::string figures = "worst case " + std::to_string(b.unclampedWorstCase) + " connections for database " +
                         b.database + " (this policy " + std::to_string(b.policyWorstCase) + ") against " +
@@ -90,8 +106,7 @@ Condition budgetCondition(const StatusInput& in) {
                             "maxReplicas or raise max_connections"
                           : "; lower pool.maxSize or HPA maxReplicas, raise max_connections, or set "
                             "budget.onExceeded: Clamp";
-    return makeCondition(condition::kWithinBudget, false, "BudgetExceeded",
-                         "over budget: " + figures + fix);
+    return makeCondition(condition::kWithinBudget, false, "BudgetExceeded", "over budget: " + figures + fix);
   }
   return makeCondition(condition::kWithinBudget, true, "WithinBudget", figures);
 }
@@ -127,7 +142,8 @@ std::vector<Condition> computeConditions(const StatusInput& in) {
   } else if (c.drifted > 0) {
     out.push_back(makeCondition(condition::kApplied, false, "Drifted",
                                 std::to_string(c.drifted) + " of " + std::to_string(c.matched) +
-                                    " workloads differ from the policy" + (audit ? " (Audit: Enforce would change " : " (") +
+                                    " workloads differ from the policy" +
+                                    (audit ? " (Audit: Enforce would change " : " (") +
                                     listWorkloads(in.workloads, WorkloadState::kDrifted) + ")"));
   } else if (c.pending > 0) {
     out.push_back(makeCondition(condition::kApplied, false, "Pending",
@@ -137,9 +153,10 @@ std::vector<Condition> computeConditions(const StatusInput& in) {
                                 std::to_string(c.conflicted) + " of " + std::to_string(c.matched) +
                                     " workloads belong to a higher policy: " + conflictWinners(in.workloads)));
   } else {
-    out.push_back(makeCondition(condition::kApplied, true, "AllApplied",
-                                audit ? "Audit: all " + std::to_string(c.matched) + " workloads already carry the settings"
-                                      : "settings applied to all " + std::to_string(c.matched) + " workloads"));
+    out.push_back(
+        makeCondition(condition::kApplied, true, "AllApplied",
+                      audit ? "Audit: all " + std::to_string(c.matched) + " workloads already carry the settings"
+                            : "settings applied to all " + std::to_string(c.matched) + " workloads"));
   }
   out.push_back(budgetCondition(in));
   out.push_back(usageCondition(in));
@@ -156,8 +173,8 @@ json buildStatus(const StatusInput& in, const std::vector<Condition>& previous, 
   if (in.invalidMessage) return status;
 
   Counts c = count(in.workloads);
-  status["workloads"] = {{"matched", c.matched}, {"applied", c.applied}, {"drifted", c.drifted},
-                         {"conflicted", c.conflicted}};
+  status["workloads"] = {
+      {"matched", c.matched}, {"applied", c.applied}, {"drifted", c.drifted}, {"conflicted", c.conflicted}};
   const auto& b = in.budget;
   json budget = {{"database", b.database},
                  {"reservedConnections", b.reservedConnections},
@@ -188,7 +205,7 @@ json buildStatus(const StatusInput& in, const std::vector<Condition>& previous, 
   for (const auto& w : in.workloads) {
     if (list.size() == kMaxWorkloadStatuses) break;
     json j = {{"kind", policy::toString(w.kind)}, {"name", w.name},       {"replicas", w.replicas},
-              {"maxReplicas", w.maxReplicas},      {"maxSize", w.maxSize}, {"state", toString(w.state)}};
+              {"maxReplicas", w.maxReplicas},     {"maxSize", w.maxSize}, {"state", toString(w.state)}};
     if (!w.settingsHash.empty()) j["settingsHash"] = w.settingsHash;
     std::optional<int32_t> connections = w.connections;
     if (!connections && in.usage) {
@@ -208,8 +225,8 @@ void recordTransitions(runtime::EventRecorder& events, const json& policyObject,
                        const std::vector<Condition>& current) {
   for (const auto& t : transitions(previous, current)) {
     bool warning = t.condition.status == "False";
-    events.record(policyObject, warning ? runtime::EventType::kWarning : runtime::EventType::kNormal, t.condition.reason,
-                  t.condition.type + " is " + t.condition.status + ": " + t.condition.message);
+    events.record(policyObject, warning ? runtime::EventType::kWarning : runtime::EventType::kNormal,
+                  t.condition.reason, t.condition.type + " is " + t.condition.status + ": " + t.condition.message);
   }
 }
 

@@ -37,14 +37,14 @@ struct BudgetFigures {
   std::string database;
   std::optional<int32_t> maxConnections;  // declared, else read from the server; nullopt when unknown
   int32_t reservedConnections = 0;
-  std::optional<int64_t> available;       // maxConnections - reserved
-  int64_t steadyState = 0;                // whole database
-  int64_t worstCase = 0;                  // whole database, with the clamp applied
-  int64_t unclampedWorstCase = 0;         // whole database, as the policies ask
+  std::optional<int64_t> available;  // maxConnections - reserved
+  int64_t steadyState = 0;           // whole database
+  int64_t worstCase = 0;             // whole database, with the clamp applied
+  int64_t unclampedWorstCase = 0;    // whole database, as the policies ask
   int64_t policySteadyState = 0;
   int64_t policyWorstCase = 0;
   int32_t effectiveMaxSize = 0;
-  bool clamped = false;                   // this policy's maxSize was reduced to fit
+  bool clamped = false;  // this policy's maxSize was reduced to fit
 };
 
 struct StatusInput {

@@ -23,12 +23,12 @@ CommandResult run(const std::vector<std::string>& argv, const std::string& input
 struct LocalCluster {
   std::string dir;
   std::string kubeconfig;
-  std::string server;          // https://127.0.0.1:PORT
+  std::string server;  // https://127.0.0.1:PORT
   std::string pgHost;
   int pgPort = 0;
-  std::string pgUser;          // a superuser
+  std::string pgUser;  // a superuser
   std::string pgDatabase;
-  std::string prometheusUrl;   // empty unless started with Prometheus
+  std::string prometheusUrl;  // empty unless started with Prometheus
 
   // kubectl --kubeconfig=<admin> args...
   CommandResult kubectl(const std::vector<std::string>& args, const std::string& input = "") const;

@@ -71,11 +71,11 @@ bool OperatorProcess::running() const {
 bool OperatorProcess::waitReady(int seconds) {
   std::string url = "http://127.0.0.1:" + std::to_string(healthPort_) + "/readyz";
   return eventually(
-      [&] {
-        if (!running()) return true;
-        return run({"curl", "-sf", "-o", "/dev/null", url}).exitCode == 0;
-      },
-      std::chrono::seconds(seconds)) &&
+             [&] {
+               if (!running()) return true;
+               return run({"curl", "-sf", "-o", "/dev/null", url}).exitCode == 0;
+             },
+             std::chrono::seconds(seconds)) &&
          running();
 }
 

@@ -2,12 +2,12 @@
 // settings applied, rolled, corrected, reported, budgeted, cleaned up, and nothing written when idle.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <thread>
 
-#include "support/operator_process.h"
 #include "support/cluster.h"
+#include "support/operator_process.h"
 
 namespace poolguard::testing {
 namespace {
@@ -27,11 +27,13 @@ void applyYaml(const std::string& ns, const std::string& yaml) {
 }
 
 std::string deploymentYaml(const std::string& name, int replicas, const std::string& extraLabels = "") {
-  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name + "\n  labels: {app: " + name + extraLabels + "}\n" +
-         "spec:\n  replicas: " + std::to_string(replicas) + "\n  selector: {matchLabels: {app: " + name + "}}\n" +
+  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name + "\n  labels: {app: " + name +
+         extraLabels + "}\n" + "spec:\n  replicas: " + std::to_string(replicas) +
+         "\n  selector: {matchLabels: {app: " + name + "}}\n" +
          "  template:\n    metadata:\n      labels: {app: " + name + ", tier: db-client" + extraLabels + "}\n" +
          "    spec:\n      containers:\n      - name: app\n        image: example.invalid/app:1\n" +
-         "        env:\n        - {name: KEEP_ME, value: mine}\n      - name: sidecar\n        image: example.invalid/sc:1\n";
+         "        env:\n        - {name: KEEP_ME, value: mine}\n      - name: sidecar\n        image: "
+         "example.invalid/sc:1\n";
 }
 
 // Each test budgets its own database, so policies of other tests never share its budget.
@@ -47,8 +49,9 @@ std::string policyYaml(const std::string& name, int maxSize, const std::string& 
                        const std::string& databaseName = "", const std::string& selector = "app: web") {
   const std::string& database = databaseName.empty() ? g_database : databaseName;
   return "apiVersion: poolguard.dev/v1alpha1\nkind: ConnectionPoolPolicy\nmetadata:\n  name: " + name +
-         "\nspec:\n  selector:\n    matchLabels: {" + selector + "}\n  containers: [app]\n  pool:\n    maxSize: " +
-         std::to_string(maxSize) + "\n  database:\n    name: " + database + "\n    maxConnections: 100\n" + extra;
+         "\nspec:\n  selector:\n    matchLabels: {" + selector +
+         "}\n  containers: [app]\n  pool:\n    maxSize: " + std::to_string(maxSize) +
+         "\n  database:\n    name: " + database + "\n    maxConnections: 100\n" + extra;
 }
 
 // Env value of `var` in container `container` of a Deployment/StatefulSet JSON; "" when absent.
@@ -83,8 +86,8 @@ class OperatorE2E : public ::testing::Test {
   static void SetUpTestSuite() {
     auto r = cluster().kubectl({"apply", "-f", sourceDir() + "/crds/"});
     ASSERT_EQ(r.exitCode, 0) << r.err;
-    r = cluster().kubectl({"wait", "--for=condition=Established", "--timeout=60s",
-                           "crd/connectionpoolpolicies.poolguard.dev"});
+    r = cluster().kubectl(
+        {"wait", "--for=condition=Established", "--timeout=60s", "crd/connectionpoolpolicies.poolguard.dev"});
     ASSERT_EQ(r.exitCode, 0) << r.err;
     op_ = new OperatorProcess();
     op_->start();
@@ -110,7 +113,8 @@ OperatorProcess* OperatorE2E::op_ = nullptr;
 TEST_F(OperatorE2E, EnforceAppliesSettingsToDeploymentsAndStatefulSets) {
   std::string ns = testNamespace("enforce");
   applyYaml(ns, deploymentYaml("web", 2));
-  applyYaml(ns, "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: web-db, labels: {app: web}}\nspec:\n"
+  applyYaml(ns,
+            "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: web-db, labels: {app: web}}\nspec:\n"
             "  replicas: 1\n  serviceName: web-db\n  selector: {matchLabels: {app: web-db}}\n  template:\n"
             "    metadata: {labels: {app: web-db}}\n    spec:\n      containers:\n      - name: app\n"
             "        image: example.invalid/app:1\n");
@@ -159,7 +163,8 @@ TEST_F(OperatorE2E, ChangeRollsPodsAndNoOpRollsNothing) {
   size_t rsBefore = replicaSets();
   applyYaml(ns, policyYaml("p", 7));
   ASSERT_TRUE(eventually([&] { return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "7"; }, 60s));
-  EXPECT_TRUE(eventually([&] { return replicaSets() == rsBefore + 1; }, 60s)) << "a settings change rolls a new ReplicaSet";
+  EXPECT_TRUE(eventually([&] { return replicaSets() == rsBefore + 1; }, 60s))
+      << "a settings change rolls a new ReplicaSet";
 }
 
 TEST_F(OperatorE2E, EnforceCorrectsDriftAndAuditReportsIt) {
@@ -197,7 +202,8 @@ TEST_F(OperatorE2E, HigherPriorityWinsAndTheLoserSaysSo) {
   json low = getJson(ns, "cpol/low");
   EXPECT_NE(condition(low, "Accepted").value("message", "").find("high"), std::string::npos);
   EXPECT_EQ(low["status"]["workloads"].value("conflicted", -1), 1);
-  EXPECT_TRUE(eventually([&] { return conditionIs(ns, "high", "Ready", "True"); }, 30s)) << getJson(ns, "cpol/high").dump(2);
+  EXPECT_TRUE(eventually([&] { return conditionIs(ns, "high", "Ready", "True"); }, 30s))
+      << getJson(ns, "cpol/high").dump(2);
 }
 
 TEST_F(OperatorE2E, HpaGrowsTheBudgetAndClampShrinksThePool) {
@@ -208,9 +214,11 @@ TEST_F(OperatorE2E, HpaGrowsTheBudgetAndClampShrinksThePool) {
   ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "WithinBudget", "True", "WithinBudget"); }, 60s));
   EXPECT_EQ(getJson(ns, "cpol/p")["status"]["budget"].value("worstCase", -1), 40);
 
-  applyYaml(ns, "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n"
+  applyYaml(ns,
+            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n"
             "  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 1\n  maxReplicas: 8\n"
-            "  metrics:\n  - type: Resource\n    resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}\n");
+            "  metrics:\n  - type: Resource\n    resource: {name: cpu, target: {type: Utilization, averageUtilization: "
+            "80}}\n");
   // 8 pods + 2 surge = 10 x 20 = 200 > 97.
   ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "WithinBudget", "False", "BudgetExceeded"); }, 60s))
       << getJson(ns, "cpol/p").dump(2);
@@ -235,7 +243,8 @@ TEST_F(OperatorE2E, DeletingThePolicyRemovesOnlyPoolguardFields) {
   json cms = getJson(ns, "configmaps");
   bool hasPoolguardConfigMap = false;
   for (const auto& cm : cms["items"]) {
-    if (cm["metadata"].value("labels", json::object()).value("app.kubernetes.io/managed-by", "") == "poolguard") hasPoolguardConfigMap = true;
+    if (cm["metadata"].value("labels", json::object()).value("app.kubernetes.io/managed-by", "") == "poolguard")
+      hasPoolguardConfigMap = true;
   }
   ASSERT_TRUE(hasPoolguardConfigMap) << cms.dump(2);
 
@@ -245,10 +254,12 @@ TEST_F(OperatorE2E, DeletingThePolicyRemovesOnlyPoolguardFields) {
     EXPECT_FALSE(c.contains("envFrom")) << c.dump();
   }
   EXPECT_EQ(envValue(d, "app", "KEEP_ME"), "mine") << "another manager's env stays";
-  EXPECT_EQ(d["spec"]["template"]["metadata"].value("annotations", json::object()).count("poolguard.dev/settings-hash"), 0u);
+  EXPECT_EQ(d["spec"]["template"]["metadata"].value("annotations", json::object()).count("poolguard.dev/settings-hash"),
+            0u);
   cms = getJson(ns, "configmaps");
   for (const auto& cm : cms["items"]) {
-    EXPECT_NE(cm["metadata"].value("labels", json::object()).value("app.kubernetes.io/managed-by", ""), "poolguard") << cm.dump();
+    EXPECT_NE(cm["metadata"].value("labels", json::object()).value("app.kubernetes.io/managed-by", ""), "poolguard")
+        << cm.dump();
   }
 }
 
@@ -256,7 +267,8 @@ TEST_F(OperatorE2E, PolicyThatCannotWorkDoesNotDisturbOthers) {
   std::string ns = testNamespace("broken");
   applyYaml(ns, deploymentYaml("web", 1));
   applyYaml(ns, deploymentYaml("api", 1));
-  applyYaml(ns, policyYaml("broken", 5,
+  applyYaml(ns,
+            policyYaml("broken", 5,
                        "  usage:\n    interval: 5s\n    postgres:\n      host: 127.0.0.1\n      database: postgres\n"
                        "      sslMode: disable\n      credentialsSecretRef: {name: does-not-exist}\n"));
   applyYaml(ns, policyYaml("fine", 6, "", "other", "app: api"));

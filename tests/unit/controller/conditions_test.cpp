@@ -17,8 +17,8 @@ TEST(MergeConditions, KeepsTransitionTimeWhileStatusHolds) {
 
 TEST(MergeConditions, MovesTransitionTimeOnStatusChange) {
   std::vector<Condition> previous{{"Applied", "True", "AllApplied", "", 1, "2026-01-01T00:00:00Z"}};
-  auto merged = mergeConditions(previous, {makeCondition("Applied", false, "ApplyFailed", "boom")}, 1,
-                                "2026-02-02T00:00:00Z");
+  auto merged =
+      mergeConditions(previous, {makeCondition("Applied", false, "ApplyFailed", "boom")}, 1, "2026-02-02T00:00:00Z");
   EXPECT_EQ(merged[0].lastTransitionTime, "2026-02-02T00:00:00Z");
 }
 
@@ -43,9 +43,9 @@ TEST(Transitions, OnlyStatusChangesAndNewConditions) {
 }
 
 TEST(SummarizeReady, TrueOnlyWhenTheOthersAllow) {
-  std::vector<Condition> good{makeCondition("Accepted", true, "Accepted", ""), makeCondition("Applied", true, "AllApplied", ""),
-                              makeCondition("WithinBudget", true, "Clamped", ""),
-                              unknownCondition("UsageHealthy", "NotConfigured", "")};
+  std::vector<Condition> good{
+      makeCondition("Accepted", true, "Accepted", ""), makeCondition("Applied", true, "AllApplied", ""),
+      makeCondition("WithinBudget", true, "Clamped", ""), unknownCondition("UsageHealthy", "NotConfigured", "")};
   EXPECT_EQ(summarizeReady(good).status, "True");
   auto leak = good;
   leak[3] = makeCondition("UsageHealthy", false, "LeakSuspected", "");
