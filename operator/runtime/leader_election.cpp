@@ -1,5 +1,7 @@
 #include "runtime/leader_election.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -28,8 +30,10 @@ std::string formatMicroTime(Clock::time_point t) {
   gmtime_r(&tt, &tm);
   char buf[48];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[64];
-  std::snprintf(out, sizeof out, "%s.%06lldZ", buf, static_cast<long long>(micros));
+  // micros is in [0, 1e6): six digits.
+  std::string out(buf);
+  std::string digits = std::to_string(micros);
+  out += "." + std::string(6 - std::min<size_t>(6, digits.size()), '0') + digits + "Z";
   return out;
 }
 

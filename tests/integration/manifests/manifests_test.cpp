@@ -137,17 +137,16 @@ struct Permission {
 const std::vector<Permission>& managerPermissions() {
   static const std::vector<Permission> perms = [] {
     std::vector<Permission> p;
-    for (auto v : {"get", "list", "watch", "update", "patch"})
-      p.push_back({v, "connectionpoolpolicies.poolguard.dev", ""});
-    for (auto v : {"get", "update", "patch"}) p.push_back({v, "connectionpoolpolicies.poolguard.dev", "status"});
-    p.push_back({"update", "connectionpoolpolicies.poolguard.dev", "finalizers"});
+    // Exactly what tests/e2e/rbac sees the operator use: cached reads (list, watch), server-side apply and
+    // JSON patches, a create for a new ConfigMap, and Secrets read by name.
+    for (auto v : {"list", "watch", "patch"}) p.push_back({v, "connectionpoolpolicies.poolguard.dev", ""});
+    p.push_back({"patch", "connectionpoolpolicies.poolguard.dev", "status"});
     for (auto r : {"deployments.apps", "statefulsets.apps"})
-      for (auto v : {"get", "list", "watch", "patch"}) p.push_back({v, r, ""});
-    for (auto v : {"get", "list", "watch"}) p.push_back({v, "horizontalpodautoscalers.autoscaling", ""});
-    for (auto v : {"get", "list", "watch", "create", "update", "patch", "delete"}) p.push_back({v, "configmaps", ""});
+      for (auto v : {"list", "watch", "patch"}) p.push_back({v, r, ""});
+    for (auto v : {"list", "watch"}) p.push_back({v, "horizontalpodautoscalers.autoscaling", ""});
+    for (auto v : {"list", "watch", "create", "patch", "delete"}) p.push_back({v, "configmaps", ""});
     p.push_back({"get", "secrets", ""});
-    for (auto r : {"events", "events.events.k8s.io"})
-      for (auto v : {"create", "patch"}) p.push_back({v, r, ""});
+    for (auto v : {"create", "patch"}) p.push_back({v, "events", ""});
     return p;
   }();
   return perms;
@@ -168,6 +167,8 @@ const std::vector<Permission>& forbiddenPermissions() {
       {"create", "deployments.apps", ""},
       {"delete", "statefulsets.apps", ""},
       {"update", "horizontalpodautoscalers.autoscaling", ""},
+      {"update", "connectionpoolpolicies.poolguard.dev", ""},
+      {"update", "configmaps", ""},
       {"create", "pods", ""},
       {"get", "pods", "exec"},
       {"create", "serviceaccounts", "token"},
@@ -578,7 +579,7 @@ TEST_F(Manifests, HelmInstallsClusterWideAndNamespaced) {
       helm({"install", release2, chart, "-n", ns2, "--skip-crds", "--set", "watchNamespaces={" + watched + "}"});
   ASSERT_EQ(install2.exitCode, 0) << describe(install2);
   EXPECT_TRUE(canI(sa2, "patch", "deployments.apps", watched));
-  EXPECT_TRUE(canI(sa2, "update", "connectionpoolpolicies.poolguard.dev", watched, "status"));
+  EXPECT_TRUE(canI(sa2, "patch", "connectionpoolpolicies.poolguard.dev", watched, "status"));
   EXPECT_FALSE(canI(sa2, "patch", "deployments.apps", "default"));
   EXPECT_FALSE(canI(sa2, "list", "connectionpoolpolicies.poolguard.dev", ""));
   auto dep = kubectlJson({"-n", ns2, "get", "deployment", release2 + "-poolguard"});
