@@ -212,7 +212,7 @@ Result<ReconcileOutcome> Reconciler::finalize(const json& obj) {
   return outcome;
 }
 
-Status Reconciler::writeStatus(const json& obj, const json& status) {
+Status Reconciler::writeStatus(const std::string& key, const json& obj, const json& status) {
   json body = {{"apiVersion", "poolguard.dev/v1alpha1"},
                {"kind", "ConnectionPoolPolicy"},
                {"metadata", {{"name", nameOf(obj)}, {"namespace", namespaceOf(obj)}}},
@@ -220,7 +220,19 @@ Status Reconciler::writeStatus(const json& obj, const json& status) {
   kube::WriteOptions opts{kFieldManager, true, false, "status"};
   auto r = client_.apply(kube::resources::connectionPoolPolicies(), namespaceOf(obj), nameOf(obj), body, opts);
   if (!r.ok()) return r.error();
+  std::lock_guard l(mu_);
+  lastWrittenStatus_[key] = status;
   return okStatus();
+}
+
+json Reconciler::statusBaseline(const std::string& key, const json& cached) const {
+  std::lock_guard l(mu_);
+  auto it = lastWrittenStatus_.find(key);
+  if (it == lastWrittenStatus_.end()) return cached;
+  // A newer generation in the cache than in our last write means the spec moved on: trust the cache.
+  if (cached.value("observedGeneration", int64_t{0}) > it->second.value("observedGeneration", int64_t{0}))
+    return cached;
+  return it->second;
 }
 
 Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
@@ -229,6 +241,9 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     auto [ns, name] = runtime::splitKey(key);
     if (usage_) usage_->forget(ns, name);
     if (metrics_) metrics_->forgetPolicy(ns, name);
+    std::lock_guard l(mu_);
+    lastWrittenStatus_.erase(key);
+    lastUsage_.erase(key);
     return ReconcileOutcome{};
   }
   const json& policyObj = *obj;
@@ -240,7 +255,7 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   const std::string ns = namespaceOf(policyObj);
   const std::string name = nameOf(policyObj);
   const int64_t generation = policyObj["metadata"].value("generation", int64_t{0});
-  const json storedStatus = policyObj.value("status", json::object());
+  const json storedStatus = statusBaseline(key, policyObj.value("status", json::object()));
   const auto previous = conditionsFromJson(storedStatus);
   const std::string now = formatRfc3339(clock_.now());
 
@@ -253,7 +268,7 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     json status = buildStatus(in, previous, now);
     auto conditions = conditionsFromJson(status);
     if (status != storedStatus) {
-      auto st = writeStatus(policyObj, status);
+      auto st = writeStatus(key, policyObj, status);
       if (!st.ok()) return st.error();
       if (events_) recordTransitions(*events_, policyObj, previous, conditions);
     }
@@ -367,6 +382,7 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     in.budget.clamped = mine->clamped;
   }
   std::set<std::pair<WorkloadKind, std::string>> governedNames;
+  int writeFailures = 0;
   render::RenderOptions ropts;
   ropts.effectiveMaxSize = effectiveMaxSize;
 
@@ -433,6 +449,7 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
           spdlog::info("applied pool settings to {} {}/{} (policy {}): {}", policy::toString(kind), ns, ws.name, name,
                        summary);
         } else {
+          ++writeFailures;
           ws.state = WorkloadState::kFailed;
           ws.message = "apply failed: " + written.error().message();
           spdlog::warn("applying pool settings to {} {}/{} failed: {}", policy::toString(kind), ns, ws.name,
@@ -458,7 +475,7 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   json status = buildStatus(in, previous, now);
   auto conditions = conditionsFromJson(status);
   if (status != storedStatus) {
-    auto st = writeStatus(policyObj, status);
+    auto st = writeStatus(key, policyObj, status);
     if (!st.ok()) return st.error();
     if (events_) recordTransitions(*events_, policyObj, previous, conditions);
   }
@@ -479,6 +496,12 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
       std::string k = runtime::objectKey(*e.object);
       if (k != key) outcome.alsoEnqueue.push_back(k);
     }
+  }
+  // A failed write is retried with the queue's backoff; the status already says what failed.
+  // (A workload that cannot be rendered, say none of spec.containers exists in it, waits for a change instead.)
+  if (writeFailures > 0) {
+    return Error(ErrorCode::kUnavailable,
+                 std::to_string(writeFailures) + " workload(s) of " + key + " could not be written");
   }
   return outcome;
 }

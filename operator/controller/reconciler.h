@@ -86,7 +86,8 @@ class Reconciler {
   Result<ReconcileOutcome> finalize(const json& obj);
   Status cleanupWorkload(policy::WorkloadKind kind, const std::string& ns, const std::string& name,
                          const std::string& policyName);
-  Status writeStatus(const json& obj, const json& status);
+  Status writeStatus(const std::string& key, const json& obj, const json& status);
+  json statusBaseline(const std::string& key, const json& cached) const;
   std::optional<int32_t> discoveredMaxConnections(const std::string& database) const;
 
   kube::Client& client_;
@@ -99,6 +100,9 @@ class Reconciler {
   mutable std::mutex mu_;
   std::map<std::string, int32_t> serverMaxConnections_;     // database name -> max_connections read live
   std::map<std::string, usage::AnalysisResult> lastUsage_;  // policy key -> its last usage check
+  // The status this process last wrote per policy. The informer cache lags behind our own writes; comparing
+  // with what we wrote keeps the reconcile that our write triggers from writing again or repeating Events.
+  std::map<std::string, json> lastWrittenStatus_;
 };
 
 }  // namespace poolguard::controller

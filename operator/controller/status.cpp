@@ -96,6 +96,8 @@ Condition budgetCondition(const StatusInput& in) {
                         std::to_string(*b.available) + " available (max_connections " +
                         std::to_string(b.maxConnections.value_or(0)) + " - " + std::to_string(b.reservedConnections) +
                         " reserved)";
+  // A declared max_connections that the server contradicts is reported where the budget is: it is the input.
+  if (in.usage && in.usage->maxConnectionsMismatch) figures += "; " + *in.usage->maxConnectionsMismatch;
   if (b.clamped && b.worstCase <= *b.available) {
     return makeCondition(condition::kWithinBudget, true, "Clamped",
                          figures + "; maxSize clamped to " + std::to_string(b.effectiveMaxSize) + " so it fits");
