@@ -1,0 +1,3 @@
+module poolguard.dev/bench/floor
+
+go 1.24
