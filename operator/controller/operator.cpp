@@ -1,8 +1,11 @@
 #include "controller/operator.h"
 
+#include <malloc.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <cstdlib>
 #include <fstream>
@@ -55,6 +58,15 @@ bool splitBindAddress(const std::string& addr, std::string& host, int& port) {
   return true;
 }
 
+json poolguardAnnotations(const json& annotations) {
+  json kept = json::object();
+  if (!annotations.is_object()) return kept;
+  for (const auto& [k, v] : annotations.items()) {
+    if (k.rfind("poolguard.dev/", 0) == 0) kept[k] = v;
+  }
+  return kept;
+}
+
 // Keeps only what the reconciler reads of a Deployment or StatefulSet: the informer cache then costs a small
 // fraction of the full objects.
 json compactWorkload(json obj) {
@@ -65,6 +77,8 @@ json compactWorkload(json obj) {
        {"name", "namespace", "uid", "resourceVersion", "generation", "labels", "annotations", "creationTimestamp"}) {
     if (meta.contains(k)) m[k] = meta[k];
   }
+  // Only poolguard's own annotations are read; the rest (often large) stays out of the cache.
+  if (m.contains("annotations")) m["annotations"] = poolguardAnnotations(m["annotations"]);
   out["metadata"] = std::move(m);
   const auto& spec = obj.value("spec", json::object());
   json s = json::object();
@@ -75,7 +89,7 @@ json compactWorkload(json obj) {
     const auto& tpl = spec["template"];
     json t = json::object();
     if (tpl.contains("metadata") && tpl["metadata"].contains("annotations")) {
-      t["metadata"]["annotations"] = tpl["metadata"]["annotations"];
+      t["metadata"]["annotations"] = poolguardAnnotations(tpl["metadata"]["annotations"]);
     }
     json containers = json::array();
     if (tpl.contains("spec") && tpl["spec"].contains("containers")) {
@@ -129,6 +143,9 @@ int runOperator(const RunOptions& o) {
   }
   spdlog::info("poolguard {} starting: {}", POOLGUARD_VERSION, kube::describe(*config));
 
+  // cpprestsdk's pool only drives asynchronous I/O (nothing blocks on it), so a few threads serve every request
+  // and watch; its default of 40 costs memory for nothing. Must run before the first request.
+  kube::initializeTransportThreads(static_cast<size_t>(std::max(4, o.workers + 2)));
   kube::RestClientOptions clientOpts;
   clientOpts.qps = o.qps;
   clientOpts.burst = o.burst;
@@ -156,6 +173,9 @@ int runOperator(const RunOptions& o) {
     le.retryPeriod = std::chrono::seconds(o.retryPeriodSeconds);
     mopts.leaderElection = le;
   }
+  // The initial lists are parsed as full objects and compacted afterwards; give the freed pages back so the
+  // steady state does not keep the start-up peak.
+  mopts.onCachesSynced = [] { malloc_trim(0); };
   runtime::Manager manager(api, mopts);
 
   auto informer = [&](kube::Resource r, runtime::Transform t, std::string labelSelector = "") -> runtime::Informer& {

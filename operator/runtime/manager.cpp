@@ -63,6 +63,7 @@ Status Manager::run(std::stop_token stop) {
     }
   }
   spdlog::info("caches synced");
+  if (opts_.onCachesSynced) opts_.onCachesSynced();
 
   if (!opts_.leaderElection) {
     runControllers(stop);

@@ -10,6 +10,7 @@
 // already stopped, and a restart begins with fresh caches). /readyz is ready once every informer has synced,
 // leader or not, so a standby replica passes its readiness probe.
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stop_token>
@@ -32,6 +33,8 @@ struct ManagerOptions {
   std::string metricsBindAddress = "0.0.0.0:8080";     // "": no metrics server
   std::optional<LeaderElectionConfig> leaderElection;  // its callbacks are the Manager's own
   std::chrono::milliseconds cacheSyncTimeout{std::chrono::minutes(2)};
+  // Runs once, after every informer has synced and before the controllers start.
+  std::function<void()> onCachesSynced;
 };
 
 class Manager {
