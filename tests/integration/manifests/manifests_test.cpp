@@ -631,13 +631,13 @@ TEST_F(Manifests, CheckManifestsPassesAndCatchesDrift) {
 
   // deploy/ grants something the chart does not.
   rewrite("deploy/rbac/role.yaml",
-          "resources: [\"horizontalpodautoscalers\"]\n    verbs: [\"get\", \"list\", \"watch\"]",
-          "resources: [\"horizontalpodautoscalers\"]\n    verbs: [\"get\", \"list\"]");
+          "resources: [\"horizontalpodautoscalers\"]\n    verbs: [\"list\", \"watch\"]",
+          "resources: [\"horizontalpodautoscalers\"]\n    verbs: [\"list\"]");
   auto rules = check();
   EXPECT_NE(rules.exitCode, 0) << describe(rules);
   EXPECT_NE(rules.err.find("manager ClusterRole rules differ"), std::string::npos) << rules.err;
-  rewrite("deploy/rbac/role.yaml", "resources: [\"horizontalpodautoscalers\"]\n    verbs: [\"get\", \"list\"]",
-          "resources: [\"horizontalpodautoscalers\"]\n    verbs: [\"get\", \"list\", \"watch\"]");
+  rewrite("deploy/rbac/role.yaml", "resources: [\"horizontalpodautoscalers\"]\n    verbs: [\"list\"]",
+          "resources: [\"horizontalpodautoscalers\"]\n    verbs: [\"list\", \"watch\"]");
 
   // An alert edited in one place only.
   rewrite("deploy/prometheus/monitor/rules.yaml", "for: 10m", "for: 15m");
