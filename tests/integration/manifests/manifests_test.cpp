@@ -298,9 +298,9 @@ TEST_F(Manifests, ManagerPodIsRestrictedAndRunsTheOperator) {
   EXPECT_EQ(sc["runAsUser"], 65532);
   EXPECT_EQ(strings(sc["capabilities"]["drop"]), std::vector<std::string>{"ALL"});
   EXPECT_EQ(sc["seccompProfile"]["type"], "RuntimeDefault");
-  EXPECT_EQ(c["resources"]["requests"]["cpu"], "10m");
-  EXPECT_EQ(c["resources"]["requests"]["memory"], "32Mi");
-  EXPECT_EQ(c["resources"]["limits"]["memory"], "128Mi");
+  EXPECT_EQ(c["resources"]["requests"]["cpu"], "20m");
+  EXPECT_EQ(c["resources"]["requests"]["memory"], "64Mi");
+  EXPECT_EQ(c["resources"]["limits"]["memory"], "256Mi");
   EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"], "/healthz");
   EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"], "/readyz");
   // The probes name the port; it must be 8081 (--health-probe-bind-address).
