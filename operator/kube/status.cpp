@@ -74,7 +74,11 @@ Error errorFromStatus(const nlohmann::json& status, int fallbackHttpStatus) {
       if (auto cs = d->find("causes"); cs != d->end() && cs->is_array()) {
         for (const auto& c : *cs) {
           if (!c.is_object()) continue;
-          causes.push_back({c.value("field", ""), c.value("reason", ""), c.value("message", "")});
+          auto text = [&c](const char* key) {
+            auto it = c.find(key);
+            return (it != c.end() && it->is_string()) ? it->get<std::string>() : std::string();
+          };
+          causes.push_back({text("field"), text("reason"), text("message")});
         }
       }
       if (auto ra = d->find("retryAfterSeconds"); ra != d->end() && ra->is_number_integer() && ra->get<int64_t>() > 0) {
@@ -92,7 +96,7 @@ Error errorFromStatus(const nlohmann::json& status, int fallbackHttpStatus) {
 Error errorFromResponse(int httpStatus, std::string_view body, std::string_view retryAfter) {
   nlohmann::json parsed = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   Error e = [&] {
-    if (parsed.is_object() && parsed.value("kind", "") == "Status") {
+    if (parsed.is_object() && parsed.contains("kind") && parsed["kind"] == "Status") {
       Error fromStatus = errorFromStatus(parsed, httpStatus);
       // The HTTP status is authoritative for what happened on the wire; Status.code normally agrees.
       fromStatus.withHttpStatus(httpStatus);

@@ -32,7 +32,7 @@ std::optional<std::vector<policy::Document>> load(const std::vector<std::string>
 
 void print(const json& value, const std::string& output, std::ostream& out) {
   if (output == "json")
-    out << value.dump(2) << "\n";
+    out << value.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   else
     out << toYaml(value);
 }

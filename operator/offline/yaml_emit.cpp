@@ -30,7 +30,7 @@ bool blockLiteralSafe(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x20 || c == '\n'; });
 }
 
-std::string scalar(const std::string& s) { return plainSafe(s) ? s : json(s).dump(); }
+std::string scalar(const std::string& s) { return plainSafe(s) ? s : json(s).dump(-1, ' ', false, json::error_handler_t::replace); }
 
 void emit(const json& v, int indent, std::string& out);
 
@@ -68,7 +68,7 @@ void emitValue(const json& v, int indent, std::string& out) {
     out += " ";
     emitString(v.get<std::string>(), indent, out);
   } else {
-    out += " " + v.dump() + "\n";
+    out += " " + v.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
   }
 }
 
@@ -94,7 +94,7 @@ void emit(const json& v, int indent, std::string& out) {
   } else if (v.is_string()) {
     emitString(v.get<std::string>(), indent, out);
   } else {
-    out += v.dump() + "\n";
+    out += v.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
   }
 }
 

@@ -8,14 +8,45 @@
 #include <limits>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include "policy/parse.h"
 
 namespace poolguard::policy {
 namespace {
+
+// yaml-cpp 0.7's LoadAll loops forever on some inputs (a lone ","), appending empty documents until memory runs
+// out. Walking the stream with a handler that builds nothing finds that first: a document needs at least one
+// byte, so more documents than bytes means the parser is not advancing.
+bool yamlStreamRunsAway(const std::string& text) {
+  class Discard : public YAML::EventHandler {
+   public:
+    void OnDocumentStart(const YAML::Mark&) override {}
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+  };
+  std::istringstream in(text);
+  try {
+    YAML::Parser parser(in);
+    Discard discard;
+    for (size_t docs = 0; parser.HandleNextDocument(discard); ++docs) {
+      if (docs > text.size() + 1) return true;
+    }
+  } catch (const std::exception&) {
+    return false;  // LoadAll reports the syntax error with its position
+  }
+  return false;
+}
 
 // Alias expansion can turn a small file into a huge value ("billion laughs"); this caps the expanded text.
 constexpr std::size_t kMaxExpandedBytes = 8 * kMaxInputBytes;
@@ -334,6 +365,11 @@ Result<std::vector<Document>> parseDocuments(const std::string& text, const std:
       auto st = collect(std::move(*j), source, 0, out);
       if (!st) return st.error();
       return out;
+    }
+    if (yamlStreamRunsAway(text)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   source + ": not a YAML document stream (the parser makes no progress); check for a stray "
+                            "',' or other punctuation at the top level");
     }
     std::vector<YAML::Node> docs = YAML::LoadAll(text);
     for (size_t i = 0; i < docs.size(); ++i) {

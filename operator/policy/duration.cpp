@@ -1,5 +1,6 @@
 // Go's time.ParseDuration grammar, so that a value the API server's CEL duration() accepts is accepted here
 // and the other way round. Signs are rejected: every duration in the API is a length of time.
+#include <limits>
 #include <cstdint>
 #include <string_view>
 
@@ -115,7 +116,8 @@ std::string formatDuration(Millis d) {
   std::string out;
   if (ms < 0) {
     out = "-";
-    ms = -ms;
+    // -INT64_MIN does not exist; the API never carries negative durations, so the floor is harmless.
+    ms = ms == std::numeric_limits<int64_t>::min() ? std::numeric_limits<int64_t>::max() : -ms;
   }
   if (ms < 1000) return out + std::to_string(ms) + "ms";
   int64_t hours = ms / 3'600'000;

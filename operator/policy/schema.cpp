@@ -8,6 +8,8 @@
 
 namespace poolguard::policy::schema {
 
+Node::Node() = default;
+
 const char* const kDurationPattern = "^(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|\xC2\xB5s|\xCE\xBCs|ms|s|m|h))+)$";
 
 const char* toString(Type t) {

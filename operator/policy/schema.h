@@ -29,6 +29,7 @@ struct Rule {
 };
 
 struct Node {
+  Node();  // out of line: clang needs Node complete before vector<pair<string, Node>> instantiates
   Type type = Type::kObject;
   std::vector<std::pair<std::string, Node>> properties;  // kObject, in documentation order
   std::vector<std::string> required;

@@ -19,9 +19,18 @@ namespace {
 
 // A watch ERROR event carries a metav1.Status; 410 (or reason Expired/Gone) means the resourceVersion is too old.
 Error errorFromStatus(const json& status) {
-  int code = status.value("code", 0);
-  std::string reason = status.value("reason", "");
-  std::string message = status.value("message", "watch error event");
+  // Malformed statuses must not throw: every field is optional and checked for its type.
+  auto field = [&status](const char* key) -> const json* {
+    if (!status.is_object()) return nullptr;
+    auto it = status.find(key);
+    return it == status.end() ? nullptr : &*it;
+  };
+  const json* c = field("code");
+  const json* r = field("reason");
+  const json* m = field("message");
+  int code = (c && c->is_number_integer()) ? c->get<int>() : 0;
+  std::string reason = (r && r->is_string()) ? r->get<std::string>() : "";
+  std::string message = (m && m->is_string()) ? m->get<std::string>() : "watch error event";
   ErrorCode ec = ErrorCode::kInternal;
   if (code == 410 || reason == "Expired" || reason == "Gone") {
     ec = ErrorCode::kGone;

@@ -132,8 +132,12 @@ Result<std::optional<double>> parseQueryResponse(int httpStatus, const std::stri
                      what + ": the answer is not Prometheus query API JSON: " + shorten(body));
   }
   if (doc["status"] != "success") {
-    std::string type = doc.value("errorType", std::string("error"));
-    std::string message = doc.value("error", std::string("no error message"));
+    auto text = [&doc](const char* key, const char* fallback) {
+      auto it = doc.find(key);
+      return (it != doc.end() && it->is_string()) ? it->get<std::string>() : std::string(fallback);
+    };
+    std::string type = text("errorType", "error");
+    std::string message = text("error", "no error message");
     ErrorCode code = (type == "timeout" || type == "unavailable") ? ErrorCode::kTimeout : ErrorCode::kInvalidArgument;
     return promError(code, prometheus_reasons::kQueryFailed, what + ": " + type + ": " + message)
         .withHttpStatus(httpStatus);
@@ -167,6 +171,9 @@ Result<std::optional<double>> parseQueryResponse(int httpStatus, const std::stri
     auto v = parseSampleValue(series["value"], what);
     if (!v) return v.error();
     if (*v) sum = sum.value_or(0.0) + **v;
+  }
+  if (sum && !std::isfinite(*sum)) {
+    return promError(ErrorCode::kInternal, prometheus_reasons::kMalformed, what + ": the series add up to infinity");
   }
   return sum;
 }
