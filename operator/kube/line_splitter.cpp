@@ -13,7 +13,9 @@ Result<std::optional<std::string>> LineSplitter::next() {
   size_t nl = buf_.find('\n', std::max(scanFrom_, pos_));
   if (nl == std::string::npos) {
     scanFrom_ = buf_.size();
-    if (buf_.size() - pos_ > maxLine_) return tooLong(buf_.size() - pos_);
+    // A line at the cap may have its CR here and its LF in the next chunk.
+    const size_t pending = buf_.size() - pos_;
+    if (pending > maxLine_ && !(pending == maxLine_ + 1 && buf_.back() == '\r')) return tooLong(pending);
     // Compact only when the consumed prefix dominates, so a run of small lines stays linear.
     if (pos_ > 0 && pos_ >= buf_.size() / 2) {
       buf_.erase(0, pos_);

@@ -30,7 +30,9 @@ bool blockLiteralSafe(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x20 || c == '\n'; });
 }
 
-std::string scalar(const std::string& s) { return plainSafe(s) ? s : json(s).dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string scalar(const std::string& s) {
+  return plainSafe(s) ? s : json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 void emit(const json& v, int indent, std::string& out);
 

@@ -1,4 +1,5 @@
 // YAML and JSON text to JSON values, read the way kubectl reads manifests, with limits for hostile input.
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -6,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -18,6 +20,29 @@
 
 namespace poolguard::policy {
 namespace {
+
+// The offset of the first byte that is not part of a well-formed UTF-8 sequence, if any.
+std::optional<size_t> invalidUtf8At(const std::string& text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  for (size_t i = 0; i < n;) {
+    unsigned char c = p[i];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || i + len > n) return i;
+    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1Fu) : len == 3 ? (c & 0x0Fu) : (c & 0x07u);
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (p[i + k] & 0x3Fu);
+    }
+    // Overlong forms, surrogates and values beyond U+10FFFF are not UTF-8 either.
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return i;
+    }
+    i += len;
+  }
+  return std::nullopt;
+}
 
 // yaml-cpp 0.7's LoadAll loops forever on some inputs (a lone ","), appending empty documents until memory runs
 // out. Walking the stream with a handler that builds nothing finds that first: a document needs at least one
@@ -249,6 +274,9 @@ class Converter {
         sources.push_back(m);
       } else if (m.IsSequence()) {
         for (const auto& s : m) sources.push_back(s);
+      } else {
+        throw LimitExceeded{where(source_, index_, m.Mark()) +
+                            ": a merge key (<<) takes a mapping or a list of mappings"};
       }
       for (const auto& s : sources) {
         if (!s.IsMap()) {
@@ -366,10 +394,20 @@ Result<std::vector<Document>> parseDocuments(const std::string& text, const std:
       if (!st) return st.error();
       return out;
     }
+    if (auto bad = invalidUtf8At(text)) {
+      const size_t line =
+          1 + static_cast<size_t>(std::count(text.begin(), text.begin() + static_cast<long>(*bad), '\n'));
+      const size_t lineStart = text.rfind('\n', *bad == 0 ? 0 : *bad - 1);
+      const size_t column = lineStart == std::string::npos || *bad == 0 ? *bad + 1 : *bad - lineStart;
+      return Error(ErrorCode::kInvalidArgument, source + ": line " + std::to_string(line) + ", column " +
+                                                    std::to_string(column) +
+                                                    ": not valid UTF-8; Kubernetes objects are UTF-8 text");
+    }
     if (yamlStreamRunsAway(text)) {
       return Error(ErrorCode::kInvalidArgument,
-                   source + ": not a YAML document stream (the parser makes no progress); check for a stray "
-                            "',' or other punctuation at the top level");
+                   source +
+                       ": not a YAML document stream (the parser makes no progress); check for a stray "
+                       "',' or other punctuation at the top level");
     }
     std::vector<YAML::Node> docs = YAML::LoadAll(text);
     for (size_t i = 0; i < docs.size(); ++i) {

@@ -1,7 +1,7 @@
 // Go's time.ParseDuration grammar, so that a value the API server's CEL duration() accepts is accepted here
 // and the other way round. Signs are rejected: every duration in the API is a length of time.
-#include <limits>
 #include <cstdint>
+#include <limits>
 #include <string_view>
 
 #include "policy/parse.h"

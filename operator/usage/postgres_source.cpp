@@ -247,7 +247,11 @@ std::optional<std::string> decodeBase64(std::string_view in) {
 }
 
 Error classifyConnectionError(const std::string& endpoint, const std::string& libpqMessage) {
-  const std::string concise = conciseLibpqMessage(libpqMessage);
+  // Messages go into one-line status conditions and logs.
+  std::string concise = conciseLibpqMessage(libpqMessage);
+  for (char& ch : concise) {
+    if (ch == '\n' || ch == '\r' || ch == '\t') ch = ' ';
+  }
   std::string where = "postgres " + endpoint + ": ";
   // Authentication first: "no pg_hba.conf entry ... SSL off" is about access, not TLS.
   const bool unknownRole = contains(concise, "role \"") && contains(concise, "does not exist");
