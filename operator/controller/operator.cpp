@@ -184,6 +184,8 @@ int runOperator(const RunOptions& o) {
     io.namespaces = o.namespaces;
     io.transform = std::move(t);
     io.labelSelector = std::move(labelSelector);
+    // After an API server outage every watch reconnects within 5 s, so the operator catches up promptly.
+    io.backoff.max = std::chrono::seconds(5);
     return manager.addInformer(std::move(io));
   };
   auto& policies = informer(kube::resources::connectionPoolPolicies(), {});

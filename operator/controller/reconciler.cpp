@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <deque>
 
 #include "budget/budget.h"
 #include "controller/status.h"
@@ -235,6 +236,76 @@ json Reconciler::statusBaseline(const std::string& key, const json& cached) cons
   return it->second;
 }
 
+std::string Reconciler::workloadKey(WorkloadKind kind, const json& w) {
+  return std::string(policy::toString(kind)) + " " + namespaceOf(w) + "/" + nameOf(w);
+}
+
+void Reconciler::recordWrite(WorkloadKind kind, const json& w, const std::string& hash) {
+  std::lock_guard l(mu_);
+  auto& rec = writes_[workloadKey(kind, w)];
+  rec.resourceVersionBefore = w["metadata"].value("resourceVersion", "");
+  rec.hash = hash;
+}
+
+bool Reconciler::writtenAndCacheBehind(WorkloadKind kind, const json& w, const std::string& hash) const {
+  std::lock_guard l(mu_);
+  auto it = writes_.find(workloadKey(kind, w));
+  return it != writes_.end() && it->second.hash == hash &&
+         it->second.resourceVersionBefore == w["metadata"].value("resourceVersion", "");
+}
+
+std::optional<std::string> Reconciler::contestedBy(WorkloadKind kind, const json& w, const std::string& hash,
+                                                   bool inSync) {
+  if (inSync) return std::nullopt;
+  const auto now = clock_.steadyNow();
+  const std::string key = workloadKey(kind, w);
+  std::unique_lock l(mu_);
+  auto it = writes_.find(key);
+  if (it == writes_.end()) return std::nullopt;
+  auto& rec = it->second;
+  if (now < rec.contestedUntil) return rec.contestMessage;
+  // Our settings landed (the cache moved past our write) and were changed again: a correction.
+  if (rec.hash != hash || rec.resourceVersionBefore == w["metadata"].value("resourceVersion", "")) return std::nullopt;
+  rec.corrections.push_back(now);
+  while (!rec.corrections.empty() && now - rec.corrections.front() > kContestWindow) rec.corrections.pop_front();
+  if (rec.corrections.size() <= kMaxCorrections) return std::nullopt;
+  l.unlock();
+  // Name the other manager: the informer cache drops managedFields, so read the object once.
+  std::string other = "another field manager";
+  auto live = client_.get(resourceOf(kind), namespaceOf(w), nameOf(w));
+  if (live.ok()) {
+    std::string latest;
+    for (const auto& mf : (*live)["metadata"].value("managedFields", json::array())) {
+      std::string manager = mf.value("manager", "");
+      if (manager.empty() || manager == kFieldManager) continue;
+      std::string time = mf.value("time", "");
+      if (time >= latest) {
+        latest = time;
+        other = "field manager \"" + manager + "\"";
+      }
+    }
+  }
+  std::string message = other + " keeps changing the pool settings poolguard owns (" +
+                        std::to_string(kMaxCorrections + 1) + " corrections within " +
+                        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kContestWindow).count()) +
+                        "s); poolguard stops correcting it for " +
+                        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kContestBackoff).count()) +
+                        "s: stop the other manager from setting these fields, or exclude the workload from the policy";
+  spdlog::warn("{}: {}", key, message);
+  if (events_) {
+    json ref = {
+        {"apiVersion", resourceOf(kind).apiVersion()},
+        {"kind", resourceOf(kind).kind},
+        {"metadata", {{"name", nameOf(w)}, {"namespace", namespaceOf(w)}, {"uid", w["metadata"].value("uid", "")}}}};
+    events_->record(ref, runtime::EventType::kWarning, "FieldManagerConflict", message);
+  }
+  l.lock();
+  rec.corrections.clear();
+  rec.contestedUntil = now + kContestBackoff;
+  rec.contestMessage = message;
+  return message;
+}
+
 Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   auto obj = caches_.policies->get(key);
   if (!obj) {
@@ -281,6 +352,7 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     return ReconcileOutcome{};
   }
 
+  ReconcileOutcome outcome;
   // Gather: every policy of the cluster (budget is per database across namespaces), this namespace's workloads.
   auto everyPolicy = allPolicies();
   std::vector<PolicyEntry> nsPolicies;
@@ -309,7 +381,6 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
           facts.podsNow, facts.podsMax, facts.surge, std::nullopt, lastRenderedMaxSize, pol.spec.pool.processesPerPod});
     }
   }
-  ReconcileOutcome outcome;
   spdlog::debug("reconcile {}: {} governed workloads, usage postgres={} prometheus={}", key, governed.size(),
                 pol.spec.usage.postgres.has_value(), pol.spec.usage.prometheus.has_value());
   if (usage_ && (pol.spec.usage.postgres || pol.spec.usage.prometheus)) {
@@ -323,7 +394,8 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
         serverMaxConnections_[pol.spec.database.name] = *report.result.usage.serverMaxConnections;
       }
     }
-    outcome.requeueAfter = usage_->requeueAfter(pol);
+    auto next = usage_->requeueAfter(pol);
+    outcome.requeueAfter = outcome.requeueAfter ? std::min(*outcome.requeueAfter, next) : next;
     std::lock_guard l(mu_);
     auto it = lastUsage_.find(key);
     if (it != lastUsage_.end()) in.usage = it->second;
@@ -430,6 +502,14 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
       } else if (pol.spec.mode == policy::Mode::kAudit) {
         ws.state = WorkloadState::kDrifted;
         ws.message = summary;
+      } else if (auto contested = contestedBy(kind, *w, desired->settings.hash, workloadInSync); contested) {
+        // Another manager keeps undoing our settings: stop answering every change (no write war), say so.
+        ws.state = WorkloadState::kFailed;
+        ws.message = *contested;
+        auto retry = std::chrono::duration_cast<std::chrono::milliseconds>(kContestBackoff);
+        outcome.requeueAfter = outcome.requeueAfter ? std::min(*outcome.requeueAfter, retry) : retry;
+      } else if (writtenAndCacheBehind(kind, *w, desired->settings.hash) && configMapInSync) {
+        ws.state = WorkloadState::kApplied;  // our last apply has not reached the cache yet
       } else {
         Status written = okStatus();
         if (!configMapInSync) {
@@ -443,6 +523,7 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
           auto r = client_.apply(resourceOf(kind), ns, ws.name, desired->apply, {kFieldManager, true, false, ""});
           if (metrics_) metrics_->workloadWrite(policy::toString(kind), "apply", r.ok());
           if (!r.ok()) written = r.error();
+          if (r.ok()) recordWrite(kind, *w, desired->settings.hash);
         }
         if (written.ok()) {
           ws.state = WorkloadState::kApplied;

@@ -5,6 +5,7 @@
 // the status subresource, each only when the live object differs from the desired one. Running it twice changes
 // nothing the second time.
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -42,6 +43,11 @@ inline constexpr const char* kFinalizer = "poolguard.dev/cleanup";
 // On a workload's own metadata (never its pod template): which policy last wrote it, so a restart or a policy
 // that stopped selecting it still finds what to clean up.
 inline constexpr const char* kPolicyAnnotation = "poolguard.dev/policy";
+// A workload whose settings are undone more than kMaxCorrections times within kContestWindow is contested:
+// poolguard reports it and leaves it alone for kContestBackoff instead of fighting.
+inline constexpr size_t kMaxCorrections = 5;
+inline constexpr std::chrono::seconds kContestWindow{60};
+inline constexpr std::chrono::seconds kContestBackoff{60};
 
 struct Caches {
   runtime::Store* policies = nullptr;
@@ -88,6 +94,12 @@ class Reconciler {
                          const std::string& policyName);
   Status writeStatus(const std::string& key, const json& obj, const json& status);
   json statusBaseline(const std::string& key, const json& cached) const;
+  static std::string workloadKey(policy::WorkloadKind kind, const json& w);
+  void recordWrite(policy::WorkloadKind kind, const json& w, const std::string& hash);
+  bool writtenAndCacheBehind(policy::WorkloadKind kind, const json& w, const std::string& hash) const;
+  // Set when another field manager keeps undoing our settings on this workload: the message to report.
+  std::optional<std::string> contestedBy(policy::WorkloadKind kind, const json& w, const std::string& hash,
+                                         bool inSync);
   std::optional<int32_t> discoveredMaxConnections(const std::string& database) const;
 
   kube::Client& client_;
@@ -103,6 +115,15 @@ class Reconciler {
   // The status this process last wrote per policy. The informer cache lags behind our own writes; comparing
   // with what we wrote keeps the reconcile that our write triggers from writing again or repeating Events.
   std::map<std::string, json> lastWrittenStatus_;
+  // Per workload ("Deployment ns/name"): our last apply, and the corrections counted to detect a write war.
+  struct WriteRecord {
+    std::string resourceVersionBefore;  // the cached resourceVersion our last apply was decided on
+    std::string hash;                   // the settings it wrote
+    std::deque<Clock::steady_point> corrections;
+    Clock::steady_point contestedUntil{};
+    std::string contestMessage;
+  };
+  std::map<std::string, WriteRecord> writes_;
 };
 
 }  // namespace poolguard::controller
