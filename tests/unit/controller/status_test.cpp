@@ -72,7 +72,8 @@ TEST(Status, ClampThatFitsIsWithinBudget) {
   in.budget.worstCase = 90;
   in.budget.clamped = true;
   in.budget.effectiveMaxSize = 9;
-  const auto& b = get(computeConditions(in), "WithinBudget");
+  auto conditions = computeConditions(in);
+  const auto& b = get(conditions, "WithinBudget");
   EXPECT_EQ(b.status, "True");
   EXPECT_EQ(b.reason, "Clamped");
   EXPECT_NE(b.message.find("clamped to 9"), std::string::npos) << b.message;
