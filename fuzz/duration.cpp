@@ -35,8 +35,8 @@ void checkFormatRoundTrip(Millis d) {
     return;
   }
   FUZZ_CHECK_MSG(back.ok(), f + (back.ok() ? "" : ": " + back.error().message()));
-  FUZZ_CHECK_MSG(*back == d, f + " read back as " + std::to_string(back->count()) + "ms, not " +
-                                 std::to_string(d.count()) + "ms");
+  FUZZ_CHECK_MSG(*back == d,
+                 f + " read back as " + std::to_string(back->count()) + "ms, not " + std::to_string(d.count()) + "ms");
   FUZZ_CHECK_MSG(policy::formatDuration(*back) == f, f);
 }
 

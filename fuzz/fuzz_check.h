@@ -8,14 +8,14 @@
 #include <string>
 #include <string_view>
 
-#define FUZZ_CHECK(cond)                                                                        \
-  do {                                                                                          \
-    if (!(cond)) ::poolguard::fuzz::fail(__FILE__, __LINE__, #cond, std::string_view());        \
+#define FUZZ_CHECK(cond)                                                                 \
+  do {                                                                                   \
+    if (!(cond)) ::poolguard::fuzz::fail(__FILE__, __LINE__, #cond, std::string_view()); \
   } while (false)
 
-#define FUZZ_CHECK_MSG(cond, msg)                                                               \
-  do {                                                                                          \
-    if (!(cond)) ::poolguard::fuzz::fail(__FILE__, __LINE__, #cond, (msg));                     \
+#define FUZZ_CHECK_MSG(cond, msg)                                           \
+  do {                                                                      \
+    if (!(cond)) ::poolguard::fuzz::fail(__FILE__, __LINE__, #cond, (msg)); \
   } while (false)
 
 namespace poolguard::fuzz {
@@ -26,7 +26,9 @@ namespace poolguard::fuzz {
   std::abort();
 }
 
-inline std::string text(const uint8_t* data, size_t size) { return std::string(reinterpret_cast<const char*>(data), size); }
+inline std::string text(const uint8_t* data, size_t size) {
+  return std::string(reinterpret_cast<const char*>(data), size);
+}
 
 inline bool startsWith(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 

@@ -630,8 +630,7 @@ TEST_F(Manifests, CheckManifestsPassesAndCatchesDrift) {
   rewrite(helpers, "resources: [\"secrets\"]\n  verbs: [\"get\", \"list\"]", secretRule);
 
   // deploy/ grants something the chart does not.
-  rewrite("deploy/rbac/role.yaml",
-          "resources: [\"horizontalpodautoscalers\"]\n    verbs: [\"list\", \"watch\"]",
+  rewrite("deploy/rbac/role.yaml", "resources: [\"horizontalpodautoscalers\"]\n    verbs: [\"list\", \"watch\"]",
           "resources: [\"horizontalpodautoscalers\"]\n    verbs: [\"list\"]");
   auto rules = check();
   EXPECT_NE(rules.exitCode, 0) << describe(rules);

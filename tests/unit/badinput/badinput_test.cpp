@@ -146,7 +146,8 @@ TEST_P(KubeconfigInput, IsRejectedNamingAFieldOrALine) {
     const std::string& m = config.error().message();
     EXPECT_EQ(config.error().code(), ErrorCode::kInvalidArgument) << m;
     ASSERT_TRUE(startsWith(m, path + ": ")) << m;
-    static const std::regex kWhere(R"(^(line \d+: .|not a kubeconfig|current-context: .|(contexts|clusters|users)[\[:.]))");
+    static const std::regex kWhere(
+        R"(^(line \d+: .|not a kubeconfig|current-context: .|(contexts|clusters|users)[\[:.]))");
     EXPECT_TRUE(std::regex_search(m.substr(path.size() + 2), kWhere)) << "no field or line in: " << m;
   } catch (const std::exception& e) {
     FAIL() << "threw instead of answering with an error: " << e.what();
@@ -262,8 +263,8 @@ TEST_P(WatchInput, SplitsTheSameHoweverTheBytesArrive) {
   for (size_t chunk : {1, 7, 4096}) {
     SplitStream cut = split(body, chunk);
     // Compared as a whole: printing 64 KiB lines on failure helps nobody.
-    EXPECT_TRUE(cut.lines == whole.lines) << "chunks of " << chunk << ": " << cut.lines.size() << " lines, not "
-                                          << whole.lines.size();
+    EXPECT_TRUE(cut.lines == whole.lines)
+        << "chunks of " << chunk << ": " << cut.lines.size() << " lines, not " << whole.lines.size();
     EXPECT_EQ(cut.error.has_value(), whole.error.has_value()) << "chunks of " << chunk;
     if (!whole.error) {
       EXPECT_EQ(cut.remainder, whole.remainder) << "chunks of " << chunk;
@@ -342,8 +343,7 @@ TEST_P(PrometheusNoDataInput, IsNoData) {
   EXPECT_FALSE(r->has_value()) << **r;
 }
 
-INSTANTIATE_TEST_SUITE_P(BadInput, PrometheusNoDataInput, ::testing::ValuesIn(inputs("prometheus/nodata")),
-                         testName);
+INSTANTIATE_TEST_SUITE_P(BadInput, PrometheusNoDataInput, ::testing::ValuesIn(inputs("prometheus/nodata")), testName);
 
 // ------------------------------------------------------------------------------------------------- postgres
 
@@ -395,8 +395,8 @@ INSTANTIATE_TEST_SUITE_P(BadInput, ApiStatusInput, ::testing::ValuesIn(inputs("a
 
 TEST(BadInputCorpus, HoldsAtLeast200Inputs) {
   size_t total = 0;
-  for (const char* kind : {"policies", "kubeconfigs", "watch", "prometheus/error", "prometheus/nodata", "postgres",
-                           "api-status"}) {
+  for (const char* kind :
+       {"policies", "kubeconfigs", "watch", "prometheus/error", "prometheus/nodata", "postgres", "api-status"}) {
     size_t n = inputs(kind, std::string(kind) == "postgres").size();
     EXPECT_GT(n, 0U) << kind << " is empty";
     total += n;
