@@ -278,6 +278,10 @@ std::optional<std::string> Reconciler::contestedBy(WorkloadKind kind, const json
     for (const auto& mf : (*live)["metadata"].value("managedFields", json::array())) {
       std::string manager = mf.value("manager", "");
       if (manager.empty() || manager == kFieldManager) continue;
+      // Only managers that own container fields of the pod template can be the ones changing the settings
+      // (the controller manager, say, owns status and a revision annotation and is not a suspect).
+      static const json::json_pointer containers("/fieldsV1/f:spec/f:template/f:spec/f:containers");
+      if (!mf.is_object() || !mf.contains(containers)) continue;
       std::string time = mf.value("time", "");
       if (time >= latest) {
         latest = time;
