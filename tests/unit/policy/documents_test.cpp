@@ -234,5 +234,20 @@ TEST(ReadDocuments, HugeFileIsRejectedWithoutReadingItAll) {
   std::remove(path.c_str());
 }
 
+// yaml-cpp 0.7's LoadAll never returns on these; parseDocuments must answer with an error instead.
+TEST(ParseDocuments, StreamsThatStallTheYamlParserAreRejected) {
+  for (const std::string text : {",", "a: 1\n---\n,\n"}) {
+    auto r = parseDocuments(text, "stall.yaml");
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_NE(r.error().message().find("stall.yaml"), std::string::npos) << r.error().message();
+  }
+}
+
+TEST(ParseDocuments, InvalidUtf8IsRejectedWithItsLine) {
+  auto r = parseDocuments("kind: ConnectionPoolPolicy\nmetadata: {name: \"a\xff\"}\n", "bytes.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("bytes.yaml: line 2"), std::string::npos) << r.error().message();
+}
+
 }  // namespace
 }  // namespace poolguard::policy
