@@ -1,6 +1,7 @@
 #include "controller/operator.h"
 
 #include <malloc.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -33,12 +34,25 @@ namespace {
 
 using json = nlohmann::json;
 
+// %* in a pattern: the message as the body of a JSON string. Messages quote API errors and user input
+// (`secrets "x" not found`), and spdlog's %v would copy the quotes raw and break every such line.
+class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    std::string quoted =
+        json(std::string(msg.payload.data(), msg.payload.size())).dump(-1, ' ', false, json::error_handler_t::replace);
+    dest.append(quoted.data() + 1, quoted.data() + quoted.size() - 1);
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonEscapedMessage>(); }
+};
+
 void setupLogging(const RunOptions& o) {
   auto logger = spdlog::stderr_logger_mt("poolguard");
   if (o.logFormat == "json") {
-    // Messages never carry raw quotes from user input unescaped: spdlog has no JSON escaping, so %v is
-    // passed through a custom formatter below.
-    logger->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","msg":"%v"})", spdlog::pattern_time_type::utc);
+    auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc, "\n");
+    formatter->add_flag<JsonEscapedMessage>('*').set_pattern(
+        R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","msg":"%*"})");
+    logger->set_formatter(std::move(formatter));
   } else {
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
   }

@@ -334,8 +334,7 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   const auto previous = conditionsFromJson(storedStatus);
   const std::string now = formatRfc3339(clock_.now());
 
-  std::vector<policy::FieldError> fieldErrors;
-  auto parsed = policy::fromJson(policyObj, &fieldErrors);
+  auto parsed = policy::fromJson(policyObj);
   StatusInput in;
   in.generation = generation;
   if (!parsed.ok()) {
