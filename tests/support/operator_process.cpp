@@ -29,7 +29,8 @@ int freePort() {
   return ntohs(addr.sin_port);
 }
 
-OperatorProcess::OperatorProcess(std::vector<std::string> extraArgs) : extraArgs_(std::move(extraArgs)) {}
+OperatorProcess::OperatorProcess(std::vector<std::string> extraArgs, std::string kubeconfig)
+    : extraArgs_(std::move(extraArgs)), kubeconfig_(std::move(kubeconfig)) {}
 
 OperatorProcess::~OperatorProcess() {
   if (running()) stop(SIGKILL);
@@ -42,7 +43,7 @@ void OperatorProcess::start() {
   logPath_ = cluster().dir + "/logs/poolguard-" + std::to_string(getpid()) + "-" + std::to_string(++counter) + ".log";
   std::vector<std::string> argv{poolguardBinary(),
                                 "run",
-                                "--kubeconfig=" + cluster().kubeconfig,
+                                "--kubeconfig=" + (kubeconfig_.empty() ? cluster().kubeconfig : kubeconfig_),
                                 "--metrics-bind-address=127.0.0.1:" + std::to_string(metricsPort_),
                                 "--health-probe-bind-address=127.0.0.1:" + std::to_string(healthPort_),
                                 "--log-format=text",
@@ -52,6 +53,8 @@ void OperatorProcess::start() {
   if (pid_ == 0) {
     // The operator must not outlive a test binary that crashed or was killed.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // KUBECONFIG of the test environment must not matter: --kubeconfig wins, and nothing else is read.
+    unsetenv("KUBECONFIG");
     int fd = open(logPath_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
@@ -79,20 +82,23 @@ bool OperatorProcess::waitReady(int seconds) {
          running();
 }
 
-void OperatorProcess::stop(int sig) {
-  if (pid_ <= 0) return;
+int OperatorProcess::stop(int sig, std::chrono::milliseconds grace) {
+  if (pid_ <= 0) return -1;
   kill(pid_, sig);
   int status = 0;
-  for (int i = 0; i < 300; ++i) {
-    if (waitpid(pid_, &status, WNOHANG) != 0) {
+  const auto step = std::chrono::milliseconds(50);
+  for (auto waited = std::chrono::milliseconds(0); waited < grace; waited += step) {
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r != 0) {
       pid_ = -1;
-      return;
+      return r > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(step);
   }
   kill(pid_, SIGKILL);
   waitpid(pid_, &status, 0);
   pid_ = -1;
+  return -1;
 }
 
 std::string OperatorProcess::logs() const {
@@ -119,12 +125,20 @@ std::vector<std::string> auditLines() {
 
 size_t auditLineCount() { return auditLines().size(); }
 
-std::vector<nlohmann::json> operatorRequests(size_t sinceLine, bool writesOnly) {
+std::vector<nlohmann::json> auditEvents(size_t sinceLine) {
   std::vector<nlohmann::json> out;
   auto lines = auditLines();
   for (size_t i = sinceLine; i < lines.size(); ++i) {
     auto j = nlohmann::json::parse(lines[i], nullptr, false);
-    if (j.is_discarded() || j.value("stage", "") != "ResponseComplete") continue;
+    if (!j.is_discarded() && j.is_object()) out.push_back(std::move(j));
+  }
+  return out;
+}
+
+std::vector<nlohmann::json> operatorRequests(size_t sinceLine, bool writesOnly) {
+  std::vector<nlohmann::json> out;
+  for (auto& j : auditEvents(sinceLine)) {
+    if (j.value("stage", "") != "ResponseComplete") continue;
     if (j.value("userAgent", "").rfind("poolguard/", 0) != 0) continue;
     std::string verb = j.value("verb", "");
     if (writesOnly && verb != "create" && verb != "update" && verb != "patch" && verb != "delete") continue;

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -13,7 +14,9 @@ namespace poolguard::testing {
 
 class OperatorProcess {
  public:
-  explicit OperatorProcess(std::vector<std::string> extraArgs = {});
+  // `kubeconfig` is passed as --kubeconfig ("" for the cluster's admin kubeconfig); the flag may be given only
+  // once, so extraArgs must not repeat it.
+  explicit OperatorProcess(std::vector<std::string> extraArgs = {}, std::string kubeconfig = "");
   ~OperatorProcess();
   OperatorProcess(const OperatorProcess&) = delete;
   OperatorProcess& operator=(const OperatorProcess&) = delete;
@@ -21,7 +24,9 @@ class OperatorProcess {
   void start();
   // Blocks until /readyz answers 200 (caches synced); false on timeout or exit.
   bool waitReady(int seconds = 60);
-  void stop(int sig = SIGTERM);  // sends sig and waits for the exit
+  // Sends sig and waits for the exit (SIGKILL after `grace`); returns the exit status, or -1 when a signal ended
+  // the process or it had already been reaped.
+  int stop(int sig = SIGTERM, std::chrono::milliseconds grace = std::chrono::seconds(15));
   bool running() const;
   std::string logs() const;
   int metricsPort() const { return metricsPort_; }
@@ -30,12 +35,15 @@ class OperatorProcess {
 
  private:
   std::vector<std::string> extraArgs_;
+  std::string kubeconfig_;
   pid_t pid_ = -1;
   int metricsPort_ = 0;
   int healthPort_ = 0;
   std::string logPath_;
 };
 
+// Every audit-log entry (any client, any stage) newer than `sinceLine` (an index returned by auditLineCount()).
+std::vector<nlohmann::json> auditEvents(size_t sinceLine);
 // Audit-log entries for requests the operator made (user agent "poolguard/..."), optionally only writes
 // (create, update, patch, delete), newer than `sinceLine` (an index returned by auditLineCount()).
 std::vector<nlohmann::json> operatorRequests(size_t sinceLine, bool writesOnly);

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "support/cluster.h"
+#include "support/e2e_helpers.h"
 #include "support/operator_process.h"
 
 namespace poolguard::testing {
@@ -14,17 +15,6 @@ namespace {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
-
-json getJson(const std::string& ns, const std::string& what) {
-  auto r = cluster().kubectl({"-n", ns, "get", what, "-o", "json"});
-  if (r.exitCode != 0) return json();
-  return json::parse(r.out, nullptr, false);
-}
-
-void applyYaml(const std::string& ns, const std::string& yaml) {
-  auto r = cluster().kubectl({"-n", ns, "apply", "-f", "-"}, yaml);
-  ASSERT_EQ(r.exitCode, 0) << r.err << "\n" << yaml;
-}
 
 std::string deploymentYaml(const std::string& name, int replicas, const std::string& extraLabels = "") {
   return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name + "\n  labels: {app: " + name +
@@ -54,41 +44,10 @@ std::string policyYaml(const std::string& name, int maxSize, const std::string& 
          "\n  database:\n    name: " + database + "\n    maxConnections: 100\n" + extra;
 }
 
-// Env value of `var` in container `container` of a Deployment/StatefulSet JSON; "" when absent.
-std::string envValue(const json& w, const std::string& container, const std::string& var) {
-  for (const auto& c : w["spec"]["template"]["spec"]["containers"]) {
-    if (c.value("name", "") != container || !c.contains("env")) continue;
-    for (const auto& e : c["env"]) {
-      if (e.value("name", "") == var) return e.value("value", "");
-    }
-  }
-  return "";
-}
-
-json condition(const json& policy, const std::string& type) {
-  if (!policy.contains("status") || !policy["status"].contains("conditions")) return json();
-  for (const auto& c : policy["status"]["conditions"]) {
-    if (c.value("type", "") == type) return c;
-  }
-  return json();
-}
-
-bool conditionIs(const std::string& ns, const std::string& policy, const std::string& type, const std::string& status,
-                 const std::string& reason = "") {
-  json p = getJson(ns, "cpol/" + policy);
-  json c = condition(p, type);
-  return !c.is_null() && c.value("status", "") == status && (reason.empty() || c.value("reason", "") == reason) &&
-         p["status"].value("observedGeneration", 0) == p["metadata"].value("generation", -1);
-}
-
 class OperatorE2E : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto r = cluster().kubectl({"apply", "-f", sourceDir() + "/crds/"});
-    ASSERT_EQ(r.exitCode, 0) << r.err;
-    r = cluster().kubectl(
-        {"wait", "--for=condition=Established", "--timeout=60s", "crd/connectionpoolpolicies.poolguard.dev"});
-    ASSERT_EQ(r.exitCode, 0) << r.err;
+    ASSERT_NO_FATAL_FAILURE(installCrds());
     op_ = new OperatorProcess();
     op_->start();
     ASSERT_TRUE(op_->waitReady()) << op_->logs();
@@ -100,11 +59,6 @@ class OperatorE2E : public ::testing::Test {
   }
   void TearDown() override {
     if (HasFailure() && op_) std::cerr << "--- operator log tail:\n" << tail(op_->logs(), 60) << "\n";
-  }
-  static std::string tail(const std::string& s, int lines) {
-    size_t pos = s.size();
-    for (int i = 0; i < lines && pos > 0; ++i) pos = s.rfind('\n', pos - 1);
-    return pos == std::string::npos ? s : s.substr(pos);
   }
   static OperatorProcess* op_;
 };
@@ -214,11 +168,7 @@ TEST_F(OperatorE2E, HpaGrowsTheBudgetAndClampShrinksThePool) {
   ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "WithinBudget", "True", "WithinBudget"); }, 60s));
   EXPECT_EQ(getJson(ns, "cpol/p")["status"]["budget"].value("worstCase", -1), 40);
 
-  applyYaml(ns,
-            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n"
-            "  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 1\n  maxReplicas: 8\n"
-            "  metrics:\n  - type: Resource\n    resource: {name: cpu, target: {type: Utilization, averageUtilization: "
-            "80}}\n");
+  applyYaml(ns, hpaYaml("web", 8));
   // 8 pods + 2 surge = 10 x 20 = 200 > 97.
   ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "WithinBudget", "False", "BudgetExceeded"); }, 60s))
       << getJson(ns, "cpol/p").dump(2);

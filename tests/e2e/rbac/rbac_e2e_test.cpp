@@ -4,24 +4,20 @@
 // check that reads a Secret and PostgreSQL, Events, and a policy deletion. The API server's audit log then shows
 // that no request of the operator was forbidden, and that every verb x resource granted by the ClusterRole and
 // the leader-election Role was used at least once.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "support/cluster.h"
+#include "support/e2e_helpers.h"
 #include "support/operator_process.h"
 
 namespace poolguard::testing {
@@ -36,48 +32,12 @@ constexpr const char* kOperatorUser = "system:serviceaccount:poolguard-system:po
 constexpr const char* kClusterRole = "poolguard-manager";
 constexpr const char* kLeaderElectionRole = "poolguard-leader-election";
 
-json getJson(const std::string& ns, const std::string& what) {
-  auto r = cluster().kubectl({"-n", ns, "get", what, "-o", "json"});
-  if (r.exitCode != 0) return json();
-  return json::parse(r.out, nullptr, false);
-}
-
-void applyYaml(const std::string& ns, const std::string& yaml) {
-  auto r = cluster().kubectl({"-n", ns, "apply", "-f", "-"}, yaml);
-  ASSERT_EQ(r.exitCode, 0) << r.err << "\n" << yaml;
-}
-
-json condition(const json& policy, const std::string& type) {
-  if (!policy.is_object() || !policy.contains("status") || !policy["status"].contains("conditions")) return json();
-  for (const auto& c : policy["status"]["conditions"]) {
-    if (c.value("type", "") == type) return c;
-  }
-  return json();
-}
-
-bool conditionIs(const std::string& ns, const std::string& policy, const std::string& type, const std::string& status,
-                 const std::string& reason = "") {
-  json p = getJson(ns, "cpol/" + policy);
-  json c = condition(p, type);
-  return !c.is_null() && c.value("status", "") == status && (reason.empty() || c.value("reason", "") == reason) &&
-         p["status"].value("observedGeneration", 0) == p["metadata"].value("generation", -1);
-}
-
 const json* container(const json& workload, const std::string& name) {
   if (!workload.is_object()) return nullptr;
   for (const auto& c : workload["spec"]["template"]["spec"]["containers"]) {
     if (c.value("name", "") == name) return &c;
   }
   return nullptr;
-}
-
-std::string envValue(const json& workload, const std::string& containerName, const std::string& var) {
-  const json* c = container(workload, containerName);
-  if (c == nullptr || !c->contains("env")) return "";
-  for (const auto& e : (*c)["env"]) {
-    if (e.value("name", "") == var) return e.value("value", "");
-  }
-  return "";
 }
 
 bool hasConfigMapRef(const json& workload, const std::string& containerName, const std::string& configMap) {
@@ -97,131 +57,12 @@ std::string deploymentYaml(const std::string& name) {
          "        env:\n        - {name: KEEP_ME, value: mine}\n";
 }
 
-std::string hpaYaml(const std::string& target, int maxReplicas) {
-  return "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: " + target +
-         "}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: " + target +
-         "}\n  minReplicas: 1\n  maxReplicas: " + std::to_string(maxReplicas) +
-         "\n  metrics:\n  - type: Resource\n    resource: {name: cpu, target: {type: Utilization, "
-         "averageUtilization: 80}}\n";
-}
-
 std::string policyYaml(const std::string& name, const std::string& app, int maxSize, const std::string& database,
                        const std::string& extra = "") {
   return "apiVersion: poolguard.dev/v1alpha1\nkind: ConnectionPoolPolicy\nmetadata: {name: " + name +
          "}\nspec:\n  selector: {matchLabels: {app: " + app +
          "}}\n  containers: [app]\n  pool: {maxSize: " + std::to_string(maxSize) + "}\n  database: {name: " + database +
          ", maxConnections: 100}\n" + extra;
-}
-
-std::string tail(const std::string& s, int lines) {
-  size_t pos = s.size();
-  for (int i = 0; i < lines && pos > 0; ++i) pos = s.rfind('\n', pos - 1);
-  return pos == std::string::npos ? s : s.substr(pos);
-}
-
-// `poolguard run` as the ServiceAccount. OperatorProcess always passes the admin kubeconfig (and --kubeconfig
-// may be given once), so this test starts the binary itself.
-class ServiceAccountOperator {
- public:
-  ServiceAccountOperator(std::string kubeconfig, std::string leaseName)
-      : kubeconfig_(std::move(kubeconfig)), leaseName_(std::move(leaseName)) {}
-  ~ServiceAccountOperator() {
-    if (pid_ > 0) stop(SIGKILL);
-  }
-
-  void start() {
-    metricsPort_ = freePort();
-    healthPort_ = freePort();
-    logPath_ = cluster().dir + "/logs/poolguard-rbac-" + std::to_string(getpid()) + ".log";
-    std::vector<std::string> argv{poolguardBinary(),
-                                  "run",
-                                  "--kubeconfig=" + kubeconfig_,
-                                  "--leader-elect",
-                                  "--leader-election-namespace=" + std::string(kSystemNamespace),
-                                  "--leader-election-id=" + leaseName_,
-                                  "--metrics-bind-address=127.0.0.1:" + std::to_string(metricsPort_),
-                                  "--health-probe-bind-address=127.0.0.1:" + std::to_string(healthPort_),
-                                  "--log-format=text",
-                                  "--log-level=debug"};
-    pid_ = fork();
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      // KUBECONFIG of the test environment must not matter: --kubeconfig wins, and nothing else is read.
-      unsetenv("KUBECONFIG");
-      int fd = open(logPath_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-  }
-
-  bool running() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
-
-  bool waitReady(int seconds = 90) {
-    std::string url = "http://127.0.0.1:" + std::to_string(healthPort_) + "/readyz";
-    return eventually(
-               [&] {
-                 if (!running()) return true;
-                 return run({"curl", "-sf", "-o", "/dev/null", url}).exitCode == 0;
-               },
-               std::chrono::seconds(seconds)) &&
-           running();
-  }
-
-  // Sends sig and returns the exit status (-1 when it had to be killed).
-  int stop(int sig = SIGTERM) {
-    if (pid_ <= 0) return -1;
-    kill(pid_, sig);
-    int status = 0;
-    for (int i = 0; i < 600; ++i) {
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return -1;
-  }
-
-  std::string logs() const {
-    std::ifstream in(logPath_);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-
-  std::string metrics() const {
-    auto r = run({"curl", "-sf", "http://127.0.0.1:" + std::to_string(metricsPort_) + "/metrics"});
-    return r.exitCode == 0 ? r.out : "";
-  }
-
- private:
-  std::string kubeconfig_;
-  std::string leaseName_;
-  pid_t pid_ = -1;
-  int metricsPort_ = 0;
-  int healthPort_ = 0;
-  std::string logPath_;
-};
-
-// Every audit event after `sinceLine` (any stage but RequestReceived, which the audit policy omits).
-std::vector<json> auditEvents(size_t sinceLine) {
-  std::vector<json> out;
-  std::ifstream in(cluster().dir + "/logs/audit.log");
-  std::string line;
-  for (size_t i = 0; std::getline(in, line); ++i) {
-    if (i < sinceLine) continue;
-    auto j = json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.is_object()) out.push_back(std::move(j));
-  }
-  return out;
 }
 
 std::string username(const json& event) {
@@ -319,14 +160,10 @@ std::string join(const std::vector<std::string>& items, const std::string& sep =
 class RbacE2E : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto r = cluster().kubectl({"apply", "-f", sourceDir() + "/crds/"});
-    ASSERT_EQ(r.exitCode, 0) << r.err;
-    r = cluster().kubectl(
-        {"wait", "--for=condition=Established", "--timeout=60s", "crd/connectionpoolpolicies.poolguard.dev"});
-    ASSERT_EQ(r.exitCode, 0) << r.err;
+    ASSERT_NO_FATAL_FAILURE(installCrds());
     // The default install: namespace, ServiceAccount, roles and bindings, the manager Deployment (its pod stays
     // Pending here: there are no nodes) and the metrics Service.
-    r = cluster().kubectl({"apply", "-k", sourceDir() + "/deploy/default"});
+    auto r = cluster().kubectl({"apply", "-k", sourceDir() + "/deploy/default"});
     ASSERT_EQ(r.exitCode, 0) << r.err;
   }
 
@@ -379,9 +216,12 @@ TEST_F(RbacE2E, TheShippedRolesAreExactlyWhatTheOperatorUses) {
       "poolguard-rbac-" + std::to_string(getpid()) + "-" +
       std::to_string(std::chrono::system_clock::now().time_since_epoch().count() % 1000000007);
   const size_t auditStart = auditLineCount();
-  ServiceAccountOperator op(kubeconfig, leaseName);
+  // `poolguard run` as the ServiceAccount, with leader election.
+  OperatorProcess op({"--leader-elect", "--leader-election-namespace=" + std::string(kSystemNamespace),
+                      "--leader-election-id=" + leaseName},
+                     kubeconfig);
   op.start();
-  ASSERT_TRUE(op.waitReady()) << tail(op.logs(), 40);
+  ASSERT_TRUE(op.waitReady(90)) << tail(op.logs(), 40);
   auto dump = [&](const std::string& name) { return getJson(ns, "cpol/" + name).dump(2) + "\n" + tail(op.logs(), 30); };
 
   {
@@ -465,7 +305,7 @@ TEST_F(RbacE2E, TheShippedRolesAreExactlyWhatTheOperatorUses) {
   json lease = getJson(kSystemNamespace, "lease/" + leaseName);
   EXPECT_FALSE(lease.is_null()) << "no Lease " << leaseName;
   std::string metrics = op.metrics();
-  EXPECT_EQ(op.stop(SIGTERM), 0) << tail(op.logs(), 30);
+  EXPECT_EQ(op.stop(SIGTERM, 30s), 0) << tail(op.logs(), 30);
   // SIGTERM releases the Lease (an update) so a standby need not wait for it to expire.
   EXPECT_TRUE(eventually(
       [&] {

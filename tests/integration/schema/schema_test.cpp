@@ -6,41 +6,18 @@
 // contains the same text. For schema-level bounds and types (minimum, maximum, minLength, minItems, pattern, type)
 // the API server words the message itself ("spec.pool.maxSize in body should be ..."); there the file adds
 // `# expect-offline:` with the offline wording, which names the field, and both must still reject.
-#include <algorithm>
-#include <filesystem>
-#include <fstream>
-
 #include <gtest/gtest.h>
 
 #include "policy/parse.h"
 #include "support/cluster.h"
+#include "support/policy_corpus.h"
 
 namespace poolguard::testing {
 namespace {
 
-namespace fs = std::filesystem;
 using policy::json;
 
 const char* kCrdName = "connectionpoolpolicies.poolguard.dev";
-
-std::vector<fs::path> corpus(const std::string& kind) {
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(sourceDir() + "/tests/testdata/policies/" + kind)) {
-    if (e.path().extension() == ".yaml") files.push_back(e.path());
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-std::string directive(const fs::path& file, const std::string& name) {
-  std::ifstream in(file);
-  std::string line;
-  std::string prefix = "# " + name + ": ";
-  while (std::getline(in, line)) {
-    if (line.rfind(prefix, 0) == 0) return line.substr(prefix.size());
-  }
-  return "";
-}
 
 class Schema : public ::testing::Test {
  protected:
@@ -65,7 +42,7 @@ class Schema : public ::testing::Test {
 std::string Schema::ns_;
 
 TEST_F(Schema, ValidPoliciesAreAcceptedByBoth) {
-  auto files = corpus("valid");
+  auto files = policyCorpus(sourceDir(), "valid");
   ASSERT_FALSE(files.empty());
   for (const auto& file : files) {
     SCOPED_TRACE(file.string());
@@ -87,13 +64,13 @@ TEST_F(Schema, ValidPoliciesAreAcceptedByBoth) {
 }
 
 TEST_F(Schema, InvalidPoliciesAreRejectedByBothWithTheExpectedMessage) {
-  auto files = corpus("invalid");
+  auto files = policyCorpus(sourceDir(), "invalid");
   ASSERT_GE(files.size(), 30u);
   for (const auto& file : files) {
     SCOPED_TRACE(file.string());
-    std::string expect = directive(file, "expect");
+    std::string expect = corpusDirective(file, "expect");
     ASSERT_FALSE(expect.empty()) << "no # expect: line";
-    std::string expectOffline = directive(file, "expect-offline");
+    std::string expectOffline = corpusDirective(file, "expect-offline");
     if (expectOffline.empty()) expectOffline = expect;
 
     auto created = cluster().kubectl({"-n", ns_, "create", "--validate=strict", "-f", file.string()});

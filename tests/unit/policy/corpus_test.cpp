@@ -1,41 +1,20 @@
 // The policy corpus (tests/testdata/policies) offline: every valid file is accepted and converts; every invalid
 // file is rejected with the message its `# expect-offline:` (or else `# expect:`) line names. The same corpus
 // runs against a real API server in tests/integration/schema.
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-
 #include <gtest/gtest.h>
 
 #include "policy/parse.h"
 #include "source_dir.h"
+#include "support/policy_corpus.h"
 
 namespace poolguard::policy {
 namespace {
 
-namespace fs = std::filesystem;
-
-std::vector<fs::path> corpus(const std::string& kind) {
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(testing::sourceDir() + "/tests/testdata/policies/" + kind)) {
-    if (e.path().extension() == ".yaml") files.push_back(e.path());
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-std::string directive(const fs::path& file, const std::string& name) {
-  std::ifstream in(file);
-  std::string line;
-  std::string prefix = "# " + name + ": ";
-  while (std::getline(in, line)) {
-    if (line.rfind(prefix, 0) == 0) return line.substr(prefix.size());
-  }
-  return "";
-}
+using poolguard::testing::corpusDirective;
+using poolguard::testing::policyCorpus;
 
 TEST(Corpus, ValidPoliciesAreAccepted) {
-  auto files = corpus("valid");
+  auto files = policyCorpus(testing::sourceDir(), "valid");
   ASSERT_GE(files.size(), 5u);
   for (const auto& file : files) {
     auto docs = readDocuments(file.string());
@@ -53,11 +32,11 @@ TEST(Corpus, ValidPoliciesAreAccepted) {
 }
 
 TEST(Corpus, InvalidPoliciesAreRejectedWithTheExpectedMessage) {
-  auto files = corpus("invalid");
+  auto files = policyCorpus(testing::sourceDir(), "invalid");
   ASSERT_GE(files.size(), 30u);
   for (const auto& file : files) {
-    std::string expect = directive(file, "expect-offline");
-    if (expect.empty()) expect = directive(file, "expect");
+    std::string expect = corpusDirective(file, "expect-offline");
+    if (expect.empty()) expect = corpusDirective(file, "expect");
     ASSERT_FALSE(expect.empty()) << file << " has no # expect: line";
     auto docs = readDocuments(file.string());
     std::string messages;

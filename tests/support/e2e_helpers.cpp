@@ -1,0 +1,71 @@
+#include "support/e2e_helpers.h"
+
+#include <gtest/gtest.h>
+
+#include "support/cluster.h"
+
+namespace poolguard::testing {
+
+using json = nlohmann::json;
+
+void installCrds() {
+  auto r = cluster().kubectl({"apply", "-f", sourceDir() + "/crds/"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  r = cluster().kubectl(
+      {"wait", "--for=condition=Established", "--timeout=60s", "crd/connectionpoolpolicies.poolguard.dev"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+}
+
+json getJson(const std::string& ns, const std::string& what) {
+  auto r = cluster().kubectl({"-n", ns, "get", what, "-o", "json"});
+  if (r.exitCode != 0) return json();
+  return json::parse(r.out, nullptr, false);
+}
+
+void applyYaml(const std::string& ns, const std::string& yaml) {
+  auto r = cluster().kubectl({"-n", ns, "apply", "-f", "-"}, yaml);
+  ASSERT_EQ(r.exitCode, 0) << r.err << "\n" << yaml;
+}
+
+json condition(const json& policy, const std::string& type) {
+  if (!policy.is_object() || !policy.contains("status") || !policy["status"].contains("conditions")) return json();
+  for (const auto& c : policy["status"]["conditions"]) {
+    if (c.value("type", "") == type) return c;
+  }
+  return json();
+}
+
+bool conditionIs(const std::string& ns, const std::string& policy, const std::string& type, const std::string& status,
+                 const std::string& reason) {
+  json p = getJson(ns, "cpol/" + policy);
+  json c = condition(p, type);
+  return !c.is_null() && c.value("status", "") == status && (reason.empty() || c.value("reason", "") == reason) &&
+         p["status"].value("observedGeneration", 0) == p["metadata"].value("generation", -1);
+}
+
+std::string envValue(const json& workload, const std::string& container, const std::string& var) {
+  if (!workload.is_object()) return "";
+  for (const auto& c : workload["spec"]["template"]["spec"]["containers"]) {
+    if (c.value("name", "") != container || !c.contains("env")) continue;
+    for (const auto& e : c["env"]) {
+      if (e.value("name", "") == var) return e.value("value", "");
+    }
+  }
+  return "";
+}
+
+std::string hpaYaml(const std::string& target, int maxReplicas) {
+  return "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: " + target +
+         "}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: " + target +
+         "}\n  minReplicas: 1\n  maxReplicas: " + std::to_string(maxReplicas) +
+         "\n  metrics:\n  - type: Resource\n    resource: {name: cpu, target: {type: Utilization, "
+         "averageUtilization: 80}}\n";
+}
+
+std::string tail(const std::string& s, int lines) {
+  size_t pos = s.size();
+  for (int i = 0; i < lines && pos > 0; ++i) pos = s.rfind('\n', pos - 1);
+  return pos == std::string::npos ? s : s.substr(pos);
+}
+
+}  // namespace poolguard::testing
