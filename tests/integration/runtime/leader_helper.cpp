@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <string>
 
+#include <spdlog/spdlog.h>
+
 #include "kube/config.h"
 #include "kube/rest_client.h"
 #include "runtime/leader_election.h"
@@ -18,6 +20,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s KUBECONFIG NAMESPACE LEASE IDENTITY LEASE_SECONDS\n", argv[0]);
     return 2;
   }
+  // Logging is set up before any thread starts (as `poolguard run` does), so the threads only read it.
+  spdlog::set_level(spdlog::level::info);
   std::stop_source stop;
   runtime::ShutdownSignals signals(stop, std::chrono::seconds(10));
   auto config = kube::loadKubeconfig(argv[1]);

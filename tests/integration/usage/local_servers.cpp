@@ -196,10 +196,10 @@ void MetricsTarget::serve() {
 void MetricsTarget::stop() {
   if (listenFd_ < 0) return;
   stopping_ = true;
-  ::shutdown(listenFd_, SHUT_RDWR);
+  ::shutdown(listenFd_, SHUT_RDWR);  // wakes accept(); the socket is closed once the thread is done with it
+  if (thread_.joinable()) thread_.join();
   ::close(listenFd_);
   listenFd_ = -1;
-  if (thread_.joinable()) thread_.join();
 }
 
 void PrometheusServer::start(const std::map<std::string, std::map<std::string, std::string>>& targets) {
