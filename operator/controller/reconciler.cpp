@@ -77,25 +77,45 @@ std::vector<std::string> Reconciler::policiesInNamespace(const std::string& ns) 
   return keys;
 }
 
+Reconciler::ParsedPolicy Reconciler::parse(const json& obj) const {
+  const std::string key = runtime::objectKey(obj);
+  const std::string rv = obj["metadata"].value("resourceVersion", "");
+  {
+    std::lock_guard l(parsedMu_);
+    auto it = parsed_.find(key);
+    if (it != parsed_.end() && !rv.empty() && it->second.resourceVersion == rv) return it->second;
+  }
+  ParsedPolicy p{rv, nullptr, ""};
+  auto r = policy::fromJson(obj);
+  if (r.ok()) {
+    p.policy = std::make_shared<const policy::Policy>(std::move(r).value());
+  } else {
+    p.error = r.error().message();
+  }
+  std::lock_guard l(parsedMu_);
+  parsed_[key] = p;
+  return p;
+}
+
+Reconciler::PolicyEntry Reconciler::entryFor(const runtime::ObjectPtr& obj) const {
+  return PolicyEntry{obj, parse(*obj).policy, (*obj)["metadata"].contains("deletionTimestamp")};
+}
+
 std::vector<Reconciler::PolicyEntry> Reconciler::candidatePolicies(const std::string& ns) const {
   std::vector<PolicyEntry> out;
-  for (const auto& obj : caches_.policies->listInNamespace(ns)) {
-    PolicyEntry e{obj, std::nullopt, (*obj)["metadata"].contains("deletionTimestamp")};
-    auto parsed = policy::fromJson(*obj);
-    if (parsed.ok()) e.parsed = std::move(parsed).value();
-    out.push_back(std::move(e));
-  }
+  for (const auto& obj : caches_.policies->listInNamespace(ns)) out.push_back(entryFor(obj));
   return out;
 }
 
 std::vector<Reconciler::PolicyEntry> Reconciler::allPolicies() const {
   std::vector<PolicyEntry> out;
+  std::set<std::string> live;
   for (const auto& obj : caches_.policies->list()) {
-    PolicyEntry e{obj, std::nullopt, (*obj)["metadata"].contains("deletionTimestamp")};
-    auto parsed = policy::fromJson(*obj);
-    if (parsed.ok()) e.parsed = std::move(parsed).value();
-    out.push_back(std::move(e));
+    out.push_back(entryFor(obj));
+    live.insert(runtime::objectKey(*obj));
   }
+  std::lock_guard l(parsedMu_);  // forget the parses of deleted policies
+  std::erase_if(parsed_, [&](const auto& kv) { return !live.count(kv.first); });
   return out;
 }
 
@@ -334,11 +354,11 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   const auto previous = conditionsFromJson(storedStatus);
   const std::string now = formatRfc3339(clock_.now());
 
-  auto parsed = policy::fromJson(policyObj);
+  const ParsedPolicy parsed = parse(policyObj);
   StatusInput in;
   in.generation = generation;
-  if (!parsed.ok()) {
-    in.invalidMessage = parsed.error().message();
+  if (!parsed.policy) {
+    in.invalidMessage = parsed.error;
     json status = buildStatus(in, previous, now);
     auto conditions = conditionsFromJson(status);
     if (status != storedStatus) {
@@ -349,7 +369,7 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     if (metrics_) metrics_->setConditions(ns, name, conditions);
     return ReconcileOutcome{};  // a spec change brings it back
   }
-  const policy::Policy& pol = parsed.value();
+  const policy::Policy& pol = *parsed.policy;
   if (pol.spec.suspend) {
     if (usage_) usage_->forget(ns, name);
     return ReconcileOutcome{};
@@ -358,10 +378,9 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   ReconcileOutcome outcome;
   // Gather: every policy of the cluster (budget is per database across namespaces), this namespace's workloads.
   auto everyPolicy = allPolicies();
-  std::vector<PolicyEntry> nsPolicies;
-  for (const auto& e : everyPolicy) {
-    if (namespaceOf(*e.object) == ns) nsPolicies.push_back(e);
-  }
+  std::map<std::string, std::vector<PolicyEntry>> policiesByNamespace;
+  for (const auto& e : everyPolicy) policiesByNamespace[namespaceOf(*e.object)].push_back(e);
+  const std::vector<PolicyEntry>& nsPolicies = policiesByNamespace[ns];
   auto hpaFor = [&](WorkloadKind kind, const json& w) -> runtime::ObjectPtr {
     auto hpas = caches_.hpas->byIndex(runtime::kScaleTargetIndex,
                                       runtime::scaleTargetKey(namespaceOf(w), policy::toString(kind), nameOf(w)));
@@ -410,10 +429,7 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     if (!e.parsed || e.deleting || e.parsed->spec.database.name != pol.spec.database.name) continue;
     const auto& p = *e.parsed;
     budget::PolicyInput bi = budget::policyInput(p);
-    std::vector<PolicyEntry> peers;
-    for (const auto& o : everyPolicy) {
-      if (namespaceOf(*o.object) == p.namespace_) peers.push_back(o);
-    }
+    const std::vector<PolicyEntry>& peers = policiesByNamespace[p.namespace_];
     for (WorkloadKind kind : p.spec.kinds) {
       for (const auto& w : storeFor(kind)->listInNamespace(p.namespace_)) {
         if (!selects(p, kind, p.namespace_, labelsOf(*w))) continue;
