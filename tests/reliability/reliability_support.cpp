@@ -69,20 +69,6 @@ int soakFactor() {
   return std::max(1, envInt("POOLGUARD_SOAK_FACTOR", 10));
 }
 
-void installCrds() {
-  auto r = cluster().kubectl({"apply", "-f", sourceDir() + "/crds/"});
-  ASSERT_EQ(r.exitCode, 0) << r.err;
-  r = cluster().kubectl(
-      {"wait", "--for=condition=Established", "--timeout=60s", "crd/connectionpoolpolicies.poolguard.dev"});
-  ASSERT_EQ(r.exitCode, 0) << r.err;
-}
-
-json getJson(const std::string& ns, const std::string& what) {
-  auto r = cluster().kubectl({"-n", ns, "get", what, "-o", "json"});
-  if (r.exitCode != 0) return json();
-  return json::parse(r.out, nullptr, false);
-}
-
 std::string applyYaml(const std::string& ns, const std::string& yaml) {
   auto r = cluster().kubectl({"-n", ns, "apply", "-f", "-"}, yaml);
   return r.exitCode == 0 ? "" : (r.err.empty() ? "kubectl apply failed" : r.err);
@@ -118,37 +104,10 @@ std::string policyYaml(const PolicyOptions& o) {
          "\n" + o.extraSpec;
 }
 
-std::string envValue(const json& w, const std::string& container, const std::string& var) {
-  if (!w.is_object()) return "";
-  for (const auto& c : w["spec"]["template"]["spec"]["containers"]) {
-    if (c.value("name", "") != container || !c.contains("env")) continue;
-    for (const auto& e : c["env"]) {
-      if (e.value("name", "") == var) return e.value("value", "");
-    }
-  }
-  return "";
-}
-
 std::string podAnnotation(const json& w, const std::string& key) {
   if (!w.is_object()) return "";
   const auto& meta = w["spec"]["template"].value("metadata", json::object());
   return meta.value("annotations", json::object()).value(key, "");
-}
-
-json condition(const json& policy, const std::string& type) {
-  if (!policy.is_object() || !policy.contains("status") || !policy["status"].contains("conditions")) return json();
-  for (const auto& c : policy["status"]["conditions"]) {
-    if (c.value("type", "") == type) return c;
-  }
-  return json();
-}
-
-bool conditionIs(const std::string& ns, const std::string& policy, const std::string& type, const std::string& status,
-                 const std::string& reason) {
-  json p = getJson(ns, "cpol/" + policy);
-  json c = condition(p, type);
-  return !c.is_null() && c.value("status", "") == status && (reason.empty() || c.value("reason", "") == reason) &&
-         p["status"].value("observedGeneration", 0) == p["metadata"].value("generation", -1);
 }
 
 // ---- processes ---------------------------------------------------------------------------------------------
@@ -406,12 +365,6 @@ std::string requestResourceVersion(const json& entry) {
 }
 
 double wallNow() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
-
-std::string tail(const std::string& s, int lines) {
-  size_t pos = s.size();
-  for (int i = 0; i < lines && pos > 0; ++i) pos = s.rfind('\n', pos - 1);
-  return pos == std::string::npos ? s : s.substr(pos);
-}
 
 int countOccurrences(const std::string& haystack, const std::string& needle) {
   int n = 0;

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/cluster.h"
+#include "support/e2e_helpers.h"
 #include "support/operator_process.h"
 
 namespace poolguard::testing::reliability {
@@ -26,8 +27,7 @@ int soakFactor();
 int envInt(const char* name, int fallback);
 
 // ---- objects -----------------------------------------------------------------------------------------------
-void installCrds();  // gtest ASSERTs inside
-json getJson(const std::string& ns, const std::string& what);
+// installCrds, getJson, envValue, condition, conditionIs and tail come from support/e2e_helpers.h.
 // kubectl apply -f - in `ns`; returns kubectl's stderr on failure, "" on success.
 std::string applyYaml(const std::string& ns, const std::string& yaml);
 
@@ -49,12 +49,7 @@ PolicyOptions basicPolicy(const std::string& name, const std::map<std::string, s
                           const std::string& database);
 std::string policyYaml(const PolicyOptions& o);
 
-std::string envValue(const json& workload, const std::string& container, const std::string& var);
 std::string podAnnotation(const json& workload, const std::string& key);
-json condition(const json& policy, const std::string& type);
-// The condition has this status (and reason, when given) and the status is for the current generation.
-bool conditionIs(const std::string& ns, const std::string& policy, const std::string& type, const std::string& status,
-                 const std::string& reason = "");
 
 // ---- processes ---------------------------------------------------------------------------------------------
 // The pid of a running OperatorProcess (found by its metrics port in /proc); -1 when not found.
@@ -107,7 +102,6 @@ std::string requestResourceVersion(const json& entry);
 double wallNow();  // seconds since the epoch
 
 // ---- text --------------------------------------------------------------------------------------------------
-std::string tail(const std::string& s, int lines);
 int countOccurrences(const std::string& haystack, const std::string& needle);
 
 }  // namespace poolguard::testing::reliability
