@@ -145,11 +145,13 @@ std::string podNamespace() {
 }  // namespace
 
 int runOperator(const RunOptions& o) {
-  // Signals are blocked and routed before any thread starts (cpprestsdk starts its pool lazily), so SIGTERM never
-  // lands on a thread where it would still kill the process.
+  // Logging is set up before the first thread starts: spdlog's default logger is read without a lock, so it must
+  // not change once other threads (the signal thread first) may log. Signals are blocked and routed before any
+  // other thread starts (cpprestsdk starts its pool lazily), so SIGTERM never lands on a thread where it would
+  // still kill the process.
+  setupLogging(o);
   std::stop_source stop;
   runtime::ShutdownSignals signals(stop, std::chrono::seconds(o.shutdownTimeoutSeconds));
-  setupLogging(o);
   auto config = kube::loadDefault(o.kubeconfig, o.context);
   if (!config.ok()) {
     spdlog::error("cannot load Kubernetes client configuration: {}", config.error().message());
