@@ -98,6 +98,13 @@ void ControllerMetrics::forgetPolicy(const std::string& ns, const std::string& p
   workloadSeries_.erase(key);
 }
 
+void ControllerMetrics::forgetDatabase(const std::string& database) {
+  std::lock_guard l(mu_);
+  for (auto* family : {&dbSteady_, &dbWorst_, &dbAvailable_}) {
+    if (family->Has({{"database", database}})) family->Remove(&family->Add({{"database", database}}));
+  }
+}
+
 ApiRequestMetrics::ApiRequestMetrics(prometheus::Registry& registry)
     : total_(prometheus::BuildCounter()
                  .Name("poolguard_api_requests_total")

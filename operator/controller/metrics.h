@@ -41,6 +41,8 @@ class ControllerMetrics {
   void setDatabase(const std::string& database, int64_t steadyState, int64_t worstCase,
                    std::optional<int64_t> available);
   void forgetPolicy(const std::string& ns, const std::string& policy);
+  // Removes the database's series, once no policy names it any more.
+  void forgetDatabase(const std::string& database);
 
  private:
   std::mutex mu_;

@@ -226,7 +226,17 @@ Result<ReconcileOutcome> Reconciler::finalize(const json& obj) {
     if (!del.ok() && del.error().code() != ErrorCode::kNotFound) return del.error();
   }
   if (usage_) usage_->forget(ns, name);
-  if (metrics_) metrics_->forgetPolicy(ns, name);
+  if (metrics_) {
+    metrics_->forgetPolicy(ns, name);
+    // The database's totals go with the last policy that names it.
+    if (auto mine = parse(obj).policy) {
+      bool named = false;
+      for (const auto& e : allPolicies()) {
+        if (e.parsed && !e.deleting && e.parsed->spec.database.name == mine->spec.database.name) named = true;
+      }
+      if (!named) metrics_->forgetDatabase(mine->spec.database.name);
+    }
+  }
   auto st = removeFinalizer(obj);
   if (!st.ok()) return st.error();
   spdlog::info("policy {}/{} deleted: its settings were removed", ns, name);
