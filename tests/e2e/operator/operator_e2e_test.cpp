@@ -197,8 +197,12 @@ TEST_F(OperatorE2E, DeletingThePolicyRemovesOnlyPoolguardFields) {
       hasPoolguardConfigMap = true;
   }
   ASSERT_TRUE(hasPoolguardConfigMap) << cms.dump(2);
+  const std::string databaseSeries = "poolguard_database_connections_worst_case{database=\"" + g_database + "\"}";
+  EXPECT_TRUE(eventually([&] { return op_->metrics().find(databaseSeries) != std::string::npos; }, 10s))
+      << databaseSeries;
 
   ASSERT_EQ(cluster().kubectl({"-n", ns, "delete", "cpol/p", "--wait=true", "--timeout=60s"}).exitCode, 0);
+  EXPECT_EQ(op_->metrics().find(databaseSeries), std::string::npos) << "the last policy of the database is gone";
   json d = getJson(ns, "deployment/web");
   for (const auto& c : d["spec"]["template"]["spec"]["containers"]) {
     EXPECT_FALSE(c.contains("envFrom")) << c.dump();

@@ -32,8 +32,8 @@ TEST(ControllerMetrics, ForgettingADatabaseRemovesOnlyItsSeries) {
   ASSERT_EQ(seriesWith(registry, "poolguard_database_connections_available", "database", "orders"), 1);
 
   metrics.forgetDatabase("orders");
-  for (const char* family : {"poolguard_database_connections_worst_case",
-                             "poolguard_database_connections_steady_state", "poolguard_database_connections_available"}) {
+  for (const char* family : {"poolguard_database_connections_worst_case", "poolguard_database_connections_steady_state",
+                             "poolguard_database_connections_available"}) {
     EXPECT_EQ(seriesWith(registry, family, "database", "orders"), 0) << family;
   }
   EXPECT_EQ(seriesWith(registry, "poolguard_database_connections_worst_case", "database", "billing"), 1);
