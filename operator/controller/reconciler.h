@@ -79,8 +79,8 @@ class Reconciler {
     std::shared_ptr<const policy::Policy> parsed;  // null when the spec is invalid
     bool deleting = false;
   };
-  // A policy object parsed once per resourceVersion: reconciles read every policy of the cluster (the budget is
-  // per database), and parsing each of them on every reconcile dominated a large cluster's reconcile time.
+  // A policy object parsed once per resourceVersion: every reconcile reads every policy of the cluster (the budget
+  // is per database), and would otherwise parse and validate each of them again.
   struct ParsedPolicy {
     std::string resourceVersion;
     std::shared_ptr<const policy::Policy> policy;  // null when invalid
