@@ -181,7 +181,7 @@ Status Reconciler::cleanupWorkload(WorkloadKind kind, const std::string& ns, con
   json body = {{"apiVersion", resourceOf(kind).apiVersion()},
                {"kind", resourceOf(kind).kind},
                {"metadata", {{"name", name}, {"namespace", ns}}}};
-  kube::WriteOptions opts{kFieldManager, true, false, ""};
+  kube::WriteOptions opts{kFieldManager, true, false, "", true};
   auto r = client_.apply(resourceOf(kind), ns, name, body, opts);
   bool ok = r.ok() || r.error().code() == ErrorCode::kNotFound;
   if (metrics_) metrics_->workloadWrite(policy::toString(kind), "cleanup", ok);
@@ -248,7 +248,7 @@ Status Reconciler::writeStatus(const std::string& key, const json& obj, const js
                {"kind", "ConnectionPoolPolicy"},
                {"metadata", {{"name", nameOf(obj)}, {"namespace", namespaceOf(obj)}}},
                {"status", status}};
-  kube::WriteOptions opts{kFieldManager, true, false, "status"};
+  kube::WriteOptions opts{kFieldManager, true, false, "status", true};
   auto r = client_.apply(kube::resources::connectionPoolPolicies(), namespaceOf(obj), nameOf(obj), body, opts);
   if (!r.ok()) return r.error();
   std::lock_guard l(mu_);
@@ -544,12 +544,12 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
         if (!configMapInSync) {
           const json& cm = *desired->configMap;
           auto r = client_.apply(kube::resources::configMaps(), ns, cm["metadata"].value("name", ""), cm,
-                                 {kFieldManager, true, false, ""});
+                                 {kFieldManager, true, false, "", true});
           if (metrics_) metrics_->workloadWrite("ConfigMap", "apply", r.ok());
           if (!r.ok()) written = r.error();
         }
         if (written.ok() && !workloadInSync) {
-          auto r = client_.apply(resourceOf(kind), ns, ws.name, desired->apply, {kFieldManager, true, false, ""});
+          auto r = client_.apply(resourceOf(kind), ns, ws.name, desired->apply, {kFieldManager, true, false, "", true});
           if (metrics_) metrics_->workloadWrite(policy::toString(kind), "apply", r.ok());
           if (!r.ok()) written = r.error();
           if (r.ok()) recordWrite(kind, *w, desired->settings.hash);

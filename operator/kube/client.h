@@ -55,6 +55,9 @@ struct WriteOptions {
   bool force = false;        // apply only
   bool dryRun = false;
   std::string subresource;  // "" or "status" / "scale"
+  // The caller does not read the object the server returns: a successful write returns an empty object and the
+  // body (a whole object, managedFields included) is not parsed.
+  bool discardResponse = false;
 };
 
 enum class PatchType { kMerge, kJson, kStrategicMerge, kApply };

@@ -157,6 +157,7 @@ struct Call {
   std::optional<std::string> body = std::nullopt;
   std::string contentType = "";
   bool idempotent = false;
+  bool discardBody = false;  // a 2xx answer's body is not parsed (WriteOptions::discardResponse)
 };
 
 struct RawResponse {
@@ -422,7 +423,7 @@ struct RestClient::Impl {
         continue;
       }
       if (raw->status >= 200 && raw->status < 300) {
-        if (raw->body.empty()) return json::object();
+        if (raw->body.empty() || call.discardBody) return json::object();
         json parsed = json::parse(raw->body, nullptr, /*allow_exceptions=*/false);
         if (parsed.is_discarded()) {
           return Error(ErrorCode::kInternal, context + ": response is not JSON: " + raw->body.substr(0, 200));
@@ -521,6 +522,7 @@ Result<json> RestClient::apply(const Resource& r, const std::string& ns, const s
             obj.dump(),
             contentType(PatchType::kApply)};
   call.idempotent = true;
+  call.discardBody = opts.discardResponse;
   return impl_->execute(call);
 }
 

@@ -81,6 +81,23 @@ TEST(ServerSideApply, NeedsAFieldManager) {
   EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
 }
 
+TEST(ServerSideApply, DiscardedResponseStillWritesAndReturnsAnEmptyObject) {
+  auto client = adminClient();
+  std::string ns = createNamespace("kube-apply-discard");
+  WriteOptions o = manager("quiet");
+  o.discardResponse = true;
+  auto r = client->apply(resources::configMaps(), ns, "quiet", configMap("quiet", {{"k", "v"}}), o);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(*r, json::object()) << "the server's answer is not parsed";
+  auto live = client->get(resources::configMaps(), ns, "quiet");
+  ASSERT_TRUE(live.ok()) << live.error().message();
+  EXPECT_EQ((*live)["data"]["k"], "v");
+  // Errors are still read from the body.
+  auto bad = client->apply(resources::configMaps(), ns, "Not_A_Name", configMap("Not_A_Name", {}), o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalid) << bad.error().message();
+}
+
 TEST(ServerSideApply, DryRunLeavesNothing) {
   auto client = adminClient();
   std::string ns = createNamespace("kube-apply-dry");
