@@ -337,7 +337,11 @@ testing::PrometheusServer* UsagePrometheus::prometheus = nullptr;
 TEST_F(UsagePrometheus, HikariDefaultsReadConnectionsAndPending) {
   const std::vector<GovernedWorkload> checkout{workload("checkout", 1, 10)};
   target->set(hikariMetrics(7, 0));
-  ASSERT_TRUE(eventually([&] { return reasonFor(hikariPolicy(), checkout) == "Healthy"; }, 30s))
+  // A check is two queries; Prometheus's first scrape can land between them, so one check may see the pending
+  // series without the connections series. Wait for a check that saw both.
+  ASSERT_TRUE(eventually(
+      [&] { return reasonFor(hikariPolicy(), checkout) == "Healthy" && last.result.usage.connections.has_value(); },
+      30s))
       << last.result.condition.message;
   EXPECT_EQ(last.result.usage.source, "prometheus");
   EXPECT_EQ(last.result.usage.connections, 7);
