@@ -254,8 +254,11 @@ AnalysisResult analyze(const AnalysisInput& in) {
     r.condition = {ConditionStatus::kUnknown, reasons::kUsageUnavailable,
                    "prometheus returned no samples for any governed workload"};
   } else {
-    std::string msg = plural(r.usage.connections.value_or(0), "connection", "connections") + " from " +
-                      plural(static_cast<int64_t>(in.workloads.size()), "workload", "workloads");
+    const std::string workloads = plural(static_cast<int64_t>(in.workloads.size()), "workload", "workloads");
+    // Prometheus may hold a pool's other series before its connection count: unknown is not zero.
+    std::string msg = r.usage.connections
+                          ? plural(*r.usage.connections, "connection", "connections") + " from " + workloads
+                          : "no connection count reported yet for " + workloads;
     if (r.databaseConnections && r.usage.serverMaxConnections) {
       msg += "; server at " + std::to_string(*r.databaseConnections) + " of max_connections " +
              std::to_string(*r.usage.serverMaxConnections);

@@ -270,6 +270,15 @@ TEST_F(AnalysisTest, PrometheusWithoutAnySampleIsNoDataNotHealthy) {
   EXPECT_FALSE(r.usage.connections);
 }
 
+TEST_F(AnalysisTest, PrometheusWithoutTheConnectionSeriesDoesNotClaimZeroConnections) {
+  in.prometheus = SourceOutcome<PrometheusValues>::of(PrometheusValues{{"ns1/app", {std::nullopt, 0.0}}});
+  in.now = clock.now();
+  auto r = analyze(in);
+  EXPECT_EQ(r.condition.reason, "Healthy");
+  EXPECT_FALSE(r.usage.connections);
+  EXPECT_EQ(r.condition.message, "no connection count reported yet for 1 workload");
+}
+
 TEST_F(AnalysisTest, PostgresCountWinsOverPrometheusForAttributableWorkloads) {
   sessions("ns1/app", kStateIdle, 3);
   in.prometheus = SourceOutcome<PrometheusValues>::of(PrometheusValues{{"ns1/app", {50.0, 0.0}}});
