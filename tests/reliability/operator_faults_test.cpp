@@ -410,11 +410,3 @@ TEST(OperatorFaults, LeaderFailoverIsPromptAndWritersNeverOverlap) {
 
 }  // namespace
 }  // namespace poolguard::testing::reliability
-
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  // These tests stop, restart and reconfigure the cluster's components: never a shared one.
-  unsetenv("POOLGUARD_TEST_CLUSTER");
-  poolguard::testing::useLocalCluster();
-  return RUN_ALL_TESTS();
-}
