@@ -325,14 +325,8 @@ bool isWorkloadWrite(const json& e) {
 
 std::vector<json> auditEntries(size_t sinceLine) {
   std::vector<json> out;
-  std::ifstream in(cluster().dir + "/logs/audit.log");
-  std::string line;
-  size_t i = 0;
-  while (std::getline(in, line)) {
-    if (i++ < sinceLine) continue;
-    auto j = json::parse(line, nullptr, false);
-    if (j.is_discarded() || j.value("stage", "") != "ResponseComplete") continue;
-    out.push_back(std::move(j));
+  for (auto& j : auditEvents(sinceLine)) {
+    if (j.value("stage", "") == "ResponseComplete") out.push_back(std::move(j));
   }
   return out;
 }
@@ -340,13 +334,8 @@ std::vector<json> auditEntries(size_t sinceLine) {
 std::vector<json> operatorRequestsAnyStage(size_t sinceLine) {
   std::vector<json> out;
   std::set<std::string> seen;
-  std::ifstream in(cluster().dir + "/logs/audit.log");
-  std::string line;
-  size_t i = 0;
-  while (std::getline(in, line)) {
-    if (i++ < sinceLine) continue;
-    auto j = json::parse(line, nullptr, false);
-    if (j.is_discarded() || j.value("userAgent", "").rfind("poolguard/", 0) != 0) continue;
+  for (auto& j : auditEvents(sinceLine)) {
+    if (j.value("userAgent", "").rfind("poolguard/", 0) != 0) continue;
     if (!seen.insert(j.value("auditID", "")).second) continue;
     out.push_back(std::move(j));
   }
