@@ -1,38 +1,9 @@
 #include "budget/budget.h"
 
 #include <algorithm>
-#include <charconv>
 
 namespace poolguard::budget {
 namespace {
-
-std::optional<int32_t> intAt(const json& obj, const json::json_pointer& ptr) {
-  if (!obj.contains(ptr)) return std::nullopt;
-  const auto& v = obj.at(ptr);
-  if (!v.is_number_integer()) return std::nullopt;
-  int64_t n = v.get<int64_t>();
-  if (n < 0 || n > INT32_MAX) return std::nullopt;
-  return static_cast<int32_t>(n);
-}
-
-std::string stringAt(const json& obj, const json::json_pointer& ptr) {
-  if (!obj.contains(ptr) || !obj.at(ptr).is_string()) return "";
-  return obj.at(ptr).get<std::string>();
-}
-
-std::optional<Surge> parseSurge(const json& v) {
-  if (v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= INT32_MAX) {
-    return Surge{static_cast<int32_t>(v.get<int64_t>()), false};
-  }
-  if (!v.is_string()) return std::nullopt;
-  std::string s = v.get<std::string>();
-  bool percent = !s.empty() && s.back() == '%';
-  if (percent) s.pop_back();
-  int32_t n = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-  if (ec != std::errc() || end != s.data() + s.size() || n < 0) return std::nullopt;
-  return Surge{n, percent};
-}
 
 int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -56,35 +27,30 @@ WorkloadFacts factsFor(const WorkloadShape& shape) {
   return f;
 }
 
-WorkloadShape shapeOf(const json& workload, const json* hpa) {
+WorkloadShape shapeOf(const model::Workload& workload, const model::Hpa* hpa) {
   WorkloadShape s;
-  s.kind = workload.value("kind", "") == "StatefulSet" ? policy::WorkloadKind::kStatefulSet
-                                                       : policy::WorkloadKind::kDeployment;
-  s.name = stringAt(workload, json::json_pointer("/metadata/name"));
-  s.namespace_ = stringAt(workload, json::json_pointer("/metadata/namespace"));
-  if (s.namespace_.empty()) s.namespace_ = "default";
-  s.replicas = intAt(workload, json::json_pointer("/spec/replicas")).value_or(1);
-  if (hpa != nullptr) s.hpaMaxReplicas = intAt(*hpa, json::json_pointer("/spec/maxReplicas"));
-  std::string strategy = stringAt(workload, json::json_pointer("/spec/strategy/type"));
-  s.recreate = strategy == "Recreate";
-  static const json::json_pointer surgePtr("/spec/strategy/rollingUpdate/maxSurge");
-  if (workload.contains(surgePtr)) {
-    if (auto surge = parseSurge(workload.at(surgePtr))) s.maxSurge = *surge;
-  }
+  s.kind = workload.kind;
+  s.name = workload.meta.name;
+  s.namespace_ = workload.meta.namespace_.empty() ? "default" : workload.meta.namespace_;
+  s.replicas = workload.replicas.value_or(1);
+  if (hpa != nullptr) s.hpaMaxReplicas = hpa->maxReplicas;
+  s.recreate = workload.kind == policy::WorkloadKind::kDeployment && workload.strategyType == "Recreate";
+  s.maxSurge = workload.maxSurge.value_or(kDefaultMaxSurge);
   return s;
 }
 
-const json* findHpa(const std::vector<json>& hpas, policy::WorkloadKind kind, const std::string& ns,
-                    const std::string& name) {
+WorkloadFacts workloadFacts(const json& workload, const json* hpa) {
+  model::Diagnostics ignored;
+  model::Workload w = model::decodeWorkload(workload, ignored);
+  if (hpa == nullptr) return workloadFacts(w, nullptr);
+  model::Hpa h = model::decodeHpa(*hpa, ignored);
+  return workloadFacts(w, &h);
+}
+
+const model::Hpa* findHpa(const std::vector<model::Hpa>& hpas, policy::WorkloadKind kind, const std::string& ns,
+                          const std::string& name) {
   for (const auto& h : hpas) {
-    std::string hns = stringAt(h, json::json_pointer("/metadata/namespace"));
-    if (hns.empty()) hns = "default";
-    if (hns != ns) continue;
-    std::string apiVersion = stringAt(h, json::json_pointer("/spec/scaleTargetRef/apiVersion"));
-    if (!apiVersion.empty() && apiVersion != "apps/v1") continue;
-    if (stringAt(h, json::json_pointer("/spec/scaleTargetRef/kind")) != policy::toString(kind)) continue;
-    if (stringAt(h, json::json_pointer("/spec/scaleTargetRef/name")) != name) continue;
-    return &h;
+    if (h.targets(kind, ns, name)) return &h;
   }
   return nullptr;
 }

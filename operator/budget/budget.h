@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/records.h"
 #include "policy/types.h"
 
 namespace poolguard::budget {
@@ -17,10 +18,8 @@ namespace poolguard::budget {
 using json = nlohmann::json;
 
 // A Deployment's RollingUpdate maxSurge.
-struct Surge {
-  int32_t value = 25;
-  bool percent = true;
-};
+using Surge = model::IntOrPercent;
+inline constexpr Surge kDefaultMaxSurge{25, true};
 
 // What the arithmetic needs to know about a workload's scaling, as read from its object and HPA.
 struct WorkloadShape {
@@ -30,7 +29,7 @@ struct WorkloadShape {
   int32_t replicas = 1;                   // spec.replicas, 1 when absent
   std::optional<int32_t> hpaMaxReplicas;  // an autoscaling/v2 HPA's maxReplicas targeting this workload
   bool recreate = false;                  // Deployment strategy Recreate (or StatefulSet OnDelete: no surge either)
-  Surge maxSurge;                         // RollingUpdate maxSurge; default 25%
+  Surge maxSurge = kDefaultMaxSurge;      // RollingUpdate maxSurge
 };
 
 struct WorkloadFacts {
@@ -45,15 +44,20 @@ struct WorkloadFacts {
 
 WorkloadFacts factsFor(const WorkloadShape& shape);
 
-// Reads the shape from a Deployment or StatefulSet object and, when one targets it, its HPA (nullptr: none).
-// Malformed or missing fields take the API server's defaults.
-WorkloadShape shapeOf(const json& workload, const json* hpa);
-inline WorkloadFacts workloadFacts(const json& workload, const json* hpa) { return factsFor(shapeOf(workload, hpa)); }
+// The shape of a Deployment or StatefulSet record and, when one targets it, its HPA (nullptr: none). Absent
+// fields take the API server's defaults; a workload without a namespace is in "default".
+WorkloadShape shapeOf(const model::Workload& workload, const model::Hpa* hpa);
+inline WorkloadFacts workloadFacts(const model::Workload& workload, const model::Hpa* hpa) {
+  return factsFor(shapeOf(workload, hpa));
+}
+// The same from the objects: decodes them with model::decodeWorkload and decodeHpa. Fields of the wrong type
+// (which the API server never serves) take the defaults.
+WorkloadFacts workloadFacts(const json& workload, const json* hpa);
 
-// The HPA among `hpas` whose spec.scaleTargetRef names the workload (same namespace, kind and name; apiVersion
-// apps/v1 or unset); nullptr when none. Several: the first, as the HPA controller itself refuses to share targets.
-const json* findHpa(const std::vector<json>& hpas, policy::WorkloadKind kind, const std::string& ns,
-                    const std::string& name);
+// The HPA among `hpas` that targets the workload (model::Hpa::targets); nullptr when none. Several: the first, as
+// the HPA controller itself refuses to share targets.
+const model::Hpa* findHpa(const std::vector<model::Hpa>& hpas, policy::WorkloadKind kind, const std::string& ns,
+                          const std::string& name);
 
 struct PolicyInput {
   std::string namespace_;

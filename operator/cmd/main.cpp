@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cmd/version.h"
+#include "common/guard.h"
 #include "controller/operator.h"
 #include "offline/commands.h"
 
@@ -20,9 +21,7 @@ void addOfflineFiles(CLI::App* cmd, std::vector<std::string>& files, std::string
       ->capture_default_str();
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"poolguard keeps database connection pools configured, within capacity, and healthy."};
   app.require_subcommand(1);
   app.set_version_flag("--version", POOLGUARD_VERSION);
@@ -84,4 +83,10 @@ int main(int argc, char** argv) {
   if (planCmd->parsed()) return poolguard::offline::runPlan(files, output, std::cout, std::cerr);
   std::cout << "poolguard " << POOLGUARD_VERSION << "\n";
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return poolguard::guardedMain([&] { return run(argc, argv); }, std::cerr);
 }

@@ -392,9 +392,14 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   for (const auto& e : everyPolicy) policiesByNamespace[namespaceOf(*e.object)].push_back(e);
   const std::vector<PolicyEntry>& nsPolicies = policiesByNamespace[ns];
   auto hpaFor = [&](WorkloadKind kind, const json& w) -> runtime::ObjectPtr {
-    auto hpas = caches_.hpas->byIndex(runtime::kScaleTargetIndex,
-                                      runtime::scaleTargetKey(namespaceOf(w), policy::toString(kind), nameOf(w)));
-    return hpas.empty() ? nullptr : hpas.front();
+    // The index narrows by namespace, kind and name; model::Hpa::targets is the rule `poolguard plan` applies too
+    // (an HPA of another API group's kind of the same name does not count).
+    for (const auto& h : caches_.hpas->byIndex(
+             runtime::kScaleTargetIndex, runtime::scaleTargetKey(namespaceOf(w), policy::toString(kind), nameOf(w)))) {
+      model::Diagnostics ignored;
+      if (model::decodeHpa(*h, ignored).targets(kind, namespaceOf(w), nameOf(w))) return h;
+    }
+    return nullptr;
   };
 
   // Live usage first, when due (otherwise the last report stands): a check reads the server's max_connections,

@@ -21,8 +21,8 @@
 #include "common/result.h"
 #include "controller/conditions.h"
 #include "controller/metrics.h"
-#include "controller/selection.h"
 #include "kube/client.h"
+#include "policy/selection.h"
 #include "policy/types.h"
 #include "runtime/store.h"
 #include "usage/analysis.h"
@@ -37,6 +37,10 @@ class Checker;
 namespace poolguard::controller {
 
 using json = nlohmann::json;
+using policy::outranks;
+using policy::selects;
+using policy::winner;
+using policy::WorkloadKey;
 
 inline constexpr const char* kFieldManager = "poolguard";
 inline constexpr const char* kFinalizer = "poolguard.dev/cleanup";

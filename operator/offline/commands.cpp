@@ -17,17 +17,34 @@ bool validOutput(const std::string& output, std::ostream& err) {
   return false;
 }
 
-std::optional<std::vector<policy::Document>> load(const std::vector<std::string>& files, std::ostream& err) {
+// Reports what the commands could not read: unreadable files and documents that fail their type checks. True
+// when there was any (exit code 2 once the rest is done).
+bool reportUnreadable(const Loaded& loaded, const Workspace& ws, std::ostream& err) {
+  for (const auto& e : loaded.errors) err << "error: " << e << "\n";
+  for (const auto& e : ws.inputErrors) err << "error: " << toString(e) << "\n";
+  return !loaded.errors.empty() || !ws.inputErrors.empty();
+}
+
+json inputErrorsJson(const Loaded& loaded, const Workspace& ws) {
+  json out = json::array();
+  for (const auto& e : loaded.errors) out.push_back({{"message", e}});
+  for (const auto& e : ws.inputErrors) {
+    out.push_back({{"source", e.source},
+                   {"document", e.document},
+                   {"object", e.object},
+                   {"field", e.error.field},
+                   {"message", e.error.message}});
+  }
+  return out;
+}
+
+bool usageError(const std::vector<std::string>& files, const std::string& output, std::ostream& err) {
+  if (!validOutput(output, err)) return true;
   if (files.empty()) {
     err << "error: name at least one file with -f (- reads standard input)\n";
-    return std::nullopt;
+    return true;
   }
-  auto docs = loadDocuments(files);
-  if (!docs) {
-    err << "error: " << docs.error().message() << "\n";
-    return std::nullopt;
-  }
-  return std::move(docs).value();
+  return false;
 }
 
 void print(const json& value, const std::string& output, std::ostream& out) {
@@ -37,11 +54,12 @@ void print(const json& value, const std::string& output, std::ostream& out) {
     out << toYaml(value);
 }
 
+// Only called for documents whose metadata passed model::decodeMeta: name and namespace are strings if present.
 std::string policyLabel(const PolicyEntry& e) {
   std::string ns, name;
-  if (e.object.contains("metadata") && e.object["metadata"].is_object()) {
-    ns = e.object["metadata"].value("namespace", "");
-    name = e.object["metadata"].value("name", "");
+  if (auto meta = e.object.find("metadata"); meta != e.object.end() && meta->is_object()) {
+    if (auto it = meta->find("namespace"); it != meta->end() && it->is_string()) ns = it->get<std::string>();
+    if (auto it = meta->find("name"); it != meta->end() && it->is_string()) name = it->get<std::string>();
   }
   return "ConnectionPoolPolicy " + (ns.empty() ? std::string("default") : ns) + "/" +
          (name.empty() ? std::string("<unnamed>") : name);
@@ -97,55 +115,62 @@ void printTable(const std::vector<std::vector<std::string>>& rows, std::ostream&
 
 int runValidate(const std::vector<std::string>& files, const std::string& output, std::ostream& out,
                 std::ostream& err) {
-  if (!validOutput(output, err)) return kExitUsage;
-  auto docs = load(files, err);
-  if (!docs) return kExitUsage;
+  if (usageError(files, output, err)) return kExitUsage;
+  return runValidateLoaded(loadDocuments(files), output, out, err);
+}
+
+int runValidateLoaded(const Loaded& loaded, const std::string& output, std::ostream& out, std::ostream& err) {
+  Workspace ws = buildWorkspace(loaded.documents);
+  bool unreadable = reportUnreadable(loaded, ws, err);
 
   json results = json::array();
   int invalid = 0;
   int total = 0;
-  for (const auto& d : *docs) {
-    if (!isPolicy(d.object)) continue;
+  for (const auto& p : ws.policies) {
     ++total;
-    json obj = d.object;
-    if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = json::object();
-    if (obj["metadata"].value("namespace", "").empty()) obj["metadata"]["namespace"] = "default";
-    auto errors = policy::validate(obj);
-    PolicyEntry entry{d.source, d.index + 1, obj, std::nullopt, errors};
-    json r{{"source", d.source},
-           {"document", d.index + 1},
-           {"namespace", obj["metadata"].value("namespace", "")},
-           {"name", obj["metadata"].value("name", "")},
-           {"valid", errors.empty()},
+    const std::string label = policyLabel(p);
+    const json& meta = p.object["metadata"];
+    json r{{"source", p.source},
+           {"document", p.document},
+           {"namespace", meta.contains("namespace") ? meta["namespace"] : json("")},
+           {"name", meta.contains("name") && meta["name"].is_string() ? meta["name"] : json("")},
+           {"valid", p.errors.empty()},
            {"errors", json::array()}};
-    for (const auto& e : errors) r["errors"].push_back({{"field", e.field}, {"message", e.message}});
+    for (const auto& e : p.errors) r["errors"].push_back({{"field", e.field}, {"message", e.message}});
     results.push_back(r);
-    if (!errors.empty()) ++invalid;
+    if (!p.errors.empty()) ++invalid;
     if (output == "text") {
-      if (errors.empty()) {
-        out << d.source << ": document " << d.index + 1 << ": " << policyLabel(entry) << ": valid\n";
+      if (p.errors.empty()) {
+        out << p.source << ": document " << p.document << ": " << label << ": valid\n";
       } else {
-        for (const auto& e : errors) {
-          out << d.source << ": document " << d.index + 1 << ": " << policyLabel(entry) << ": " << policy::toString(e)
-              << "\n";
+        for (const auto& e : p.errors) {
+          out << p.source << ": document " << p.document << ": " << label << ": " << policy::toString(e) << "\n";
         }
       }
     }
   }
   if (output == "text") {
     out << total << " " << (total == 1 ? "policy" : "policies") << " checked, " << invalid << " invalid\n";
-    if (total == 0) err << "warning: no ConnectionPoolPolicy (poolguard.dev) found in the input\n";
+    if (total == 0 && !unreadable) err << "warning: no ConnectionPoolPolicy (poolguard.dev) found in the input\n";
   } else {
-    print(json{{"policies", results}, {"checked", total}, {"invalid", invalid}}, output, out);
+    print(json{{"policies", results},
+               {"checked", total},
+               {"invalid", invalid},
+               {"inputErrors", inputErrorsJson(loaded, ws)}},
+          output, out);
   }
+  if (unreadable) return kExitUsage;
   return invalid > 0 ? kExitFailed : kExitOk;
 }
 
 int runRender(const std::vector<std::string>& files, const std::string& output, std::ostream& out, std::ostream& err) {
-  if (!validOutput(output, err)) return kExitUsage;
-  auto docs = load(files, err);
-  if (!docs) return kExitUsage;
-  Workspace ws = buildWorkspace(*docs);
+  if (usageError(files, output, err)) return kExitUsage;
+  return runRenderLoaded(loadDocuments(files), output, out, err);
+}
+
+int runRenderLoaded(const Loaded& loaded, const std::string& output, std::ostream& out, std::ostream& err) {
+  Workspace ws = buildWorkspace(loaded.documents);
+  bool unreadable = reportUnreadable(loaded, ws, err);
   bool invalid = reportInvalid(ws, err);
   for (const auto& w : ws.warnings) err << "warning: " << w << "\n";
 
@@ -207,14 +232,18 @@ int runRender(const std::vector<std::string>& files, const std::string& output, 
     out << text;
   else
     print(json{{"apiVersion", "v1"}, {"kind", "List"}, {"items", items}}, output, out);
+  if (unreadable) return kExitUsage;
   return failed ? kExitFailed : kExitOk;
 }
 
 int runPlan(const std::vector<std::string>& files, const std::string& output, std::ostream& out, std::ostream& err) {
-  if (!validOutput(output, err)) return kExitUsage;
-  auto docs = load(files, err);
-  if (!docs) return kExitUsage;
-  Workspace ws = buildWorkspace(*docs);
+  if (usageError(files, output, err)) return kExitUsage;
+  return runPlanLoaded(loadDocuments(files), output, out, err);
+}
+
+int runPlanLoaded(const Loaded& loaded, const std::string& output, std::ostream& out, std::ostream& err) {
+  Workspace ws = buildWorkspace(loaded.documents);
+  bool unreadable = reportUnreadable(loaded, ws, err);
   bool invalid = reportInvalid(ws, err);
   for (const auto& w : ws.warnings) err << "warning: " << w << "\n";
 
@@ -256,7 +285,8 @@ int runPlan(const std::vector<std::string>& files, const std::string& output, st
   }
 
   if (output != "text") {
-    print(json{{"databases", databases}, {"overBudget", over}}, output, out);
+    print(json{{"databases", databases}, {"overBudget", over}, {"inputErrors", inputErrorsJson(loaded, ws)}}, output,
+          out);
   } else {
     std::vector<std::vector<std::string>> summary{
         {"DATABASE", "MAX", "RESERVED", "AVAILABLE", "STEADY", "WORST", "STATE"}};
@@ -293,6 +323,7 @@ int runPlan(const std::vector<std::string>& files, const std::string& output, st
       }
     }
   }
+  if (unreadable) return kExitUsage;
   return over || invalid ? kExitFailed : kExitOk;
 }
 

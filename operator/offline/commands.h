@@ -2,10 +2,15 @@
 // The offline commands for GitOps pipelines; `poolguard validate|render|plan -f FILE... [-o text|json|yaml]`.
 // Each FILE may hold many YAML documents (or JSON, or a v1 List); "-" is standard input. Output goes to `out`,
 // diagnostics to `err`. Exit codes: 0 success, 1 an invalid policy (validate, render) or a database over budget
-// (plan), 2 a usage or input/output error.
+// (plan), 2 a usage error or input the commands cannot read: a file that cannot be read or parsed, or a document
+// with a value of the wrong type where Kubernetes would refuse it (model/records.h). Unreadable input is reported
+// ("FILE: document N: KIND NS/NAME: FIELD: MESSAGE") and left out; everything else is still checked and printed,
+// and the exit code is 2.
 #include <ostream>
 #include <string>
 #include <vector>
+
+#include "offline/workspace.h"
 
 namespace poolguard::offline {
 
@@ -16,14 +21,17 @@ inline constexpr int kExitUsage = 2;
 // Checks every ConnectionPoolPolicy with the rules the API server applies. Text output: one line per problem,
 // "FILE: document N: ConnectionPoolPolicy NS/NAME: FIELD: MESSAGE" (N counts from 1).
 int runValidate(const std::vector<std::string>& files, const std::string& output, std::ostream& out, std::ostream& err);
+int runValidateLoaded(const Loaded& loaded, const std::string& output, std::ostream& out, std::ostream& err);
 
 // Prints the server-side-apply bodies (workloads and ConfigMaps) Enforce writes for the Deployments and
 // StatefulSets in the files, with budget Clamp applied. Text output is a YAML stream that
 // `kubectl apply --server-side --field-manager poolguard -f -` accepts; json and yaml print a v1 List.
 int runRender(const std::vector<std::string>& files, const std::string& output, std::ostream& out, std::ostream& err);
+int runRenderLoaded(const Loaded& loaded, const std::string& output, std::ostream& out, std::ostream& err);
 
 // Prints the connection budget per database: policies, workloads, steady state and worst case against
 // max_connections - reserved. Exit 1 when any database is over budget.
 int runPlan(const std::vector<std::string>& files, const std::string& output, std::ostream& out, std::ostream& err);
+int runPlanLoaded(const Loaded& loaded, const std::string& output, std::ostream& out, std::ostream& err);
 
 }  // namespace poolguard::offline

@@ -1,124 +1,108 @@
 #include "offline/workspace.h"
 
+#include "policy/selection.h"
+
 #include <algorithm>
 #include <map>
 
 namespace poolguard::offline {
 namespace {
 
-std::string nsOf(const json& obj) {
-  std::string ns;
-  if (obj.contains("metadata") && obj["metadata"].is_object()) ns = obj["metadata"].value("namespace", "");
-  return ns.empty() ? "default" : ns;
+std::string kindLabel(const json& obj) {
+  auto it = obj.find("kind");
+  return it != obj.end() && it->is_string() && !it->get_ref<const std::string&>().empty() ? it->get<std::string>()
+                                                                                          : "object";
 }
 
-std::string nameOf(const json& obj) {
-  if (obj.contains("metadata") && obj["metadata"].is_object()) return obj["metadata"].value("name", "");
-  return "";
-}
-
-std::map<std::string, std::string> labelsOf(const json& obj) {
-  std::map<std::string, std::string> labels;
-  if (obj.contains("metadata") && obj["metadata"].is_object() && obj["metadata"].contains("labels") &&
-      obj["metadata"]["labels"].is_object()) {
-    for (auto it = obj["metadata"]["labels"].begin(); it != obj["metadata"]["labels"].end(); ++it) {
-      if (it.value().is_string()) labels[it.key()] = it.value().get<std::string>();
-    }
-  }
-  return labels;
-}
-
-std::string apiGroup(const json& obj) {
-  std::string apiVersion = obj.value("apiVersion", "");
-  auto slash = apiVersion.find('/');
-  return slash == std::string::npos ? "" : apiVersion.substr(0, slash);
+std::string objectLabel(const json& obj, const model::ObjectMeta& meta) {
+  return kindLabel(obj) + " " + (meta.namespace_.empty() ? std::string("default") : meta.namespace_) + "/" +
+         (meta.name.empty() ? std::string("<unnamed>") : meta.name);
 }
 
 }  // namespace
 
-Result<std::vector<policy::Document>> loadDocuments(const std::vector<std::string>& files) {
-  std::vector<policy::Document> all;
+Loaded loadDocuments(const std::vector<std::string>& files) {
+  Loaded loaded;
   for (const auto& f : files) {
     auto docs = policy::readDocuments(f);
-    if (!docs) return docs.error();
-    for (auto& d : *docs) all.push_back(std::move(d));
+    if (!docs) {
+      loaded.errors.push_back(docs.error().message());
+      continue;
+    }
+    for (auto& d : *docs) loaded.documents.push_back(std::move(d));
   }
-  return all;
+  return loaded;
 }
 
-bool isPolicy(const json& obj) {
-  return obj.is_object() && obj.value("kind", "") == "ConnectionPoolPolicy" && apiGroup(obj) == "poolguard.dev";
-}
-
-bool isWorkload(const json& obj) {
-  if (!obj.is_object() || obj.value("apiVersion", "") != "apps/v1") return false;
-  std::string kind = obj.value("kind", "");
-  return kind == "Deployment" || kind == "StatefulSet";
-}
-
-bool isHpa(const json& obj) {
-  return obj.is_object() && obj.value("kind", "") == "HorizontalPodAutoscaler" &&
-         obj.value("apiVersion", "") == "autoscaling/v2";
-}
-
-bool outranks(const policy::Policy& a, const policy::Policy& b) {
-  if (a.spec.priority != b.spec.priority) return a.spec.priority > b.spec.priority;
-  // RFC 3339 UTC timestamps compare as strings; a policy without one (not yet created) is the newest.
-  if (a.creationTimestamp != b.creationTimestamp) {
-    if (a.creationTimestamp.empty()) return false;
-    if (b.creationTimestamp.empty()) return true;
-    return a.creationTimestamp < b.creationTimestamp;
-  }
-  if (a.namespace_ != b.namespace_) return a.namespace_ < b.namespace_;
-  return a.name < b.name;
+std::string toString(const InputError& e) {
+  return e.source + ": document " + std::to_string(e.document) + ": " + e.object + ": " + policy::toString(e.error);
 }
 
 Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
   Workspace ws;
   for (const auto& d : documents) {
-    if (isPolicy(d.object)) {
-      PolicyEntry e{d.source, d.index + 1, d.object, std::nullopt, {}};
-      json obj = d.object;
-      if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = json::object();
-      if (obj["metadata"].value("namespace", "").empty()) obj["metadata"]["namespace"] = "default";
+    model::Diagnostics diagnostics(&d.spellings);
+    const auto workloadKind = model::workloadKindOf(d.object);
+    std::optional<model::Workload> workload;
+    std::optional<model::Hpa> hpa;
+    model::ObjectMeta meta;
+    if (workloadKind) {
+      workload = model::decodeWorkload(d.object, diagnostics);
+      meta = workload->meta;
+    } else if (model::isHpa(d.object)) {
+      hpa = model::decodeHpa(d.object, diagnostics);
+      meta = hpa->meta;
+    } else {
+      meta = model::decodeMeta(d.object, diagnostics);  // policies and every other kind: what any object must be
+    }
+    if ((workload || hpa) && meta.name.empty() && diagnostics.ok()) {
+      diagnostics.add("metadata.name", "required: kubectl refuses an object without a name; add one");
+    }
+    if (!diagnostics.ok()) {
+      for (const auto& e : diagnostics.errors()) {
+        ws.inputErrors.push_back(InputError{d.source, d.index + 1, objectLabel(d.object, meta), e});
+      }
+      continue;
+    }
+    // kubectl apply puts an object without a namespace in the current one; offline, that is "default".
+    const std::string ns = meta.namespace_.empty() ? "default" : meta.namespace_;
+    json obj = d.object;
+    if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = json::object();
+    if (model::isPolicy(d.object)) {
+      obj["metadata"]["namespace"] = ns;
+      PolicyEntry e{d.source, d.index + 1, obj, std::nullopt, {}};
       auto parsed = policy::fromJson(obj, &e.errors);
       if (parsed) e.parsed = *parsed;
       ws.policies.push_back(std::move(e));
-    } else if (isWorkload(d.object)) {
+    } else if (workload) {
+      obj["metadata"]["namespace"] = ns;
       WorkloadEntry w;
       w.source = d.source;
       w.document = d.index + 1;
-      w.object = d.object;
-      w.kind = d.object.value("kind", "") == "StatefulSet" ? policy::WorkloadKind::kStatefulSet
-                                                           : policy::WorkloadKind::kDeployment;
-      w.namespace_ = nsOf(d.object);
-      w.name = nameOf(d.object);
-      if (!w.object.contains("metadata") || !w.object["metadata"].is_object()) w.object["metadata"] = json::object();
-      w.object["metadata"]["namespace"] = w.namespace_;
+      w.object = std::move(obj);
+      w.record = std::move(*workload);
+      w.record.meta.namespace_ = ns;
+      w.kind = *workloadKind;
+      w.namespace_ = ns;
+      w.name = meta.name;
       ws.workloads.push_back(std::move(w));
-    } else if (isHpa(d.object)) {
-      json h = d.object;
-      if (h.contains("metadata") && h["metadata"].is_object()) h["metadata"]["namespace"] = nsOf(d.object);
-      ws.hpas.push_back(std::move(h));
+    } else if (hpa) {
+      hpa->meta.namespace_ = ns;
+      ws.hpas.push_back(std::move(*hpa));
     }
   }
 
   for (auto& w : ws.workloads) {
-    auto labels = labelsOf(w.object);
     std::vector<int> selecting;
+    std::vector<const policy::Policy*> candidates;
     for (int i = 0; i < static_cast<int>(ws.policies.size()); ++i) {
       const auto& p = ws.policies[static_cast<size_t>(i)].parsed;
-      if (!p || p->namespace_ != w.namespace_) continue;
-      if (std::find(p->spec.kinds.begin(), p->spec.kinds.end(), w.kind) == p->spec.kinds.end()) continue;
-      if (!p->spec.selector.matches(labels)) continue;
+      if (!p || !policy::selects(*p, w.kind, w.namespace_, w.record.meta.labels)) continue;
       selecting.push_back(i);
+      candidates.push_back(&*p);
     }
-    for (int i : selecting) {
-      if (w.governedBy < 0 || outranks(*ws.policies[static_cast<size_t>(i)].parsed,
-                                       *ws.policies[static_cast<size_t>(w.governedBy)].parsed)) {
-        w.governedBy = i;
-      }
-    }
+    int best = policy::winner(candidates);
+    if (best >= 0) w.governedBy = selecting[static_cast<size_t>(best)];
     for (int i : selecting) {
       if (i != w.governedBy) w.outranked.push_back(i);
     }
@@ -150,7 +134,7 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
       budget::PolicyInput in = budget::policyInput(p);
       for (const auto& w : ws.workloads) {
         if (w.governedBy != i) continue;
-        in.workloads.push_back(budget::workloadFacts(w.object, budget::findHpa(ws.hpas, w.kind, w.namespace_, w.name)));
+        in.workloads.push_back(budget::workloadFacts(w.record, budget::findHpa(ws.hpas, w.kind, w.namespace_, w.name)));
       }
       inputs.push_back(std::move(in));
     }

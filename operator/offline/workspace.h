@@ -1,7 +1,8 @@
 #pragma once
 // What the offline commands read from their files: policies, workloads and HPAs, with the governing policy of
-// each workload decided by the same rule the operator uses and the budget computed per database. Pure apart
-// from loadDocuments, which reads the files.
+// each workload decided by the same rule the operator uses (policy/selection.h) and the budget computed per
+// database. Every document is type-checked as it is read (model/records.h); one that fails is reported and left
+// out, and the others are still read. Pure apart from loadDocuments, which reads the files.
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 
 #include "budget/budget.h"
 #include "common/result.h"
+#include "model/records.h"
 #include "policy/parse.h"
 #include "policy/types.h"
 
@@ -17,12 +19,24 @@ namespace poolguard::offline {
 
 using json = nlohmann::json;
 
-// Reads every file ("-" = standard input) into documents, in order. Fails on the first unreadable file.
-Result<std::vector<policy::Document>> loadDocuments(const std::vector<std::string>& files);
+struct Loaded {
+  std::vector<policy::Document> documents;  // of every readable file, in order
+  std::vector<std::string> errors;          // one line per file that cannot be read or parsed, naming it
+};
 
-bool isPolicy(const json& obj);
-bool isWorkload(const json& obj);
-bool isHpa(const json& obj);
+// Reads every file ("-" = standard input) into documents, in order. A file that cannot be read or parsed is an
+// error; the other files are still read.
+Loaded loadDocuments(const std::vector<std::string>& files);
+
+// A document the commands cannot read: a value of the wrong type where Kubernetes would refuse it.
+struct InputError {
+  std::string source;
+  int document = 0;    // 1-based
+  std::string object;  // "Deployment shop/web", "ConnectionPoolPolicy default/<unnamed>"
+  policy::FieldError error;
+};
+// "FILE: document N: OBJECT: FIELD: MESSAGE"
+std::string toString(const InputError& e);
 
 struct PolicyEntry {
   std::string source;
@@ -35,7 +49,8 @@ struct PolicyEntry {
 struct WorkloadEntry {
   std::string source;
   int document = 0;
-  json object;
+  json object;  // with metadata.namespace filled in
+  model::Workload record;
   policy::WorkloadKind kind = policy::WorkloadKind::kDeployment;
   std::string namespace_;
   std::string name;
@@ -46,17 +61,14 @@ struct WorkloadEntry {
 struct Workspace {
   std::vector<PolicyEntry> policies;
   std::vector<WorkloadEntry> workloads;
-  std::vector<json> hpas;
+  std::vector<model::Hpa> hpas;
   std::vector<budget::DatabaseBudget> databases;  // ordered by database name
   std::vector<std::string> warnings;              // e.g. policies of one database declaring different maxConnections
+  std::vector<InputError> inputErrors;            // documents left out, in input order
 };
 
 // Objects without metadata.namespace are in "default", as kubectl apply would put them.
 Workspace buildWorkspace(const std::vector<policy::Document>& documents);
-
-// True when `a` wins over `b` for a workload both select: highest priority, then the oldest creationTimestamp,
-// then namespace/name (the operator's rule).
-bool outranks(const policy::Policy& a, const policy::Policy& b);
 
 // The effective maxSize of a policy after Clamp.
 int32_t effectiveMaxSize(const Workspace& ws, const policy::Policy& p);

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <optional>
 #include <regex>
 #include <set>
@@ -16,6 +17,7 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include "common/json_pointer.h"
 #include "policy/parse.h"
 
 namespace poolguard::policy {
@@ -185,7 +187,8 @@ class Converter {
  public:
   Converter(std::string source, int index) : source_(std::move(source)), index_(index) {}
 
-  json convert(const YAML::Node& node, int depth) {
+  // `path` is the JSON pointer of `node` within the document, for the spellings of plain scalars.
+  json convert(const YAML::Node& node, int depth, const std::string& path = "") {
     if (depth > kMaxNestingDepth) {
       throw LimitExceeded{where(source_, index_, node.Mark()) + ": nesting deeper than " +
                           std::to_string(kMaxNestingDepth) + " levels; a policy needs fewer than 10"};
@@ -199,20 +202,23 @@ class Converter {
       case YAML::NodeType::Null:
         return json(nullptr);
       case YAML::NodeType::Scalar:
-        return scalar(node);
+        return scalar(node, path);
       case YAML::NodeType::Sequence: {
         json arr = json::array();
-        for (const auto& item : node) arr.push_back(convert(item, depth + 1));
+        for (const auto& item : node) arr.push_back(convert(item, depth + 1, path + "/" + std::to_string(arr.size())));
         return arr;
       }
       case YAML::NodeType::Map:
-        return mapping(node, depth);
+        return mapping(node, depth, path);
     }
     return json(nullptr);
   }
 
+  // Plain scalars YAML 1.1 reads as something other than a string, as written: the hint in a type error.
+  std::map<std::string, std::string> takeSpellings() { return std::move(spellings_); }
+
  private:
-  json scalar(const YAML::Node& node) {
+  json scalar(const YAML::Node& node, const std::string& path) {
     const std::string& text = node.Scalar();
     bytes_ += text.size();
     if (bytes_ > kMaxExpandedBytes) {
@@ -220,7 +226,11 @@ class Converter {
                           " of text after alias expansion; remove the anchors and aliases"};
     }
     const std::string& tag = node.Tag();
-    if (tag == "?") return resolvePlain(text);
+    if (tag == "?") {
+      json value = resolvePlain(text);
+      if (!value.is_string() && spellings_.size() < kMaxSpellings) spellings_.emplace(path, text);
+      return value;
+    }
     if (tag == "tag:yaml.org,2002:int") {
       if (auto i = resolveInt(text)) return *i;
       throw LimitExceeded{where(source_, index_, node.Mark()) + ": \"" + text +
@@ -247,7 +257,7 @@ class Converter {
     return key.Scalar();
   }
 
-  json mapping(const YAML::Node& node, int depth) {
+  json mapping(const YAML::Node& node, int depth, const std::string& path) {
     json obj = json::object();
     std::vector<YAML::Node> merges;
     for (const auto& kv : node) {
@@ -265,7 +275,7 @@ class Converter {
         throw LimitExceeded{where(source_, index_, key.Mark()) + ": key \"" + name +
                             "\" appears twice in one mapping; keep one"};
       }
-      obj[name] = convert(kv.second, depth + 1);
+      obj[name] = convert(kv.second, depth + 1, path + "/" + jsonPointerToken(name));
     }
     // Merge keys (<<): explicit keys win, then earlier merged mappings win over later ones.
     for (const auto& m : merges) {
@@ -283,7 +293,7 @@ class Converter {
           throw LimitExceeded{where(source_, index_, s.Mark()) +
                               ": a merge key (<<) takes a mapping or a list of mappings"};
         }
-        json merged = convert(s, depth);
+        json merged = convert(s, depth, path);
         for (auto it = merged.begin(); it != merged.end(); ++it) {
           if (!obj.contains(it.key())) obj[it.key()] = it.value();
         }
@@ -292,8 +302,11 @@ class Converter {
     return obj;
   }
 
+  static constexpr std::size_t kMaxSpellings = 100'000;
+
   std::string source_;
   int index_;
+  std::map<std::string, std::string> spellings_;
   std::size_t nodes_ = 0;
   std::size_t bytes_ = 0;
 };
@@ -342,7 +355,18 @@ const char* describe(const json& j) {
   }
 }
 
-Status collect(json value, const std::string& source, int index, std::vector<Document>& out) {
+// The spellings under `prefix` ("/items/3"), re-rooted at that item.
+std::map<std::string, std::string> spellingsUnder(const std::map<std::string, std::string>& all,
+                                                  const std::string& prefix) {
+  std::map<std::string, std::string> out;
+  for (auto it = all.lower_bound(prefix + "/"); it != all.end() && it->first.starts_with(prefix + "/"); ++it) {
+    out.emplace(it->first.substr(prefix.size()), it->second);
+  }
+  return out;
+}
+
+Status collect(json value, const std::string& source, int index, std::vector<Document>& out,
+               std::map<std::string, std::string> spellings = {}) {
   if (value.is_null()) return okStatus();
   if (!value.is_object()) {
     return Error(ErrorCode::kInvalidArgument, source + ": document " + std::to_string(index + 1) +
@@ -368,12 +392,12 @@ Status collect(json value, const std::string& source, int index, std::vector<Doc
                                                       std::to_string(n) + "] is " + describe(item) +
                                                       ", expected an object with apiVersion and kind");
       }
-      out.push_back(Document{source, index, std::move(item)});
+      out.push_back(Document{source, index, std::move(item), spellingsUnder(spellings, "/items/" + std::to_string(n))});
       ++n;
     }
     return okStatus();
   }
-  out.push_back(Document{source, index, std::move(value)});
+  out.push_back(Document{source, index, std::move(value), std::move(spellings)});
   return okStatus();
 }
 
@@ -412,7 +436,8 @@ Result<std::vector<Document>> parseDocuments(const std::string& text, const std:
     std::vector<YAML::Node> docs = YAML::LoadAll(text);
     for (size_t i = 0; i < docs.size(); ++i) {
       Converter conv(source, static_cast<int>(i));
-      auto st = collect(conv.convert(docs[i], 1), source, static_cast<int>(i), out);
+      json value = conv.convert(docs[i], 1);
+      auto st = collect(std::move(value), source, static_cast<int>(i), out, conv.takeSpellings());
       if (!st) return st.error();
     }
   } catch (const LimitExceeded& e) {

@@ -2,6 +2,7 @@
 // Reading policies (and the other objects offline commands take) from YAML or JSON text.
 #include <chrono>
 #include <cstddef>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@ struct Document {
   std::string source;  // file name or "-" for standard input
   int index = 0;       // 0-based position of the YAML document in the source (items of a List share it)
   json object;
+  // Plain YAML scalars read as booleans, numbers or null, as written, by JSON pointer into `object`
+  // ("/metadata/name" -> "on"), so a type error can show the quoted form that fixes it. Empty for JSON input.
+  std::map<std::string, std::string> spellings;
 };
 
 // Splits multi-document YAML (or a single JSON value, or a v1 List) into objects. Empty documents are skipped.

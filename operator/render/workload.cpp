@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/json_pointer.h"
+
 namespace poolguard::render {
 namespace {
 
@@ -14,6 +16,13 @@ std::string stringAt(const json& obj, const json::json_pointer& ptr) {
   return v.is_string() ? v.get<std::string>() : "";
 }
 
+// A string member of an object; "" when absent or of another type (json::value would throw on the latter).
+std::string stringField(const json& obj, const char* key) {
+  if (!obj.is_object()) return "";
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 const json* containersOf(const json& workload) {
   static const json::json_pointer ptr("/spec/template/spec/containers");
   if (!workload.contains(ptr) || !workload.at(ptr).is_array()) return nullptr;
@@ -24,29 +33,15 @@ const json* findContainer(const json& workload, const std::string& name) {
   const json* containers = containersOf(workload);
   if (containers == nullptr) return nullptr;
   for (const auto& c : *containers) {
-    if (c.is_object() && c.value("name", "") == name) return &c;
+    if (c.is_object() && stringField(c, "name") == name) return &c;
   }
   return nullptr;
-}
-
-std::string pointerToken(const std::string& key) {
-  std::string out;
-  for (char c : key) {
-    if (c == '~')
-      out += "~0";
-    else if (c == '/')
-      out += "~1";
-    else
-      out += c;
-  }
-  return out;
 }
 
 json configMapRef(const std::string& name) { return json{{"configMapRef", {{"name", name}}}}; }
 
 bool isOurConfigMapRef(const json& source, const std::string& name) {
-  return source.is_object() && source.contains("configMapRef") && source["configMapRef"].is_object() &&
-         source["configMapRef"].value("name", "") == name;
+  return source.is_object() && source.contains("configMapRef") && stringField(source["configMapRef"], "name") == name;
 }
 
 }  // namespace
@@ -54,7 +49,7 @@ bool isOurConfigMapRef(const json& source, const std::string& name) {
 Result<WorkloadIdentity> identityOf(const json& workload) {
   if (!workload.is_object()) return Error(ErrorCode::kInvalidArgument, "workload: expected an object");
   WorkloadIdentity id;
-  std::string kind = workload.value("kind", "");
+  std::string kind = stringField(workload, "kind");
   if (kind == "Deployment")
     id.kind = policy::WorkloadKind::kDeployment;
   else if (kind == "StatefulSet")
@@ -189,7 +184,7 @@ Comparison compare(const json& liveWorkload, const std::optional<json>& liveConf
   const json& body = desired.apply;
   std::string wantPolicy = body["metadata"]["annotations"].value(kPolicyAnnotation, "");
   std::string livePolicy =
-      stringAt(liveWorkload, json::json_pointer("/metadata/annotations/" + pointerToken(kPolicyAnnotation)));
+      stringAt(liveWorkload, json::json_pointer("/metadata/annotations/" + jsonPointerToken(kPolicyAnnotation)));
   if (livePolicy != wantPolicy) {
     diff.push_back(std::string("annotation ") + kPolicyAnnotation + ": " +
                    (livePolicy.empty() ? "missing" : "live " + livePolicy) + ", desired " + wantPolicy);
@@ -215,7 +210,7 @@ Comparison compare(const json& liveWorkload, const std::optional<json>& liveConf
     const json liveEnv = live->contains("env") && (*live)["env"].is_array() ? (*live)["env"] : json::array();
     auto liveEntry = [&](const std::string& envName) -> const json* {
       for (const auto& e : liveEnv) {
-        if (e.is_object() && e.value("name", "") == envName) return &e;
+        if (e.is_object() && stringField(e, "name") == envName) return &e;
       }
       return nullptr;
     };
@@ -229,8 +224,8 @@ Comparison compare(const json& liveWorkload, const std::optional<json>& liveConf
           diff.push_back(prefix + "missing, desired " + quoted(value));
         } else if (have->contains("valueFrom")) {
           diff.push_back(prefix + "live valueFrom, desired " + quoted(value));
-        } else if (have->value("value", "") != value) {
-          diff.push_back(prefix + "live " + quoted(have->value("value", "")) + ", desired " + quoted(value));
+        } else if (stringField(*have, "value") != value) {
+          diff.push_back(prefix + "live " + quoted(stringField(*have, "value")) + ", desired " + quoted(value));
         }
       }
     }
@@ -245,11 +240,12 @@ Comparison compare(const json& liveWorkload, const std::optional<json>& liveConf
       for (const auto& e : desired.settings.env) {
         const json* have = liveEntry(e.name);
         if (have == nullptr) continue;
-        if (have->contains("valueFrom") || have->value("value", "") != e.value) {
-          diff.push_back("container " + name + " env " + e.name + ": live " +
-                         (have->contains("valueFrom") ? std::string("valueFrom") : quoted(have->value("value", ""))) +
-                         " overrides ConfigMap " + cmName + " value " + quoted(e.value) +
-                         "; remove the env entry from the manifest");
+        if (have->contains("valueFrom") || stringField(*have, "value") != e.value) {
+          diff.push_back(
+              "container " + name + " env " + e.name + ": live " +
+              (have->contains("valueFrom") ? std::string("valueFrom") : quoted(stringField(*have, "value"))) +
+              " overrides ConfigMap " + cmName + " value " + quoted(e.value) +
+              "; remove the env entry from the manifest");
         }
       }
     }
@@ -281,7 +277,8 @@ Comparison compare(const json& liveWorkload, const std::optional<json>& liveConf
       }
       const json& wantLabels = (*desired.configMap)["metadata"]["labels"];
       for (auto it = wantLabels.begin(); it != wantLabels.end(); ++it) {
-        std::string have = stringAt(*liveConfigMap, json::json_pointer("/metadata/labels/" + pointerToken(it.key())));
+        std::string have =
+            stringAt(*liveConfigMap, json::json_pointer("/metadata/labels/" + jsonPointerToken(it.key())));
         if (have != it.value().get<std::string>()) {
           diff.push_back("ConfigMap " + cmName + " label " + it.key() + ": " +
                          (have.empty() ? "missing" : "live " + have) + ", desired " + it.value().get<std::string>());

@@ -10,6 +10,8 @@ hand next to them are kept. Layout (one input per file):
   prometheus/nodata/           "STATUS\\n" + body: answers that mean "no data" (NaN, empty vector), never zero
   postgres/{auth,tls,unreachable}/   libpq error texts and the class classifyConnectionError must give them
   api-status/                  "STATUS [RETRY-AFTER]\\n" + body: failed API answers for errorFromResponse
+  manifests/                   manifest sets with one document of the wrong shape: validate, render and plan must
+                               name its file, document and field, exit 2, and still check the other documents
 """
 import base64
 import json
@@ -215,6 +217,95 @@ structure = {
 }
 for name, text in structure.items():
     put("policies/structure-" + name, text)
+
+
+# ---------------------------------------------------------------------------------------------------- manifests
+# A manifest set the offline commands read (policy, Deployment, StatefulSet, HPA, ConfigMap), written as YAML
+# flow mappings so one value can be replaced by a plain scalar as written ("on", "0x1F"): every case puts a value
+# of the wrong type (a number, a boolean, a null where it is not allowed, a list or a mapping) into one field
+# of one document.
+MANIFEST = [
+    {"apiVersion": "poolguard.dev/v1alpha1", "kind": "ConnectionPoolPolicy",
+     "metadata": {"name": "orders", "namespace": "shop", "labels": {"team": "orders"}},
+     "spec": {"selector": {"matchLabels": {"app": "orders"}}, "pool": {"maxSize": 10},
+              "database": {"name": "orders", "maxConnections": 200}}},
+    {"apiVersion": "apps/v1", "kind": "Deployment",
+     "metadata": {"name": "orders-api", "namespace": "shop", "labels": {"app": "orders"},
+                  "annotations": {"owner": "orders"}},
+     "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "orders"}},
+              "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
+              "template": {"metadata": {"labels": {"app": "orders"}},
+                           "spec": {"containers": [{"name": "app", "image": "orders:1",
+                                                    "env": [{"name": "LOG_LEVEL", "value": "info"}],
+                                                    "envFrom": [{"configMapRef": {"name": "orders-env"}}]}]}}}},
+    {"apiVersion": "apps/v1", "kind": "StatefulSet",
+     "metadata": {"name": "orders-worker", "namespace": "shop", "labels": {"app": "orders"}},
+     "spec": {"replicas": 1, "serviceName": "orders-worker", "selector": {"matchLabels": {"app": "orders"}},
+              "template": {"metadata": {"labels": {"app": "orders"}},
+                           "spec": {"containers": [{"name": "worker", "image": "orders:1"}]}}}},
+    {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+     "metadata": {"name": "orders-api", "namespace": "shop"},
+     "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "orders-api"},
+              "minReplicas": 2, "maxReplicas": 6}},
+    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "orders-env", "namespace": "shop"},
+     "data": {"A": "1"}},
+]
+DOC = {"policy": 0, "deployment": 1, "statefulset": 2, "hpa": 3, "configmap": 4}
+RAW = "@@raw@@"
+
+
+def manifest_with(doc, path, raw):
+    docs = json.loads(json.dumps(MANIFEST))
+    node = docs[DOC[doc]]
+    keys = path.split(".")
+    for k in keys[:-1]:
+        node = node[int(k)] if isinstance(node, list) else node[k]
+    last = keys[-1]
+    if isinstance(node, list):
+        node[int(last)] = RAW
+    else:
+        node[last] = RAW
+    return "---\n".join(json.dumps(d).replace('"' + RAW + '"', raw) + "\n" for d in docs)
+
+
+STRING_BAD = {"bool-on": "on", "bool-yes": "yes", "int": "123", "hex": "0x1F", "float": "1.5", "list": "[a]",
+              "map": "{a: 1}", "true": "true"}
+INT_BAD = {"quoted": '"3"', "bool": "true", "float": "1.5", "list": "[1]", "map": "{a: 1}", "word": "three"}
+MAP_BAD = {"int": "5", "list": "[x]", "word": "x"}
+LIST_BAD = {"map": "{}", "int": "5", "word": "x"}
+manifest_fields = [
+    ("deployment", "metadata.name", STRING_BAD), ("deployment", "metadata.namespace", STRING_BAD),
+    ("deployment", "metadata.labels.app", {"int": "5", "list": "[a]"}),
+    ("deployment", "metadata.annotations.owner", {"bool": "off", "int": "017"}),
+    ("deployment", "metadata", MAP_BAD), ("deployment", "spec", MAP_BAD),
+    ("deployment", "spec.replicas", dict(INT_BAD, negative="-1", huge="99999999999")),
+    ("deployment", "spec.strategy", MAP_BAD), ("deployment", "spec.strategy.type", {"int": "1", "bool": "no"}),
+    ("deployment", "spec.strategy.rollingUpdate", MAP_BAD),
+    ("deployment", "spec.strategy.rollingUpdate.maxSurge",
+     {"bool": "true", "number-string": '"2"', "list": "[1]", "float": "1.5", "negative": "-1", "word": "lots"}),
+    ("deployment", "spec.template.spec.containers", LIST_BAD),
+    ("deployment", "spec.template.spec.containers.0", {"int": "5", "word": "app"}),
+    ("deployment", "spec.template.spec.containers.0.name", {"int": "8080", "bool": "on", "list": "[app]"}),
+    ("deployment", "spec.template.spec.containers.0.env", LIST_BAD),
+    ("deployment", "spec.template.spec.containers.0.env.0.value", {"int": "1", "bool": "yes", "float": "0.5"}),
+    ("deployment", "spec.template.spec.containers.0.env.0.name", {"int": "1"}),
+    ("deployment", "spec.template.spec.containers.0.envFrom.0.configMapRef", {"word": "orders-env"}),
+    ("deployment", "spec.template.spec.containers.0.envFrom.0.configMapRef.name", {"bool": "false"}),
+    ("statefulset", "metadata.name", {"bool": "off", "int": "1"}),
+    ("statefulset", "spec.replicas", INT_BAD),
+    ("hpa", "spec.maxReplicas", dict(INT_BAD, zero="0")), ("hpa", "spec.minReplicas", {"quoted": '"2"'}),
+    ("hpa", "spec.scaleTargetRef", MAP_BAD), ("hpa", "spec.scaleTargetRef.name", {"int": "1e3", "bool": "y"}),
+    ("hpa", "spec.scaleTargetRef.kind", {"list": "[Deployment]"}),
+    ("hpa", "spec.scaleTargetRef.apiVersion", {"float": "1.0"}), ("hpa", "metadata.name", {"null": "null"}),
+    ("deployment", "metadata.name", {"null": "null"}),
+    ("policy", "metadata.name", {"int": "123", "bool": "on"}), ("policy", "metadata.namespace", {"int": "456"}),
+    ("policy", "metadata.labels.team", {"bool": "no"}), ("policy", "metadata", {"list": "[orders]"}),
+    ("configmap", "metadata.name", {"bool": "true"}), ("configmap", "apiVersion", {"int": "1"}),
+    ("configmap", "kind", {"list": "[ConfigMap]"}), ("configmap", "metadata.annotations", {"list": "[a]"}),
+]
+for doc, path, values in manifest_fields:
+    for label, raw in values.items():
+        put("manifests/%s-%s-%s.yaml" % (doc, path.replace(".", "-"), label), manifest_with(doc, path, raw))
 
 # -------------------------------------------------------------------------------------------------- kubeconfigs
 def read_testdata(name):

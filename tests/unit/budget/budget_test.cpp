@@ -76,13 +76,34 @@ TEST(WorkloadFacts, ZeroReplicasCostsOnlyTheSurgeOfNothing) {
   EXPECT_EQ(f.surge, 0);
 }
 
+std::vector<model::Hpa> decoded(const std::vector<json>& objects) {
+  std::vector<model::Hpa> out;
+  for (const auto& o : objects) {
+    model::Diagnostics d;
+    out.push_back(model::decodeHpa(o, d));
+    EXPECT_TRUE(d.ok()) << o.dump();
+  }
+  return out;
+}
+
 TEST(FindHpa, MatchesKindNameAndNamespace) {
-  std::vector<json> hpas = {hpa("StatefulSet", "api", 4), hpa("Deployment", "other", 5), hpa("Deployment", "api", 6)};
-  const json* h = findHpa(hpas, WorkloadKind::kDeployment, "shop", "api");
+  auto hpas = decoded({hpa("StatefulSet", "api", 4), hpa("Deployment", "other", 5), hpa("Deployment", "api", 6)});
+  const model::Hpa* h = findHpa(hpas, WorkloadKind::kDeployment, "shop", "api");
   ASSERT_NE(h, nullptr);
-  EXPECT_EQ((*h)["spec"]["maxReplicas"], 6);
+  EXPECT_EQ(h->maxReplicas, 6);
   EXPECT_EQ(findHpa(hpas, WorkloadKind::kDeployment, "other-ns", "api"), nullptr);
   EXPECT_NE(findHpa(hpas, WorkloadKind::kStatefulSet, "shop", "api"), nullptr);
+}
+
+TEST(FindHpa, IgnoresATargetOfAnotherApiGroup) {
+  json argo = hpa("Deployment", "api", 9);
+  argo["spec"]["scaleTargetRef"]["apiVersion"] = "argoproj.io/v1alpha1";
+  json unset = hpa("Deployment", "api", 7);
+  unset["spec"]["scaleTargetRef"].erase("apiVersion");
+  auto hpas = decoded({argo, unset});
+  const model::Hpa* h = findHpa(hpas, WorkloadKind::kDeployment, "shop", "api");
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->maxReplicas, 7) << "apiVersion unset counts as apps/v1; another group's kind of the same name does not";
 }
 
 WorkloadFacts facts(int podsNow, int podsMax, int surge, const std::string& name = "w") {

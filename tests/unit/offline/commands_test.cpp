@@ -140,5 +140,99 @@ TEST_F(OfflineCommands, PlanWithinBudgetExitsZero) {
   EXPECT_NE(out_.str().find("state: WithinBudget"), std::string::npos) << out_.str();
 }
 
+// The cases of the issue "The offline commands never abort, and never guess", and the same class in JSON.
+TEST_F(OfflineCommands, ADeploymentNamedOnIsAnErrorAndTheRestIsStillChecked) {
+  std::string bad = deploymentYaml("shop", "orders-api", "orders", 2);
+  bad.replace(bad.find("name: orders-api"), 16, "name: on");
+  auto f = write("all.yaml", bad + "---\n" + policyYaml("shop", "orders", "orders", 10) + "---\n" +
+                                 deploymentYaml("shop", "orders-web", "orders", 3));
+  for (auto run : {runPlan, runRender, runValidate}) {
+    out_.str("");
+    err_.str("");
+    EXPECT_EQ(run({f}, "text", out_, err_), kExitUsage) << err_.str();
+    EXPECT_NE(err_.str().find(f + ": document 1: Deployment shop/<unnamed>: metadata.name: must be a string, not the "
+                                  "boolean on; quote it: \"on\""),
+              std::string::npos)
+        << err_.str();
+  }
+  out_.str("");
+  EXPECT_EQ(runPlan({f}, "json", out_, err_), kExitUsage);
+  auto plan = json::parse(out_.str());
+  ASSERT_EQ(plan["databases"][0]["policies"][0]["workloads"].size(), 1u) << "the readable Deployment is planned";
+  EXPECT_EQ(plan["databases"][0]["policies"][0]["workloads"][0]["name"], "orders-web");
+  EXPECT_EQ(plan["inputErrors"][0]["field"], "metadata.name");
+  EXPECT_EQ(plan["inputErrors"][0]["document"], 1);
+}
+
+TEST_F(OfflineCommands, APolicyWithNumbersForNamesIsAnError) {
+  auto f = write("p.yaml",
+                 "apiVersion: poolguard.dev/v1alpha1\nkind: ConnectionPoolPolicy\nmetadata: {name: 123, namespace: "
+                 "456}\nspec: {pool: {maxSize: 5}, database: {name: orders}}\n---\n" +
+                     policyYaml("shop", "orders", "orders", 10));
+  for (auto run : {runPlan, runRender, runValidate}) {
+    out_.str("");
+    err_.str("");
+    EXPECT_EQ(run({f}, "text", out_, err_), kExitUsage) << err_.str();
+    EXPECT_NE(err_.str().find("document 1: ConnectionPoolPolicy default/<unnamed>: metadata.name: must be a string, "
+                              "not the number 123; quote it: \"123\""),
+              std::string::npos)
+        << err_.str();
+    EXPECT_NE(err_.str().find("metadata.namespace: must be a string, not the number 456"), std::string::npos);
+  }
+  out_.str("");
+  EXPECT_EQ(runValidate({f}, "text", out_, err_), kExitUsage);
+  EXPECT_NE(out_.str().find("ConnectionPoolPolicy shop/orders: valid"), std::string::npos) << out_.str();
+}
+
+TEST_F(OfflineCommands, QuotedReplicasAndBooleanSurgeAreNotPlannedAsOneReplica) {
+  std::string bad = deploymentYaml("shop", "orders-api", "orders", 2);
+  bad.replace(bad.find("replicas: 2"), 11, "replicas: \"3\"\n  strategy:\n    rollingUpdate:\n      maxSurge: true");
+  auto f = write("all.yaml", policyYaml("shop", "orders", "orders", 10) + "---\n" + bad);
+  EXPECT_EQ(runPlan({f}, "text", out_, err_), kExitUsage);
+  const std::string e = err_.str();
+  EXPECT_NE(e.find(f + ": document 2: Deployment shop/orders-api: spec.replicas: must be an integer, not the string "
+                       "\"3\"; remove the quotes: 3"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("spec.strategy.rollingUpdate.maxSurge: must be an integer or a percentage such as \"25%\", not "
+                   "the boolean true"),
+            std::string::npos)
+      << e;
+  EXPECT_EQ(out_.str().find("orders-api"), std::string::npos) << "not planned with a guessed replica count";
+}
+
+TEST_F(OfflineCommands, JsonInputWithWrongTypesInAnHpaIsAnError) {
+  auto f = write("hpa.json", R"({"apiVersion":"v1","kind":"List","items":[
+      {"apiVersion":"autoscaling/v2","kind":"HorizontalPodAutoscaler","metadata":{"name":"h","namespace":"shop"},
+       "spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"orders-api"},"maxReplicas":"9"}}]})");
+  auto d = write("d.yaml", policyYaml("shop", "orders", "orders", 10) + "---\n" +
+                               deploymentYaml("shop", "orders-api", "orders", 2));
+  EXPECT_EQ(runPlan({f, d}, "json", out_, err_), kExitUsage);
+  EXPECT_NE(err_.str().find(f + ": document 1: HorizontalPodAutoscaler shop/h: spec.maxReplicas: must be an integer, "
+                                "not the string \"9\"; remove the quotes: 9"),
+            std::string::npos)
+      << err_.str();
+  auto plan = json::parse(out_.str());
+  EXPECT_EQ(plan["databases"][0]["policies"][0]["workloads"][0]["podsMax"], 2) << "the HPA was left out";
+}
+
+TEST_F(OfflineCommands, AnUnreadableFileDoesNotStopTheOthers) {
+  auto broken = write("broken.yaml", "a: [\n");
+  auto good = write("good.yaml", policyYaml("shop", "orders", "orders", 10));
+  EXPECT_EQ(runValidate({broken, (dir_ / "missing.yaml").string(), good}, "text", out_, err_), kExitUsage);
+  EXPECT_NE(err_.str().find("error: " + broken + ":"), std::string::npos) << err_.str();
+  EXPECT_NE(err_.str().find("missing.yaml: cannot open"), std::string::npos) << err_.str();
+  EXPECT_NE(out_.str().find("ConnectionPoolPolicy shop/orders: valid"), std::string::npos) << out_.str();
+}
+
+TEST_F(OfflineCommands, ADeploymentWithoutANameIsAnError) {
+  std::string bad = deploymentYaml("shop", "x", "orders", 2);
+  bad.replace(bad.find("  name: x\n"), 10, "");
+  auto f = write("d.yaml", bad);
+  EXPECT_EQ(runRender({f}, "text", out_, err_), kExitUsage);
+  EXPECT_NE(err_.str().find("document 1: Deployment shop/<unnamed>: metadata.name: required"), std::string::npos)
+      << err_.str();
+}
+
 }  // namespace
 }  // namespace poolguard::offline

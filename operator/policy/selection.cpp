@@ -1,8 +1,8 @@
-#include "controller/selection.h"
+#include "policy/selection.h"
 
 #include <algorithm>
 
-namespace poolguard::controller {
+namespace poolguard::policy {
 
 std::string WorkloadKey::toString() const {
   return std::string(policy::toString(kind)) + " " + namespace_ + "/" + name;
@@ -36,4 +36,4 @@ int winner(const std::vector<const policy::Policy*>& candidates) {
   return best;
 }
 
-}  // namespace poolguard::controller
+}  // namespace poolguard::policy

@@ -1,8 +1,8 @@
-#include "controller/selection.h"
+#include "policy/selection.h"
 
 #include <gtest/gtest.h>
 
-namespace poolguard::controller {
+namespace poolguard::policy {
 namespace {
 
 policy::Policy make(const std::string& name, int priority, const std::string& created) {
@@ -46,4 +46,4 @@ TEST(Selection, UnpersistedTimestampLosesTies) {
 }
 
 }  // namespace
-}  // namespace poolguard::controller
+}  // namespace poolguard::policy

@@ -7,7 +7,7 @@
 
 #include "policy/types.h"
 
-namespace poolguard::controller {
+namespace poolguard::policy {
 
 struct WorkloadKey {
   policy::WorkloadKind kind;
@@ -28,4 +28,4 @@ bool outranks(const policy::Policy& a, const policy::Policy& b);
 // Among `candidates` (all selecting one workload), the winner's index; -1 when empty.
 int winner(const std::vector<const policy::Policy*>& candidates);
 
-}  // namespace poolguard::controller
+}  // namespace poolguard::policy

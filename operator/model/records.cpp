@@ -1,0 +1,295 @@
+#include "model/records.h"
+
+#include <charconv>
+#include <limits>
+
+#include "common/json_pointer.h"
+
+namespace poolguard::model {
+namespace {
+
+// A value inside the object being decoded, with its field path as the API server prints it
+// ("spec.template.spec.containers[0].name") and its JSON pointer (for the spellings).
+struct At {
+  const json* value = nullptr;  // nullptr: absent
+  std::string path;
+  std::string pointer;
+
+  bool present() const { return value != nullptr && !value->is_null(); }
+
+  At field(const std::string& key) const {
+    At out{nullptr, path.empty() ? key : path + "." + key, pointer + "/" + jsonPointerToken(key)};
+    if (value != nullptr && value->is_object()) {
+      auto it = value->find(key);
+      if (it != value->end()) out.value = &*it;
+    }
+    return out;
+  }
+
+  At item(size_t index) const {
+    return At{&(*value)[index], path + "[" + std::to_string(index) + "]", pointer + "/" + std::to_string(index)};
+  }
+};
+
+std::string describe(const json& v, const std::string* spelling) {
+  std::string shown = spelling != nullptr ? *spelling : v.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (shown.size() > 40) shown = shown.substr(0, 37) + "...";
+  switch (v.type()) {
+    case json::value_t::object:
+      return "a mapping";
+    case json::value_t::array:
+      return "a list";
+    case json::value_t::string:
+      return "the string " + shown;
+    case json::value_t::boolean:
+      return "the boolean " + shown;
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+    case json::value_t::number_float:
+      return "the number " + shown;
+    default:
+      return shown;
+  }
+}
+
+void typeError(const At& at, Diagnostics& d, const std::string& expected) {
+  const std::string* spelling = d.spelling(at.pointer);
+  if (expected == "a string" && at.value->is_primitive()) {
+    // A plain YAML scalar read as a boolean or number: quoting it keeps the text as written.
+    std::string text = spelling != nullptr ? *spelling : at.value->dump();
+    d.add(at.path, "must be a string, not " + describe(*at.value, spelling) + "; quote it: \"" + text + "\"");
+    return;
+  }
+  std::string message = "must be " + expected + ", not " + describe(*at.value, spelling);
+  if (expected.starts_with("an integer") && at.value->is_string()) {
+    const std::string& s = at.value->get_ref<const std::string&>();
+    int64_t n = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    if (ec == std::errc() && end == s.data() + s.size() && !s.empty()) message += "; remove the quotes: " + s;
+  }
+  d.add(at.path, message);
+}
+
+std::optional<std::string> readString(const At& at, Diagnostics& d) {
+  if (!at.present()) return std::nullopt;
+  if (!at.value->is_string()) {
+    typeError(at, d, "a string");
+    return std::nullopt;
+  }
+  return at.value->get<std::string>();
+}
+
+std::optional<int64_t> readInteger(const At& at, Diagnostics& d, int64_t min, int64_t max,
+                                   const std::string& expected) {
+  if (!at.present()) return std::nullopt;
+  if (!at.value->is_number_integer()) {
+    typeError(at, d, expected);
+    return std::nullopt;
+  }
+  if (at.value->is_number_unsigned() && at.value->get<uint64_t>() > static_cast<uint64_t>(max)) {
+    d.add(at.path, "must be at most " + std::to_string(max) + ", not " + at.value->dump());
+    return std::nullopt;
+  }
+  int64_t n = at.value->get<int64_t>();
+  if (n < min) {
+    d.add(at.path, "must be greater than or equal to " + std::to_string(min) + ", not " + std::to_string(n));
+    return std::nullopt;
+  }
+  if (n > max) {
+    d.add(at.path, "must be at most " + std::to_string(max) + ", not " + std::to_string(n));
+    return std::nullopt;
+  }
+  return n;
+}
+
+std::optional<int32_t> readInt32(const At& at, Diagnostics& d, int32_t min) {
+  auto n = readInteger(at, d, min, std::numeric_limits<int32_t>::max(), "an integer");
+  if (!n) return std::nullopt;
+  return static_cast<int32_t>(*n);
+}
+
+// True when the value is a mapping (or absent); an error otherwise.
+bool expectObject(const At& at, Diagnostics& d) {
+  if (!at.present()) return true;
+  if (at.value->is_object()) return true;
+  typeError(at, d, "a mapping");
+  return false;
+}
+
+// The list's items, each checked to be a mapping; an error when the value is not a list.
+std::vector<At> objectItems(const At& at, Diagnostics& d) {
+  std::vector<At> out;
+  if (!at.present()) return out;
+  if (!at.value->is_array()) {
+    typeError(at, d, "a list");
+    return out;
+  }
+  for (size_t i = 0; i < at.value->size(); ++i) {
+    At item = at.item(i);
+    if (item.value->is_object())
+      out.push_back(item);
+    else
+      typeError(item, d, "a mapping");
+  }
+  return out;
+}
+
+std::map<std::string, std::string> readStringMap(const At& at, Diagnostics& d) {
+  std::map<std::string, std::string> out;
+  if (!at.present() || !expectObject(at, d)) return out;
+  for (auto it = at.value->begin(); it != at.value->end(); ++it) {
+    At entry = at.field(it.key());
+    if (it.value().is_string()) {
+      out.emplace(it.key(), it.value().get<std::string>());
+    } else if (it.value().is_null()) {
+      out.emplace(it.key(), "");  // as the API server's decoder reads a null map value
+    } else {
+      typeError(entry, d, "a string");
+    }
+  }
+  return out;
+}
+
+std::optional<IntOrPercent> readIntOrPercent(const At& at, Diagnostics& d) {
+  if (!at.present()) return std::nullopt;
+  const std::string expected = "an integer or a percentage such as \"25%\"";
+  if (at.value->is_number_integer()) {
+    auto n = readInteger(at, d, 0, std::numeric_limits<int32_t>::max(), expected);
+    if (!n) return std::nullopt;
+    return IntOrPercent{static_cast<int32_t>(*n), false};
+  }
+  if (!at.value->is_string()) {
+    typeError(at, d, expected);
+    return std::nullopt;
+  }
+  const std::string& s = at.value->get_ref<const std::string&>();
+  int32_t n = 0;
+  if (s.size() >= 2 && s.back() == '%') {
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size() - 1, n);
+    if (ec == std::errc() && end == s.data() + s.size() - 1 && n >= 0) return IntOrPercent{n, true};
+  }
+  std::string message = "must be " + expected + ", not the string \"" + s + "\"";
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec == std::errc() && end == s.data() + s.size() && !s.empty()) {
+    message += "; write " + s + " without quotes for a number of pods, or \"" + s + "%\" for a percentage";
+  }
+  d.add(at.path, message);
+  return std::nullopt;
+}
+
+std::string apiVersionOf(const json& obj) {
+  auto it = obj.find("apiVersion");
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+std::string kindOf(const json& obj) {
+  auto it = obj.find("kind");
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+At root(const json& obj) { return At{&obj, "", ""}; }
+
+}  // namespace
+
+const std::string* Diagnostics::spelling(const std::string& pointer) const {
+  if (spellings_ == nullptr) return nullptr;
+  auto it = spellings_->find(pointer);
+  return it == spellings_->end() ? nullptr : &it->second;
+}
+
+bool Hpa::targets(policy::WorkloadKind kind, const std::string& ns, const std::string& name) const {
+  if (meta.namespace_ != ns) return false;
+  if (!targetApiVersion.empty() && targetApiVersion != "apps/v1") return false;
+  return targetKind == policy::toString(kind) && targetName == name;
+}
+
+std::optional<policy::WorkloadKind> workloadKindOf(const json& obj) {
+  if (!obj.is_object() || apiVersionOf(obj) != "apps/v1") return std::nullopt;
+  std::string kind = kindOf(obj);
+  if (kind == "Deployment") return policy::WorkloadKind::kDeployment;
+  if (kind == "StatefulSet") return policy::WorkloadKind::kStatefulSet;
+  return std::nullopt;
+}
+
+bool isHpa(const json& obj) {
+  return obj.is_object() && kindOf(obj) == "HorizontalPodAutoscaler" && apiVersionOf(obj) == "autoscaling/v2";
+}
+
+bool isPolicy(const json& obj) {
+  return obj.is_object() && kindOf(obj) == "ConnectionPoolPolicy" && apiVersionOf(obj).starts_with("poolguard.dev/");
+}
+
+ObjectMeta decodeMeta(const json& obj, Diagnostics& d) {
+  ObjectMeta m;
+  At top = root(obj);
+  for (const char* key : {"apiVersion", "kind"}) {
+    At at = top.field(key);
+    if (at.present() && !at.value->is_string()) typeError(at, d, "a string");
+  }
+  At meta = top.field("metadata");
+  if (!expectObject(meta, d)) return m;
+  m.name = readString(meta.field("name"), d).value_or("");
+  readString(meta.field("generateName"), d);
+  m.namespace_ = readString(meta.field("namespace"), d).value_or("");
+  m.uid = readString(meta.field("uid"), d).value_or("");
+  m.resourceVersion = readString(meta.field("resourceVersion"), d).value_or("");
+  m.creationTimestamp = readString(meta.field("creationTimestamp"), d).value_or("");
+  m.generation =
+      readInteger(meta.field("generation"), d, 0, std::numeric_limits<int64_t>::max(), "an integer").value_or(0);
+  m.labels = readStringMap(meta.field("labels"), d);
+  m.annotations = readStringMap(meta.field("annotations"), d);
+  return m;
+}
+
+Workload decodeWorkload(const json& obj, Diagnostics& d) {
+  Workload w;
+  w.kind = workloadKindOf(obj).value_or(policy::WorkloadKind::kDeployment);
+  w.meta = decodeMeta(obj, d);
+  At spec = root(obj).field("spec");
+  if (!expectObject(spec, d)) return w;
+  w.replicas = readInt32(spec.field("replicas"), d, 0);
+  if (w.kind == policy::WorkloadKind::kDeployment) {
+    At strategy = spec.field("strategy");
+    if (expectObject(strategy, d)) {
+      w.strategyType = readString(strategy.field("type"), d).value_or("");
+      At rolling = strategy.field("rollingUpdate");
+      if (expectObject(rolling, d)) w.maxSurge = readIntOrPercent(rolling.field("maxSurge"), d);
+    }
+  }
+  At tmpl = spec.field("template");
+  if (!expectObject(tmpl, d)) return w;
+  At podSpec = tmpl.field("spec");
+  if (!expectObject(podSpec, d)) return w;
+  // The renderer reads each container's name, env (name, value) and envFrom (configMapRef.name).
+  for (const At& c : objectItems(podSpec.field("containers"), d)) {
+    auto name = readString(c.field("name"), d);
+    if (name) w.containers.push_back(*name);
+    for (const At& e : objectItems(c.field("env"), d)) {
+      readString(e.field("name"), d);
+      readString(e.field("value"), d);
+    }
+    for (const At& source : objectItems(c.field("envFrom"), d)) {
+      At ref = source.field("configMapRef");
+      if (expectObject(ref, d)) readString(ref.field("name"), d);
+    }
+  }
+  return w;
+}
+
+Hpa decodeHpa(const json& obj, Diagnostics& d) {
+  Hpa h;
+  h.meta = decodeMeta(obj, d);
+  At spec = root(obj).field("spec");
+  if (!expectObject(spec, d)) return h;
+  At ref = spec.field("scaleTargetRef");
+  if (expectObject(ref, d)) {
+    h.targetApiVersion = readString(ref.field("apiVersion"), d).value_or("");
+    h.targetKind = readString(ref.field("kind"), d).value_or("");
+    h.targetName = readString(ref.field("name"), d).value_or("");
+  }
+  readInt32(spec.field("minReplicas"), d, 0);
+  h.maxReplicas = readInt32(spec.field("maxReplicas"), d, 1);
+  return h;
+}
+
+}  // namespace poolguard::model
