@@ -69,14 +69,12 @@ std::chrono::seconds Watcher::randomWatchTimeout() {
 
 Watcher::StepResult Watcher::fail(Error e, WatcherState next) {
   StepResult r;
-  if (e.code() == ErrorCode::kGone) {
-    // The resourceVersion (or continue token) expired: only a fresh list can resynchronize.
-    state_ = ws::Empty{};
-  } else {
-    state_ = std::move(next);
-    r.delay = backoff_.next();
-    if (e.retryAfter()) r.delay = std::max<std::chrono::milliseconds>(r.delay, *e.retryAfter());
-  }
+  // A 410 means the resourceVersion (or continue token) expired: only a fresh list can resynchronize. Still not
+  // at once: a compaction expires every watch of the cluster together, and relisting after the same jittered
+  // back-off as any failure keeps the informers (and every other client) from listing in lockstep.
+  state_ = e.code() == ErrorCode::kGone ? WatcherState{ws::Empty{}} : std::move(next);
+  r.delay = backoff_.next();
+  if (e.retryAfter()) r.delay = std::max<std::chrono::milliseconds>(r.delay, *e.retryAfter());
   r.error = std::move(e);
   return r;
 }

@@ -5,7 +5,7 @@
 //   Listed{rv} ──open watch(rv, random timeout)──▶ Watching{rv, stream}
 //   Watching ── ADDED/MODIFIED ▶ Applied, DELETED ▶ Deleted, BOOKMARK ▶ rv updated; stays Watching
 //   Watching ── stream ends cleanly ▶ Listed{last rv}                (resume, no relist, no delay)
-//   any      ── 410 Gone (HTTP or ERROR event) ▶ Empty               (relist; the store diffs the new list)
+//   any      ── 410 Gone (HTTP or ERROR event) ▶ Empty + jittered backoff delay (relist; the store diffs the list)
 //   any      ── other failure ▶ same resumable state + jittered exponential backoff delay
 //
 // Guarantees: after a Restarted event the consumer holds the complete list as of its resourceVersion; every later

@@ -146,7 +146,7 @@ TEST(Watcher, EventsAndBookmarksAdvanceTheResourceVersionAndACleanEndResumesFrom
   EXPECT_EQ(client.listCalls().size(), 1u) << "a clean end must not relist";
 }
 
-TEST(Watcher, GoneFromTheStreamRelistsWithoutDelay) {
+TEST(Watcher, GoneFromTheStreamRelistsAfterAJitteredBackoff) {
   FakeClient client;
   client.pushList(listPage({}, "10"));
   WatchScript script;
@@ -156,7 +156,10 @@ TEST(Watcher, GoneFromTheStreamRelistsWithoutDelay) {
   stepUntilWatching(w);
 
   auto gone = w.step();
-  EXPECT_EQ(gone.delay.count(), 0);
+  // The first failure waits `initial` stretched by up to `jitter`: never at once, never in lockstep.
+  const auto opts = options().backoff;
+  EXPECT_GE(gone.delay, opts.initial);
+  EXPECT_LT(gone.delay.count(), static_cast<int64_t>(static_cast<double>(opts.initial.count()) * (1 + opts.jitter)));
   ASSERT_TRUE(gone.error.has_value());
   EXPECT_EQ(gone.error->code(), ErrorCode::kGone);
   EXPECT_TRUE(std::holds_alternative<ws::Empty>(w.state()));
@@ -179,7 +182,25 @@ TEST(Watcher, GoneAsAnErrorEventRelists) {
   stepUntilWatching(w);
   auto r = w.step();
   EXPECT_TRUE(std::holds_alternative<ws::Empty>(w.state()));
-  EXPECT_EQ(r.delay.count(), 0);
+  EXPECT_GT(r.delay.count(), 0) << "a relist waits out a jittered back-off";
+}
+
+TEST(Watcher, RepeatedGoneBacksOffFurtherAndSeedsSpreadTheRelists) {
+  std::set<int64_t> firstDelays;
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    FakeClient client;
+    client.pushList(listPage({}, "10"));
+    client.pushWatch(WatchScript{Error(ErrorCode::kGone, "expired").withHttpStatus(410), {}, false});
+    client.pushList(Error(ErrorCode::kGone, "expired again").withHttpStatus(410));
+    Watcher w(client, options(), seed);
+    (void)w.step();
+    auto first = w.step();
+    auto second = w.step();
+    ASSERT_TRUE(first.error && second.error);
+    EXPECT_GT(second.delay, first.delay) << "the back-off grows while relists keep failing";
+    firstDelays.insert(first.delay.count());
+  }
+  EXPECT_GT(firstDelays.size(), 4u) << "watchers with different seeds relist at different times";
 }
 
 TEST(Watcher, GoneWhenOpeningTheWatchRelists) {
