@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -156,6 +157,19 @@ CommandResult LocalCluster::kubectl(const std::vector<std::string>& args, const 
   std::vector<std::string> argv{"kubectl", "--kubeconfig=" + kubeconfig};
   argv.insert(argv.end(), args.begin(), args.end());
   return run(argv, input);
+}
+
+CommandResult LocalCluster::waitEstablished(const std::string& crd) const {
+  const std::string target = crd.starts_with("crd/") ? crd : "crd/" + crd;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    CommandResult r = kubectl({"wait", "--for=condition=Established", "--timeout=60s", target});
+    if (r.exitCode == 0 || std::chrono::steady_clock::now() > deadline ||
+        r.err.find("accessor error") == std::string::npos) {
+      return r;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 CommandResult LocalCluster::psql(const std::string& sql, const std::string& database) const {

@@ -32,6 +32,9 @@ struct LocalCluster {
 
   // kubectl --kubeconfig=<admin> args...
   CommandResult kubectl(const std::vector<std::string>& args, const std::string& input = "") const;
+  // kubectl wait --for=condition=Established on a CRD. Retries while the CRD has no status.conditions yet, which
+  // kubectl wait reports as an error instead of waiting ("accessor error: <nil> is of the type <nil>").
+  CommandResult waitEstablished(const std::string& crd) const;
   // psql -X -A -t -v ON_ERROR_STOP=1 -c sql against the cluster's PostgreSQL as the superuser.
   CommandResult psql(const std::string& sql, const std::string& database = "") const;
 };

@@ -11,8 +11,7 @@ using json = nlohmann::json;
 void installCrds() {
   auto r = cluster().kubectl({"apply", "-f", sourceDir() + "/crds/"});
   ASSERT_EQ(r.exitCode, 0) << r.err;
-  r = cluster().kubectl(
-      {"wait", "--for=condition=Established", "--timeout=60s", "crd/connectionpoolpolicies.poolguard.dev"});
+  r = cluster().waitEstablished("crd/connectionpoolpolicies.poolguard.dev");
   ASSERT_EQ(r.exitCode, 0) << r.err;
 }
 

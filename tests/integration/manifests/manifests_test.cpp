@@ -189,8 +189,7 @@ class Manifests : public ::testing::Test {
 
     auto crds = cluster().kubectl({"apply", "-f", src("crds/")});
     ASSERT_EQ(crds.exitCode, 0) << "kubectl apply -f crds/: " << describe(crds);
-    auto est = cluster().kubectl(
-        {"wait", "--for=condition=Established", "--timeout=60s", "crd/connectionpoolpolicies.poolguard.dev"});
+    auto est = cluster().waitEstablished("crd/connectionpoolpolicies.poolguard.dev");
     ASSERT_EQ(est.exitCode, 0) << describe(est);
 
     auto deploy = cluster().kubectl({"apply", "-k", src("deploy/")});
@@ -226,7 +225,7 @@ class Manifests : public ::testing::Test {
     auto r = cluster().kubectl({"apply", "-f", src("tests/integration/manifests/testdata/monitoring-crds.yaml")});
     ASSERT_EQ(r.exitCode, 0) << describe(r);
     for (auto crd : {"servicemonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com"}) {
-      auto w = cluster().kubectl({"wait", "--for=condition=Established", "--timeout=60s", std::string("crd/") + crd});
+      auto w = cluster().waitEstablished(std::string("crd/") + crd);
       ASSERT_EQ(w.exitCode, 0) << describe(w);
     }
   }

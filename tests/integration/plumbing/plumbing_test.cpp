@@ -38,8 +38,7 @@ TEST(Plumbing, ServerReportsPinnedVersion) {
 TEST(Plumbing, CrdRoundTrip) {
   auto applied = cluster().kubectl({"apply", "-f", "-"}, kWidgetCrd);
   ASSERT_EQ(applied.exitCode, 0) << applied.err;
-  auto est =
-      cluster().kubectl({"wait", "--for=condition=Established", "--timeout=60s", "crd/widgets.plumbing.poolguard.dev"});
+  auto est = cluster().waitEstablished("crd/widgets.plumbing.poolguard.dev");
   ASSERT_EQ(est.exitCode, 0) << est.err;
 
   std::string ns = createNamespace("plumbing");

@@ -24,8 +24,7 @@ class Schema : public ::testing::Test {
   static void SetUpTestSuite() {
     auto applied = cluster().kubectl({"apply", "-f", sourceDir() + "/crds/"});
     ASSERT_EQ(applied.exitCode, 0) << applied.err;
-    auto established =
-        cluster().kubectl({"wait", "--for=condition=Established", "--timeout=60s", std::string("crd/") + kCrdName});
+    auto established = cluster().waitEstablished(std::string("crd/") + kCrdName);
     ASSERT_EQ(established.exitCode, 0) << established.err;
     ns_ = createNamespace("schema");
     // Established can precede discovery by a moment; wait until kubectl can resolve the kind.
