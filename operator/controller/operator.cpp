@@ -10,12 +10,14 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <memory>
 
 #include "controller/metrics.h"
 #include "controller/reconciler.h"
 #include "kube/config.h"
 #include "kube/rest_client.h"
+#include "runtime/bind_address.h"
 #include "runtime/event_recorder.h"
 #include "runtime/informer.h"
 #include "runtime/leader_election.h"
@@ -59,17 +61,6 @@ void setupLogging(const RunOptions& o) {
   logger->set_level(spdlog::level::from_str(o.logLevel));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
-}
-
-// host:port, ":port" (all interfaces) or "0" (disabled). Returns false when disabled.
-bool splitBindAddress(const std::string& addr, std::string& host, int& port) {
-  if (addr.empty() || addr == "0") return false;
-  auto colon = addr.rfind(':');
-  host = colon == std::string::npos ? "0.0.0.0" : addr.substr(0, colon);
-  if (host.empty()) host = "0.0.0.0";
-  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  port = std::stoi(colon == std::string::npos ? addr : addr.substr(colon + 1));
-  return true;
 }
 
 json poolguardAnnotations(const json& annotations) {
@@ -149,6 +140,15 @@ int runOperator(const RunOptions& o) {
   // not change once other threads (the signal thread first) may log. Signals are blocked and routed before any
   // other thread starts (cpprestsdk starts its pool lazily), so SIGTERM never lands on a thread where it would
   // still kill the process.
+  // Flags first: a malformed value is a usage error (exit 2) before anything starts.
+  auto healthAddress = runtime::parseBindAddress("--health-probe-bind-address", o.healthBindAddress);
+  auto metricsAddress = runtime::parseBindAddress("--metrics-bind-address", o.metricsBindAddress);
+  for (const auto* parsed : {&healthAddress, &metricsAddress}) {
+    if (!parsed->ok()) {
+      std::cerr << "error: " << parsed->error().message() << "\n";
+      return 2;  // a usage error, as CLI11 reports one
+    }
+  }
   setupLogging(o);
   std::stop_source stop;
   runtime::ShutdownSignals signals(stop, std::chrono::seconds(o.shutdownTimeoutSeconds));
@@ -175,11 +175,13 @@ int runOperator(const RunOptions& o) {
   kube::Client& api = **client;
 
   runtime::ManagerOptions mopts;
-  if (!splitBindAddress(o.healthBindAddress, mopts.healthHost, mopts.healthPort)) mopts.healthPort = -1;
-  mopts.metricsBindAddress =
-      (o.metricsBindAddress.empty() || o.metricsBindAddress == "0")
-          ? ""
-          : (o.metricsBindAddress.front() == ':' ? "0.0.0.0" + o.metricsBindAddress : o.metricsBindAddress);
+  if (const auto& health = *healthAddress) {
+    mopts.healthHost = health->host;
+    mopts.healthPort = health->port;
+  } else {
+    mopts.healthPort = -1;
+  }
+  if (const auto& metrics = *metricsAddress) mopts.metricsBindAddress = metrics->toString();
   if (o.leaderElect) {
     runtime::LeaderElectionConfig le;
     le.leaseNamespace = o.leaderElectionNamespace.empty() ? podNamespace() : o.leaderElectionNamespace;

@@ -26,7 +26,8 @@ struct RunOptions {
   int shutdownTimeoutSeconds = 10;
 };
 
-// Returns the process exit code: 0 after a graceful shutdown, 1 on a fatal start-up error.
+// Returns the process exit code: 0 after a graceful shutdown, 1 on a fatal start-up error, 2 on a malformed flag
+// value (a bind address), reported on standard error before anything starts.
 int runOperator(const RunOptions& options);
 
 }  // namespace poolguard::controller

@@ -6,10 +6,11 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -39,7 +40,8 @@ Status HealthServer::start(const std::string& host, int port) {
   if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res); rc != 0) {
     return Error(ErrorCode::kInvalidArgument, "health server address " + host + ": " + gai_strerror(rc));
   }
-  int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+  // Non-blocking: serve() accepts until the backlog is empty.
+  int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, res->ai_protocol);
   int one = 1;
   if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 16) != 0) {
@@ -71,21 +73,85 @@ void HealthServer::stop() {
   port_ = 0;
 }
 
+namespace {
+
+// A connection whose request is still arriving. Every connection is read without blocking, so clients that send
+// nothing (or one byte a second) cannot delay the probes of the others.
+struct PendingRequest {
+  int fd = -1;
+  std::string request;
+  std::chrono::steady_clock::time_point deadline;
+};
+
+constexpr auto kRequestTimeout = std::chrono::seconds(2);
+// Beyond this many open connections the oldest is closed: the kubelet's probes are a few a minute.
+constexpr size_t kMaxConnections = 64;
+constexpr size_t kMaxRequestBytes = 8192;
+
+bool requestComplete(const std::string& request) {
+  return request.find("\r\n\r\n") != std::string::npos || request.size() >= kMaxRequestBytes;
+}
+
+}  // namespace
+
 void HealthServer::serve() {
-  pollfd fds[2] = {{listenFd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
+  std::vector<PendingRequest> pending;
+  std::vector<pollfd> fds;
+  auto closeAt = [&](size_t i) {
+    close(pending[i].fd);
+    pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(i));
+  };
   while (true) {
-    if (poll(fds, 2, -1) < 0) {
+    fds.assign({{listenFd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}});
+    for (const auto& p : pending) fds.push_back({p.fd, POLLIN, 0});
+    int timeoutMs = -1;
+    if (!pending.empty()) {
+      auto first = std::min_element(pending.begin(), pending.end(), [](const auto& a, const auto& b) {
+                     return a.deadline < b.deadline;
+                   })->deadline;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(first - std::chrono::steady_clock::now());
+      timeoutMs = static_cast<int>(std::max<int64_t>(0, left.count()) + 1);
+    }
+    if (poll(fds.data(), fds.size(), timeoutMs) < 0) {
       if (errno == EINTR) continue;
       spdlog::error("health server: poll failed: {}", std::strerror(errno));
-      return;
+      break;
     }
-    if (fds[1].revents) return;
-    if (!(fds[0].revents & POLLIN)) continue;
-    int conn = accept4(listenFd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (conn < 0) continue;
-    handle(conn);
-    close(conn);
+    if (fds[1].revents) break;
+    // Read what arrived first (fds and pending are in the same order from index 2), answering the complete
+    // requests; closing shifts `pending`, so walk backwards.
+    for (size_t i = pending.size(); i-- > 0;) {
+      if (fds[i + 2].revents == 0) continue;
+      char buf[1024];
+      bool eof = false;
+      while (!requestComplete(pending[i].request)) {
+        ssize_t n = recv(pending[i].fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) {
+          pending[i].request.append(buf, static_cast<size_t>(n));
+          continue;
+        }
+        eof = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+        break;
+      }
+      if (requestComplete(pending[i].request) || eof) {
+        if (!pending[i].request.empty()) respond(pending[i].fd, pending[i].request);
+        closeAt(i);
+      }
+    }
+    const auto now = std::chrono::steady_clock::now();
+    for (size_t i = pending.size(); i-- > 0;) {
+      if (pending[i].deadline <= now) closeAt(i);
+    }
+    if (fds[0].revents & POLLIN) {
+      while (true) {
+        int conn = accept4(listenFd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (conn < 0) break;
+        if (pending.size() >= kMaxConnections) closeAt(0);
+        pending.push_back(PendingRequest{conn, {}, now + kRequestTimeout});
+      }
+    }
   }
+  for (const auto& p : pending) close(p.fd);
 }
 
 std::pair<bool, std::string> HealthServer::evaluate(const std::vector<std::pair<std::string, HealthCheck>>& checks) {
@@ -105,18 +171,7 @@ std::pair<bool, std::string> HealthServer::evaluate(const std::vector<std::pair<
   return {ok, body};
 }
 
-void HealthServer::handle(int fd) {
-  timeval tv{2, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  std::string request;
-  char buf[1024];
-  // The request line is all we need; stop at the end of the headers or at 8 KiB.
-  while (request.find("\r\n\r\n") == std::string::npos && request.size() < 8192) {
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    request.append(buf, static_cast<size_t>(n));
-  }
+void HealthServer::respond(int fd, const std::string& request) {
   auto lineEnd = request.find("\r\n");
   std::string line = request.substr(0, lineEnd);
   std::string method = line.substr(0, line.find(' '));
@@ -148,12 +203,9 @@ void HealthServer::handle(int fd) {
       "HTTP/1.1 " + std::to_string(status) + " " + reason +
       "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
       "\r\nConnection: close\r\n\r\n" + (method == "HEAD" ? std::string() : body);
-  size_t off = 0;
-  while (off < response.size()) {
-    ssize_t n = send(fd, response.data() + off, response.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    off += static_cast<size_t>(n);
-  }
+  // The answer is a few hundred bytes into an empty socket buffer: one send without blocking. A client that
+  // does not read is not waited for.
+  [[maybe_unused]] ssize_t sent = send(fd, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 }  // namespace poolguard::runtime

@@ -1,7 +1,8 @@
 #pragma once
 // /healthz and /readyz on an internal port: a small HTTP/1.0-style server on a plain socket (no TLS, no
-// keep-alive), serving one request at a time on its own thread. Each connection gets a 2 s read timeout, so a
-// slow or silent client delays probes by at most that much and cannot hold the server.
+// keep-alive) on its own thread. It reads every open connection without blocking, in one poll loop, so slow or
+// silent clients never delay the answer to another; each connection has 2 s to send its request, and beyond 64
+// open connections the oldest is closed.
 //
 // GET /healthz: 200 while every liveness check passes (none registered: the process is alive).
 // GET /readyz:  200 while every readiness check passes, else 503 naming the failing checks.
@@ -37,7 +38,7 @@ class HealthServer {
 
  private:
   void serve();
-  void handle(int fd);
+  void respond(int fd, const std::string& request);
   std::pair<bool, std::string> evaluate(const std::vector<std::pair<std::string, HealthCheck>>& checks);
 
   std::mutex mu_;

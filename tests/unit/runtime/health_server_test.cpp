@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
 
 #include "runtime/metrics.h"
 #include "runtime/workqueue.h"
@@ -21,8 +22,8 @@ WorkQueueOptions namedQueue(const std::string& name) {
   return o;
 }
 
-// A minimal HTTP GET over loopback: returns the status code and body.
-std::pair<int, std::string> httpGet(int port, const std::string& path) {
+// A TCP connection to the server on loopback; -1 when refused.
+int connectIdle(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -30,8 +31,15 @@ std::pair<int, std::string> httpGet(int port, const std::string& path) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     close(fd);
-    return {-1, ""};
+    return -1;
   }
+  return fd;
+}
+
+// A minimal HTTP GET over loopback: returns the status code and body.
+std::pair<int, std::string> httpGet(int port, const std::string& path) {
+  int fd = connectIdle(port);
+  if (fd < 0) return {-1, ""};
   std::string req = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
   (void)send(fd, req.data(), req.size(), 0);
   std::string resp;
@@ -67,16 +75,52 @@ TEST(HealthServer, ServesLivenessAndReadinessFromChecks) {
 TEST(HealthServer, ASilentClientDoesNotBlockOthersForever) {
   HealthServer s;
   ASSERT_TRUE(s.start("127.0.0.1", 0).ok());
-  int idle = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(s.port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(idle, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  int idle = connectIdle(s.port());
+  ASSERT_GE(idle, 0);
   auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(httpGet(s.port(), "/healthz").first, 200);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   close(idle);
+}
+
+// True while the server has not closed the connection: nothing to read yet, no end of stream.
+bool stillOpen(int fd) {
+  char c;
+  ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+TEST(HealthServer, ProbesAreAnsweredWhileIdleClientsHoldConnections) {
+  HealthServer s;
+  ASSERT_TRUE(s.start("127.0.0.1", 0).ok());
+  std::vector<int> idle;
+  for (int i = 0; i < 10; ++i) {
+    idle.push_back(connectIdle(s.port()));
+    ASSERT_GE(idle.back(), 0);
+  }
+  // One sends half a request and stops.
+  (void)send(idle[0], "GET /hea", 8, 0);
+  auto [code, body] = httpGet(s.port(), "/healthz");
+  EXPECT_EQ(code, 200);
+  EXPECT_EQ(body, "ok\n");
+  // Answered before any idle connection was given up on: served beside them, not after their timeouts.
+  for (int fd : idle) EXPECT_TRUE(stillOpen(fd)) << "the probe waited for an idle connection to time out";
+  EXPECT_EQ(httpGet(s.port(), "/readyz").first, 200);
+  for (int fd : idle) close(fd);
+}
+
+TEST(HealthServer, ClosesTheOldestBeyondTheConnectionCap) {
+  HealthServer s;
+  ASSERT_TRUE(s.start("127.0.0.1", 0).ok());
+  std::vector<int> idle;
+  for (int i = 0; i < 70; ++i) {
+    idle.push_back(connectIdle(s.port()));
+    ASSERT_GE(idle.back(), 0);
+  }
+  EXPECT_EQ(httpGet(s.port(), "/healthz").first, 200);
+  EXPECT_FALSE(stillOpen(idle.front())) << "the oldest of 70 idle connections was closed";
+  EXPECT_TRUE(stillOpen(idle.back()));
+  for (int fd : idle) close(fd);
 }
 
 TEST(HealthServer, ReportsABindFailure) {

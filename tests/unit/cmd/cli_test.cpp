@@ -1,0 +1,77 @@
+// The poolguard binary as a CI pipeline or a pod runs it: no input ends in an abort, and malformed flags are
+// usage errors (exit 2) with one line that names the flag.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+struct Outcome {
+  int exitCode = -1;  // -1 when killed by a signal (an abort is SIGABRT)
+  int signal = 0;
+  std::string output;  // standard output and standard error
+};
+
+Outcome run(const std::string& args) {
+  const char* binary = std::getenv("POOLGUARD_BINARY");
+  EXPECT_NE(binary, nullptr) << "CTest sets POOLGUARD_BINARY";
+  Outcome r;
+  if (binary == nullptr) return r;
+  FILE* p = ::popen((std::string(binary) + " " + args + " 2>&1").c_str(), "r");
+  if (p == nullptr) return r;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  int status = ::pclose(p);
+  if (WIFEXITED(status)) r.exitCode = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  return r;
+}
+
+std::string writeTemp(const std::string& name, const std::string& text) {
+  auto path = std::filesystem::temp_directory_path() / ("poolguard-cli-" + std::to_string(::getpid()) + "-" + name);
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+TEST(Cli, WrongTypesInManifestsEndWithExitCode2NotAnAbort) {
+  auto f = writeTemp("on.yaml",
+                     "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: on, namespace: shop}\n"
+                     "spec: {replicas: \"3\", strategy: {rollingUpdate: {maxSurge: true}}}\n---\n"
+                     "apiVersion: poolguard.dev/v1alpha1\nkind: ConnectionPoolPolicy\n"
+                     "metadata: {name: 123, namespace: 456}\nspec: {}\n");
+  for (const char* command : {"validate", "render", "plan"}) {
+    for (const char* output : {"text", "json", "yaml"}) {
+      Outcome r = run(std::string(command) + " -o " + output + " -f " + f);
+      EXPECT_EQ(r.signal, 0) << command << ": killed by signal " << r.signal << "\n" << r.output;
+      EXPECT_EQ(r.exitCode, 2) << command << "\n" << r.output;
+      EXPECT_NE(r.output.find("metadata.name: must be a string, not the boolean on; quote it: \"on\""),
+                std::string::npos)
+          << command << "\n"
+          << r.output;
+    }
+  }
+  std::filesystem::remove(f);
+}
+
+TEST(Cli, MalformedBindAddressesAreUsageErrorsNamingTheFlag) {
+  for (const char* flag : {"--metrics-bind-address", "--health-probe-bind-address"}) {
+    // No cluster is needed: the flags are checked before anything starts.
+    Outcome r = run(std::string("run --kubeconfig /nonexistent ") + flag + " abc:http");
+    EXPECT_EQ(r.signal, 0) << r.output;
+    EXPECT_EQ(r.exitCode, 2) << r.output;
+    EXPECT_EQ(r.output, std::string("error: ") + flag +
+                            " \"abc:http\": the port \"http\" is not a number; use HOST:PORT, :PORT for every "
+                            "interface, or 0 to disable\n");
+  }
+}
+
+}  // namespace
