@@ -61,12 +61,17 @@ int run(int argc, char** argv) {
 
   std::vector<std::string> files;
   std::string output = "text";
-  auto* validateCmd = app.add_subcommand("validate", "Check policies offline; exit 1 when any is invalid");
+  auto* validateCmd = app.add_subcommand(
+      "validate", "Check policies offline; exit 1 when any is invalid, 2 when a document or file cannot be read");
   addOfflineFiles(validateCmd, files, output);
   auto* renderCmd =
-      app.add_subcommand("render", "Print the workloads and ConfigMaps exactly as Enforce would write them");
+      app.add_subcommand("render",
+                         "Print the workloads and ConfigMaps exactly as Enforce would write them; exit 2 when a "
+                         "document or file cannot be read");
   addOfflineFiles(renderCmd, files, output);
-  auto* planCmd = app.add_subcommand("plan", "Print the connection budget per database; exit 1 when over budget");
+  auto* planCmd = app.add_subcommand(
+      "plan",
+      "Print the connection budget per database; exit 1 when over budget, 2 when a document or file cannot be read");
   addOfflineFiles(planCmd, files, output);
   app.add_subcommand("version", "Print the version");
 
