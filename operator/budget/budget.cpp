@@ -39,12 +39,9 @@ WorkloadShape shapeOf(const model::Workload& workload, const model::Hpa* hpa) {
   return s;
 }
 
-WorkloadFacts workloadFacts(const json& workload, const json* hpa) {
+WorkloadFacts workloadFacts(const json& workload, const model::Hpa* hpa) {
   model::Diagnostics ignored;
-  model::Workload w = model::decodeWorkload(workload, ignored);
-  if (hpa == nullptr) return workloadFacts(w, nullptr);
-  model::Hpa h = model::decodeHpa(*hpa, ignored);
-  return workloadFacts(w, &h);
+  return workloadFacts(model::decodeWorkload(workload, ignored), hpa);
 }
 
 const model::Hpa* findHpa(const std::vector<model::Hpa>& hpas, policy::WorkloadKind kind, const std::string& ns,

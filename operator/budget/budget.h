@@ -50,9 +50,9 @@ WorkloadShape shapeOf(const model::Workload& workload, const model::Hpa* hpa);
 inline WorkloadFacts workloadFacts(const model::Workload& workload, const model::Hpa* hpa) {
   return factsFor(shapeOf(workload, hpa));
 }
-// The same from the objects: decodes them with model::decodeWorkload and decodeHpa. Fields of the wrong type
-// (which the API server never serves) take the defaults.
-WorkloadFacts workloadFacts(const json& workload, const json* hpa);
+// The same from the workload object as the cache holds it: decodes it with model::decodeWorkload. Fields of the
+// wrong type (which the API server never serves) take the defaults.
+WorkloadFacts workloadFacts(const json& workload, const model::Hpa* hpa);
 
 // The HPA among `hpas` that targets the workload (model::Hpa::targets); nullptr when none. Several: the first, as
 // the HPA controller itself refuses to share targets.

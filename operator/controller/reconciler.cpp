@@ -391,15 +391,17 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   std::map<std::string, std::vector<PolicyEntry>> policiesByNamespace;
   for (const auto& e : everyPolicy) policiesByNamespace[namespaceOf(*e.object)].push_back(e);
   const std::vector<PolicyEntry>& nsPolicies = policiesByNamespace[ns];
-  auto hpaFor = [&](WorkloadKind kind, const json& w) -> runtime::ObjectPtr {
-    // The index narrows by namespace, kind and name; model::Hpa::targets is the rule `poolguard plan` applies too
-    // (an HPA of another API group's kind of the same name does not count).
+  // The index narrows by namespace, kind and name; model::Hpa::targets is the rule `poolguard plan` applies too
+  // (an HPA of another API group's kind of the same name does not count). The record it returns is what the
+  // budget reads, so each HPA is decoded once per lookup.
+  auto hpaFor = [&](WorkloadKind kind, const json& w) -> std::optional<model::Hpa> {
     for (const auto& h : caches_.hpas->byIndex(
              runtime::kScaleTargetIndex, runtime::scaleTargetKey(namespaceOf(w), policy::toString(kind), nameOf(w)))) {
       model::Diagnostics ignored;
-      if (model::decodeHpa(*h, ignored).targets(kind, namespaceOf(w), nameOf(w))) return h;
+      model::Hpa decoded = model::decodeHpa(*h, ignored);
+      if (decoded.targets(kind, namespaceOf(w), nameOf(w))) return decoded;
     }
-    return nullptr;
+    return std::nullopt;
   };
 
   // Live usage first, when due (otherwise the last report stands): a check reads the server's max_connections,

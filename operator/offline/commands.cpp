@@ -82,7 +82,7 @@ bool reportInvalid(const Workspace& ws, std::ostream& err) {
 }
 
 std::string workloadLabel(const WorkloadEntry& w) {
-  return std::string(policy::toString(w.kind)) + " " + w.namespace_ + "/" + w.name;
+  return std::string(policy::toString(w.record.kind)) + " " + w.record.meta.namespace_ + "/" + w.record.meta.name;
 }
 
 std::string optionalNumber(const std::optional<int64_t>& v) { return v ? std::to_string(*v) : "unknown"; }
@@ -177,7 +177,8 @@ int runRenderLoaded(const Loaded& loaded, const std::string& output, std::ostrea
   std::vector<const WorkloadEntry*> ordered;
   for (const auto& w : ws.workloads) ordered.push_back(&w);
   std::stable_sort(ordered.begin(), ordered.end(), [](const WorkloadEntry* a, const WorkloadEntry* b) {
-    return std::tie(a->namespace_, a->name, a->kind) < std::tie(b->namespace_, b->name, b->kind);
+    return std::tie(a->record.meta.namespace_, a->record.meta.name, a->record.kind) <
+           std::tie(b->record.meta.namespace_, b->record.meta.name, b->record.kind);
   });
 
   json items = json::array();

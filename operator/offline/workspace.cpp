@@ -66,25 +66,25 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
     }
     // kubectl apply puts an object without a namespace in the current one; offline, that is "default".
     const std::string ns = meta.namespace_.empty() ? "default" : meta.namespace_;
-    json obj = d.object;
-    if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = json::object();
-    if (model::isPolicy(d.object)) {
+    // Only the objects kept are copied (a kustomize or Helm output holds many other kinds).
+    auto withNamespace = [&] {
+      json obj = d.object;
+      if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = json::object();
       obj["metadata"]["namespace"] = ns;
-      PolicyEntry e{d.source, d.index + 1, obj, std::nullopt, {}};
-      auto parsed = policy::fromJson(obj, &e.errors);
+      return obj;
+    };
+    if (model::isPolicy(d.object)) {
+      PolicyEntry e{d.source, d.index + 1, withNamespace(), std::nullopt, {}};
+      auto parsed = policy::fromJson(e.object, &e.errors);
       if (parsed) e.parsed = *parsed;
       ws.policies.push_back(std::move(e));
     } else if (workload) {
-      obj["metadata"]["namespace"] = ns;
       WorkloadEntry w;
       w.source = d.source;
       w.document = d.index + 1;
-      w.object = std::move(obj);
+      w.object = withNamespace();
       w.record = std::move(*workload);
       w.record.meta.namespace_ = ns;
-      w.kind = *workloadKind;
-      w.namespace_ = ns;
-      w.name = meta.name;
       ws.workloads.push_back(std::move(w));
     } else if (hpa) {
       hpa->meta.namespace_ = ns;
@@ -97,7 +97,7 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
     std::vector<const policy::Policy*> candidates;
     for (int i = 0; i < static_cast<int>(ws.policies.size()); ++i) {
       const auto& p = ws.policies[static_cast<size_t>(i)].parsed;
-      if (!p || !policy::selects(*p, w.kind, w.namespace_, w.record.meta.labels)) continue;
+      if (!p || !policy::selects(*p, w.record.kind, w.record.meta.namespace_, w.record.meta.labels)) continue;
       selecting.push_back(i);
       candidates.push_back(&*p);
     }
@@ -134,7 +134,8 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
       budget::PolicyInput in = budget::policyInput(p);
       for (const auto& w : ws.workloads) {
         if (w.governedBy != i) continue;
-        in.workloads.push_back(budget::workloadFacts(w.record, budget::findHpa(ws.hpas, w.kind, w.namespace_, w.name)));
+        in.workloads.push_back(budget::workloadFacts(
+            w.record, budget::findHpa(ws.hpas, w.record.kind, w.record.meta.namespace_, w.record.meta.name)));
       }
       inputs.push_back(std::move(in));
     }

@@ -49,11 +49,8 @@ struct PolicyEntry {
 struct WorkloadEntry {
   std::string source;
   int document = 0;
-  json object;  // with metadata.namespace filled in
-  model::Workload record;
-  policy::WorkloadKind kind = policy::WorkloadKind::kDeployment;
-  std::string namespace_;
-  std::string name;
+  json object;                 // with metadata.namespace filled in
+  model::Workload record;      // meta.namespace_ is "default" when the document has none
   int governedBy = -1;         // index into Workspace::policies; -1 when no valid policy selects it
   std::vector<int> outranked;  // other valid policies that select it and lose
 };

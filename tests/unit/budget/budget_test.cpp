@@ -16,7 +16,7 @@ json deployment(const std::string& name, const std::string& extraSpec = "{}") {
   return w;
 }
 
-json hpa(const std::string& kind, const std::string& name, int maxReplicas) {
+json hpaObject(const std::string& kind, const std::string& name, int maxReplicas) {
   return json{{"apiVersion", "autoscaling/v2"},
               {"kind", "HorizontalPodAutoscaler"},
               {"metadata", {{"name", name + "-hpa"}, {"namespace", "shop"}}},
@@ -24,6 +24,17 @@ json hpa(const std::string& kind, const std::string& name, int maxReplicas) {
                {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", kind}, {"name", name}}},
                 {"minReplicas", 1},
                 {"maxReplicas", maxReplicas}}}};
+}
+
+model::Hpa decoded(const json& object) {
+  model::Diagnostics d;
+  model::Hpa h = model::decodeHpa(object, d);
+  EXPECT_TRUE(d.ok()) << object.dump();
+  return h;
+}
+
+model::Hpa hpa(const std::string& kind, const std::string& name, int maxReplicas) {
+  return decoded(hpaObject(kind, name, maxReplicas));
 }
 
 TEST(WorkloadFacts, DefaultsToOneReplicaAndQuarterSurgeRoundedUp) {
@@ -76,18 +87,9 @@ TEST(WorkloadFacts, ZeroReplicasCostsOnlyTheSurgeOfNothing) {
   EXPECT_EQ(f.surge, 0);
 }
 
-std::vector<model::Hpa> decoded(const std::vector<json>& objects) {
-  std::vector<model::Hpa> out;
-  for (const auto& o : objects) {
-    model::Diagnostics d;
-    out.push_back(model::decodeHpa(o, d));
-    EXPECT_TRUE(d.ok()) << o.dump();
-  }
-  return out;
-}
-
 TEST(FindHpa, MatchesKindNameAndNamespace) {
-  auto hpas = decoded({hpa("StatefulSet", "api", 4), hpa("Deployment", "other", 5), hpa("Deployment", "api", 6)});
+  std::vector<model::Hpa> hpas{hpa("StatefulSet", "api", 4), hpa("Deployment", "other", 5),
+                               hpa("Deployment", "api", 6)};
   const model::Hpa* h = findHpa(hpas, WorkloadKind::kDeployment, "shop", "api");
   ASSERT_NE(h, nullptr);
   EXPECT_EQ(h->maxReplicas, 6);
@@ -96,11 +98,11 @@ TEST(FindHpa, MatchesKindNameAndNamespace) {
 }
 
 TEST(FindHpa, IgnoresATargetOfAnotherApiGroup) {
-  json argo = hpa("Deployment", "api", 9);
+  json argo = hpaObject("Deployment", "api", 9);
   argo["spec"]["scaleTargetRef"]["apiVersion"] = "argoproj.io/v1alpha1";
-  json unset = hpa("Deployment", "api", 7);
+  json unset = hpaObject("Deployment", "api", 7);
   unset["spec"]["scaleTargetRef"].erase("apiVersion");
-  auto hpas = decoded({argo, unset});
+  std::vector<model::Hpa> hpas{decoded(argo), decoded(unset)};
   const model::Hpa* h = findHpa(hpas, WorkloadKind::kDeployment, "shop", "api");
   ASSERT_NE(h, nullptr);
   EXPECT_EQ(h->maxReplicas, 7) << "apiVersion unset counts as apps/v1; another group's kind of the same name does not";
