@@ -59,6 +59,14 @@ class Error {
     retryAfter_ = after;
     return *this;
   }
+  // Marks the error as terminal for a reconcile: repeating the same work cannot succeed until what it reads
+  // changes (controller-runtime's TerminalError). Only the code that knows this says so: no ErrorCode or HTTP
+  // status is terminal by itself (an API server's 400 during a finalize is retried like any failure).
+  Error& asTerminal() {
+    terminal_ = true;
+    return *this;
+  }
+  bool terminal() const { return terminal_; }
 
   // Whether the same request may succeed if repeated later without changes.
   bool retryable() const {
@@ -81,6 +89,7 @@ class Error {
   std::string reason_;
   std::vector<ErrorCause> causes_;
   std::optional<std::chrono::seconds> retryAfter_;
+  bool terminal_ = false;
 };
 
 const char* toString(ErrorCode code);

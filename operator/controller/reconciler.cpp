@@ -203,6 +203,7 @@ Result<ReconcileOutcome> Reconciler::finalize(const json& obj) {
   if (!hasFinalizer(obj)) return ReconcileOutcome{};
   auto candidates = candidatePolicies(ns);
   ReconcileOutcome outcome;
+  std::set<std::string> handedOverConfigMaps;
   for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
     for (const auto& w : storeFor(kind)->listInNamespace(ns)) {
       if (annotationOf(*w, kPolicyAnnotation) != name) continue;
@@ -211,6 +212,7 @@ Result<ReconcileOutcome> Reconciler::finalize(const json& obj) {
       std::string next = governingPolicy(kind, *w, candidates);
       if (!next.empty()) {
         outcome.alsoEnqueue.push_back(runtime::objectKey(ns, next));
+        handedOverConfigMaps.insert(render::configMapName(kind, nameOf(*w)));
         continue;
       }
       auto st = cleanupWorkload(kind, ns, nameOf(*w), name);
@@ -220,8 +222,9 @@ Result<ReconcileOutcome> Reconciler::finalize(const json& obj) {
   for (const auto& cm : caches_.configMaps->listInNamespace(ns)) {
     auto labels = labelsOf(*cm);
     if (labels[render::kPolicyLabel] != name) continue;
-    // A ConfigMap of a workload another policy takes over is relabelled and rewritten by that policy.
-    if (!outcome.alsoEnqueue.empty()) continue;
+    // The ConfigMap of a workload another policy takes over is relabelled and rewritten by that policy; every
+    // other ConfigMap of this policy goes.
+    if (handedOverConfigMaps.count(nameOf(*cm))) continue;
     auto del = client_.remove(kube::resources::configMaps(), ns, nameOf(*cm));
     if (!del.ok() && del.error().code() != ErrorCode::kNotFound) return del.error();
   }
@@ -284,8 +287,8 @@ bool Reconciler::writtenAndCacheBehind(WorkloadKind kind, const json& w, const s
          it->second.resourceVersionBefore == w["metadata"].value("resourceVersion", "");
 }
 
-std::optional<std::string> Reconciler::contestedBy(WorkloadKind kind, const json& w, const std::string& hash,
-                                                   bool inSync) {
+std::optional<Reconciler::Contested> Reconciler::contestedBy(WorkloadKind kind, const json& w, const std::string& hash,
+                                                             bool inSync, const json& policyObj) {
   if (inSync) return std::nullopt;
   const auto now = clock_.steadyNow();
   const std::string key = workloadKey(kind, w);
@@ -293,12 +296,13 @@ std::optional<std::string> Reconciler::contestedBy(WorkloadKind kind, const json
   auto it = writes_.find(key);
   if (it == writes_.end()) return std::nullopt;
   auto& rec = it->second;
-  if (now < rec.contestedUntil) return rec.contestMessage;
+  if (rec.contest.backingOff(now)) return Contested{rec.contestMessage, rec.contest.until()};
   // Our settings landed (the cache moved past our write) and were changed again: a correction.
   if (rec.hash != hash || rec.resourceVersionBefore == w["metadata"].value("resourceVersion", "")) return std::nullopt;
-  rec.corrections.push_back(now);
-  while (!rec.corrections.empty() && now - rec.corrections.front() > kContestWindow) rec.corrections.pop_front();
-  if (rec.corrections.size() <= kMaxCorrections) return std::nullopt;
+  const auto backoff = rec.contest.onCorrection(now);
+  if (!backoff) return std::nullopt;
+  const int contests = rec.contest.contests();
+  const auto until = rec.contest.until();
   l.unlock();
   // Name the other manager: the informer cache drops managedFields, so read the object once.
   std::string other = "another field manager";
@@ -319,12 +323,15 @@ std::optional<std::string> Reconciler::contestedBy(WorkloadKind kind, const json
       }
     }
   }
-  std::string message = other + " keeps changing the pool settings poolguard owns (" +
-                        std::to_string(kMaxCorrections + 1) + " corrections within " +
-                        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kContestWindow).count()) +
-                        "s); poolguard stops correcting it for " +
-                        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kContestBackoff).count()) +
-                        "s: stop the other manager from setting these fields, or exclude the workload from the policy";
+  const ContestOptions limits;
+  std::string message =
+      other + " keeps changing the pool settings poolguard owns on " + key + " (" +
+      std::to_string(limits.maxCorrections + 1) + " corrections within " + policy::formatDuration(limits.window) +
+      "); poolguard stops correcting it for " + policy::formatDuration(*backoff) +
+      (contests > 1 ? " (contest " + std::to_string(contests) + " in a row; the pause doubles up to " +
+                          policy::formatDuration(limits.maxBackoff) + ")"
+                    : "") +
+      ": stop the other manager from setting these fields, or exclude the workload from the policy";
   spdlog::warn("{}: {}", key, message);
   if (events_) {
     json ref = {
@@ -332,12 +339,12 @@ std::optional<std::string> Reconciler::contestedBy(WorkloadKind kind, const json
         {"kind", resourceOf(kind).kind},
         {"metadata", {{"name", nameOf(w)}, {"namespace", namespaceOf(w)}, {"uid", w["metadata"].value("uid", "")}}}};
     events_->record(ref, runtime::EventType::kWarning, "FieldManagerConflict", message);
+    // The policy's owner sees it too: `kubectl describe cpol` lists the Events of the policy, not of its workloads.
+    events_->record(policyObj, runtime::EventType::kWarning, "FieldManagerConflict", message);
   }
   l.lock();
-  rec.corrections.clear();
-  rec.contestedUntil = now + kContestBackoff;
   rec.contestMessage = message;
-  return message;
+  return Contested{message, until};
 }
 
 Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
@@ -377,7 +384,8 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
       if (events_) recordTransitions(*events_, policyObj, previous, conditions);
     }
     if (metrics_) metrics_->setConditions(ns, name, conditions);
-    return ReconcileOutcome{};  // a spec change brings it back
+    if (usage_) usage_->forget(ns, name);  // no checks while invalid: release its connections
+    return ReconcileOutcome{};             // a spec change brings it back
   }
   const policy::Policy& pol = *parsed.policy;
   if (pol.spec.suspend) {
@@ -438,6 +446,10 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     std::lock_guard l(mu_);
     auto it = lastUsage_.find(key);
     if (it != lastUsage_.end()) in.usage = it->second;
+  } else if (usage_) {
+    usage_->forget(ns, name);  // its usage block was removed: release the connections only it used
+    std::lock_guard l(mu_);
+    lastUsage_.erase(key);
   }
 
   // Budget: the facts of every governed workload of every valid policy naming this database.
@@ -538,11 +550,13 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
       } else if (pol.spec.mode == policy::Mode::kAudit) {
         ws.state = WorkloadState::kDrifted;
         ws.message = summary;
-      } else if (auto contested = contestedBy(kind, *w, desired->settings.hash, workloadInSync); contested) {
+      } else if (auto contested = contestedBy(kind, *w, desired->settings.hash, workloadInSync, policyObj); contested) {
         // Another manager keeps undoing our settings: stop answering every change (no write war), say so.
         ws.state = WorkloadState::kFailed;
-        ws.message = *contested;
-        auto retry = std::chrono::duration_cast<std::chrono::milliseconds>(kContestBackoff);
+        ws.message = contested->message;
+        auto retry =
+            std::max(std::chrono::milliseconds(1000),
+                     std::chrono::duration_cast<std::chrono::milliseconds>(contested->until - clock_.steadyNow()));
         outcome.requeueAfter = outcome.requeueAfter ? std::min(*outcome.requeueAfter, retry) : retry;
       } else if (writtenAndCacheBehind(kind, *w, desired->settings.hash) && configMapInSync) {
         ws.state = WorkloadState::kApplied;  // our last apply has not reached the cache yet
@@ -584,8 +598,13 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
       if (annotationOf(*w, kPolicyAnnotation) != name || governedNames.count({kind, nameOf(*w)})) continue;
       if (!governingPolicy(kind, *w, nsPolicies).empty()) continue;
       if (pol.spec.mode == policy::Mode::kAudit) continue;
+      // A failed cleanup is retried with the queue's back-off, but the status computed above is still written.
       auto st = cleanupWorkload(kind, ns, nameOf(*w), name);
-      if (!st.ok()) return st.error();
+      if (!st.ok()) {
+        spdlog::warn("{}: releasing {} {}/{} failed: {}", key, policy::toString(kind), ns, nameOf(*w),
+                     st.error().message());
+        ++writeFailures;
+      }
     }
   }
 

@@ -20,6 +20,7 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "controller/conditions.h"
+#include "controller/contest.h"
 #include "controller/metrics.h"
 #include "kube/client.h"
 #include "policy/selection.h"
@@ -47,11 +48,6 @@ inline constexpr const char* kFinalizer = "poolguard.dev/cleanup";
 // On a workload's own metadata (never its pod template): which policy last wrote it, so a restart or a policy
 // that stopped selecting it still finds what to clean up.
 inline constexpr const char* kPolicyAnnotation = "poolguard.dev/policy";
-// A workload whose settings are undone more than kMaxCorrections times within kContestWindow is contested:
-// poolguard reports it and leaves it alone for kContestBackoff instead of fighting.
-inline constexpr size_t kMaxCorrections = 5;
-inline constexpr std::chrono::seconds kContestWindow{60};
-inline constexpr std::chrono::seconds kContestBackoff{60};
 
 struct Caches {
   runtime::Store* policies = nullptr;
@@ -111,9 +107,14 @@ class Reconciler {
   static std::string workloadKey(policy::WorkloadKind kind, const json& w);
   void recordWrite(policy::WorkloadKind kind, const json& w, const std::string& hash);
   bool writtenAndCacheBehind(policy::WorkloadKind kind, const json& w, const std::string& hash) const;
-  // Set when another field manager keeps undoing our settings on this workload: the message to report.
-  std::optional<std::string> contestedBy(policy::WorkloadKind kind, const json& w, const std::string& hash,
-                                         bool inSync);
+  // Set when another field manager keeps undoing our settings on this workload (controller/contest.h): what to
+  // report, and until when poolguard leaves the workload alone.
+  struct Contested {
+    std::string message;
+    Clock::steady_point until;
+  };
+  std::optional<Contested> contestedBy(policy::WorkloadKind kind, const json& w, const std::string& hash, bool inSync,
+                                       const json& policyObj);
   std::optional<int32_t> discoveredMaxConnections(const std::string& database) const;
 
   kube::Client& client_;
@@ -133,8 +134,7 @@ class Reconciler {
   struct WriteRecord {
     std::string resourceVersionBefore;  // the cached resourceVersion our last apply was decided on
     std::string hash;                   // the settings it wrote
-    std::deque<Clock::steady_point> corrections;
-    Clock::steady_point contestedUntil{};
+    ContestTracker contest;
     std::string contestMessage;
   };
   std::map<std::string, WriteRecord> writes_;

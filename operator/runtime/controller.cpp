@@ -53,10 +53,23 @@ Controller::Controller(ControllerOptions opts, Reconciler reconciler)
 
 Controller::~Controller() { queue_.shutdown(); }
 
+std::optional<std::pair<std::string, std::chrono::steady_clock::time_point>> Controller::longestInFlight() const {
+  std::lock_guard lock(inFlightMu_);
+  std::optional<std::pair<std::string, std::chrono::steady_clock::time_point>> oldest;
+  for (const auto& [key, since] : inFlight_) {
+    if (!oldest || since < oldest->second) oldest.emplace(key, since);
+  }
+  return oldest;
+}
+
 bool Controller::processNextWorkItem() {
   auto key = queue_.get();
   if (!key) return false;
   auto started = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(inFlightMu_);
+    inFlight_[*key] = started;  // the queue never hands one key to two workers
+  }
   std::optional<Result<ReconcileResult>> outcome;
   try {
     outcome.emplace(reconciler_(*key));
@@ -65,10 +78,14 @@ bool Controller::processNextWorkItem() {
   } catch (...) {
     outcome.emplace(Error(ErrorCode::kInternal, "reconciler threw a non-standard exception"));
   }
+  {
+    std::lock_guard lock(inFlightMu_);
+    inFlight_.erase(*key);
+  }
   metrics_->duration->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   const auto& r = *outcome;
   if (!r.ok()) {
-    if (r.error().code() == ErrorCode::kInvalidArgument) {
+    if (r.error().terminal()) {
       spdlog::error("{}: reconcile {} failed permanently: {}", opts_.name, *key, r.error().message());
       queue_.forget(*key);
       metrics_->count("terminal_error");

@@ -5,15 +5,19 @@
 // - Ok with requeueAfter > 0: the key's backoff is forgotten and it comes back after that delay.
 // - Ok with requeue: the key comes back rate limited (its backoff grows).
 // - Ok otherwise: the key's backoff is forgotten.
-// - Error with ErrorCode::kInvalidArgument is terminal: logged, forgotten, not retried until the key is added
-//   again by an event. Any other Error is retried rate limited.
+// - An Error marked terminal (Error::asTerminal) is logged, forgotten, not retried until the key is added
+//   again by an event. Any other Error, whatever its code or HTTP status, is retried rate limited.
 // - An exception escaping the reconciler is treated as a retryable error; the worker survives.
 // - A key is never reconciled by two workers at once (WorkQueue guarantee).
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
+#include <utility>
 
 #include "common/clock.h"
 #include "common/result.h"
@@ -55,12 +59,18 @@ class Controller {
   // down. For tests and custom loops.
   bool processNextWorkItem();
 
+  // The key reconciled the longest right now and when that reconcile started (std::chrono::steady_clock);
+  // nullopt when every worker is idle.
+  std::optional<std::pair<std::string, std::chrono::steady_clock::time_point>> longestInFlight() const;
+
  private:
   struct Metrics;
   ControllerOptions opts_;
   Reconciler reconciler_;
   WorkQueue queue_;
   std::unique_ptr<Metrics> metrics_;
+  mutable std::mutex inFlightMu_;
+  std::map<std::string, std::chrono::steady_clock::time_point> inFlight_;  // key -> when its reconcile started
 };
 
 }  // namespace poolguard::runtime

@@ -49,6 +49,21 @@ Informer::Informer(kube::Client& client, InformerOptions opts)
 
 Informer::~Informer() { stop(); }
 
+std::optional<std::string> Informer::stalled(std::chrono::steady_clock::time_point now,
+                                             std::chrono::seconds margin) const {
+  if (!running_) return std::nullopt;
+  const auto limit = opts_.maxWatchTimeout + margin;
+  for (size_t i = 0; i < watchers_.size(); ++i) {
+    const auto since = watchers_[i]->lastProgress();
+    if (now - since > limit) {
+      return "watch " + opts_.resource.key() + (scopes_[i].empty() ? "" : " in namespace " + scopes_[i]) +
+             " has not advanced for " +
+             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - since).count()) + " s";
+    }
+  }
+  return std::nullopt;
+}
+
 void Informer::addHandlers(EventHandlers handlers) { handlers_.push_back(std::move(handlers)); }
 
 void Informer::dispatch(const std::vector<StoreChange>& changes) {
@@ -98,9 +113,11 @@ void Informer::start(std::stop_token stop) {
       watchers_[i]->run(token, clock_, [this, i](WatcherEvent&& ev) { handle(i, std::move(ev)); });
     });
   }
+  running_ = true;
 }
 
 void Informer::stop() {
+  running_ = false;
   stopSource_.request_stop();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();

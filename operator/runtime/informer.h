@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -69,6 +70,9 @@ class Informer {
   void stop();
 
   bool hasSynced() const;
+  // Set when a started watcher has not finished a step for longer than its longest watch timeout plus `margin`
+  // (it is blocked: a healthy watch ends at its timeout at the latest): what is stuck, for /healthz and the log.
+  std::optional<std::string> stalled(std::chrono::steady_clock::time_point now, std::chrono::seconds margin) const;
   // Blocks until synced (true), or until `timeout` passes or `stop` is requested (false).
   bool waitForSync(std::stop_token stop, std::chrono::milliseconds timeout) const;
 
@@ -90,6 +94,7 @@ class Informer {
   std::stop_source stopSource_;
   std::unique_ptr<std::stop_callback<std::function<void()>>> linkedStop_;
   std::vector<std::jthread> threads_;
+  std::atomic<bool> running_{false};  // read by the health server's thread
 };
 
 }  // namespace poolguard::runtime

@@ -42,6 +42,28 @@ Status Manager::run(std::stop_token stop) {
     if (auto s = metrics_.start(opts_.metricsBindAddress); !s.ok()) return s;
   }
   health_.addReadinessCheck("informers-synced", [this] { return cachesSynced(); });
+  health_.addLivenessCheck("watches-progressing", [this] {
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& i : informers_) {
+      if (auto stuck = i->stalled(now, opts_.watchStallMargin)) {
+        spdlog::error("liveness: {}", *stuck);
+        return false;
+      }
+    }
+    return true;
+  });
+  health_.addLivenessCheck("workers-progressing", [this] {
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& c : controllers_) {
+      auto oldest = c->longestInFlight();
+      if (oldest && now - oldest->second > opts_.maxReconcileDuration) {
+        spdlog::error("liveness: reconcile of {} has run for {} s", oldest->first,
+                      std::chrono::duration_cast<std::chrono::seconds>(now - oldest->second).count());
+        return false;
+      }
+    }
+    return true;
+  });
   if (opts_.healthPort >= 0) {
     if (auto s = health_.start(opts_.healthHost, opts_.healthPort); !s.ok()) return s;
   }

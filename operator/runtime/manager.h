@@ -35,6 +35,11 @@ struct ManagerOptions {
   std::chrono::milliseconds cacheSyncTimeout{std::chrono::minutes(2)};
   // Runs once, after every informer has synced and before the controllers start.
   std::function<void()> onCachesSynced;
+  // /healthz fails (and the kubelet restarts the pod) when a watch has not advanced for its longest watch
+  // timeout plus watchStallMargin, or one reconcile has run longer than maxReconcileDuration: a blocked
+  // connection or a hung worker that nothing else would end.
+  std::chrono::seconds watchStallMargin{std::chrono::minutes(2)};
+  std::chrono::seconds maxReconcileDuration{std::chrono::minutes(10)};
 };
 
 class Manager {

@@ -58,7 +58,11 @@ json Watcher::withTypeMeta(json obj) const {
 }
 
 Watcher::Watcher(kube::Client& client, WatcherOptions opts, uint64_t seed)
-    : client_(client), opts_(std::move(opts)), rng_(seed), backoff_(opts_.backoff, seed ^ 0x9e3779b97f4a7c15ULL) {}
+    : client_(client),
+      opts_(std::move(opts)),
+      rng_(seed),
+      backoff_(opts_.backoff, seed ^ 0x9e3779b97f4a7c15ULL),
+      lastProgress_(std::chrono::steady_clock::now().time_since_epoch().count()) {}
 
 std::chrono::seconds Watcher::randomWatchTimeout() {
   auto lo = opts_.minWatchTimeout.count();
@@ -182,10 +186,17 @@ void Watcher::cancel() {
   if (s) s->cancel();
 }
 
+std::chrono::steady_clock::time_point Watcher::lastProgress() const {
+  return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(lastProgress_.load()));
+}
+
 void Watcher::run(std::stop_token stop, const Clock& clock, const std::function<void(WatcherEvent&&)>& sink) {
   std::stop_callback onStop(stop, [this] { cancel(); });
+  auto progressed = [this] { lastProgress_ = std::chrono::steady_clock::now().time_since_epoch().count(); };
+  progressed();
   while (!stop.stop_requested()) {
     auto r = step();
+    progressed();
     for (auto& ev : r.events) sink(std::move(ev));
     if (stop.stop_requested()) break;
     if (r.error) {
@@ -194,6 +205,7 @@ void Watcher::run(std::stop_token stop, const Clock& clock, const std::function<
                    r.error->message(), toString(r.error->code()), what, r.delay.count());
     }
     if (r.delay.count() > 0 && !sleepFor(clock, r.delay, stop)) break;
+    progressed();
   }
   std::lock_guard lock(streamMu_);
   activeStream_.reset();

@@ -13,6 +13,7 @@
 // Restarted carries the full list and the consumer (Store::replace) derives the deletions.
 // Caveats: step() blocks while a page is fetched or a watch event awaited; cancel() from another thread unblocks
 // it. A Watcher is driven by one thread at a time.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -94,6 +95,10 @@ class Watcher {
 
   // Ends a blocked watch from any thread (the step reports kCancelled and resumes from its resourceVersion).
   void cancel();
+  // When run() last finished a step, or started (std::chrono::steady_clock, real time whatever clock run() was
+  // given). A watcher that stops advancing is blocked: a healthy one completes a step at least once per watch
+  // timeout, when the server ends the watch.
+  std::chrono::steady_clock::time_point lastProgress() const;
 
  private:
   StepResult stepEmptyOrListing(std::string continueToken, std::vector<json> items);
@@ -107,6 +112,7 @@ class Watcher {
   WatcherOptions opts_;
   std::mt19937_64 rng_;
   Backoff backoff_;
+  std::atomic<int64_t> lastProgress_{0};  // steady_clock ticks
   WatcherState state_;
   std::mutex streamMu_;
   std::shared_ptr<kube::WatchStream> activeStream_;

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <set>
+
 #include "usage/metrics.h"
 
 namespace poolguard::usage {
@@ -11,6 +13,23 @@ namespace {
 std::string keyOf(const std::string& ns, const std::string& name) { return ns + "/" + name; }
 
 }  // namespace
+
+std::string postgresTarget(const policy::PostgresSource& pg) {
+  return pg.host + ":" + std::to_string(pg.port) + "/" + pg.database;
+}
+
+// The URL as a metric label: scheme, host, port and path; never userinfo, a query or a fragment (where a token
+// could hide).
+std::string prometheusTarget(const std::string& url) {
+  std::string out = url.substr(0, url.find_first_of("?#"));
+  auto scheme = out.find("://");
+  size_t hostStart = scheme == std::string::npos ? 0 : scheme + 3;
+  auto at = out.find('@', hostStart);
+  auto pathStart = out.find('/', hostStart);
+  if (at != std::string::npos && (pathStart == std::string::npos || at < pathStart))
+    out.erase(hostStart, at + 1 - hostStart);
+  return out;
+}
 
 Checker::Checker(const Clock& clock, prometheus::Registry* registry, const CheckerOptions& options)
     : clock_(clock),
@@ -61,7 +80,12 @@ UsageReport Checker::check(const policy::Policy& policy, const std::vector<Gover
   report.result = analyze(in);
 
   if (metrics_) {
-    metrics_->record(policy, workloads, report.result);
+    std::vector<UsageMetrics::SourceRead> sources;
+    if (usage.postgres) sources.push_back({"postgres", postgresTarget(*usage.postgres), in.postgres.ok()});
+    if (prometheusConfigured(usage, policy.spec.profile)) {
+      sources.push_back({"prometheus", prometheusTarget(usage.prometheus->url), in.prometheus.ok()});
+    }
+    metrics_->record(policy, workloads, report.result, sources);
     for (const auto& e : report.errors) metrics_->recordError(policy.namespace_, policy.name, e.reason());
   }
 
@@ -73,6 +97,16 @@ UsageReport Checker::check(const policy::Policy& policy, const std::vector<Gover
     previousReason = state.lastReason;
     state.lastCheck = now;
     state.lastReason = report.result.condition.reason;
+    const std::string postgresKey = usage.postgres && credentials && credentials->ok()
+                                        ? PostgresReader::connectionKey(*usage.postgres, credentials->value().username)
+                                        : "";
+    const std::string prometheusUrl = prometheusConfigured(usage, policy.spec.profile) ? usage.prometheus->url : "";
+    // A policy that moved to another server (or user) releases the old session unless another policy uses it.
+    if (postgresKey != state.postgresKey || prometheusUrl != state.prometheusUrl) {
+      state.postgresKey = postgresKey;
+      state.prometheusUrl = prometheusUrl;
+      releaseUnusedLocked();
+    }
   }
   report.nextCheckDue = now + usage.interval;
   // Logged on a change of outcome only: a standing failure would otherwise repeat every interval.
@@ -104,9 +138,19 @@ std::chrono::milliseconds Checker::requeueAfter(const policy::Policy& policy) co
 void Checker::forget(const std::string& ns, const std::string& name) {
   {
     std::lock_guard lock(mu_);
-    policies_.erase(keyOf(ns, name));
+    if (policies_.erase(keyOf(ns, name)) > 0) releaseUnusedLocked();
   }
   if (metrics_) metrics_->forget(ns, name);
+}
+
+void Checker::releaseUnusedLocked() {
+  std::set<std::string> postgresKeys, prometheusUrls;
+  for (const auto& [key, state] : policies_) {
+    if (!state.postgresKey.empty()) postgresKeys.insert(state.postgresKey);
+    if (!state.prometheusUrl.empty()) prometheusUrls.insert(state.prometheusUrl);
+  }
+  postgres_.closeExcept(postgresKeys);
+  prometheus_.closeExcept(prometheusUrls);
 }
 
 }  // namespace poolguard::usage

@@ -41,6 +41,11 @@ struct CheckerOptions {
   std::chrono::milliseconds prometheusTimeout{5000};
 };
 
+// How a usage source is named in poolguard_usage_up{target}: "host:port/database" for PostgreSQL; for Prometheus
+// the URL's scheme, host, port and path, never its userinfo, query or fragment (where a credential could hide).
+std::string postgresTarget(const policy::PostgresSource& source);
+std::string prometheusTarget(const std::string& url);
+
 class Checker {
  public:
   // registry: where the usage metrics are registered; nullptr records none.
@@ -59,8 +64,12 @@ class Checker {
   Clock::steady_point nextCheckDue(const policy::Policy& policy, Clock::steady_point now) const;
   // How long the reconciler may wait before the next check (zero when due).
   std::chrono::milliseconds requeueAfter(const policy::Policy& policy) const;
-  // Forgets the policy's schedule and metric series (deleted or suspended).
+  // Forgets the policy's schedule and metric series (deleted, suspended, or its usage block removed), and closes
+  // the connections no other policy needs.
   void forget(const std::string& ns, const std::string& name);
+
+  size_t openPostgresConnections() const { return postgres_.openConnections(); }
+  size_t openPrometheusClients() const { return prometheus_.openClients(); }
 
  private:
   const Clock& clock_;
@@ -71,8 +80,12 @@ class Checker {
   struct PolicyState {
     Clock::steady_point lastCheck{};
     std::string lastReason;
+    std::string postgresKey;    // PostgresReader::connectionKey of its last check; "" when none
+    std::string prometheusUrl;  // base URL of its last check; "" when none
   };
   std::map<std::string, PolicyState> policies_;
+  // Closes what no policy's last check used. Called with mu_ held.
+  void releaseUnusedLocked();
 };
 
 }  // namespace poolguard::usage

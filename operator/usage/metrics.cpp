@@ -13,7 +13,10 @@ struct UsageMetrics::Impl {
   prometheus::Family<prometheus::Gauge>& databaseConnections;
   prometheus::Family<prometheus::Gauge>& databaseMax;
   prometheus::Family<prometheus::Counter>& errors;
+  prometheus::Family<prometheus::Gauge>& up;
   std::mutex mu;
+  // Per up series: the policies whose last check used that target.
+  std::map<std::map<std::string, std::string>, std::set<std::string>> upUsers;
   // Per policy ("namespace/name"): the series it set last time, so the ones that disappear are removed.
   struct Series {
     std::map<std::map<std::string, std::string>, prometheus::Gauge*> connections;
@@ -41,16 +44,43 @@ struct UsageMetrics::Impl {
         errors(prometheus::BuildCounter()
                    .Name("poolguard_usage_check_errors_total")
                    .Help("Live usage checks that failed to read a source")
-                   .Register(r)) {}
+                   .Register(r)),
+        up(prometheus::BuildGauge()
+               .Name("poolguard_usage_up")
+               .Help("1 when the last usage check read the source, 0 when it failed")
+               .Register(r)) {}
+
+  // Moves `policyKey` onto exactly the up series in `now`; removes the series no policy uses any more.
+  void useTargets(const std::string& policyKey, const std::set<std::map<std::string, std::string>>& now) {
+    for (auto it = upUsers.begin(); it != upUsers.end();) {
+      if (!now.count(it->first)) it->second.erase(policyKey);
+      if (it->second.empty()) {
+        up.Remove(&up.Add(it->first));
+        it = upUsers.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (const auto& labels : now) upUsers[labels].insert(policyKey);
+  }
 };
 
 UsageMetrics::UsageMetrics(prometheus::Registry& registry) : impl_(std::make_unique<Impl>(registry)) {}
 UsageMetrics::~UsageMetrics() = default;
 
 void UsageMetrics::record(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads,
-                          const AnalysisResult& result) {
+                          const AnalysisResult& result, const std::vector<SourceRead>& sources) {
   using Labels = std::map<std::string, std::string>;
   std::lock_guard lock(impl_->mu);
+  std::set<Labels> targets;
+  bool postgresFailed = false;
+  for (const auto& s : sources) {
+    Labels labels{{"source", s.source}, {"target", s.target}};
+    impl_->up.Add(labels).Set(s.up ? 1 : 0);
+    targets.insert(labels);
+    postgresFailed = postgresFailed || (s.source == "postgres" && !s.up);
+  }
+  impl_->useTargets(policy.namespace_ + "/" + policy.name, targets);
   Impl::Series next;
   for (size_t i = 0; i < result.workloads.size() && i < workloads.size(); ++i) {
     const WorkloadUsage& u = result.workloads[i];
@@ -82,12 +112,15 @@ void UsageMetrics::record(const policy::Policy& policy, const std::vector<Govern
   }
   previous = std::move(next);
 
-  if (result.databaseConnections) {
-    impl_->databaseConnections.Add({{"database", policy.spec.database.name}}).Set(*result.databaseConnections);
+  const Labels database{{"database", policy.spec.database.name}};
+  if (postgresFailed) {
+    // The last good figures would read as current: remove them until a check reads the server again.
+    impl_->databaseConnections.Remove(&impl_->databaseConnections.Add(database));
+    impl_->databaseMax.Remove(&impl_->databaseMax.Add(database));
+    return;
   }
-  if (result.usage.serverMaxConnections) {
-    impl_->databaseMax.Add({{"database", policy.spec.database.name}}).Set(*result.usage.serverMaxConnections);
-  }
+  if (result.databaseConnections) impl_->databaseConnections.Add(database).Set(*result.databaseConnections);
+  if (result.usage.serverMaxConnections) impl_->databaseMax.Add(database).Set(*result.usage.serverMaxConnections);
 }
 
 void UsageMetrics::recordError(const std::string& ns, const std::string& policy, const std::string& reason) {
@@ -97,6 +130,7 @@ void UsageMetrics::recordError(const std::string& ns, const std::string& policy,
 
 void UsageMetrics::forget(const std::string& ns, const std::string& policy) {
   std::lock_guard lock(impl_->mu);
+  impl_->useTargets(ns + "/" + policy, {});
   auto it = impl_->byPolicy.find(ns + "/" + policy);
   if (it == impl_->byPolicy.end()) return;
   for (const auto& [labels, gauge] : it->second.connections) impl_->connections.Remove(gauge);

@@ -12,8 +12,14 @@
 //       The server's max_connections.
 //   poolguard_usage_check_errors_total{namespace,policy,reason}             counter
 //       Failed reads; reason is the failing source's Error::reason() (PostgresAuthFailed, PrometheusUnreachable...).
+//   poolguard_usage_up{source,target}                                       gauge
+//       1 when the last check that used the source read it, 0 when it failed (as Prometheus's own `up`).
+//       source "postgres", target "host:port/database"; source "prometheus", target the URL without userinfo,
+//       query or fragment.
 //
-// Series of a workload that is no longer governed are removed at the next record() for its policy.
+// Series of a workload that is no longer governed are removed at the next record() for its policy. A figure is
+// never left standing from an earlier check: while the PostgreSQL source fails, the policy's workload series and
+// its database's connection figures are absent, and poolguard_usage_up says why.
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,10 +43,17 @@ class UsageMetrics {
   UsageMetrics(const UsageMetrics&) = delete;
   UsageMetrics& operator=(const UsageMetrics&) = delete;
 
+  // One source a check used, and whether it could be read.
+  struct SourceRead {
+    std::string source;  // "postgres" or "prometheus"
+    std::string target;
+    bool up = false;
+  };
   void record(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads,
-              const AnalysisResult& result);
+              const AnalysisResult& result, const std::vector<SourceRead>& sources = {});
   void recordError(const std::string& ns, const std::string& policy, const std::string& reason);
-  // Drops the policy's workload series (the policy was deleted or suspended).
+  // Drops the policy's workload series (the policy was deleted or suspended), and the up series of targets no
+  // other policy uses.
   void forget(const std::string& ns, const std::string& policy);
 
  private:

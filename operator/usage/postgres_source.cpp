@@ -396,8 +396,7 @@ PostgresReader::~PostgresReader() = default;
 Result<ServerSnapshot> PostgresReader::read(const policy::PostgresSource& source,
                                             const PostgresCredentials& credentials) {
   const std::string endpoint = source.host + ":" + std::to_string(source.port);
-  const std::string key =
-      source.host + '\0' + std::to_string(source.port) + '\0' + source.database + '\0' + credentials.username;
+  const std::string key = connectionKey(source, credentials.username);
   // Settings that change what a new connection would be: when they differ, the open one is stale.
   const size_t fingerprint = std::hash<std::string>{}(credentials.password + '\0' + sslModeKeyword(source.sslMode) +
                                                       '\0' + credentials.caPem.value_or(""));
@@ -419,6 +418,30 @@ Result<ServerSnapshot> PostgresReader::read(const policy::PostgresSource& source
       if (attempt == 0) continue;
     }
     return snap.error();
+  }
+}
+
+std::string PostgresReader::connectionKey(const policy::PostgresSource& source, const std::string& username) {
+  return source.host + '\0' + std::to_string(source.port) + '\0' + source.database + '\0' + username;
+}
+
+void PostgresReader::closeExcept(const std::set<std::string>& keep) {
+  std::vector<std::shared_ptr<Connection>> unused;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (auto it = impl_->connections.begin(); it != impl_->connections.end();) {
+      if (keep.count(it->first)) {
+        ++it;
+        continue;
+      }
+      unused.push_back(std::move(it->second));
+      it = impl_->connections.erase(it);
+    }
+  }
+  // Outside the map's lock: a read in progress on one of them finishes first, then its session ends.
+  for (auto& entry : unused) {
+    std::lock_guard entryLock(entry->mu);
+    entry->close();
   }
 }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -63,6 +64,12 @@ class PostgresReader {
   PostgresReader& operator=(const PostgresReader&) = delete;
 
   Result<ServerSnapshot> read(const policy::PostgresSource& source, const PostgresCredentials& credentials);
+
+  // The connection read() uses for this source and user: (host, port, database, user).
+  static std::string connectionKey(const policy::PostgresSource& source, const std::string& username);
+  // Closes every connection whose key is not in `keep`: a session to a server no policy checks any more must not
+  // stay open (poolguard would hold the very kind of idle session it warns about).
+  void closeExcept(const std::set<std::string>& keep);
 
   // Connections currently open (for tests of reuse, and for shutdown diagnostics).
   size_t openConnections() const;

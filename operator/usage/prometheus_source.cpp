@@ -180,7 +180,7 @@ Result<std::optional<double>> parseQueryResponse(int httpStatus, const std::stri
 
 struct PrometheusClient::Impl {
   std::chrono::milliseconds timeout;
-  std::mutex mu;
+  mutable std::mutex mu;
   std::map<std::string, std::shared_ptr<web::http::client::http_client>> clients;
 
   Result<std::shared_ptr<web::http::client::http_client>> clientFor(const std::string& baseUrl) {
@@ -206,6 +206,16 @@ PrometheusClient::PrometheusClient(std::chrono::milliseconds timeout) : impl_(st
 }
 
 PrometheusClient::~PrometheusClient() = default;
+
+void PrometheusClient::closeExcept(const std::set<std::string>& keep) {
+  std::lock_guard lock(impl_->mu);
+  std::erase_if(impl_->clients, [&](const auto& entry) { return !keep.count(entry.first); });
+}
+
+size_t PrometheusClient::openClients() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->clients.size();
+}
 
 Result<std::optional<double>> PrometheusClient::query(const std::string& baseUrl, const std::string& promql) {
   const std::string what = "prometheus " + baseUrl + " query " + promql;

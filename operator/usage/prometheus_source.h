@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,6 +58,10 @@ class PrometheusClient {
   // Blocks; never call it from a cpprestsdk/pplx pool thread.
   // Runs an instant query against baseUrl (which may carry a path prefix: http://host:9090/prometheus).
   Result<std::optional<double>> query(const std::string& baseUrl, const std::string& promql);
+
+  // Drops the HTTP clients (and their kept-alive connections) of every base URL not in `keep`.
+  void closeExcept(const std::set<std::string>& keep);
+  size_t openClients() const;
 
  private:
   struct Impl;

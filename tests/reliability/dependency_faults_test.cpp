@@ -200,7 +200,8 @@ int rogueApply(const std::string& ns, const std::string& value) {
 TEST(DependencyFaults, FieldManagerFightIsBackedOffAndReported) {
   installCrds();
   const std::string ns = createNamespace("fight");
-  const int fightSeconds = envInt("POOLGUARD_FIGHT_SECONDS", 60) * soakFactor();
+  // 180 s covers two contests (a 60 s pause, then 120 s); POOLGUARD_FIGHT_SECONDS=600 runs ten minutes.
+  const int fightSeconds = envInt("POOLGUARD_FIGHT_SECONDS", 180) * soakFactor();
   ASSERT_EQ(applyYaml(ns, deploymentYaml("web", {{"group", "g"}})), "");
   ASSERT_EQ(applyYaml(ns, policyYaml(basicPolicy("p", {{"group", "g"}}, 10, "db-" + ns))), "");
   OperatorProcess op;
@@ -264,6 +265,24 @@ TEST(DependencyFaults, FieldManagerFightIsBackedOffAndReported) {
 
   // No hot loop: never more corrections than the other manager made, plus a few.
   EXPECT_LE(operatorWrites, rogueWrites + 3);
+  // Bounded by the back-off series (controller/contest.h: more than 5 corrections within 60 s start a pause of
+  // 60 s, doubling per contest up to 30 min): each contest that can start within the fight costs at most the 6
+  // corrections that made it, plus the one write that ended the pause before it; one more contest for timing.
+  int contestsInFight = 0;
+  for (double start = 0, pause = 60; start < fightEnd - fightStart; start += pause, pause = std::min(pause * 2, 1800.0))
+    ++contestsInFight;
+  EXPECT_LE(operatorWrites, (contestsInFight + 1) * 7)
+      << contestsInFight << " contests fit in the fight: the back-off does not grow";
+  // The pauses grow: once a second contest started, some silence outlasts the first 60 s pause by far.
+  double longestSilence = 0;
+  for (size_t i = 0; i < operatorTimes.size(); ++i) {
+    double next = i + 1 < operatorTimes.size() ? operatorTimes[i + 1] : fightEnd - fightStart;
+    longestSilence = std::max(longestSilence, next - operatorTimes[i]);
+  }
+  std::cout << "[ measured ] longest silence of the operator during the fight: " << longestSilence << " s\n";
+  if (fightSeconds >= 180) {
+    EXPECT_GT(longestSilence, 90) << "the pause did not double after the first contest";
+  }
   // Backoff: the corrections thin out as the fight goes on.
   EXPECT_LE(secondHalf, std::max(2, firstHalf / 2)) << "no backoff: the operator corrects at a steady pace";
   // And it says so: an Event naming the other manager, and the Applied condition.
@@ -290,14 +309,25 @@ TEST(DependencyFaults, FieldManagerFightIsBackedOffAndReported) {
     EXPECT_TRUE(reason == "Contested" || reason == "ApplyFailed") << contestedCondition.dump();
   }
 
-  // Once the other manager stops, the operator's value is restored and the condition clears.
+  // The Event reached the policy too, where `kubectl describe cpol` shows it.
+  bool onPolicy = false;
+  for (const auto& ev : events.value("items", json::array())) {
+    onPolicy = onPolicy || (ev.value("reason", "") == "FieldManagerConflict" &&
+                            ev["involvedObject"].value("kind", "") == "ConnectionPoolPolicy");
+  }
+  EXPECT_TRUE(onPolicy) << "no FieldManagerConflict Event on the policy";
+
+  // Once the other manager stops, the operator's value is restored when the pause in progress ends (at most the
+  // last pause of the series) and the condition clears.
+  double lastPause = 60;
+  for (int i = 1; i < contestsInFight; ++i) lastPause = std::min(lastPause * 2, 1800.0);
   auto endedAt = Clock::now();
   bool restored = eventually(
       [&] {
         return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "10" &&
                conditionIs(ns, "p", "Applied", "True");
       },
-      120s);
+      std::chrono::seconds(static_cast<int>(lastPause) + 60));
   std::cout << "[ measured ] after the fight: restored "
             << (restored ? "after " + std::to_string(secondsSince(endedAt)) + " s" : "never") << "\n";
   EXPECT_TRUE(restored) << tail(op.logs(), 30);

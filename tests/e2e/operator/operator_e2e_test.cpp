@@ -217,6 +217,39 @@ TEST_F(OperatorE2E, DeletingThePolicyRemovesOnlyPoolguardFields) {
   }
 }
 
+TEST_F(OperatorE2E, DeletingAPolicyHandsOneWorkloadOverAndStillRemovesTheOthersConfigMap) {
+  std::string ns = testNamespace("handover");
+  applyYaml(ns, deploymentYaml("web", 1, ", team: t"));
+  applyYaml(ns, deploymentYaml("api", 1, ", team: t"));
+  applyYaml(ns, policyYaml("broad", 11, "  priority: 10\n  delivery: {method: ConfigMap}\n", "", "team: t"));
+  applyYaml(ns, policyYaml("narrow", 7, "  delivery: {method: ConfigMap}\n", "", "app: web"));
+  auto configMapData = [&](const std::string& name) { return getJson(ns, "configmap/" + name); };
+  ASSERT_TRUE(eventually(
+      [&] {
+        return configMapData("web-deploy-poolguard")["data"].value("POOL_MAX_SIZE", "") == "11" &&
+               configMapData("api-deploy-poolguard")["data"].value("POOL_MAX_SIZE", "") == "11";
+      },
+      60s))
+      << getJson(ns, "configmaps").dump(2);
+
+  // A ConfigMap of broad's whose workload no longer carries broad's annotation (a workload recreated from Git, say).
+  applyYaml(ns,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gone-deploy-poolguard\n  labels: "
+            "{app.kubernetes.io/managed-by: poolguard, poolguard.dev/policy: broad}\ndata: {POOL_MAX_SIZE: \"11\"}\n");
+
+  ASSERT_EQ(cluster().kubectl({"-n", ns, "delete", "cpol/broad", "--wait=true", "--timeout=60s"}).exitCode, 0);
+  EXPECT_TRUE(configMapData("gone-deploy-poolguard").is_null())
+      << "a ConfigMap of the deleted policy stayed because another workload was handed over";
+  // web goes to narrow, which rewrites its ConfigMap; api has no policy left: its ConfigMap goes.
+  EXPECT_TRUE(
+      eventually([&] { return configMapData("web-deploy-poolguard")["data"].value("POOL_MAX_SIZE", "") == "7"; }, 60s))
+      << configMapData("web-deploy-poolguard").dump(2);
+  EXPECT_TRUE(eventually([&] { return configMapData("api-deploy-poolguard").is_null(); }, 30s))
+      << "api's ConfigMap outlived the policy that wrote it: " << configMapData("api-deploy-poolguard").dump(2);
+  json api = getJson(ns, "deployment/api");
+  for (const auto& c : api["spec"]["template"]["spec"]["containers"]) EXPECT_FALSE(c.contains("envFrom")) << c.dump();
+}
+
 TEST_F(OperatorE2E, PolicyThatCannotWorkDoesNotDisturbOthers) {
   std::string ns = testNamespace("broken");
   applyYaml(ns, deploymentYaml("web", 1));

@@ -492,7 +492,7 @@ TEST_F(Manifests, AlertRulesApplyAndFireAsDocumented) {
     }
   }
   EXPECT_EQ(alerts, (std::set<std::string>{"PoolguardLeakSuspected", "PoolguardSaturated", "PoolguardBudgetExceeded",
-                                           "PoolguardPoolExhausted", "PoolguardDown"}));
+                                           "PoolguardPoolExhausted", "PoolguardUsageSourceDown", "PoolguardDown"}));
 
   // promtool checks the rules as Prometheus loads them and runs the unit tests of testdata/alerts_test.yaml.
   TempDir dir;

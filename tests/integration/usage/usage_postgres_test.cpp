@@ -289,6 +289,48 @@ TEST(PostgresReaderLive, ReusesOneConnectionReconnectsAfterLossAndLeavesItselfOu
   EXPECT_EQ(reader.openConnections(), 0u);
 }
 
+// poolguard's own sessions follow the policies: one per (server, database, user) in use, none once no policy
+// checks a target (the defect was 4 sessions left open, 3 of them to databases no policy named).
+TEST(CheckerLive, SessionsCloseWhenNoPolicyNeedsTheirTargetThroughChurnOf50Policies) {
+  for (int i = 1; i <= 4; ++i) server->exec("CREATE DATABASE churn" + std::to_string(i));
+  const std::string ownSessions = "SELECT count(*) FROM pg_stat_activity WHERE usename = '" +
+                                  std::string(testing::PostgresServer::kMonitorUser) +
+                                  "' AND application_name = 'poolguard' AND backend_type = 'client backend'";
+  auto sessionsTo = [&](const std::string& database) {
+    return server->exec(ownSessions + " AND datname = '" + database + "'");
+  };
+  Checker checker{SystemClock::instance()};
+  auto policyFor = [](int i, const std::string& database) {
+    auto p = makePolicy();
+    p.name = "p" + std::to_string(i);
+    p.spec.usage.postgres->database = database;
+    return p;
+  };
+  auto creds = std::optional<Result<PostgresCredentials>>(monitorCredentials());
+  // 50 policies over 4 databases.
+  for (int i = 0; i < 50; ++i) {
+    auto report = checker.check(policyFor(i, "churn" + std::to_string(i % 4 + 1)), {}, creds);
+    ASSERT_EQ(report.result.condition.reason, reasons::kHealthy) << report.result.condition.message;
+  }
+  EXPECT_EQ(checker.openPostgresConnections(), 4u);
+  EXPECT_TRUE(eventually([&] { return server->exec(ownSessions) == "4"; }, 5s)) << server->exec(ownSessions);
+
+  // Every policy of churn1 and churn2 goes; churn3's move to churn4.
+  for (int i = 0; i < 50; ++i) {
+    if (i % 4 < 2) checker.forget("ns1", "p" + std::to_string(i));
+    if (i % 4 == 2) checker.check(policyFor(i, "churn4"), {}, creds);
+  }
+  EXPECT_EQ(checker.openPostgresConnections(), 1u);
+  EXPECT_TRUE(eventually([&] { return server->exec(ownSessions) == "1"; }, 5s)) << server->exec(ownSessions);
+  EXPECT_EQ(sessionsTo("churn4"), "1");
+
+  // The last policies go: no session is left.
+  for (int i = 0; i < 50; ++i) checker.forget("ns1", "p" + std::to_string(i));
+  EXPECT_EQ(checker.openPostgresConnections(), 0u);
+  EXPECT_TRUE(eventually([&] { return server->exec(ownSessions) == "0"; }, 5s)) << server->exec(ownSessions);
+  for (int i = 1; i <= 4; ++i) server->exec("DROP DATABASE churn" + std::to_string(i));
+}
+
 // --- Prometheus ------------------------------------------------------------------------------------------
 
 const char* kPodLabel = "checkout-6f7c9d5b8-x2x4z";

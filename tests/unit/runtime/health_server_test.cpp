@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 
+#include "http_probe.h"
 #include "runtime/metrics.h"
 #include "runtime/workqueue.h"
 
@@ -20,36 +21,6 @@ WorkQueueOptions namedQueue(const std::string& name) {
   WorkQueueOptions o;
   o.name = name;
   return o;
-}
-
-// A TCP connection to the server on loopback; -1 when refused.
-int connectIdle(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// A minimal HTTP GET over loopback: returns the status code and body.
-std::pair<int, std::string> httpGet(int port, const std::string& path) {
-  int fd = connectIdle(port);
-  if (fd < 0) return {-1, ""};
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-  (void)send(fd, req.data(), req.size(), 0);
-  std::string resp;
-  char buf[4096];
-  ssize_t n;
-  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) resp.append(buf, static_cast<size_t>(n));
-  close(fd);
-  if (resp.size() < 12) return {-1, resp};
-  auto body = resp.find("\r\n\r\n");
-  return {std::stoi(resp.substr(9, 3)), body == std::string::npos ? "" : resp.substr(body + 4)};
 }
 
 TEST(HealthServer, ServesLivenessAndReadinessFromChecks) {

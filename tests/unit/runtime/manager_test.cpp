@@ -2,11 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 #include <mutex>
 #include <set>
 
 #include "fake_client.h"
+#include "http_probe.h"
 
 namespace poolguard::runtime {
 namespace {
@@ -66,6 +68,53 @@ TEST(Manager, ReconcilesCachedObjectsUntilStopped) {
   stop.request_stop();
   ASSERT_EQ(done.wait_for(5s), std::future_status::ready);
   EXPECT_TRUE(done.get().ok());
+}
+
+// The rule of /healthz: a watch that stops advancing (a blocked connection) or a reconcile that never ends fails
+// liveness, so the kubelet restarts the pod; both are fine until their limits pass.
+TEST(Manager, LivenessFailsWhenAWatchOrAWorkerIsStuck) {
+  FakeClient client;
+  client.pushList(listPage({object("a", "x", "1")}, "2"));
+  client.pushWatch(WatchScript{});  // opens, then never sends a byte: a hung watch
+  ManagerOptions opts = quietOptions();
+  opts.watchStallMargin = 1s;
+  opts.maxReconcileDuration = 2s;
+  Manager m(client, opts);
+  InformerOptions io = configMaps();
+  io.minWatchTimeout = 1s;
+  io.maxWatchTimeout = 1s;
+  Informer& inf = m.addInformer(io);
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> reconciling{false};
+  ControllerOptions co;
+  co.name = "liveness-test";
+  Controller& c = m.addController(co, [&](const std::string&) -> Result<ReconcileResult> {
+    reconciling = true;
+    released.wait();  // a reconcile that hangs
+    return ReconcileResult{};
+  });
+  inf.addHandlers(enqueueKeys(c.queue()));
+  std::stop_source stop;
+  auto done = std::async(std::launch::async, [&] { return m.run(stop.get_token()); });
+  for (int i = 0; i < 5000 && (m.health().port() == 0 || !reconciling); ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(reconciling);
+  auto [early, earlyBody] = httpGet(m.health().port(), "/healthz");
+  EXPECT_EQ(early, 200) << "within its limits nothing is stuck yet: " << earlyBody;
+
+  std::string body;
+  for (int i = 0; i < 100; ++i) {
+    auto [code, text] = httpGet(m.health().port(), "/healthz");
+    body = text;
+    if (code == 503 && body.find("[-]workers-progressing") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_NE(body.find("[-]watches-progressing failed"), std::string::npos) << body;
+  EXPECT_NE(body.find("[-]workers-progressing failed"), std::string::npos) << body;
+
+  release.set_value();
+  stop.request_stop();
+  EXPECT_EQ(done.wait_for(10s), std::future_status::ready);
 }
 
 TEST(Manager, FailsWhenCachesDoNotSync) {

@@ -194,7 +194,9 @@ TEST(Controller, FilesOutcomesByTheReconcileContract) {
       {"later", ReconcileResult{false, 30s}},
       {"again", ReconcileResult{true, 0ms}},
       {"broken", Error(ErrorCode::kUnavailable, "api down")},
-      {"invalid", Error(ErrorCode::kInvalidArgument, "bad policy")},
+      {"invalid", Error(ErrorCode::kInvalidArgument, "bad policy").asTerminal()},
+      // An API server's 400 (say, during a finalize) is not terminal by itself: retried with back-off.
+      {"badrequest", Error(ErrorCode::kInvalidArgument, "admission webhook refused").withHttpStatus(400)},
   };
   std::vector<std::string> seen;
   Controller c(controllerOpts("contract", &clock), [&](const std::string& key) -> Result<ReconcileResult> {
@@ -202,21 +204,23 @@ TEST(Controller, FilesOutcomesByTheReconcileContract) {
     if (key == "throws") throw std::runtime_error("boom");
     return outcomes.at(key);
   });
-  for (const auto& k : {"ok", "later", "again", "broken", "invalid", "throws"}) c.queue().add(k);
-  for (int i = 0; i < 6; ++i) ASSERT_TRUE(c.processNextWorkItem());
-  EXPECT_EQ(seen.size(), 6u);
+  for (const auto& k : {"ok", "later", "again", "broken", "invalid", "badrequest", "throws"}) c.queue().add(k);
+  for (int i = 0; i < 7; ++i) ASSERT_TRUE(c.processNextWorkItem());
+  EXPECT_EQ(seen.size(), 7u);
   EXPECT_EQ(c.queue().len(), 0u);
-  // requeueAfter 30s, plus three rate-limited ones (again, broken, throws) at 1s; ok and invalid are done.
-  EXPECT_EQ(c.queue().delayedLen(), 4u);
+  // requeueAfter 30s, plus four rate-limited ones (again, broken, badrequest, throws) at 1s; ok and invalid are
+  // done.
+  EXPECT_EQ(c.queue().delayedLen(), 5u);
   EXPECT_EQ(c.queue().numRequeues("ok"), 0);
   EXPECT_EQ(c.queue().numRequeues("invalid"), 0);
   EXPECT_EQ(c.queue().numRequeues("broken"), 1);
+  EXPECT_EQ(c.queue().numRequeues("badrequest"), 1);
   EXPECT_EQ(c.queue().numRequeues("throws"), 1);
   EXPECT_EQ(c.queue().numRequeues("later"), 0);
   clock.advance(1s);
-  EXPECT_EQ(c.queue().len(), 3u);
-  clock.advance(29s);
   EXPECT_EQ(c.queue().len(), 4u);
+  clock.advance(29s);
+  EXPECT_EQ(c.queue().len(), 5u);
 }
 
 TEST(Controller, RunStopsWorkersOnStop) {

@@ -152,5 +152,98 @@ TEST(UsageMetrics, RecordsWorkloadAndDatabaseSeriesAndDropsStaleOnes) {
   EXPECT_FALSE(metricValue(registry, "poolguard_usage_connections", {{"workload", "app"}}));
 }
 
+TEST(UsageMetrics, AFailingSourceIsDownAndLeavesNoStaleFigures) {
+  prometheus::Registry registry;
+  UsageMetrics metrics(registry);
+  auto policy = makePolicy();
+  ManualClock clock;
+  ServerSnapshot snap;
+  snap.maxConnections = 100;
+  snap.byApplication["ns1/app"].countByState = {{"active", 3}};
+  AnalysisInput in;
+  in.workloads = {workload("app")};
+  in.postgres = SourceOutcome<ServerSnapshot>::of(snap);
+  in.now = clock.now();
+  const std::map<std::string, std::string> pg{{"source", "postgres"}, {"target", "db:5432/orders"}};
+  metrics.record(policy, in.workloads, analyze(in), {{"postgres", "db:5432/orders", true}});
+  EXPECT_EQ(metricValue(registry, "poolguard_usage_up", pg), 1.0);
+  EXPECT_EQ(metricValue(registry, "poolguard_database_connections", {{"database", "orders-db"}}), 3.0);
+
+  // The server goes away: the last good figures must not read as current.
+  in.postgres = SourceOutcome<ServerSnapshot>::of(Error(ErrorCode::kUnavailable, "connection refused"));
+  metrics.record(policy, in.workloads, analyze(in), {{"postgres", "db:5432/orders", false}});
+  EXPECT_EQ(metricValue(registry, "poolguard_usage_up", pg), 0.0);
+  EXPECT_FALSE(metricValue(registry, "poolguard_database_connections", {{"database", "orders-db"}}));
+  EXPECT_FALSE(metricValue(registry, "poolguard_database_max_connections", {{"database", "orders-db"}}));
+  EXPECT_FALSE(metricValue(registry, "poolguard_usage_connections", {{"workload", "app"}}));
+
+  // Back again; then the policy goes, and with it the up series no other policy uses.
+  in.postgres = SourceOutcome<ServerSnapshot>::of(snap);
+  metrics.record(policy, in.workloads, analyze(in), {{"postgres", "db:5432/orders", true}});
+  EXPECT_EQ(metricValue(registry, "poolguard_usage_up", pg), 1.0);
+  EXPECT_EQ(metricValue(registry, "poolguard_database_connections", {{"database", "orders-db"}}), 3.0);
+  auto other = makePolicy();
+  other.name = "billing";
+  metrics.record(other, in.workloads, analyze(in), {{"postgres", "db:5432/orders", true}});
+  metrics.forget("ns1", "orders");
+  EXPECT_EQ(metricValue(registry, "poolguard_usage_up", pg), 1.0) << "billing still checks that target";
+  metrics.record(other, in.workloads, analyze(in), {{"postgres", "db2:5432/orders", true}});
+  EXPECT_FALSE(metricValue(registry, "poolguard_usage_up", pg)) << "no policy checks db:5432 any more";
+  metrics.forget("ns1", "billing");
+  EXPECT_FALSE(metricValue(registry, "poolguard_usage_up", {{"source", "postgres"}}));
+}
+
+TEST(Checker, ASourceItCannotReadIsDown) {
+  prometheus::Registry registry;
+  ManualClock clock;
+  Checker checker(clock, &registry);
+  auto policy = makePolicy();
+  policy.spec.usage.postgres = policy::PostgresSource{};
+  policy.spec.usage.postgres->host = "db.example";
+  policy.spec.usage.postgres->port = 5433;
+  policy.spec.usage.postgres->database = "orders";
+  checker.check(policy, {workload("app")}, std::nullopt);
+  EXPECT_EQ(metricValue(registry, "poolguard_usage_up", {{"source", "postgres"}, {"target", "db.example:5433/orders"}}),
+            0.0)
+      << "no credentials: the source could not be read";
+}
+
+TEST(Checker, PrometheusClientsGoWithTheLastPolicyThatUsesThem) {
+  ManualClock clock;
+  CheckerOptions options;
+  options.prometheusTimeout = 500ms;
+  Checker checker(clock, nullptr, options);
+  auto withUrl = [](const std::string& name, const std::string& url) {
+    auto p = makePolicy();
+    p.name = name;
+    p.spec.usage.prometheus = policy::PrometheusSource{url, "sum(up)", "sum(up)"};
+    return p;
+  };
+  // Nothing listens on port 1: the checks fail, but each still used a client for its URL.
+  checker.check(withUrl("a", "http://127.0.0.1:1/a"), {workload("app")}, std::nullopt);
+  checker.check(withUrl("b", "http://127.0.0.1:1/b"), {workload("app")}, std::nullopt);
+  checker.check(withUrl("c", "http://127.0.0.1:1/b"), {workload("app")}, std::nullopt);
+  EXPECT_EQ(checker.openPrometheusClients(), 2u);
+  checker.forget("ns1", "a");
+  EXPECT_EQ(checker.openPrometheusClients(), 1u);
+  checker.forget("ns1", "b");
+  EXPECT_EQ(checker.openPrometheusClients(), 1u) << "c still uses /b";
+  checker.check(withUrl("c", "http://127.0.0.1:1/c"), {workload("app")}, std::nullopt);
+  EXPECT_EQ(checker.openPrometheusClients(), 1u) << "c moved to /c: /b is closed";
+  checker.forget("ns1", "c");
+  EXPECT_EQ(checker.openPrometheusClients(), 0u);
+}
+
+TEST(UsageTargets, NameTheServerAndNeverACredential) {
+  policy::PostgresSource pg;
+  pg.host = "db.example";
+  pg.port = 5433;
+  pg.database = "orders";
+  EXPECT_EQ(postgresTarget(pg), "db.example:5433/orders");
+  EXPECT_EQ(prometheusTarget("http://user:secret@prom.example:9090/api?token=x#f"), "http://prom.example:9090/api");
+  EXPECT_EQ(prometheusTarget("https://prom:9090"), "https://prom:9090");
+  EXPECT_EQ(prometheusTarget("http://prom:9090/a@b"), "http://prom:9090/a@b") << "an @ in the path is not userinfo";
+}
+
 }  // namespace
 }  // namespace poolguard::usage
