@@ -91,6 +91,7 @@ UsageReport Checker::check(const policy::Policy& policy, const std::vector<Gover
 
   const auto now = clock_.steadyNow();
   std::string previousReason;
+  std::optional<TargetsInUse> inUse;
   {
     std::lock_guard lock(mu_);
     PolicyState& state = policies_[keyOf(policy.namespace_, policy.name)];
@@ -105,9 +106,10 @@ UsageReport Checker::check(const policy::Policy& policy, const std::vector<Gover
     if (postgresKey != state.postgresKey || prometheusUrl != state.prometheusUrl) {
       state.postgresKey = postgresKey;
       state.prometheusUrl = prometheusUrl;
-      releaseUnusedLocked();
+      inUse = targetsInUseLocked();
     }
   }
+  if (inUse) releaseUnused(*inUse);
   report.nextCheckDue = now + usage.interval;
   // Logged on a change of outcome only: a standing failure would otherwise repeat every interval.
   if (previousReason != report.result.condition.reason) {
@@ -136,21 +138,28 @@ std::chrono::milliseconds Checker::requeueAfter(const policy::Policy& policy) co
 }
 
 void Checker::forget(const std::string& ns, const std::string& name) {
+  std::optional<TargetsInUse> inUse;
   {
     std::lock_guard lock(mu_);
-    if (policies_.erase(keyOf(ns, name)) > 0) releaseUnusedLocked();
+    if (policies_.erase(keyOf(ns, name)) > 0) inUse = targetsInUseLocked();
   }
+  // Outside mu_: closing waits for a read in progress on that connection, which must not hold up other policies.
+  if (inUse) releaseUnused(*inUse);
   if (metrics_) metrics_->forget(ns, name);
 }
 
-void Checker::releaseUnusedLocked() {
-  std::set<std::string> postgresKeys, prometheusUrls;
+Checker::TargetsInUse Checker::targetsInUseLocked() const {
+  TargetsInUse inUse;
   for (const auto& [key, state] : policies_) {
-    if (!state.postgresKey.empty()) postgresKeys.insert(state.postgresKey);
-    if (!state.prometheusUrl.empty()) prometheusUrls.insert(state.prometheusUrl);
+    if (!state.postgresKey.empty()) inUse.postgresKeys.insert(state.postgresKey);
+    if (!state.prometheusUrl.empty()) inUse.prometheusUrls.insert(state.prometheusUrl);
   }
-  postgres_.closeExcept(postgresKeys);
-  prometheus_.closeExcept(prometheusUrls);
+  return inUse;
+}
+
+void Checker::releaseUnused(const TargetsInUse& inUse) {
+  postgres_.closeExcept(inUse.postgresKeys);
+  prometheus_.closeExcept(inUse.prometheusUrls);
 }
 
 }  // namespace poolguard::usage

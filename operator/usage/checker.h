@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -84,8 +85,13 @@ class Checker {
     std::string prometheusUrl;  // base URL of its last check; "" when none
   };
   std::map<std::string, PolicyState> policies_;
-  // Closes what no policy's last check used. Called with mu_ held.
-  void releaseUnusedLocked();
+  // What the policies' last checks used; taken with mu_ held. releaseUnused closes the rest, without mu_.
+  struct TargetsInUse {
+    std::set<std::string> postgresKeys;
+    std::set<std::string> prometheusUrls;
+  };
+  TargetsInUse targetsInUseLocked() const;
+  void releaseUnused(const TargetsInUse& inUse);
 };
 
 }  // namespace poolguard::usage
