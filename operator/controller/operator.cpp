@@ -16,6 +16,7 @@
 #include "controller/metrics.h"
 #include "controller/reconciler.h"
 #include "kube/config.h"
+#include "kube/fence.h"
 #include "kube/rest_client.h"
 #include "runtime/bind_address.h"
 #include "runtime/event_recorder.h"
@@ -172,7 +173,24 @@ int runOperator(const RunOptions& o) {
     spdlog::error("cannot create the Kubernetes client: {}", client.error().message());
     return 1;
   }
-  kube::Client& api = **client;
+  kube::Client* api = client->get();
+  // With leader election, every write goes through a fence that the elector keeps open only while the lease is
+  // surely held, and the Lease is renewed on a client of its own (its own connections and rate limit), so neither
+  // a stuck connection nor the controllers' own traffic can delay a renewal.
+  std::shared_ptr<kube::WriteFence> fence;
+  std::unique_ptr<kube::FencedClient> fenced;
+  std::unique_ptr<kube::RestClient> leaseClient;
+  if (o.leaderElect) {
+    auto leases = kube::makeRestClient(*config, clientOpts);
+    if (!leases.ok()) {
+      spdlog::error("cannot create the Kubernetes client: {}", leases.error().message());
+      return 1;
+    }
+    leaseClient = std::move(*leases);
+    fence = std::make_shared<kube::WriteFence>();
+    fenced = std::make_unique<kube::FencedClient>(**client, fence);
+    api = fenced.get();
+  }
 
   runtime::ManagerOptions mopts;
   if (const auto& health = *healthAddress) {
@@ -189,12 +207,14 @@ int runOperator(const RunOptions& o) {
     le.leaseDuration = std::chrono::seconds(o.leaseDurationSeconds);
     le.renewDeadline = std::chrono::seconds(o.renewDeadlineSeconds);
     le.retryPeriod = std::chrono::seconds(o.retryPeriodSeconds);
+    le.fence = fence;
     mopts.leaderElection = le;
+    mopts.leaderElectionClient = leaseClient.get();
   }
   // The initial lists are parsed as full objects and compacted afterwards; give the freed pages back so the
   // steady state does not keep the start-up peak.
   mopts.onCachesSynced = [] { malloc_trim(0); };
-  runtime::Manager manager(api, mopts);
+  runtime::Manager manager(**client, mopts);
 
   auto informer = [&](kube::Resource r, runtime::Transform t, std::string labelSelector = "") -> runtime::Informer& {
     runtime::InformerOptions io;
@@ -215,12 +235,12 @@ int runOperator(const RunOptions& o) {
 
   auto registry = runtime::metricsRegistry();
   ControllerMetrics metrics(*registry);
-  runtime::EventRecorder events(api);
+  runtime::EventRecorder events(*api);
   usage::Checker usageChecker(SystemClock::instance(), registry.get());
   Caches caches{const_cast<runtime::Store*>(&policies.store()), const_cast<runtime::Store*>(&deployments.store()),
                 const_cast<runtime::Store*>(&statefulSets.store()), const_cast<runtime::Store*>(&hpas.store()),
                 const_cast<runtime::Store*>(&configMaps.store())};
-  Reconciler reconciler(api, caches, SystemClock::instance(), &events, &metrics, &usageChecker);
+  Reconciler reconciler(*api, caches, SystemClock::instance(), &events, &metrics, &usageChecker);
 
   runtime::ControllerOptions copts;
   copts.name = "connectionpoolpolicy";

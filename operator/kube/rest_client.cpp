@@ -19,6 +19,7 @@
 #include <pplx/threadpool.h>
 #include <boost/asio/ssl.hpp>
 
+#include "kube/fence.h"
 #include "kube/line_splitter.h"
 #include "kube/rate_limiter.h"
 #include "kube/status.h"
@@ -377,22 +378,74 @@ struct RestClient::Impl {
     if (options.observer) options.observer->observe(call.verb, call.resource, code, seconds);
   }
 
-  Result<RawResponse> sendOnce(const Call& call) {
+  // Sends one request and waits for the whole answer, at most until `deadline`: then the request is cancelled,
+  // which closes its connection, and the answer is kTimeout.
+  Result<RawResponse> sendOnce(const Call& call, std::optional<Clock::steady_point> deadline) {
+    struct Pending {
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false;
+      std::optional<RawResponse> response;
+      std::string error;
+    };
     auto start = options.clock->steadyNow();
+    auto pending = std::make_shared<Pending>();
+    pplx::cancellation_token_source cts;
     try {
-      http::http_response resp = http->request(makeRequest(call)).get();
-      RawResponse out;
-      out.status = resp.status_code();
-      out.body = resp.extract_utf8string(true).get();
-      auto ra = resp.headers().find(U("Retry-After"));
-      if (ra != resp.headers().end()) out.retryAfter = utility::conversions::to_utf8string(ra->second);
-      observe(call, out.status, start);
-      return out;
+      http->request(makeRequest(call), cts.get_token())
+          .then([](http::http_response resp) {
+            auto out = std::make_shared<RawResponse>();
+            out->status = resp.status_code();
+            auto ra = resp.headers().find(U("Retry-After"));
+            if (ra != resp.headers().end()) out->retryAfter = utility::conversions::to_utf8string(ra->second);
+            return resp.extract_utf8string(true).then([out](std::string body) {
+              out->body = std::move(body);
+              return std::move(*out);
+            });
+          })
+          .then([pending](const pplx::task<RawResponse>& t) {
+            std::optional<RawResponse> response;
+            std::string error;
+            try {
+              response = t.get();
+            } catch (const std::exception& e) {
+              error = e.what();
+            } catch (...) {
+              error = "unknown transport error";
+            }
+            {
+              std::lock_guard lock(pending->mu);
+              pending->response = std::move(response);
+              pending->error = std::move(error);
+              pending->done = true;
+            }
+            pending->cv.notify_all();
+          });
     } catch (const std::exception& e) {
       observe(call, 0, start);
       return Error(ErrorCode::kUnavailable,
                    std::string(call.verb) + " " + call.pathAndQuery + ": " + transportMessage(e.what()));
     }
+    std::unique_lock lock(pending->mu);
+    if (deadline) {
+      auto left = std::max<std::chrono::nanoseconds>(*deadline - options.clock->steadyNow(), {});
+      if (!pending->cv.wait_for(lock, left, [&] { return pending->done; })) {
+        lock.unlock();
+        cts.cancel();
+        observe(call, 0, start);
+        return Error(ErrorCode::kTimeout, std::string(call.verb) + " " + call.pathAndQuery +
+                                              ": no answer by the request deadline; cancelled");
+      }
+    } else {
+      pending->cv.wait(lock, [&] { return pending->done; });
+    }
+    if (!pending->response) {
+      observe(call, 0, start);
+      return Error(ErrorCode::kUnavailable,
+                   std::string(call.verb) + " " + call.pathAndQuery + ": " + transportMessage(pending->error));
+    }
+    observe(call, pending->response->status, start);
+    return std::move(*pending->response);
   }
 
   std::chrono::nanoseconds backoff(int attempt) {
@@ -410,13 +463,24 @@ struct RestClient::Impl {
 
   Result<json> execute(const Call& call) {
     const std::string context = std::string(call.verb) + " " + call.pathAndQuery;
+    const auto deadline = RequestDeadline::current();
+    // True when waiting `wait` more would reach the deadline: the request is then not (re)sent.
+    auto outOfTime = [&](std::chrono::nanoseconds wait) {
+      return deadline && options.clock->steadyNow() + wait >= *deadline;
+    };
+    auto timedOut = [&](const std::string& why) { return Error(ErrorCode::kTimeout, context + ": not sent: " + why); };
     for (int attempt = 1;; ++attempt) {
-      rateLimit();
-      auto raw = sendOnce(call);
+      if (auto wait = limiter.reserve(); wait.count() > 0) {
+        if (outOfTime(wait)) return timedOut("the client rate limit allows it only after the request deadline");
+        options.sleep(wait);
+      }
+      if (outOfTime({})) return timedOut("the request deadline has passed");
+      auto raw = sendOnce(call, deadline);
       bool mayRetry = call.idempotent && attempt < options.maxAttempts;
       if (!raw.ok()) {
-        if (!mayRetry) return raw.error();
+        if (!mayRetry || raw.error().code() == ErrorCode::kTimeout) return raw.error();
         auto delay = backoff(attempt);
+        if (outOfTime(delay)) return raw.error();
         spdlog::warn("kube: {} (attempt {}), retrying in {}ms", raw.error().message(), attempt,
                      std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
         options.sleep(delay);
@@ -433,8 +497,10 @@ struct RestClient::Impl {
       Error error = withContext(errorFromResponse(raw->status, raw->body, raw->retryAfter), context);
       bool throttled = error.code() == ErrorCode::kTooManyRequests || raw->status == 503;
       if (mayRetry && throttled && error.retryAfter()) {
-        auto wait = std::min<std::chrono::nanoseconds>(*error.retryAfter(), options.retryMaxDelay);
-        options.sleep(std::max<std::chrono::nanoseconds>(wait, backoff(attempt)));
+        auto wait = std::max<std::chrono::nanoseconds>(
+            std::min<std::chrono::nanoseconds>(*error.retryAfter(), options.retryMaxDelay), backoff(attempt));
+        if (outOfTime(wait)) return error;
+        options.sleep(wait);
         continue;
       }
       return error;

@@ -101,6 +101,25 @@ Result<bool> LeaderElector::tryAcquireOrRenew() {
   const std::string now = formatMicroTime(clock_.now());
   Record mine{config_.identity, leaseSeconds, now, now, 0};
 
+  if (written_) {
+    // Renewal: one update of the Lease as we last wrote it. Its resourceVersion makes the update fail if anyone
+    // wrote the Lease since; then (or on any other failure) read it and decide as a candidate would.
+    json lease = std::move(*written_);
+    written_.reset();
+    Record previous = parseRecord(lease);
+    mine.acquireTime = previous.acquireTime.empty() ? now : previous.acquireTime;
+    mine.leaseTransitions = previous.leaseTransitions;
+    writeRecord(lease, mine);
+    auto renewed = client_.update(leases_, config_.leaseNamespace, lease);
+    if (renewed) {
+      observe(mine, resourceVersionOf(*renewed));
+      written_ = std::move(*renewed);
+      return true;
+    }
+    if (renewed.error().code() == ErrorCode::kTimeout) return renewed.error();
+    mine = Record{config_.identity, leaseSeconds, now, now, 0};
+  }
+
   auto current = client_.get(leases_, config_.leaseNamespace, config_.leaseName);
   if (!current) {
     if (current.error().code() != ErrorCode::kNotFound) return current.error();
@@ -111,6 +130,7 @@ Result<bool> LeaderElector::tryAcquireOrRenew() {
     auto created = client_.create(leases_, config_.leaseNamespace, lease);
     if (!created) return created.error();
     observe(mine, resourceVersionOf(*created));
+    written_ = std::move(*created);
     return true;
   }
 
@@ -139,10 +159,12 @@ Result<bool> LeaderElector::tryAcquireOrRenew() {
   auto updated = client_.update(leases_, config_.leaseNamespace, lease);
   if (!updated) return updated.error();
   observe(mine, resourceVersionOf(*updated));
+  written_ = std::move(*updated);
   return true;
 }
 
 Status LeaderElector::release() {
+  written_.reset();
   auto current = client_.get(leases_, config_.leaseNamespace, config_.leaseName);
   if (!current) return current.error().code() == ErrorCode::kNotFound ? okStatus() : Status(current.error());
   json lease = std::move(*current);
@@ -165,19 +187,43 @@ std::chrono::milliseconds LeaderElector::jittered(std::chrono::milliseconds d) {
 }
 
 void LeaderElector::run(std::stop_token stop) {
+  // Every attempt ends by `deadline`, whatever the connection does.
+  auto attempt = [this](Clock::steady_point deadline) {
+    kube::RequestDeadline bound(deadline);
+    return tryAcquireOrRenew();
+  };
+  auto openFence = [this](Clock::steady_point until) {
+    if (config_.fence) config_.fence->openUntil(until);
+  };
+
   // Campaign.
+  Clock::steady_point lastRenew{};
+  bool acquired = false;
   while (!stop.stop_requested()) {
-    auto r = tryAcquireOrRenew();
-    if (r.ok() && *r) break;
+    auto start = clock_.steadyNow();
+    auto r = attempt(start + config_.renewDeadline);
+    if (r.ok() && *r) {
+      lastRenew = start;
+      acquired = true;
+      break;
+    }
     if (!r.ok()) {
       spdlog::warn("leader election {}/{}: acquire failed: {}", config_.leaseNamespace, config_.leaseName,
                    r.error().message());
     }
     if (!sleepFor(clock_, jittered(config_.retryPeriod), stop, config_.clockPoll)) return;
   }
-  if (stop.stop_requested()) return;
+  if (!acquired) return;
+  if (stop.stop_requested()) {
+    kube::RequestDeadline bound(clock_.steadyNow() + config_.renewDeadline);
+    (void)release();
+    return;
+  }
 
   spdlog::info("leader election {}/{}: {} is the leader", config_.leaseNamespace, config_.leaseName, config_.identity);
+  // Nobody may take the Lease over before (start of our write + leaseDuration); we write only until
+  // (start + renewDeadline).
+  openFence(lastRenew + config_.renewDeadline);
   leading_.store(true);
   std::stop_source leading;
   std::thread work;
@@ -186,13 +232,14 @@ void LeaderElector::run(std::stop_token stop) {
   }
 
   // Renew until the deadline passes without a successful renewal, another holder shows up, or we are stopped.
-  auto lastRenew = clock_.steadyNow();
   bool lost = false;
   while (!stop.stop_requested()) {
     if (!sleepFor(clock_, config_.retryPeriod, stop, config_.clockPoll)) break;
-    auto r = tryAcquireOrRenew();
+    auto start = clock_.steadyNow();
+    auto r = attempt(lastRenew + config_.renewDeadline);
     if (r.ok() && *r) {
-      lastRenew = clock_.steadyNow();
+      lastRenew = start;
+      openFence(lastRenew + config_.renewDeadline);
       continue;
     }
     if (r.ok()) {
@@ -211,11 +258,14 @@ void LeaderElector::run(std::stop_token stop) {
     }
   }
 
+  // Writes stop first, then the work is told to stop.
+  if (config_.fence) config_.fence->close();
   leading_.store(false);
   leading.request_stop();
   if (config_.onStoppedLeading) config_.onStoppedLeading();
   if (work.joinable()) work.join();
   if (!lost && config_.releaseOnCancel) {
+    kube::RequestDeadline bound(clock_.steadyNow() + config_.renewDeadline);
     if (auto s = release(); !s.ok()) {
       spdlog::warn("leader election {}/{}: release failed: {}", config_.leaseNamespace, config_.leaseName,
                    s.error().message());

@@ -4,10 +4,16 @@
 //   record has not changed for leaseDuration as measured on the candidate's own monotonic clock (no trust in
 //   other nodes' wall clocks). Every write is an update carrying the read resourceVersion, so two candidates
 //   cannot both win: the slower one gets a conflict.
-// - The leader renews every retryPeriod. When it has not renewed for renewDeadline, or when it sees another
-//   holder, it stops leading at once: the token given to onStartedLeading is cancelled before
-//   onStoppedLeading runs. renewDeadline < leaseDuration leaves the old leader time to stop before anyone else
-//   may take over.
+// - The leader renews every retryPeriod with one optimistic update of the Lease as it last wrote it (a conflict
+//   means someone else wrote it: then it reads the Lease and decides as a candidate). When it has not renewed
+//   for renewDeadline, or when it sees another holder, it stops leading at once: the token given to
+//   onStartedLeading is cancelled before onStoppedLeading runs. renewDeadline < leaseDuration leaves the old
+//   leader time to stop before anyone else may take over.
+// - Every attempt is bounded (kube::RequestDeadline): a renewal ends by (start of the last successful renewal +
+//   renewDeadline), however the connection behaves, so a hung request cannot keep a leader past its deadline.
+// - The optional write fence is open until (start of the last successful renewal + renewDeadline), and is closed
+//   before the work is told to stop. Writes through a kube::FencedClient on it stop on time even when this
+//   loop is late to notice, and writes still in flight are cancelled at the fence's end.
 // - On a requested stop the leader cancels its work, waits for onStartedLeading to return, then releases the
 //   Lease (empty holder, leaseDurationSeconds 1) so a successor takes over without waiting out the lease.
 // Caveats: run() returns after leadership is lost; it does not campaign again. Callers usually exit the
@@ -15,7 +21,9 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <stop_token>
 #include <string>
@@ -23,6 +31,7 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "kube/client.h"
+#include "kube/fence.h"
 #include "runtime/stop.h"
 
 namespace poolguard::runtime {
@@ -41,6 +50,8 @@ struct LeaderElectionConfig {
   std::function<void()> onStoppedLeading;
   // Runs when the observed holder changes (including to this identity).
   std::function<void(const std::string& holder)> onNewLeader;
+  // Opened while this replica may write (see above); optional.
+  std::shared_ptr<kube::WriteFence> fence;
   const Clock* clock = nullptr;  // SystemClock when null
   std::chrono::milliseconds clockPoll = kDefaultClockPoll;
 };
@@ -55,8 +66,9 @@ class LeaderElector {
  public:
   LeaderElector(kube::Client& client, LeaderElectionConfig config);
 
-  // One read-modify-write attempt. True when this identity holds the Lease afterwards; false when another
-  // identity holds a live lease; an Error when the attempt failed (transport, conflict, permissions).
+  // One attempt: a renewal (one update) when this identity wrote the Lease last, else a read-modify-write. True
+  // when this identity holds the Lease afterwards; false when another identity holds a live lease; an Error when
+  // the attempt failed (transport, conflict, permissions, the request deadline). Not for concurrent callers.
   Result<bool> tryAcquireOrRenew();
   // Gives the Lease up if this identity holds it (see the contract above). Ok when there was nothing to do.
   Status release();
@@ -94,6 +106,8 @@ class LeaderElector {
   std::string observedResourceVersion_;
   Clock::steady_point observedAt_{};
   bool haveObserved_ = false;
+  // The Lease as this identity last wrote it (holding it), for optimistic renewals; reset on any failure.
+  std::optional<kube::json> written_;
   std::atomic<bool> leading_{false};
 };
 

@@ -99,7 +99,7 @@ Status Manager::run(std::stop_token stop) {
     runControllers(leading);
   };
   le.onStoppedLeading = [] { spdlog::info("stopped leading"); };
-  LeaderElector elector(client_, std::move(le));
+  LeaderElector elector(opts_.leaderElectionClient ? *opts_.leaderElectionClient : client_, std::move(le));
   elector.run(stop);
   if (!stop.stop_requested() && led.load()) {
     return finish(Error(ErrorCode::kUnavailable, "leadership lost"));

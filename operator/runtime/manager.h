@@ -32,6 +32,9 @@ struct ManagerOptions {
   int healthPort = 8081;                               // -1: no health server
   std::string metricsBindAddress = "0.0.0.0:8080";     // "": no metrics server
   std::optional<LeaderElectionConfig> leaderElection;  // its callbacks are the Manager's own
+  // The client the Lease is renewed with (the Manager's own when null). A client of its own keeps renewals out
+  // of the controllers' rate limit and connection pool.
+  kube::Client* leaderElectionClient = nullptr;
   std::chrono::milliseconds cacheSyncTimeout{std::chrono::minutes(2)};
   // Runs once, after every informer has synced and before the controllers start.
   std::function<void()> onCachesSynced;

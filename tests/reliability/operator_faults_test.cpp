@@ -1,5 +1,6 @@
 // The operator process itself fails: kill -9 at random points while policies over 20 Deployments converge and
-// change, and leader failover between two replicas (kill -9 and SIGTERM of the leader).
+// change, leader failover between two replicas (kill -9 and SIGTERM of the leader), and a leader whose path to the
+// API server stalls.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "reliability_support.h"
+#include "support/tcp_proxy.h"
 
 namespace poolguard::testing::reliability {
 namespace {
@@ -406,6 +408,125 @@ TEST(OperatorFaults, LeaderFailoverIsPromptAndWritersNeverOverlap) {
   std::cout << "; writes outside their writer's leadership: " << overlaps.size() << "\n";
   EXPECT_GT(writes, 0);
   EXPECT_TRUE(overlaps.empty()) << ::testing::PrintToString(overlaps);
+}
+
+// ---- a leader whose connection stalls ----------------------------------------------------------------------
+
+// The leader reaches the API server through a TCP proxy that stalls: its renewals hang, as do the writes it has in
+// flight. It must stop writing before its lease can expire for the standby, and no write it had in flight may land
+// once the path comes back (the proxy then delivers what connections still open had sent). The standby takes over
+// once the lease has gone unrenewed for its duration.
+TEST(OperatorFaults, ALeaderWhosePathStallsStopsWritingBeforeItsLeaseExpires) {
+  installCrds();
+  const std::string ns = createNamespace("stall");
+  const std::string lease = "poolguard-" + ns;
+  const std::string stalledUser = "poolguard-stalled", standbyUser = "poolguard-standby";
+  for (const auto& u : {stalledUser, standbyUser}) {
+    addAdminContext(u);
+    if (HasFatalFailure()) return;
+  }
+  const std::string server = cluster().server;  // https://127.0.0.1:PORT
+  const int apiPort = std::stoi(server.substr(server.rfind(':') + 1));
+  TcpProxy proxy("127.0.0.1", apiPort);
+  ASSERT_TRUE(proxy.start());
+  const std::string proxied = "via-proxy-" + std::to_string(proxy.port());
+  auto r =
+      cluster().kubectl({"config", "set-cluster", proxied, "--server=https://127.0.0.1:" + std::to_string(proxy.port()),
+                         "--certificate-authority=" + cluster().dir + "/certs/ca.crt"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  r = cluster().kubectl(
+      {"config", "set-context", proxied, "--cluster=" + proxied, "--user=" + stalledUser, "--namespace=default"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+
+  const double leaseDuration = 8, renewDeadline = 5, retryPeriod = 1;
+  auto args = [&](const std::string& context) {
+    return std::vector<std::string>{"--context=" + context,
+                                    "--leader-elect",
+                                    "--leader-election-namespace=default",
+                                    "--leader-election-id=" + lease,
+                                    "--lease-duration=8",
+                                    "--renew-deadline=5",
+                                    "--retry-period=1"};
+  };
+  for (int i = 0; i < 6; ++i) ASSERT_EQ(applyYaml(ns, deploymentYaml("w" + std::to_string(i), {{"group", "g"}})), "");
+  auto policy = [&](int size) { return policyYaml(basicPolicy("p", {{"group", "g"}}, size, "db-" + ns)); };
+  ASSERT_EQ(applyYaml(ns, policy(5)), "");
+
+  const size_t auditStart = auditLineCount();
+  OperatorProcess leader(args(proxied));
+  leader.start();
+  ASSERT_TRUE(leader.waitReady()) << leader.logs();
+  const std::string leaderIdentity = operatorIdentity(leader);
+  ASSERT_TRUE(eventually([&] { return leaseHolder(lease) == leaderIdentity; }, 40s)) << tail(leader.logs(), 30);
+  OperatorProcess standby(args(standbyUser));
+  standby.start();
+  ASSERT_TRUE(standby.waitReady()) << standby.logs();
+  const std::string standbyIdentity = operatorIdentity(standby);
+
+  // Work to do throughout, so the leader has writes in flight when its path stalls.
+  std::atomic<bool> churning{true};
+  std::thread churn([&] {
+    int size = 5;
+    while (churning) {
+      size = size >= 15 ? 5 : size + 1;
+      applyYaml(ns, policy(size));
+      std::this_thread::sleep_for(500ms);
+    }
+  });
+  std::this_thread::sleep_for(4s);
+  const double stalledAt = wallNow();
+  proxy.stall();
+  bool took = eventually([&] { return leaseHolder(lease) == standbyIdentity; }, 60s);
+  const double tookAt = wallNow();
+  // The path comes back after the standby took over: whatever the old leader still had in flight is delivered now.
+  std::this_thread::sleep_for(2s);
+  proxy.resume();
+  std::this_thread::sleep_for(6s);
+  churning = false;
+  churn.join();
+  ASSERT_TRUE(took) << "the standby never took the Lease; holder '" << leaseHolder(lease) << "'\n"
+                    << tail(standby.logs(), 30);
+  EXPECT_TRUE(eventually([&] { return !leader.running(); }, 30s)) << "the old leader must exit once it lost the lease\n"
+                                                                  << tail(leader.logs(), 30);
+
+  // The audit log, on the API server's clock.
+  double lastRenewal = 0, takeover = 0;
+  for (const auto& e : operatorRequests(auditStart, true)) {
+    if (e["objectRef"].value("resource", "") != "leases" || e["objectRef"].value("name", "") != lease) continue;
+    if (e.value("responseStatus", json::object()).value("code", 0) >= 300) continue;
+    std::string user = e["user"].value("username", "");
+    double at = auditTime(e, "stageTimestamp");
+    if (user == stalledUser && at < stalledAt + 1) lastRenewal = std::max(lastRenewal, at);
+    if (user == standbyUser && takeover == 0) takeover = at;
+  }
+  ASSERT_GT(lastRenewal, 0) << "no Lease renewal by the leader before the stall";
+  ASSERT_GT(takeover, 0) << "no Lease acquisition by the standby in the audit log";
+  const double expiry = lastRenewal + leaseDuration;
+  std::vector<std::string> late;
+  double lastWrite = 0;
+  int writes = 0;
+  for (const auto& e : operatorRequests(auditStart, true)) {
+    if (e["user"].value("username", "") != stalledUser || e["objectRef"].value("resource", "") == "leases") continue;
+    ++writes;
+    double at = auditTime(e, "requestReceivedTimestamp");
+    lastWrite = std::max(lastWrite, at);
+    if (at >= expiry || at >= takeover) {
+      late.push_back(e.value("verb", "") + " " + auditResource(e) + " " + e["objectRef"].value("name", "") + " " +
+                     std::to_string(at - lastRenewal) + " s after the last renewal");
+    }
+  }
+  std::cout << "[ measured ] stalled leader: last renewal " << lastRenewal - stalledAt
+            << " s after the stall, last write " << lastWrite - lastRenewal << " s after it (renew deadline "
+            << renewDeadline << " s, lease " << leaseDuration << " s); standby took over " << takeover - lastRenewal
+            << " s after the last renewal (" << tookAt - stalledAt << " s after the stall); " << writes
+            << " writes by the old leader, " << late.size() << " after its lease expired; proxy dropped "
+            << proxy.dropped() << " abandoned connections\n";
+  EXPECT_GT(writes, 0) << "the leader wrote nothing before the stall: the test proves nothing";
+  EXPECT_TRUE(late.empty()) << ::testing::PrintToString(late);
+  // The standby notices the lease unrenewed for its duration on its own clock, which starts when it sees the last
+  // renewal (up to one jittered retry period after it), and tries again within another.
+  EXPECT_LE(takeover - lastRenewal, leaseDuration + 2 * 1.2 * retryPeriod + 1.0);
+  EXPECT_NE(leader.logs().find("stepping down"), std::string::npos) << tail(leader.logs(), 30);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "kube/client.h"
+#include "kube/fence.h"
 #include "kube/rest_client.h"
 
 namespace poolguard::kube {
@@ -216,23 +217,44 @@ TEST(RestClient, CreateIsNotRetried) {
   EXPECT_EQ(sleeps, 0);
 }
 
-TEST(RestClient, RateLimiterWaitsAreSlept) {
+// A client allowing one request a second (burst 1) on `clock`, recording its sleeps instead of sleeping.
+std::unique_ptr<RestClient> oncePerSecond(const ManualClock& clock, std::vector<std::chrono::nanoseconds>& sleeps) {
   Config c;
   c.server = "http://127.0.0.1:1";
-  ManualClock clock;
-  std::vector<std::chrono::nanoseconds> sleeps;
   RestClientOptions o;
   o.qps = 1;
   o.burst = 1;
   o.maxAttempts = 1;
   o.clock = &clock;
-  o.sleep = [&](std::chrono::nanoseconds d) { sleeps.push_back(d); };
+  o.sleep = [&sleeps](std::chrono::nanoseconds d) { sleeps.push_back(d); };
   auto client = makeRestClient(c, o);
-  ASSERT_TRUE(client.ok());
-  (void)(*client)->get(resources::configMaps(), "ns", "a");
-  (void)(*client)->get(resources::configMaps(), "ns", "b");
+  EXPECT_TRUE(client.ok());
+  return client.ok() ? std::move(*client) : nullptr;
+}
+
+TEST(RestClient, RateLimiterWaitsAreSlept) {
+  ManualClock clock;
+  std::vector<std::chrono::nanoseconds> sleeps;
+  auto client = oncePerSecond(clock, sleeps);
+  ASSERT_TRUE(client);
+  (void)client->get(resources::configMaps(), "ns", "a");
+  (void)client->get(resources::configMaps(), "ns", "b");
   ASSERT_EQ(sleeps.size(), 1u);
   EXPECT_EQ(sleeps[0], std::chrono::seconds(1));
+}
+
+TEST(RestClient, TheRateLimiterIsNotWaitedOnPastTheDeadline) {
+  ManualClock clock;
+  std::vector<std::chrono::nanoseconds> sleeps;
+  auto client = oncePerSecond(clock, sleeps);
+  ASSERT_TRUE(client);
+  (void)client->get(resources::configMaps(), "ns", "a");  // takes the only token
+  RequestDeadline deadline(clock.steadyNow() + std::chrono::milliseconds(500));
+  auto got = client->get(resources::configMaps(), "ns", "b");
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error().code(), ErrorCode::kTimeout);
+  EXPECT_NE(got.error().message().find("rate limit"), std::string::npos) << got.error().message();
+  EXPECT_TRUE(sleeps.empty()) << "a 1 s wait cannot end by a deadline 500 ms away";
 }
 
 }  // namespace

@@ -39,6 +39,14 @@ bool driveUntil(ManualClock& clock, std::chrono::milliseconds step, const std::f
   return done();
 }
 
+// onStartedLeading that flags `started` and then idles until leadership ends.
+std::function<void(std::stop_token)> idleWork(std::atomic<bool>& started) {
+  return [&started](std::stop_token leading) {
+    started = true;
+    while (!leading.stop_requested()) std::this_thread::sleep_for(1ms);
+  };
+}
+
 TEST(LeaderElection, MicroTimeHasSixFractionalDigits) {
   auto t = std::chrono::system_clock::from_time_t(1700000000) + 250ms;
   EXPECT_EQ(formatMicroTime(t), "2023-11-14T22:13:20.250000Z");
@@ -114,10 +122,162 @@ TEST(LeaderElection, AConcurrentWriterMakesTheUpdateConflict) {
   ManualClock clock;
   LeaderElector a(client, config("a", clock));
   ASSERT_TRUE(*a.tryAcquireOrRenew());
+  // The optimistic renewal conflicts, so the Lease is read; the read-modify-write conflicts too.
+  client.failNext("update", Error(ErrorCode::kConflict, "the object has been modified").withHttpStatus(409));
   client.failNext("update", Error(ErrorCode::kConflict, "the object has been modified").withHttpStatus(409));
   auto r = a.tryAcquireOrRenew();
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kConflict);
+}
+
+TEST(LeaderElection, ARenewalIsOneUpdateWithoutARead) {
+  FakeClient client;
+  ManualClock clock;
+  LeaderElector a(client, config("a", clock));
+  ASSERT_TRUE(*a.tryAcquireOrRenew());
+  const int gets = client.count("get"), updates = client.count("update");
+  for (int i = 0; i < 3; ++i) {
+    clock.advance(2s);
+    auto r = a.tryAcquireOrRenew();
+    ASSERT_TRUE(r.ok() && *r);
+  }
+  EXPECT_EQ(client.count("get"), gets) << "a renewal must not read the Lease first";
+  EXPECT_EQ(client.count("update"), updates + 3);
+  EXPECT_EQ(spec(client)["renewTime"], formatMicroTime(clock.now()));
+}
+
+TEST(LeaderElection, ARenewalThatConflictsReadsTheLeaseAndYieldsToALiveHolder) {
+  FakeClient client;
+  ManualClock clock;
+  LeaderElector a(client, config("a", clock));
+  ASSERT_TRUE(*a.tryAcquireOrRenew());
+  json lease = client.stored(kLeases, "ops", "poolguard").value();
+  lease["spec"]["holderIdentity"] = "b";
+  client.put(kLeases, lease);  // b wrote the Lease: a's resourceVersion is stale
+  auto r = a.tryAcquireOrRenew();
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_FALSE(*r);
+  EXPECT_EQ(a.observedHolder(), "b");
+  EXPECT_EQ(spec(client)["holderIdentity"], "b");
+}
+
+// Forwards to a FakeClient and records the request deadline of every Lease write.
+class DeadlineRecorder final : public kube::Client {
+ public:
+  explicit DeadlineRecorder(FakeClient& inner) : inner_(inner) {}
+  std::vector<std::optional<Clock::steady_point>> deadlines() const {
+    std::lock_guard lock(mu_);
+    return deadlines_;
+  }
+  Result<json> get(const kube::Resource& r, const std::string& ns, const std::string& name,
+                   const std::string& sub = "") override {
+    return inner_.get(r, ns, name, sub);
+  }
+  Result<json> list(const kube::Resource& r, const std::string& ns, const kube::ListOptions& o = {}) override {
+    return inner_.list(r, ns, o);
+  }
+  Result<json> create(const kube::Resource& r, const std::string& ns, const json& obj,
+                      const kube::WriteOptions& o = {}) override {
+    record();
+    return inner_.create(r, ns, obj, o);
+  }
+  Result<json> update(const kube::Resource& r, const std::string& ns, const json& obj,
+                      const kube::WriteOptions& o = {}) override {
+    record();
+    return inner_.update(r, ns, obj, o);
+  }
+  Result<json> patch(const kube::Resource& r, const std::string& ns, const std::string& name, kube::PatchType t,
+                     const json& p, const kube::WriteOptions& o = {}) override {
+    return inner_.patch(r, ns, name, t, p, o);
+  }
+  Result<json> apply(const kube::Resource& r, const std::string& ns, const std::string& name, const json& obj,
+                     const kube::WriteOptions& o) override {
+    return inner_.apply(r, ns, name, obj, o);
+  }
+  Status remove(const kube::Resource& r, const std::string& ns, const std::string& name,
+                const json& d = json::object()) override {
+    return inner_.remove(r, ns, name, d);
+  }
+  Result<std::unique_ptr<kube::WatchStream>> watch(const kube::Resource& r, const std::string& ns,
+                                                   const kube::WatchOptions& o) override {
+    return inner_.watch(r, ns, o);
+  }
+
+ private:
+  void record() {
+    std::lock_guard lock(mu_);
+    deadlines_.push_back(kube::RequestDeadline::current());
+  }
+  FakeClient& inner_;
+  mutable std::mutex mu_;
+  std::vector<std::optional<Clock::steady_point>> deadlines_;
+};
+
+TEST(LeaderElection, EveryAttemptEndsByTheRenewDeadlineAndTheFenceFollowsTheRenewals) {
+  FakeClient fake;
+  DeadlineRecorder client(fake);
+  ManualClock clock;
+  auto fence = std::make_shared<kube::WriteFence>(clock);
+  std::atomic<bool> started{false};
+  std::atomic<bool> fenceOpenWhenWorkStopped{true};
+  auto c = config("a", clock);
+  c.fence = fence;
+  c.onStartedLeading = [&](std::stop_token leading) {
+    started = true;
+    while (!leading.stop_requested()) std::this_thread::sleep_for(1ms);
+    fenceOpenWhenWorkStopped = fence->openWindow().has_value();
+  };
+  const auto acquiredAt = clock.steadyNow();
+  EXPECT_FALSE(fence->openWindow()) << "closed until the Lease is held";
+  LeaderElector e(client, c);
+  auto done = std::async(std::launch::async, [&] { e.run(std::stop_token{}); });
+  ASSERT_TRUE(driveUntil(clock, 0ms, [&] { return started.load(); }));
+  ASSERT_EQ(client.deadlines().size(), 1u);
+  EXPECT_EQ(client.deadlines()[0], acquiredAt + c.renewDeadline) << "the acquisition is bounded";
+  EXPECT_EQ(fence->openWindow(), acquiredAt + c.renewDeadline);
+
+  // A renewal: bounded by the last renewal's start + renewDeadline, and it moves the fence.
+  ASSERT_TRUE(driveUntil(clock, 100ms, [&] { return client.deadlines().size() >= 2; }));
+  auto window = fence->openWindow();
+  ASSERT_TRUE(window);
+  EXPECT_EQ(client.deadlines()[1], acquiredAt + c.renewDeadline);
+  EXPECT_GT(*window, acquiredAt + c.renewDeadline);
+  EXPECT_LE(*window, clock.steadyNow() + c.renewDeadline);
+
+  // Another holder: the fence closes before the work is told to stop, though its time has not passed.
+  json lease = fake.stored(kLeases, "ops", "poolguard").value();
+  lease["spec"]["holderIdentity"] = "b";
+  fake.put(kLeases, lease);
+  ASSERT_TRUE(driveUntil(clock, 100ms, [&] { return done.wait_for(0ms) == std::future_status::ready; }));
+  EXPECT_FALSE(fenceOpenWhenWorkStopped.load());
+  EXPECT_FALSE(fence->openWindow());
+}
+
+TEST(LeaderElection, WithRenewalsFailingTheFenceClosesAtTheRenewDeadline) {
+  FakeClient client;
+  ManualClock clock;
+  auto fence = std::make_shared<kube::WriteFence>(clock);
+  std::atomic<bool> started{false};
+  auto c = config("a", clock);
+  c.fence = fence;
+  c.onStartedLeading = idleWork(started);
+  LeaderElector e(client, c);
+  auto done = std::async(std::launch::async, [&] { e.run(std::stop_token{}); });
+  ASSERT_TRUE(driveUntil(clock, 0ms, [&] { return started.load(); }));
+  ASSERT_TRUE(driveUntil(clock, 100ms, [&] { return client.count("update") >= 1; }));
+  client.failAlways("update", Error(ErrorCode::kTimeout, "no answer by the request deadline"));
+  client.failAlways("get", Error(ErrorCode::kTimeout, "no answer by the request deadline"));
+  auto window = fence->openWindow();
+  ASSERT_TRUE(window);
+  // Until the window ends, writes may go on; from its end, none, whatever the elector's loop is doing.
+  while (clock.steadyNow() + 50ms < *window) {
+    EXPECT_TRUE(fence->openWindow());
+    clock.advance(50ms);
+  }
+  clock.advance(*window - clock.steadyNow());
+  EXPECT_FALSE(fence->openWindow());
+  ASSERT_TRUE(driveUntil(clock, 100ms, [&] { return done.wait_for(0ms) == std::future_status::ready; }));
+  EXPECT_FALSE(e.isLeader());
 }
 
 TEST(LeaderElection, TwoCandidatesCreatingAtOnceHaveOneWinner) {
@@ -186,10 +346,7 @@ TEST(LeaderElection, RunStepsDownWhenRenewalsFailForTheRenewDeadline) {
   ManualClock clock;
   std::atomic<bool> started{false};
   auto c = config("a", clock);
-  c.onStartedLeading = [&](std::stop_token leading) {
-    started = true;
-    while (!leading.stop_requested()) std::this_thread::sleep_for(1ms);
-  };
+  c.onStartedLeading = idleWork(started);
   LeaderElector e(client, c);
   auto done = std::async(std::launch::async, [&] { e.run(std::stop_token{}); });
   ASSERT_TRUE(driveUntil(clock, 0ms, [&] { return started.load(); }));
