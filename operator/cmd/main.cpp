@@ -58,6 +58,11 @@ int run(int argc, char** argv) {
   runCmd->add_option("--burst", run.burst, "client-side request burst")->capture_default_str();
   runCmd->add_option("--shutdown-timeout", run.shutdownTimeoutSeconds, "seconds to finish in-flight work on SIGTERM")
       ->capture_default_str();
+  runCmd
+      ->add_option("--prometheus-allowed-url-prefixes", run.prometheusAllowedUrlPrefixes,
+                   "Prometheus endpoints policies may query: URL prefixes, comma-separated or repeated, such as "
+                   "http://prometheus.monitoring.svc:9090 (default: none)")
+      ->delimiter(',');
 
   std::vector<std::string> files;
   std::string output = "text";

@@ -27,6 +27,7 @@
 #include "runtime/signals.h"
 #include "runtime/store.h"
 #include "usage/checker.h"
+#include "usage/grant.h"
 
 #ifndef POOLGUARD_VERSION
 #define POOLGUARD_VERSION "dev"
@@ -150,6 +151,12 @@ int runOperator(const RunOptions& o) {
       return 2;  // a usage error, as CLI11 reports one
     }
   }
+  for (const auto& prefix : o.prometheusAllowedUrlPrefixes) {
+    if (auto valid = usage::validatePrometheusPrefix(prefix); !valid.ok()) {
+      std::cerr << "error: --prometheus-allowed-url-prefixes: " << valid.error().message() << "\n";
+      return 2;
+    }
+  }
   setupLogging(o);
   std::stop_source stop;
   runtime::ShutdownSignals signals(stop, std::chrono::seconds(o.shutdownTimeoutSeconds));
@@ -236,7 +243,9 @@ int runOperator(const RunOptions& o) {
   auto registry = runtime::metricsRegistry();
   ControllerMetrics metrics(*registry);
   runtime::EventRecorder events(*api);
-  usage::Checker usageChecker(SystemClock::instance(), registry.get());
+  usage::CheckerOptions usageOptions;
+  usageOptions.prometheusAllowedUrlPrefixes = o.prometheusAllowedUrlPrefixes;
+  usage::Checker usageChecker(SystemClock::instance(), registry.get(), usageOptions);
   Caches caches{const_cast<runtime::Store*>(&policies.store()), const_cast<runtime::Store*>(&deployments.store()),
                 const_cast<runtime::Store*>(&statefulSets.store()), const_cast<runtime::Store*>(&hpas.store()),
                 const_cast<runtime::Store*>(&configMaps.store())};

@@ -24,10 +24,12 @@ struct RunOptions {
   double qps = 20;
   int burst = 30;
   int shutdownTimeoutSeconds = 10;
+  // URL prefixes a namespaced policy's usage.prometheus.url must lie under; empty: no Prometheus endpoint.
+  std::vector<std::string> prometheusAllowedUrlPrefixes;
 };
 
 // Returns the process exit code: 0 after a graceful shutdown, 1 on a fatal start-up error, 2 on a malformed flag
-// value (a bind address), reported on standard error before anything starts.
+// value (a bind address, a Prometheus URL prefix), reported on standard error before anything starts.
 int runOperator(const RunOptions& options);
 
 }  // namespace poolguard::controller

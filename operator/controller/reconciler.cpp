@@ -11,6 +11,7 @@
 #include "render/workload.h"
 #include "runtime/event_recorder.h"
 #include "usage/checker.h"
+#include "usage/grant.h"
 
 namespace poolguard::controller {
 namespace {
@@ -435,6 +436,14 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     if (usage_->nextCheckDue(pol, steadyNow) <= steadyNow) {
       auto report = usage_->check(pol, governed, client_);
       spdlog::debug("usage check {}: {} {}", key, report.result.condition.reason, report.result.condition.message);
+      // A Secret or URL poolguard may not use is the policy owner's to fix (an upgrade from before the grants
+      // meets it first): an Event as well as the condition. The recorder folds repeats into one Event's count.
+      for (const auto& e : report.errors) {
+        if (events_ && (e.reason() == usage::grant_reasons::kCredentialsNotGranted ||
+                        e.reason() == usage::grant_reasons::kPrometheusUrlNotAllowed)) {
+          events_->record(policyObj, runtime::EventType::kWarning, e.reason(), e.message());
+        }
+      }
       std::lock_guard l(mu_);
       lastUsage_[key] = report.result;
       if (report.result.usage.serverMaxConnections) {

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "usage/grant.h"
 #include "usage/metrics.h"
 
 namespace poolguard::usage {
@@ -18,23 +19,11 @@ std::string postgresTarget(const policy::PostgresSource& pg) {
   return pg.host + ":" + std::to_string(pg.port) + "/" + pg.database;
 }
 
-// The URL as a metric label: scheme, host, port and path; never userinfo, a query or a fragment (where a token
-// could hide).
-std::string prometheusTarget(const std::string& url) {
-  std::string out = url.substr(0, url.find_first_of("?#"));
-  auto scheme = out.find("://");
-  size_t hostStart = scheme == std::string::npos ? 0 : scheme + 3;
-  auto at = out.find('@', hostStart);
-  auto pathStart = out.find('/', hostStart);
-  if (at != std::string::npos && (pathStart == std::string::npos || at < pathStart))
-    out.erase(hostStart, at + 1 - hostStart);
-  return out;
-}
-
 Checker::Checker(const Clock& clock, prometheus::Registry* registry, const CheckerOptions& options)
     : clock_(clock),
       postgres_(clock, options.postgres),
       prometheus_(options.prometheusTimeout),
+      prometheusAllowedUrlPrefixes_(options.prometheusAllowedUrlPrefixes),
       metrics_(registry ? std::make_unique<UsageMetrics>(*registry) : nullptr) {}
 
 Checker::~Checker() = default;
@@ -72,8 +61,11 @@ UsageReport Checker::check(const policy::Policy& policy, const std::vector<Gover
     if (!in.postgres.ok()) report.errors.push_back(in.postgres.result->error());
   }
   if (prometheusConfigured(usage, policy.spec.profile)) {
+    // Only endpoints the cluster admin allows: a policy author must not reach other addresses through poolguard.
+    auto allowed = checkPrometheusUrl(usage.prometheus->url, prometheusAllowedUrlPrefixes_);
     in.prometheus = SourceOutcome<PrometheusValues>::of(
-        readPrometheus(prometheus_, *usage.prometheus, policy.spec.profile, workloads));
+        allowed.ok() ? readPrometheus(prometheus_, *usage.prometheus, policy.spec.profile, workloads)
+                     : Result<PrometheusValues>(allowed.error()));
     if (!in.prometheus.ok()) report.errors.push_back(in.prometheus.result->error());
   }
   in.now = clock_.now();

@@ -40,12 +40,13 @@ struct UsageReport {
 struct CheckerOptions {
   PostgresReaderOptions postgres;
   std::chrono::milliseconds prometheusTimeout{5000};
+  // The URL prefixes a policy's usage.prometheus.url must lie under (usage/grant.h); empty: none is allowed.
+  std::vector<std::string> prometheusAllowedUrlPrefixes;
 };
 
-// How a usage source is named in poolguard_usage_up{target}: "host:port/database" for PostgreSQL; for Prometheus
-// the URL's scheme, host, port and path, never its userinfo, query or fragment (where a credential could hide).
+// How a PostgreSQL source is named in poolguard_usage_up{target}: "host:port/database" (prometheusTarget, in
+// prometheus_source.h, names a Prometheus one).
 std::string postgresTarget(const policy::PostgresSource& source);
-std::string prometheusTarget(const std::string& url);
 
 class Checker {
  public:
@@ -76,6 +77,7 @@ class Checker {
   const Clock& clock_;
   PostgresReader postgres_;
   PrometheusClient prometheus_;
+  std::vector<std::string> prometheusAllowedUrlPrefixes_;
   std::unique_ptr<UsageMetrics> metrics_;
   mutable std::mutex mu_;
   struct PolicyState {

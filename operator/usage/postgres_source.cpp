@@ -16,6 +16,8 @@
 
 #include <libpq-fe.h>
 
+#include "usage/grant.h"
+
 namespace poolguard::usage {
 
 namespace {
@@ -169,18 +171,39 @@ struct Connection {
 
 }  // namespace
 
+bool libpqAccepts(const char* keyword) {
+  PQconninfoOption* options = PQconndefaults();
+  if (!options) return false;
+  bool found = false;
+  for (PQconninfoOption* o = options; o->keyword; ++o) {
+    if (std::string_view(o->keyword) == keyword) found = true;
+  }
+  PQconninfoFree(options);
+  return found;
+}
+
 Result<PostgresCredentials> fetchCredentials(kube::Client& client, const std::string& ns,
                                              const policy::PostgresSource& source) {
-  auto readKey = [&](const std::string& secretName, const std::string& key) -> Result<std::string> {
+  // Each Secret is read once, and used only when it allows the policy's server (usage/grant.h).
+  std::map<std::string, kube::json> secrets;
+  auto secretNamed = [&](const std::string& secretName) -> Result<const kube::json*> {
     const std::string where = "secret " + ns + "/" + secretName;
     if (secretName.empty()) {
       return pgError(ErrorCode::kInvalidArgument, postgres_reasons::kCredentials, where + ": no Secret name given");
     }
+    if (auto it = secrets.find(secretName); it != secrets.end()) return &it->second;
     auto secret = client.get(kube::resources::secrets(), ns, secretName);
     if (!secret) {
       return pgError(secret.error().code(), postgres_reasons::kCredentials, where + ": " + secret.error().message());
     }
-    const kube::json& obj = *secret;
+    if (auto granted = checkSecretGrant(*secret, ns, secretName, source); !granted.ok()) return granted.error();
+    return &secrets.emplace(secretName, std::move(*secret)).first->second;
+  };
+  auto readKey = [&](const std::string& secretName, const std::string& key) -> Result<std::string> {
+    auto secret = secretNamed(secretName);
+    if (!secret) return secret.error();
+    const std::string where = "secret " + ns + "/" + secretName;
+    const kube::json& obj = **secret;
     auto data = obj.find("data");
     if (data == obj.end() || !data->is_object() || !data->contains(key) || !(*data)[key].is_string()) {
       return pgError(ErrorCode::kInvalidArgument, postgres_reasons::kCredentials,
@@ -338,6 +361,14 @@ struct PostgresReader::Impl {
     if (!rootCert.empty()) {
       keys.push_back("sslrootcert");
       values.push_back(rootCert.c_str());
+    }
+    // Without proof of the server, never answer a request for the password in clear text, where the libpq in use
+    // can refuse it (require_auth, libpq 16 and later; Debian 12's libpq 15 cannot: there the Secret's grant is
+    // the only guard, see docs/security.md).
+    static const bool canRefuseCleartext = libpqAccepts("require_auth");
+    if (!verifiesCertificate(s.sslMode) && canRefuseCleartext) {
+      keys.push_back("require_auth");
+      values.push_back("!password");
     }
     keys.push_back(nullptr);
     values.push_back(nullptr);

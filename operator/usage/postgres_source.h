@@ -34,9 +34,13 @@ struct PostgresCredentials {
 };
 
 // Reads credentialsSecretRef (usernameKey, passwordKey) and, when set, caSecretRef (key default ca.crt) from
-// the policy's namespace with a GET by name.
+// the policy's namespace with a GET by name. A Secret that does not allow the policy's server (annotation
+// poolguard.dev/allowed-servers, usage/grant.h) is not used: the error says what to add.
 Result<PostgresCredentials> fetchCredentials(kube::Client& client, const std::string& ns,
                                              const policy::PostgresSource& source);
+
+// Whether the libpq linked at run time knows a connection keyword (require_auth came with libpq 16).
+bool libpqAccepts(const char* keyword);
 
 // Standard base64 (RFC 4648, padding optional, whitespace ignored) as Secret data is encoded.
 std::optional<std::string> decodeBase64(std::string_view in);

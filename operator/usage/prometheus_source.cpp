@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 
+#include <cpprest/containerstream.h>
 #include <cpprest/http_client.h>
 #include <cpprest/uri_builder.h>
 #include <nlohmann/json.hpp>
@@ -25,7 +26,12 @@ Error promError(ErrorCode code, const char* reason, std::string message) {
   return Error(code, std::move(message)).withReason(reason);
 }
 
-std::string shorten(const std::string& s, size_t max = 200) { return s.size() <= max ? s : s.substr(0, max) + "..."; }
+// At most `max` printable ASCII characters of an error text from the server, others as '?'.
+std::string sanitized(const std::string& s, size_t max = 160) {
+  std::string out;
+  for (char c : s.substr(0, max)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  return s.size() > max ? out + "..." : out;
+}
 
 // A sample value is a JSON string: "12", "NaN", "+Inf".
 Result<std::optional<double>> parseSampleValue(const nlohmann::json& pair, const std::string& what) {
@@ -38,7 +44,7 @@ Result<std::optional<double>> parseSampleValue(const nlohmann::json& pair, const
   double v = std::strtod(text.c_str(), &end);
   if (text.empty() || end != text.c_str() + text.size()) {
     return promError(ErrorCode::kInternal, prometheus_reasons::kMalformed,
-                     what + ": sample value \"" + shorten(text, 40) + "\" is not a number");
+                     what + ": sample value \"" + sanitized(text, 40) + "\" is not a number");
   }
   if (std::isnan(v)) return std::optional<double>{};
   if (std::isinf(v)) {
@@ -119,17 +125,32 @@ std::string renderQuery(std::string_view tmpl, std::string_view ns, std::string_
   return out;
 }
 
+// The URL as a metric label: scheme, host, port and path; never userinfo, a query or a fragment (where a token
+// could hide).
+std::string prometheusTarget(const std::string& url) {
+  std::string out = url.substr(0, url.find_first_of("?#"));
+  auto scheme = out.find("://");
+  size_t hostStart = scheme == std::string::npos ? 0 : scheme + 3;
+  auto at = out.find('@', hostStart);
+  auto pathStart = out.find('/', hostStart);
+  if (at != std::string::npos && (pathStart == std::string::npos || at < pathStart))
+    out.erase(hostStart, at + 1 - hostStart);
+  return out;
+}
+
 Result<std::optional<double>> parseQueryResponse(int httpStatus, const std::string& body, const std::string& what) {
   nlohmann::json doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("status") || !doc["status"].is_string()) {
     if (httpStatus < 200 || httpStatus >= 300) {
       ErrorCode code = httpStatus >= 500 ? ErrorCode::kUnavailable : ErrorCode::kInvalidArgument;
       return promError(code, prometheus_reasons::kQueryFailed,
-                       what + ": HTTP " + std::to_string(httpStatus) + ": " + shorten(body))
+                       what + ": HTTP " + std::to_string(httpStatus) + " (" + std::to_string(body.size()) +
+                           " bytes that are not the Prometheus query API)")
           .withHttpStatus(httpStatus);
     }
-    return promError(ErrorCode::kInternal, prometheus_reasons::kMalformed,
-                     what + ": the answer is not Prometheus query API JSON: " + shorten(body));
+    return promError(
+        ErrorCode::kInternal, prometheus_reasons::kMalformed,
+        what + ": the answer is not Prometheus query API JSON (" + std::to_string(body.size()) + " bytes)");
   }
   if (doc["status"] != "success") {
     auto text = [&doc](const char* key, const char* fallback) {
@@ -139,7 +160,8 @@ Result<std::optional<double>> parseQueryResponse(int httpStatus, const std::stri
     std::string type = text("errorType", "error");
     std::string message = text("error", "no error message");
     ErrorCode code = (type == "timeout" || type == "unavailable") ? ErrorCode::kTimeout : ErrorCode::kInvalidArgument;
-    return promError(code, prometheus_reasons::kQueryFailed, what + ": " + type + ": " + message)
+    return promError(code, prometheus_reasons::kQueryFailed,
+                     what + ": " + sanitized(type, 40) + ": " + sanitized(message))
         .withHttpStatus(httpStatus);
   }
   if (httpStatus < 200 || httpStatus >= 300) {
@@ -176,6 +198,25 @@ Result<std::optional<double>> parseQueryResponse(int httpStatus, const std::stri
     return promError(ErrorCode::kInternal, prometheus_reasons::kMalformed, what + ": the series add up to infinity");
   }
   return sum;
+}
+
+// The answer's body, at most kMaxPrometheusAnswerBytes of it.
+Result<std::string> readCapped(web::http::http_response& resp, const std::string& what) {
+  auto tooLarge = [&] {
+    return promError(ErrorCode::kInvalidArgument, prometheus_reasons::kMalformed,
+                     what + ": the answer is larger than " + std::to_string(kMaxPrometheusAnswerBytes >> 20) + " MiB");
+  };
+  if (resp.headers().content_length() > kMaxPrometheusAnswerBytes) return tooLarge();
+  concurrency::streams::container_buffer<std::string> buffer;
+  auto stream = resp.body();
+  size_t total = 0;
+  while (true) {
+    size_t n = stream.read(buffer, 64 * 1024).get();
+    if (n == 0) break;
+    total += n;
+    if (total > kMaxPrometheusAnswerBytes) return tooLarge();
+  }
+  return std::move(buffer.collection());
 }
 
 struct PrometheusClient::Impl {
@@ -218,7 +259,7 @@ size_t PrometheusClient::openClients() const {
 }
 
 Result<std::optional<double>> PrometheusClient::query(const std::string& baseUrl, const std::string& promql) {
-  const std::string what = "prometheus " + baseUrl + " query " + promql;
+  const std::string what = "prometheus " + prometheusTarget(baseUrl) + " query " + promql;
   auto client = impl_->clientFor(baseUrl);
   if (!client) return client.error();
   try {
@@ -231,8 +272,9 @@ Result<std::optional<double>> PrometheusClient::query(const std::string& baseUrl
     req.set_request_uri(path.to_uri());
     req.headers().add(U("Accept"), U("application/json"));
     web::http::http_response resp = (*client)->request(req).get();
-    std::string body = resp.extract_utf8string(true).get();
-    return parseQueryResponse(resp.status_code(), body, what);
+    auto body = readCapped(resp, what);
+    if (!body) return body.error();
+    return parseQueryResponse(resp.status_code(), *body, what);
   } catch (const web::http::http_exception& e) {
     return promError(ErrorCode::kUnavailable, prometheus_reasons::kUnreachable, what + ": " + e.what());
   } catch (const std::exception& e) {

@@ -37,6 +37,13 @@ PrometheusQueries effectiveQueries(const policy::PrometheusSource& source, polic
 // Whether the Prometheus source has a URL and at least one query to run.
 bool prometheusConfigured(const policy::Usage& usage, policy::Profile profile);
 
+// How a Prometheus URL is shown (poolguard_usage_up{target}, messages): scheme, host, port and path, never its
+// userinfo, query or fragment (where a credential could hide).
+std::string prometheusTarget(const std::string& url);
+
+// The most of an answer poolguard reads; a larger one is an error.
+inline constexpr size_t kMaxPrometheusAnswerBytes = size_t{4} << 20;
+
 // Escapes a value for a double-quoted PromQL string literal (backslash, quote, newline, carriage return, tab).
 std::string escapePromqlString(std::string_view value);
 // Replaces $namespace and $workload in one pass (a substituted value is never expanded again). Values are
@@ -45,7 +52,9 @@ std::string renderQuery(std::string_view tmpl, std::string_view ns, std::string_
 
 // Reads a /api/v1/query answer. A vector is summed over its series; a scalar is taken as is. An empty vector
 // and NaN are "no data" (nullopt), never zero. Infinite values, other result types and bodies that are not the
-// API's JSON are errors. `what` names the query in error messages.
+// API's JSON are errors. `what` names the query in error messages. Messages go into a policy's status, which the
+// policy's author reads: an answer that is not the query API is never quoted, and Prometheus' own error text is
+// cut short to printable characters.
 Result<std::optional<double>> parseQueryResponse(int httpStatus, const std::string& body, const std::string& what);
 
 class PrometheusClient {

@@ -45,6 +45,10 @@ void setSecret(const std::string& ns, const std::string& password) {
                                      "--from-literal=password=" + password, "--dry-run=client", "-o", "yaml"});
   ASSERT_EQ(manifest.exitCode, 0) << manifest.err;
   ASSERT_EQ(applyYaml(ns, manifest.out), "");
+  // The Secret allows the test's PostgreSQL (the policy connects to 127.0.0.1).
+  auto granted = cluster().kubectl({"-n", ns, "annotate", "--overwrite", "secret", "pg-watch",
+                                    "poolguard.dev/allowed-servers=127.0.0.1:" + std::to_string(cluster().pgPort)});
+  ASSERT_EQ(granted.exitCode, 0) << granted.err;
 }
 
 std::string pgBin() {

@@ -211,6 +211,10 @@ TEST_F(RbacE2E, TheShippedRolesAreExactlyWhatTheOperatorUses) {
   auto secret = cluster().kubectl({"-n", ns, "create", "secret", "generic", "db-monitor",
                                    "--from-literal=username=" + pgRole, "--from-literal=password=monitor"});
   ASSERT_EQ(secret.exitCode, 0) << secret.err;
+  secret =
+      cluster().kubectl({"-n", ns, "annotate", "secret", "db-monitor",
+                         "poolguard.dev/allowed-servers=" + cluster().pgHost + ":" + std::to_string(cluster().pgPort)});
+  ASSERT_EQ(secret.exitCode, 0) << secret.err;
 
   const std::string leaseName =
       "poolguard-rbac-" + std::to_string(getpid()) + "-" +

@@ -368,9 +368,15 @@ class UsagePrometheus : public ::testing::Test {
     return last.result.condition.reason;
   }
 
+  static CheckerOptions allowingThePrometheus() {
+    CheckerOptions o;
+    o.prometheusAllowedUrlPrefixes = {prometheus->url()};
+    return o;
+  }
+
   static testing::MetricsTarget* target;
   static testing::PrometheusServer* prometheus;
-  Checker checker{SystemClock::instance()};
+  Checker checker{SystemClock::instance(), nullptr, allowingThePrometheus()};
   UsageReport last;
 };
 testing::MetricsTarget* UsagePrometheus::target = nullptr;
@@ -446,6 +452,33 @@ TEST_F(UsagePrometheus, UnreachableAndSilentServersFailWithinTheTimeout) {
   ASSERT_FALSE(silent.ok());
   EXPECT_EQ(silent.error().reason(), prometheus_reasons::kUnreachable);
   EXPECT_LT(took, 10s);
+}
+
+TEST(PrometheusAnswers, OversizedAndForeignAnswersAreNeitherReadWholeNorQuoted) {
+  testing::MetricsTarget answers;
+  answers.start();
+  PrometheusClient client(5s);
+  const std::string url = "http://127.0.0.1:" + std::to_string(answers.port());
+  answers.set(std::string(kMaxPrometheusAnswerBytes + 1, 'x'));
+  auto big = client.query(url, "up");
+  ASSERT_FALSE(big.ok());
+  EXPECT_THAT(big.error().message(), HasSubstr("larger than 4 MiB"));
+  EXPECT_LT(big.error().message().size(), 300u);
+
+  // An address that is not Prometheus: its answer never reaches the status.
+  answers.set("<html>internal admin page: token=abc123</html>");
+  auto foreign = client.query(url, "up");
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_THAT(foreign.error().message(), HasSubstr("not Prometheus query API JSON"));
+  EXPECT_THAT(foreign.error().message(), Not(HasSubstr("token=abc123")));
+
+  // Prometheus' own error text: kept, but short and printable.
+  answers.set(R"({"status":"error","errorType":"bad_data","error":")" + std::string(400, 'e') + R"(\u0007"})");
+  auto error = client.query(url, "up");
+  ASSERT_FALSE(error.ok());
+  EXPECT_THAT(error.error().message(), HasSubstr("bad_data: eeee"));
+  EXPECT_LT(error.error().message().size(), 300u);
+  EXPECT_EQ(error.error().message().find('\a'), std::string::npos);
 }
 
 }  // namespace

@@ -6,7 +6,9 @@
 #include "kube/config.h"
 #include "kube/rest_client.h"
 #include "support/cluster.h"
+#include "support/pg_impostor.h"
 #include "usage/checker.h"
+#include "usage/grant.h"
 
 namespace poolguard::usage {
 namespace {
@@ -38,6 +40,17 @@ policy::Policy makePolicy(const std::string& ns, const std::string& secret) {
   return p;
 }
 
+// The Secret pg-monitor with the monitoring role's credentials, allowed for the cluster's PostgreSQL.
+void createMonitorSecret(const std::string& ns) {
+  auto created = cluster().kubectl({"-n", ns, "create", "secret", "generic", "pg-monitor",
+                                    "--from-literal=user=usage_monitor", "--from-literal=password=usage-monitor-pw"});
+  ASSERT_EQ(created.exitCode, 0) << created.err;
+  auto granted =
+      cluster().kubectl({"-n", ns, "annotate", "secret", "pg-monitor",
+                         "poolguard.dev/allowed-servers=" + cluster().pgHost + ":" + std::to_string(cluster().pgPort)});
+  ASSERT_EQ(granted.exitCode, 0) << granted.err;
+}
+
 TEST(UsageSecret, CredentialsComeFromTheNamedSecret) {
   const std::string ns = poolguard::testing::createNamespace("usage");
   auto role = cluster().psql(
@@ -45,9 +58,7 @@ TEST(UsageSecret, CredentialsComeFromTheNamedSecret) {
       "CREATE ROLE usage_monitor LOGIN PASSWORD 'usage-monitor-pw'; END IF; END $$; "
       "GRANT pg_monitor TO usage_monitor");
   ASSERT_EQ(role.exitCode, 0) << role.err;
-  auto created = cluster().kubectl({"-n", ns, "create", "secret", "generic", "pg-monitor",
-                                    "--from-literal=user=usage_monitor", "--from-literal=password=usage-monitor-pw"});
-  ASSERT_EQ(created.exitCode, 0) << created.err;
+  ASSERT_NO_FATAL_FAILURE(createMonitorSecret(ns));
 
   auto client = makeClient();
   Checker checker(SystemClock::instance());
@@ -75,6 +86,27 @@ TEST(UsageSecret, CredentialsComeFromTheNamedSecret) {
   wrongKey.spec.usage.postgres->credentialsSecretRef.passwordKey = "pass";
   auto noKey = checker.check(wrongKey, {w}, *client);
   EXPECT_THAT(noKey.result.condition.message, HasSubstr("secret " + ns + "/pg-monitor has no key \"pass\""));
+}
+
+TEST(UsageSecret, AServerTheSecretDoesNotNameNeverSeesAConnection) {
+  const std::string ns = poolguard::testing::createNamespace("usage");
+  ASSERT_NO_FATAL_FAILURE(createMonitorSecret(ns));
+  poolguard::testing::PostgresImpostor impostor;
+  ASSERT_TRUE(impostor.start());
+
+  auto client = makeClient();
+  Checker checker(SystemClock::instance());
+  auto policy = makePolicy(ns, "pg-monitor");
+  policy.spec.usage.postgres->host = "127.0.0.1";
+  policy.spec.usage.postgres->port = impostor.port();
+  auto report = checker.check(policy, {}, *client);
+  EXPECT_EQ(report.result.condition.reason, "UsageUnavailable");
+  EXPECT_THAT(report.result.condition.message, HasSubstr("does not name this server"));
+  ASSERT_EQ(report.errors.size(), 1u);
+  EXPECT_EQ(report.errors[0].reason(), grant_reasons::kCredentialsNotGranted);
+  EXPECT_EQ(impostor.connections(), 0);
+  EXPECT_TRUE(impostor.passwords().empty());
+  EXPECT_EQ(checker.openPostgresConnections(), 0u);
 }
 
 }  // namespace

@@ -212,6 +212,7 @@ TEST(Checker, PrometheusClientsGoWithTheLastPolicyThatUsesThem) {
   ManualClock clock;
   CheckerOptions options;
   options.prometheusTimeout = 500ms;
+  options.prometheusAllowedUrlPrefixes = {"http://127.0.0.1:1"};
   Checker checker(clock, nullptr, options);
   auto withUrl = [](const std::string& name, const std::string& url) {
     auto p = makePolicy();

@@ -11,8 +11,10 @@ namespace poolguard::usage::testing {
 
 class FakeSecretsClient : public kube::Client {
  public:
-  void addSecret(const std::string& ns, const std::string& name, const std::map<std::string, std::string>& data) {
+  void addSecret(const std::string& ns, const std::string& name, const std::map<std::string, std::string>& data,
+                 const std::map<std::string, std::string>& annotations = {}) {
     kube::json obj = {{"apiVersion", "v1"}, {"kind", "Secret"}, {"metadata", {{"namespace", ns}, {"name", name}}}};
+    for (const auto& [k, v] : annotations) obj["metadata"]["annotations"][k] = v;
     obj["data"] = kube::json::object();
     for (const auto& [k, v] : data) obj["data"][k] = v;  // already base64
     secrets_[ns + "/" + name] = obj;

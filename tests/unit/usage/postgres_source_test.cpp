@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "fake_client.h"
+#include "usage/grant.h"
 
 namespace poolguard::usage {
 namespace {
@@ -83,6 +84,9 @@ TEST(ClassifyConnectionError, UnreachableKeepsOneLinePerCauseWithoutHints) {
   EXPECT_EQ(timeout.message(), "postgres 10.1.1.1:5432: unreachable: connect timed out");
 }
 
+// The grant the tests' Secrets carry: db.example on port 5432, the server of source().
+const std::map<std::string, std::string> kGrant = {{kAllowedServersAnnotation, "db.example"}};
+
 policy::PostgresSource source() {
   policy::PostgresSource s;
   s.host = "db.example";
@@ -93,7 +97,7 @@ policy::PostgresSource source() {
 
 TEST(FetchCredentials, ReadsTheNamedSecretByName) {
   testing::FakeSecretsClient client;
-  client.addSecret("ns1", "pg-monitor", {{"username", "bW9uaXRvcg=="}, {"password", "czNjcjN0IQ=="}});
+  client.addSecret("ns1", "pg-monitor", {{"username", "bW9uaXRvcg=="}, {"password", "czNjcjN0IQ=="}}, kGrant);
   auto creds = fetchCredentials(client, "ns1", source());
   ASSERT_TRUE(creds.ok()) << creds.error().message();
   EXPECT_EQ(creds->username, "monitor");
@@ -104,8 +108,8 @@ TEST(FetchCredentials, ReadsTheNamedSecretByName) {
 
 TEST(FetchCredentials, CustomKeysAndCaWithDefaultKey) {
   testing::FakeSecretsClient client;
-  client.addSecret("ns1", "pg-monitor", {{"user", "bW9uaXRvcg=="}, {"pass", "eA=="}});
-  client.addSecret("ns1", "pg-ca", {{"ca.crt", "LS0tLS1CRUdJTg=="}});
+  client.addSecret("ns1", "pg-monitor", {{"user", "bW9uaXRvcg=="}, {"pass", "eA=="}}, kGrant);
+  client.addSecret("ns1", "pg-ca", {{"ca.crt", "LS0tLS1CRUdJTg=="}}, kGrant);
   auto s = source();
   s.credentialsSecretRef.usernameKey = "user";
   s.credentialsSecretRef.passwordKey = "pass";
@@ -126,12 +130,12 @@ TEST(FetchCredentials, MissingSecretKeyOrBadEncodingSayWhat) {
   EXPECT_THAT(missing.error().message(), HasSubstr("secret ns1/pg-monitor"));
   EXPECT_THAT(missing.error().message(), HasSubstr("not found"));
 
-  client.addSecret("ns1", "pg-monitor", {{"username", "bW9uaXRvcg=="}});
+  client.addSecret("ns1", "pg-monitor", {{"username", "bW9uaXRvcg=="}}, kGrant);
   auto noKey = fetchCredentials(client, "ns1", source());
   ASSERT_FALSE(noKey.ok());
   EXPECT_EQ(noKey.error().message(), "secret ns1/pg-monitor has no key \"password\"");
 
-  client.addSecret("ns1", "pg-monitor", {{"username", "bW9uaXRvcg=="}, {"password", "!!!"}});
+  client.addSecret("ns1", "pg-monitor", {{"username", "bW9uaXRvcg=="}, {"password", "!!!"}}, kGrant);
   auto bad = fetchCredentials(client, "ns1", source());
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(bad.error().message(), HasSubstr("not valid base64"));
@@ -151,6 +155,50 @@ TEST(PostgresReader, UnreachableServerIsATypedErrorAndNoConnectionIsKept) {
   EXPECT_THAT(snap.error().message(), HasSubstr("postgres 127.0.0.1:1: unreachable"));
   EXPECT_THAT(snap.error().message(), Not(HasSubstr("secret-password")));
   EXPECT_EQ(reader.openConnections(), 0u);
+}
+
+TEST(FetchCredentials, ASecretThatDoesNotAllowTheServerIsNotUsed) {
+  testing::FakeSecretsClient client;
+  client.addSecret("ns1", "pg-monitor", {{"username", "bW9uaXRvcg=="}, {"password", "czNjcjN0IQ=="}});
+  auto ungranted = fetchCredentials(client, "ns1", source());
+  ASSERT_FALSE(ungranted.ok());
+  EXPECT_EQ(ungranted.error().reason(), grant_reasons::kCredentialsNotGranted);
+  EXPECT_EQ(ungranted.error().code(), ErrorCode::kForbidden);
+  EXPECT_THAT(ungranted.error().message(),
+              HasSubstr("secret ns1/pg-monitor does not allow its contents to be used for db.example:5432: it has no "
+                        "annotation poolguard.dev/allowed-servers"));
+  EXPECT_THAT(ungranted.error().message(),
+              HasSubstr("kubectl -n ns1 annotate secret pg-monitor poolguard.dev/allowed-servers=db.example:5432"));
+
+  client.addSecret("ns1", "pg-monitor", {{"username", "bW9uaXRvcg=="}, {"password", "czNjcjN0IQ=="}},
+                   {{kAllowedServersAnnotation, "other.example:5432"}});
+  auto elsewhere = fetchCredentials(client, "ns1", source());
+  ASSERT_FALSE(elsewhere.ok());
+  EXPECT_THAT(elsewhere.error().message(), HasSubstr("does not name this server"));
+  EXPECT_THAT(elsewhere.error().message(), Not(HasSubstr("other.example"))) << "the grant is not shown to the author";
+
+  // The CA Secret needs the grant too: the author must not choose whom poolguard trusts.
+  client.addSecret("ns1", "pg-monitor", {{"username", "bW9uaXRvcg=="}, {"password", "czNjcjN0IQ=="}}, kGrant);
+  client.addSecret("ns1", "their-ca", {{"ca.crt", "LS0tLS1CRUdJTg=="}});
+  auto s = source();
+  s.caSecretRef = policy::SecretKeyRef{"their-ca", ""};
+  auto ca = fetchCredentials(client, "ns1", s);
+  ASSERT_FALSE(ca.ok());
+  EXPECT_THAT(ca.error().message(), HasSubstr("secret ns1/their-ca does not allow"));
+  // One Secret holding both: read once.
+  client.addSecret("ns1", "pg-monitor",
+                   {{"username", "bW9uaXRvcg=="}, {"password", "czNjcjN0IQ=="}, {"ca.crt", "LS0tLS1CRUdJTg=="}},
+                   kGrant);
+  s.caSecretRef = policy::SecretKeyRef{"pg-monitor", ""};
+  client.calls.clear();
+  auto both = fetchCredentials(client, "ns1", s);
+  ASSERT_TRUE(both.ok()) << both.error().message();
+  EXPECT_EQ(client.calls.size(), 1u);
+}
+
+TEST(LibpqAccepts, KnowsItsOwnKeywords) {
+  EXPECT_TRUE(libpqAccepts("sslmode"));
+  EXPECT_FALSE(libpqAccepts("no_such_keyword"));
 }
 
 }  // namespace

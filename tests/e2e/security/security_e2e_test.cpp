@@ -1,0 +1,220 @@
+// The operator binary against the local control plane and PostgreSQL, driven by a policy author whose
+// ServiceAccount may write ConnectionPoolPolicies in its namespace but may not read its Secrets: a Secret's
+// password goes only to a server the Secret names (annotation poolguard.dev/allowed-servers), never to a
+// PostgreSQL impostor the author chose, and a Prometheus URL only under the prefixes the cluster admin allows.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "support/cluster.h"
+#include "support/e2e_helpers.h"
+#include "support/operator_process.h"
+#include "support/pg_impostor.h"
+
+namespace poolguard::testing {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr const char* kMonitorRole = "security_monitor";
+constexpr const char* kMonitorPassword = "security-monitor-pw-4c1e";
+
+std::string policyYaml(const std::string& name, const std::string& ns, const std::string& usage) {
+  return "apiVersion: poolguard.dev/v1alpha1\nkind: ConnectionPoolPolicy\nmetadata:\n  name: " + name +
+         "\nspec:\n  selector:\n    matchLabels: {app: web}\n  pool:\n    maxSize: 5\n  database:\n    name: db-" + ns +
+         "\n    maxConnections: 100\n  usage:\n    interval: 5s\n" + usage;
+}
+
+std::string postgresUsage(int port, const std::string& secret) {
+  return "    postgres:\n      host: 127.0.0.1\n      port: " + std::to_string(port) +
+         "\n      database: postgres\n      sslMode: disable\n      credentialsSecretRef: {name: " + secret + "}\n";
+}
+
+std::string usageMessage(const std::string& ns, const std::string& policy) {
+  return condition(getJson(ns, "cpol/" + policy), "UsageHealthy").value("message", "");
+}
+
+std::string usageReason(const std::string& ns, const std::string& policy) {
+  return condition(getJson(ns, "cpol/" + policy), "UsageHealthy").value("reason", "");
+}
+
+bool hasEvent(const std::string& ns, const std::string& policy, const std::string& reason) {
+  json events = getJson(ns, "events");
+  if (!events.is_object()) return false;
+  for (const auto& e : events["items"]) {
+    if (e["involvedObject"].value("name", "") == policy && e.value("reason", "") == reason) return true;
+  }
+  return false;
+}
+
+class SecurityE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ASSERT_NO_FATAL_FAILURE(installCrds());
+    auto role = cluster().psql(std::string("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '") +
+                               kMonitorRole + "') THEN CREATE ROLE " + kMonitorRole + " LOGIN PASSWORD '" +
+                               kMonitorPassword + "' IN ROLE pg_monitor; END IF; END $$");
+    ASSERT_EQ(role.exitCode, 0) << role.err;
+    impostor_ = new PostgresImpostor();
+    ASSERT_TRUE(impostor_->start());
+    // Nothing listens on port 1: an allowed URL there fails to connect, a refused one is never tried.
+    op_ = new OperatorProcess({"--prometheus-allowed-url-prefixes=http://127.0.0.1:1/allowed/"});
+    op_->start();
+    ASSERT_TRUE(op_->waitReady()) << op_->logs();
+  }
+  static void TearDownTestSuite() {
+    if (op_) op_->stop();
+    delete op_;
+    op_ = nullptr;
+    delete impostor_;
+    impostor_ = nullptr;
+  }
+  void TearDown() override {
+    if (HasFailure() && op_) std::cerr << "--- operator log tail:\n" << tail(op_->logs(), 60) << "\n";
+  }
+
+  // A namespace with the workload, the monitoring Secret (allowed for the real server only), a Secret from
+  // before the grants (no annotation), and the author: may write policies, may not read Secrets.
+  static std::string authorNamespace(const std::string& prefix) {
+    std::string ns = createNamespace(prefix);
+    applyYaml(ns,
+              "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, labels: {app: web}}\nspec:\n  replicas: 1\n"
+              "  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n"
+              "      containers: [{name: app, image: example.invalid/app:1}]\n");
+    for (const std::string secret : {"db-monitor", "legacy-monitor"}) {
+      auto r = cluster().kubectl({"-n", ns, "create", "secret", "generic", secret,
+                                  std::string("--from-literal=username=") + kMonitorRole,
+                                  std::string("--from-literal=password=") + kMonitorPassword});
+      EXPECT_EQ(r.exitCode, 0) << r.err;
+    }
+    auto r = cluster().kubectl({"-n", ns, "annotate", "secret", "db-monitor",
+                                "poolguard.dev/allowed-servers=127.0.0.1:" + std::to_string(cluster().pgPort)});
+    EXPECT_EQ(r.exitCode, 0) << r.err;
+    applyYaml(ns,
+              "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: author}\n---\n"
+              "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: policy-author}\nrules:\n"
+              "- apiGroups: [poolguard.dev]\n  resources: [connectionpoolpolicies]\n"
+              "  verbs: [get, list, watch, create, update, patch, delete]\n---\n"
+              "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: policy-author}\n"
+              "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: policy-author}\n"
+              "subjects: [{kind: ServiceAccount, name: author, namespace: " +
+                  ns + "}]\n");
+    return ns;
+  }
+  static CommandResult asAuthor(const std::string& ns, std::vector<std::string> args, const std::string& input = "") {
+    args.insert(args.begin(), {"--as=system:serviceaccount:" + ns + ":author", "-n", ns});
+    return cluster().kubectl(args, input);
+  }
+
+  static OperatorProcess* op_;
+  static PostgresImpostor* impostor_;
+};
+OperatorProcess* SecurityE2E::op_ = nullptr;
+PostgresImpostor* SecurityE2E::impostor_ = nullptr;
+
+TEST_F(SecurityE2E, AnAuthorWhoCannotReadASecretCannotSendItsPasswordToAServerOfTheirChoosing) {
+  const std::string ns = authorNamespace("steal");
+  auto canRead = asAuthor(ns, {"auth", "can-i", "get", "secrets"});
+  ASSERT_EQ(canRead.out, "no\n") << "the author must not be able to read Secrets for this test to mean anything";
+  ASSERT_EQ(asAuthor(ns, {"get", "secret", "db-monitor"}).exitCode == 0, false);
+
+  // The author points the monitoring Secret at the impostor, in plain text.
+  auto applied =
+      asAuthor(ns, {"apply", "-f", "-"}, policyYaml("steal", ns, postgresUsage(impostor_->port(), "db-monitor")));
+  ASSERT_EQ(applied.exitCode, 0) << applied.err;
+  const std::string target = "127.0.0.1:" + std::to_string(impostor_->port());
+  ASSERT_TRUE(
+      eventually([&] { return usageMessage(ns, "steal").find("does not name this server") != std::string::npos; }, 60s))
+      << getJson(ns, "cpol/steal").dump(2);
+  EXPECT_TRUE(conditionIs(ns, "steal", "UsageHealthy", "Unknown", "UsageUnavailable"));
+  EXPECT_NE(usageMessage(ns, "steal")
+                .find("secret " + ns + "/db-monitor does not allow its contents to be used for " + target),
+            std::string::npos)
+      << usageMessage(ns, "steal");
+  EXPECT_NE(usageMessage(ns, "steal").find("poolguard.dev/allowed-servers"), std::string::npos);
+  EXPECT_TRUE(eventually([&] { return hasEvent(ns, "steal", "CredentialsNotGranted"); }, 30s))
+      << getJson(ns, "events").dump(2);
+
+  // With the policy on the server the Secret names, checks work as before.
+  applied = asAuthor(ns, {"apply", "-f", "-"}, policyYaml("steal", ns, postgresUsage(cluster().pgPort, "db-monitor")));
+  ASSERT_EQ(applied.exitCode, 0) << applied.err;
+  EXPECT_TRUE(eventually(
+      [&] {
+        json p = getJson(ns, "cpol/steal");
+        return p["status"].value("usage", json::object()).value("source", "") == "postgres" &&
+               usageReason(ns, "steal") != "UsageUnavailable" && conditionIs(ns, "steal", "UsageHealthy", "True");
+      },
+      60s))
+      << getJson(ns, "cpol/steal").dump(2);
+
+  // Moved elsewhere again: stopped again, with the same message.
+  applied = asAuthor(ns, {"apply", "-f", "-"}, policyYaml("steal", ns, postgresUsage(impostor_->port(), "db-monitor")));
+  ASSERT_EQ(applied.exitCode, 0) << applied.err;
+  EXPECT_TRUE(
+      eventually([&] { return usageMessage(ns, "steal").find("does not name this server") != std::string::npos; }, 60s))
+      << getJson(ns, "cpol/steal").dump(2);
+  std::this_thread::sleep_for(6s);  // one more check interval
+  EXPECT_EQ(impostor_->connections(), 0) << "poolguard must not even connect to a server the Secret does not name";
+  EXPECT_TRUE(impostor_->passwords().empty());
+}
+
+TEST_F(SecurityE2E, ASecretFromBeforeTheGrantsGetsAConditionAndAnEventSayingWhatToAdd) {
+  const std::string ns = authorNamespace("legacy");
+  auto applied =
+      asAuthor(ns, {"apply", "-f", "-"}, policyYaml("legacy", ns, postgresUsage(cluster().pgPort, "legacy-monitor")));
+  ASSERT_EQ(applied.exitCode, 0) << applied.err;
+  const std::string fix =
+      "kubectl -n " + ns +
+      " annotate secret legacy-monitor poolguard.dev/allowed-servers=127.0.0.1:" + std::to_string(cluster().pgPort);
+  ASSERT_TRUE(eventually([&] { return usageMessage(ns, "legacy").find(fix) != std::string::npos; }, 60s))
+      << usageMessage(ns, "legacy");
+  EXPECT_TRUE(eventually([&] { return hasEvent(ns, "legacy", "CredentialsNotGranted"); }, 30s));
+  // The Secret's owner follows the message: checks start.
+  auto r = cluster().kubectl({"-n", ns, "annotate", "secret", "legacy-monitor",
+                              "poolguard.dev/allowed-servers=127.0.0.1:" + std::to_string(cluster().pgPort)});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_TRUE(eventually([&] { return conditionIs(ns, "legacy", "UsageHealthy", "True"); }, 60s))
+      << getJson(ns, "cpol/legacy").dump(2);
+}
+
+TEST_F(SecurityE2E, APrometheusUrlOutsideTheAllowedPrefixesIsRefused) {
+  const std::string ns = authorNamespace("prom");
+  const std::string refusedUrl = "http://127.0.0.1:" + std::to_string(impostor_->port()) + "/";
+  const int before = impostor_->connections();
+  auto prometheus = [&](const std::string& url) {
+    return "    prometheus:\n      url: \"" + url + "\"\n      connectionsQuery: 'sum(up)'\n";
+  };
+  auto applied = asAuthor(ns, {"apply", "-f", "-"}, policyYaml("prom", ns, prometheus(refusedUrl)));
+  ASSERT_EQ(applied.exitCode, 0) << applied.err;
+  ASSERT_TRUE(eventually([&] { return usageMessage(ns, "prom").find("not allowed") != std::string::npos; }, 60s))
+      << getJson(ns, "cpol/prom").dump(2);
+  EXPECT_TRUE(conditionIs(ns, "prom", "UsageHealthy", "Unknown", "UsageUnavailable"));
+  EXPECT_NE(usageMessage(ns, "prom").find("--prometheus-allowed-url-prefixes"), std::string::npos);
+  EXPECT_NE(usageMessage(ns, "prom").find("allowed: http://127.0.0.1:1/allowed/"), std::string::npos)
+      << usageMessage(ns, "prom");
+  EXPECT_TRUE(eventually([&] { return hasEvent(ns, "prom", "PrometheusURLNotAllowed"); }, 30s));
+  EXPECT_EQ(impostor_->connections(), before) << "a refused URL is never requested";
+
+  // Under the allowed prefix the query is tried (nothing listens there, so it fails to connect).
+  applied = asAuthor(ns, {"apply", "-f", "-"}, policyYaml("prom", ns, prometheus("http://127.0.0.1:1/allowed/tenant")));
+  ASSERT_EQ(applied.exitCode, 0) << applied.err;
+  EXPECT_TRUE(eventually(
+      [&] {
+        std::string m = usageMessage(ns, "prom");
+        return m.find("prometheus http://127.0.0.1:1/allowed/tenant") != std::string::npos &&
+               m.find("not allowed") == std::string::npos;
+      },
+      60s))
+      << usageMessage(ns, "prom");
+}
+
+}  // namespace
+}  // namespace poolguard::testing
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  poolguard::testing::useLocalCluster();
+  return RUN_ALL_TESTS();
+}
