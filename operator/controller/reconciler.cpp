@@ -511,6 +511,7 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     in.budget.clamped = mine->clamped;
   }
   std::set<std::pair<WorkloadKind, std::string>> governedNames;
+  std::set<std::string> wantedConfigMaps;  // the ConfigMaps the governed workloads' settings are delivered by
   int writeFailures = 0;
   render::RenderOptions ropts;
   ropts.effectiveMaxSize = effectiveMaxSize;
@@ -542,6 +543,7 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
         continue;
       }
       ws.settingsHash = desired->settings.hash;
+      if (desired->configMap) wantedConfigMaps.insert((*desired->configMap)["metadata"].value("name", ""));
       // The workload and its ConfigMap are compared apart, so only the one that differs is written: comparing
       // against the desired ConfigMap leaves the workload's own differences.
       std::optional<json> liveConfigMap;
@@ -597,6 +599,27 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
         }
       }
       in.workloads.push_back(std::move(ws));
+    }
+  }
+
+  // A governed workload now given its settings by Env keeps no ConfigMap of this policy (a delivery switch). Only
+  // once the workload's apply went through: until then the pods still read the ConfigMap.
+  if (pol.spec.mode == policy::Mode::kEnforce && writeFailures == 0) {
+    for (const auto& [kind, workloadName] : governedNames) {
+      const std::string cmName = render::configMapName(kind, workloadName);
+      if (wantedConfigMaps.count(cmName)) continue;
+      auto cm = caches_.configMaps->get(ns, cmName);
+      if (!cm || labelsOf(*cm)[render::kPolicyLabel] != name) continue;
+      auto del = client_.remove(kube::resources::configMaps(), ns, cmName);
+      if (metrics_) metrics_->workloadWrite("ConfigMap", "delete", del.ok());
+      if (!del.ok() && del.error().code() != ErrorCode::kNotFound) {
+        spdlog::warn("{}: deleting ConfigMap {}/{} after a delivery change failed: {}", key, ns, cmName,
+                     del.error().message());
+        ++writeFailures;
+      } else {
+        spdlog::info("deleted ConfigMap {}/{}: {} {} now gets its settings from env (policy {})", ns, cmName,
+                     policy::toString(kind), workloadName, name);
+      }
     }
   }
 

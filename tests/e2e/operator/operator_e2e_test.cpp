@@ -250,6 +250,27 @@ TEST_F(OperatorE2E, DeletingAPolicyHandsOneWorkloadOverAndStillRemovesTheOthersC
   for (const auto& c : api["spec"]["template"]["spec"]["containers"]) EXPECT_FALSE(c.contains("envFrom")) << c.dump();
 }
 
+TEST_F(OperatorE2E, SwitchingDeliveryToEnvRemovesTheConfigMapAndItsReference) {
+  std::string ns = testNamespace("switch");
+  applyYaml(ns, deploymentYaml("web", 1));
+  applyYaml(ns, policyYaml("p", 7, "  delivery: {method: ConfigMap}\n"));
+  ASSERT_TRUE(eventually([&] { return getJson(ns, "configmap/web-deploy-poolguard").is_object(); }, 60s))
+      << getJson(ns, "cpol/p").dump(2);
+  applyYaml(ns, policyYaml("p", 7, "  delivery: {method: Env}\n"));
+  ASSERT_TRUE(eventually(
+      [&] {
+        return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "7" &&
+               getJson(ns, "configmap/web-deploy-poolguard").is_null();
+      },
+      60s))
+      << getJson(ns, "deployment/web").dump(2);
+  json web = getJson(ns, "deployment/web");
+  for (const auto& c : web["spec"]["template"]["spec"]["containers"]) {
+    EXPECT_TRUE(c.value("envFrom", json::array()).empty()) << "a reference to the deleted ConfigMap: " << c.dump();
+  }
+  EXPECT_EQ(envValue(web, "app", "KEEP_ME"), "mine");
+}
+
 TEST_F(OperatorE2E, PolicyThatCannotWorkDoesNotDisturbOthers) {
   std::string ns = testNamespace("broken");
   applyYaml(ns, deploymentYaml("web", 1));

@@ -188,7 +188,7 @@ class FakeClient final : public kube::Client {
     it->second = stored;
     return stored;
   }
-  Result<json> patch(const kube::Resource& r, const std::string& ns, const std::string& name, kube::PatchType,
+  Result<json> patch(const kube::Resource& r, const std::string& ns, const std::string& name, kube::PatchType type,
                      const json& patch, const kube::WriteOptions& = {}) override {
     std::lock_guard lock(mu_);
     calls_.push_back("patch " + keyOf(r, ns, name));
@@ -196,7 +196,15 @@ class FakeClient final : public kube::Client {
     if (auto e = failure("patch")) return *e;
     auto it = objects_.find(keyOf(r, ns, name));
     if (it == objects_.end()) return notFound(r, name);
-    it->second.merge_patch(patch);
+    if (type == kube::PatchType::kJson) {
+      try {
+        it->second = it->second.patch(patch);  // RFC 6902, "test" included
+      } catch (const std::exception& e) {
+        return Error(ErrorCode::kConflict, std::string("json patch: ") + e.what()).withHttpStatus(409);
+      }
+    } else {
+      it->second.merge_patch(patch);
+    }
     it->second["metadata"]["resourceVersion"] = std::to_string(++rv_);
     return it->second;
   }

@@ -1,0 +1,240 @@
+// The reconciler over a fake API (tests/unit/runtime/fake_client.h) and caches synced from it after each step, as
+// the informers would: the paths only end-to-end tests reached before (suspend, hand-over on delete, a delivery
+// switch, delete and re-create, Audit, a no-op, a failed cleanup).
+#include "controller/reconciler.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "../runtime/fake_client.h"
+#include "render/workload.h"
+#include "runtime/informer.h"
+
+namespace poolguard::controller {
+namespace {
+
+using runtime::testing::FakeClient;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const kube::Resource kPolicies = kube::resources::connectionPoolPolicies();
+const kube::Resource kDeployments = kube::resources::deployments();
+const kube::Resource kConfigMaps = kube::resources::configMaps();
+
+json policyJson(const std::string& name, json spec, int priority = 0) {
+  json base = {{"selector", {{"matchLabels", {{"app", "web"}}}}},
+               {"containers", {"app"}},
+               {"pool", {{"maxSize", 5}}},
+               {"database", {{"name", "orders"}, {"maxConnections", 100}}},
+               {"priority", priority}};
+  base.merge_patch(spec);
+  return {{"apiVersion", "poolguard.dev/v1alpha1"},
+          {"kind", "ConnectionPoolPolicy"},
+          {"metadata",
+           {{"name", name},
+            {"namespace", "shop"},
+            {"uid", "uid-" + name},
+            {"generation", 1},
+            {"creationTimestamp", "2026-01-01T00:00:00Z"}}},
+          {"spec", base}};
+}
+
+json deploymentJson(const std::string& name, const std::string& app = "web", const std::string& uid = "") {
+  return {
+      {"apiVersion", "apps/v1"},
+      {"kind", "Deployment"},
+      {"metadata",
+       {{"name", name}, {"namespace", "shop"}, {"uid", uid.empty() ? "uid-" + name : uid}, {"labels", {{"app", app}}}}},
+      {"spec",
+       {{"replicas", 2},
+        {"selector", {{"matchLabels", {{"app", app}}}}},
+        {"template",
+         {{"metadata", {{"labels", {{"app", app}}}}},
+          {"spec",
+           {{"containers", json::array({{{"name", "app"},
+                                         {"image", "example.invalid/app:1"},
+                                         {"env", json::array({{{"name", "KEEP_ME"}, {"value", "mine"}}})}}})}}}}}}}};
+}
+
+std::string envOf(const json& workload, const std::string& var) {
+  for (const auto& c : workload["spec"]["template"]["spec"]["containers"]) {
+    for (const auto& e : c.value("env", json::array())) {
+      if (e.value("name", "") == var) return e.value("value", "");
+    }
+  }
+  return "";
+}
+
+class ReconcilerTest : public ::testing::Test {
+ protected:
+  ReconcilerTest() { hpas.addIndex(runtime::kScaleTargetIndex, runtime::scaleTargetRefIndex()); }
+
+  // What the informers would do after the API changed.
+  void sync() {
+    policies.replace(client.storedOf(kPolicies));
+    deployments.replace(client.storedOf(kDeployments));
+    statefulSets.replace(client.storedOf(kube::resources::statefulSets()));
+    hpas.replace(client.storedOf(kube::resources::horizontalPodAutoscalers()));
+    std::vector<json> owned;
+    for (auto& cm : client.storedOf(kConfigMaps)) {
+      if (cm["metadata"].value("labels", json::object()).value(render::kManagedByLabel, "") == render::kManagedByValue)
+        owned.push_back(cm);
+    }
+    configMaps.replace(owned);
+  }
+  void put(const kube::Resource& r, json obj) {
+    client.put(r, std::move(obj));
+    sync();
+  }
+  Result<ReconcileOutcome> reconcile(const std::string& name) {
+    auto r = reconciler.reconcile("shop/" + name);
+    sync();
+    return r;
+  }
+  // Reconciles until a pass writes nothing (at most 5 passes).
+  void converge(const std::string& name) {
+    for (int i = 0; i < 5; ++i) {
+      int before = writes();
+      ASSERT_TRUE(reconcile(name).ok());
+      if (writes() == before) return;
+    }
+    FAIL() << "no convergence in 5 passes: " << ::testing::PrintToString(client.calls());
+  }
+  int writes() const {
+    int n = 0;
+    for (const char* verb : {"create", "update", "patch", "apply", "remove"}) n += client.count(verb);
+    return n;
+  }
+  json stored(const kube::Resource& r, const std::string& name) {
+    return client.stored(r, "shop", name).value_or(json());
+  }
+  json status(const std::string& policy) { return stored(kPolicies, policy).value("status", json::object()); }
+  std::string conditionReason(const std::string& policy, const std::string& type) {
+    for (const auto& c : status(policy).value("conditions", json::array())) {
+      if (c.value("type", "") == type) return c.value("status", "") + "/" + c.value("reason", "");
+    }
+    return "";
+  }
+  std::vector<std::string> callsSince(size_t from) const {
+    auto all = client.calls();
+    return {all.begin() + static_cast<std::ptrdiff_t>(std::min(from, all.size())), all.end()};
+  }
+
+  FakeClient client;
+  ManualClock clock;
+  runtime::Store policies, deployments, statefulSets, hpas, configMaps;
+  Reconciler reconciler{
+      client, Caches{&policies, &deployments, &statefulSets, &hpas, &configMaps}, clock, nullptr, nullptr, nullptr};
+};
+
+TEST_F(ReconcilerTest, AppliesOnceThenANoOpReconcileWritesNothing) {
+  put(kDeployments, deploymentJson("web"));
+  put(kPolicies, policyJson("p", json::object()));
+  converge("p");
+  EXPECT_EQ(envOf(stored(kDeployments, "web"), "POOL_MAX_SIZE"), "5");
+  EXPECT_EQ(conditionReason("p", "Applied"), "True/AllApplied");
+  EXPECT_EQ(conditionReason("p", "Ready"), "True/Ready");
+  const int before = writes();
+  ASSERT_TRUE(reconcile("p").ok());
+  ASSERT_TRUE(reconcile("p").ok());
+  EXPECT_EQ(writes(), before) << ::testing::PrintToString(client.calls());
+}
+
+TEST_F(ReconcilerTest, AuditReportsDriftAndNeverWritesAWorkload) {
+  put(kDeployments, deploymentJson("web"));
+  put(kPolicies, policyJson("p", {{"mode", "Audit"}}));
+  converge("p");
+  for (const auto& call : client.calls()) EXPECT_THAT(call, Not(HasSubstr("deployments"))) << "Audit wrote";
+  EXPECT_EQ(envOf(stored(kDeployments, "web"), "POOL_MAX_SIZE"), "");
+  EXPECT_EQ(status("p")["workloads"].value("drifted", 0), 1) << status("p").dump(2);
+}
+
+TEST_F(ReconcilerTest, ASuspendedPolicyWritesNothing) {
+  put(kDeployments, deploymentJson("web"));
+  put(kPolicies, policyJson("p", {{"suspend", true}}));
+  const size_t from = client.calls().size();
+  ASSERT_TRUE(reconcile("p").ok());
+  for (const auto& call : callsSince(from)) {
+    EXPECT_THAT(call, Not(HasSubstr("deployments"))) << "suspended, yet wrote";
+    EXPECT_THAT(call, Not(HasSubstr("configmaps")));
+  }
+  EXPECT_EQ(envOf(stored(kDeployments, "web"), "POOL_MAX_SIZE"), "");
+}
+
+TEST_F(ReconcilerTest, DeletingAPolicyHandsItsWorkloadToTheNextAndReleasesTheRest) {
+  put(kDeployments, deploymentJson("web"));
+  json other = deploymentJson("api", "web");
+  other["metadata"]["labels"]["tier"] = "edge";
+  put(kDeployments, other);
+  // "first" (priority 10) governs both; "second" selects only the one labelled tier=edge.
+  put(kPolicies, policyJson("first", {{"priority", 10}, {"delivery", {{"method", "ConfigMap"}}}}));
+  put(kPolicies, policyJson("second", {{"selector", {{"matchLabels", {{"tier", "edge"}}}}}}));
+  converge("first");
+  converge("second");
+  ASSERT_TRUE(client.stored(kConfigMaps, "shop", "web-deploy-poolguard"));
+  ASSERT_TRUE(client.stored(kConfigMaps, "shop", "api-deploy-poolguard"));
+
+  json deleting = stored(kPolicies, "first");
+  deleting["metadata"]["deletionTimestamp"] = "2026-01-02T00:00:00Z";
+  put(kPolicies, deleting);
+  const size_t from = client.calls().size();
+  auto outcome = reconcile("first");
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message();
+  auto calls = callsSince(from);
+  EXPECT_THAT(calls, Contains("apply deployments.apps/shop/web")) << "web has no other policy: released";
+  EXPECT_THAT(calls, Not(Contains("apply deployments.apps/shop/api"))) << "api is handed over, not released";
+  EXPECT_THAT(outcome->alsoEnqueue, Contains("shop/second"));
+  EXPECT_FALSE(client.stored(kConfigMaps, "shop", "web-deploy-poolguard")) << "the released one's ConfigMap goes";
+  EXPECT_TRUE(client.stored(kConfigMaps, "shop", "api-deploy-poolguard")) << "the handed-over one's stays";
+  EXPECT_EQ(stored(kPolicies, "first")["metadata"].value("finalizers", json::array()).size(), 0u);
+}
+
+TEST_F(ReconcilerTest, SwitchingDeliveryFromConfigMapToEnvDeletesTheConfigMap) {
+  put(kDeployments, deploymentJson("web"));
+  put(kPolicies, policyJson("p", {{"delivery", {{"method", "ConfigMap"}}}}));
+  converge("p");
+  ASSERT_TRUE(client.stored(kConfigMaps, "shop", "web-deploy-poolguard"));
+  json env = stored(kPolicies, "p");
+  env["spec"]["delivery"]["method"] = "Env";
+  env["metadata"]["generation"] = 2;
+  put(kPolicies, env);
+  converge("p");
+  EXPECT_EQ(envOf(stored(kDeployments, "web"), "POOL_MAX_SIZE"), "5");
+  EXPECT_FALSE(client.stored(kConfigMaps, "shop", "web-deploy-poolguard"))
+      << "the ConfigMap of the old delivery must go";
+}
+
+TEST_F(ReconcilerTest, ADeletedAndRecreatedWorkloadIsWrittenAgain) {
+  put(kDeployments, deploymentJson("web", "web", "uid-1"));
+  put(kPolicies, policyJson("p", json::object()));
+  converge("p");
+  ASSERT_EQ(envOf(stored(kDeployments, "web"), "POOL_MAX_SIZE"), "5");
+  ASSERT_TRUE(client.remove(kDeployments, "shop", "web").ok());
+  sync();
+  ASSERT_TRUE(reconcile("p").ok());
+  put(kDeployments, deploymentJson("web", "web", "uid-2"));  // same name, a new object without the settings
+  converge("p");
+  EXPECT_EQ(envOf(stored(kDeployments, "web"), "POOL_MAX_SIZE"), "5");
+}
+
+TEST_F(ReconcilerTest, AFailedReleaseStillWritesTheComputedStatusAndIsRetried) {
+  put(kDeployments, deploymentJson("web"));
+  put(kDeployments, deploymentJson("api"));
+  put(kPolicies, policyJson("p", json::object()));
+  converge("p");
+  ASSERT_EQ(status("p")["workloads"].value("matched", 0), 2);
+  // api leaves the selector; releasing it fails once.
+  json moved = stored(kDeployments, "api");
+  moved["metadata"]["labels"]["app"] = "elsewhere";
+  put(kDeployments, moved);
+  client.failNext("apply", Error(ErrorCode::kUnavailable, "connection reset"));
+  auto failed = reconcile("p");
+  EXPECT_FALSE(failed.ok()) << "a failed release is retried";
+  EXPECT_EQ(status("p")["workloads"].value("matched", 0), 1) << "the status is written all the same";
+  ASSERT_TRUE(reconcile("p").ok());
+  EXPECT_THAT(client.calls(), Contains("apply deployments.apps/shop/api"));
+}
+
+}  // namespace
+}  // namespace poolguard::controller
