@@ -281,11 +281,16 @@ int runOperator(const RunOptions& o) {
     keys.push_back(runtime::objectKey(obj));
     return keys;
   };
-  policies.addHandlers(runtime::enqueueKeys(queue, policyAndNeighbours));
-  deployments.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace));
-  statefulSets.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace));
-  hpas.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace));
-  configMaps.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace));
+  // Only changes of what the plan reads enqueue anything. The caches keep only those fields (compactWorkload,
+  // compactHpa), so the status updates of workloads and HPAs (the controller manager's, every few seconds) change
+  // nothing there but the resourceVersion; a workload's generation is ignored too (it moves with spec fields the
+  // plan does not read, such as an image); and a policy's own status writes change only its status.
+  policies.addHandlers(runtime::enqueueKeys(queue, policyAndNeighbours, runtime::changedApartFrom({"/status"})));
+  const auto workloadChanged = runtime::changedApartFrom({"/metadata/generation"});
+  deployments.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, workloadChanged));
+  statefulSets.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, workloadChanged));
+  hpas.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, runtime::changedApartFrom({})));
+  configMaps.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, runtime::changedApartFrom({})));
 
   auto status = manager.run(stop.get_token());
   events.flush(std::chrono::seconds(2));

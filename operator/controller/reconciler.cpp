@@ -6,6 +6,8 @@
 #include <deque>
 
 #include "budget/budget.h"
+#include "controller/objects.h"
+#include "controller/plan.h"
 #include "controller/status.h"
 #include "policy/parse.h"
 #include "render/workload.h"
@@ -17,39 +19,6 @@ namespace poolguard::controller {
 namespace {
 
 using policy::WorkloadKind;
-
-const kube::Resource& resourceOf(WorkloadKind kind) {
-  static const kube::Resource deployments = kube::resources::deployments();
-  static const kube::Resource statefulSets = kube::resources::statefulSets();
-  return kind == WorkloadKind::kDeployment ? deployments : statefulSets;
-}
-
-std::map<std::string, std::string> labelsOf(const json& obj) {
-  std::map<std::string, std::string> out;
-  const auto& meta = obj.value("metadata", json::object());
-  if (meta.contains("labels") && meta["labels"].is_object()) {
-    for (const auto& [k, v] : meta["labels"].items()) {
-      if (v.is_string()) out[k] = v.get<std::string>();
-    }
-  }
-  return out;
-}
-
-std::string annotationOf(const json& obj, const std::string& key) {
-  const auto& meta = obj.value("metadata", json::object());
-  if (!meta.contains("annotations") || !meta["annotations"].is_object()) return "";
-  return meta["annotations"].value(key, "");
-}
-
-std::string nameOf(const json& obj) { return obj["metadata"].value("name", ""); }
-std::string namespaceOf(const json& obj) { return obj["metadata"].value("namespace", ""); }
-
-std::string summarizeDifferences(const std::vector<std::string>& differences) {
-  std::string out;
-  for (size_t i = 0; i < differences.size() && i < 8; ++i) out += (i ? "; " : "") + differences[i];
-  if (differences.size() > 8) out += "; and " + std::to_string(differences.size() - 8) + " more";
-  return out;
-}
 
 bool hasFinalizer(const json& obj) {
   const auto& meta = obj["metadata"];
@@ -98,18 +67,18 @@ Reconciler::ParsedPolicy Reconciler::parse(const json& obj) const {
   return p;
 }
 
-Reconciler::PolicyEntry Reconciler::entryFor(const runtime::ObjectPtr& obj) const {
-  return PolicyEntry{obj, parse(*obj).policy, (*obj)["metadata"].contains("deletionTimestamp")};
+PolicyView Reconciler::entryFor(const runtime::ObjectPtr& obj) const {
+  return PolicyView{obj, parse(*obj).policy, (*obj)["metadata"].contains("deletionTimestamp")};
 }
 
-std::vector<Reconciler::PolicyEntry> Reconciler::candidatePolicies(const std::string& ns) const {
-  std::vector<PolicyEntry> out;
+std::vector<PolicyView> Reconciler::candidatePolicies(const std::string& ns) const {
+  std::vector<PolicyView> out;
   for (const auto& obj : caches_.policies->listInNamespace(ns)) out.push_back(entryFor(obj));
   return out;
 }
 
-std::vector<Reconciler::PolicyEntry> Reconciler::allPolicies() const {
-  std::vector<PolicyEntry> out;
+std::vector<PolicyView> Reconciler::allPolicies() const {
+  std::vector<PolicyView> out;
   std::set<std::string> live;
   for (const auto& obj : caches_.policies->list()) {
     out.push_back(entryFor(obj));
@@ -118,20 +87,6 @@ std::vector<Reconciler::PolicyEntry> Reconciler::allPolicies() const {
   std::lock_guard l(parsedMu_);  // forget the parses of deleted policies
   std::erase_if(parsed_, [&](const auto& kv) { return !live.count(kv.first); });
   return out;
-}
-
-// The name of the policy that governs the workload among `candidates` (valid, not being deleted); "" if none.
-std::string Reconciler::governingPolicy(WorkloadKind kind, const json& workload,
-                                        const std::vector<PolicyEntry>& candidates) const {
-  std::vector<const policy::Policy*> selecting;
-  auto labels = labelsOf(workload);
-  std::string ns = namespaceOf(workload);
-  for (const auto& c : candidates) {
-    if (c.deleting || !c.parsed) continue;
-    if (selects(*c.parsed, kind, ns, labels)) selecting.push_back(&*c.parsed);
-  }
-  int w = winner(selecting);
-  return w < 0 ? "" : selecting[static_cast<size_t>(w)]->name;
 }
 
 std::optional<int32_t> Reconciler::discoveredMaxConnections(const std::string& database) const {
@@ -256,50 +211,81 @@ Status Reconciler::writeStatus(const std::string& key, const json& obj, const js
   auto r = client_.apply(kube::resources::connectionPoolPolicies(), namespaceOf(obj), nameOf(obj), body, opts);
   if (!r.ok()) return r.error();
   std::lock_guard l(mu_);
-  lastWrittenStatus_[key] = status;
+  lastWrittenStatus_[key] = StatusRecord{obj["metadata"].value("uid", ""), status};
   return okStatus();
 }
 
-json Reconciler::statusBaseline(const std::string& key, const json& cached) const {
+json Reconciler::statusBaseline(const std::string& key, const json& obj) const {
+  const json cached = obj.value("status", json::object());
   std::lock_guard l(mu_);
   auto it = lastWrittenStatus_.find(key);
-  if (it == lastWrittenStatus_.end()) return cached;
+  if (it == lastWrittenStatus_.end() || it->second.uid != obj["metadata"].value("uid", "")) return cached;
   // A newer generation in the cache than in our last write means the spec moved on: trust the cache.
-  if (cached.value("observedGeneration", int64_t{0}) > it->second.value("observedGeneration", int64_t{0}))
+  if (cached.value("observedGeneration", int64_t{0}) > it->second.status.value("observedGeneration", int64_t{0}))
     return cached;
-  return it->second;
+  return it->second.status;
+}
+
+void Reconciler::pruneWrites(const std::string& ns) {
+  std::map<std::string, std::string> live;  // workload key -> uid
+  for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
+    for (const auto& w : storeFor(kind)->listInNamespace(ns))
+      live[workloadKey(kind, *w)] = (*w)["metadata"].value("uid", "");
+  }
+  const std::string infix = " " + ns + "/";
+  std::lock_guard l(mu_);
+  std::erase_if(writes_, [&](const auto& entry) {
+    if (entry.first.find(infix) == std::string::npos) return false;
+    auto it = live.find(entry.first);
+    return it == live.end() || it->second != entry.second.uid;
+  });
+}
+
+void Reconciler::pruneDatabases() {
+  std::set<std::string> named;
+  for (const auto& p : caches_.policies->list()) {
+    auto parsed = parse(*p).policy;
+    if (parsed) named.insert(parsed->spec.database.name);
+  }
+  std::lock_guard l(mu_);
+  std::erase_if(serverMaxConnections_, [&](const auto& entry) { return !named.count(entry.first); });
+}
+
+Reconciler::StateSizes Reconciler::stateSizes() const {
+  StateSizes sizes;
+  {
+    std::lock_guard l(mu_);
+    sizes.writes = writes_.size();
+    sizes.statuses = lastWrittenStatus_.size();
+    sizes.usage = lastUsage_.size();
+    sizes.serverMaxConnections = serverMaxConnections_.size();
+  }
+  std::lock_guard l(parsedMu_);
+  sizes.parsedPolicies = parsed_.size();
+  return sizes;
 }
 
 std::string Reconciler::workloadKey(WorkloadKind kind, const json& w) {
-  return std::string(policy::toString(kind)) + " " + namespaceOf(w) + "/" + nameOf(w);
+  return policy::WorkloadKey{kind, namespaceOf(w), nameOf(w)}.toString();
 }
 
 void Reconciler::recordWrite(WorkloadKind kind, const json& w, const std::string& hash) {
   std::lock_guard l(mu_);
   auto& rec = writes_[workloadKey(kind, w)];
+  const std::string uid = w["metadata"].value("uid", "");
+  if (rec.uid != uid) rec = WriteRecord{uid, "", "", ContestTracker(), ""};  // another object by that name
+  rec.uid = uid;
   rec.resourceVersionBefore = w["metadata"].value("resourceVersion", "");
   rec.hash = hash;
 }
 
-bool Reconciler::writtenAndCacheBehind(WorkloadKind kind, const json& w, const std::string& hash) const {
-  std::lock_guard l(mu_);
-  auto it = writes_.find(workloadKey(kind, w));
-  return it != writes_.end() && it->second.hash == hash &&
-         it->second.resourceVersionBefore == w["metadata"].value("resourceVersion", "");
-}
-
-std::optional<Reconciler::Contested> Reconciler::contestedBy(WorkloadKind kind, const json& w, const std::string& hash,
-                                                             bool inSync, const json& policyObj) {
-  if (inSync) return std::nullopt;
+std::optional<Reconciler::Contested> Reconciler::onCorrection(WorkloadKind kind, const json& w, const json& policyObj) {
   const auto now = clock_.steadyNow();
   const std::string key = workloadKey(kind, w);
   std::unique_lock l(mu_);
   auto it = writes_.find(key);
-  if (it == writes_.end()) return std::nullopt;
+  if (it == writes_.end() || it->second.uid != w["metadata"].value("uid", "")) return std::nullopt;
   auto& rec = it->second;
-  if (rec.contest.backingOff(now)) return Contested{rec.contestMessage, rec.contest.until()};
-  // Our settings landed (the cache moved past our write) and were changed again: a correction.
-  if (rec.hash != hash || rec.resourceVersionBefore == w["metadata"].value("resourceVersion", "")) return std::nullopt;
   const auto backoff = rec.contest.onCorrection(now);
   if (!backoff) return std::nullopt;
   const int contests = rec.contest.contests();
@@ -348,15 +334,65 @@ std::optional<Reconciler::Contested> Reconciler::contestedBy(WorkloadKind kind, 
   return Contested{message, until};
 }
 
+Snapshot Reconciler::gather(const runtime::ObjectPtr& policyObj, json storedStatus) const {
+  Snapshot s;
+  s.self = entryFor(policyObj);
+  s.policies = allPolicies();
+  s.storedStatus = std::move(storedStatus);
+  s.steadyNow = clock_.steadyNow();
+  const policy::Policy& pol = *s.self.parsed;
+  // The namespaces whose workloads count: this one, and each with a policy of the same database.
+  std::set<std::string> namespaces{pol.namespace_};
+  for (const auto& e : s.policies) {
+    if (e.parsed && !e.deleting && e.parsed->spec.database.name == pol.spec.database.name)
+      namespaces.insert(e.parsed->namespace_);
+  }
+  // The index narrows by namespace, kind and name; model::Hpa::targets is the rule `poolguard plan` applies too
+  // (an HPA of another API group's kind of the same name does not count).
+  auto hpaFor = [&](WorkloadKind kind, const json& w) -> std::optional<model::Hpa> {
+    for (const auto& h : caches_.hpas->byIndex(
+             runtime::kScaleTargetIndex, runtime::scaleTargetKey(namespaceOf(w), policy::toString(kind), nameOf(w)))) {
+      model::Diagnostics ignored;
+      model::Hpa decoded = model::decodeHpa(*h, ignored);
+      if (decoded.targets(kind, namespaceOf(w), nameOf(w))) return decoded;
+    }
+    return std::nullopt;
+  };
+  for (const auto& ns : namespaces) {
+    auto& views = s.workloads[ns];
+    for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
+      for (auto& w : storeFor(kind)->listInNamespace(ns)) views.push_back(WorkloadView{kind, w, hpaFor(kind, *w)});
+    }
+  }
+  for (auto& cm : caches_.configMaps->listInNamespace(pol.namespace_)) s.configMaps.emplace(nameOf(*cm), cm);
+  std::map<std::string, std::string> uids;  // of this namespace's workloads, by workload key
+  for (const auto& v : s.workloads[pol.namespace_])
+    uids[workloadKey(v.kind, *v.object)] = (*v.object)["metadata"].value("uid", "");
+  std::lock_guard l(mu_);
+  for (const auto& [workload, rec] : writes_) {
+    auto live = uids.find(workload);
+    if (live == uids.end() || live->second != rec.uid) continue;  // gone, or another object by that name
+    WriteMemory m{rec.resourceVersionBefore, rec.hash, std::nullopt, rec.contestMessage};
+    if (rec.contest.backingOff(s.steadyNow)) m.backingOffUntil = rec.contest.until();
+    s.writes.emplace(workload, std::move(m));
+  }
+  return s;
+}
+
 Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   auto obj = caches_.policies->get(key);
   if (!obj) {
     auto [ns, name] = runtime::splitKey(key);
     if (usage_) usage_->forget(ns, name);
     if (metrics_) metrics_->forgetPolicy(ns, name);
-    std::lock_guard l(mu_);
-    lastWrittenStatus_.erase(key);
-    lastUsage_.erase(key);
+    {
+      std::lock_guard l(mu_);
+      lastWrittenStatus_.erase(key);
+      lastUsage_.erase(key);
+    }
+    pruneWrites(ns);
+    pruneDatabases();
+    (void)allPolicies();  // forgets the parse of the deleted policy
     return ReconcileOutcome{};
   }
   const json& policyObj = *obj;
@@ -367,15 +403,14 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
 
   const std::string ns = namespaceOf(policyObj);
   const std::string name = nameOf(policyObj);
-  const int64_t generation = policyObj["metadata"].value("generation", int64_t{0});
-  const json storedStatus = statusBaseline(key, policyObj.value("status", json::object()));
+  const json storedStatus = statusBaseline(key, policyObj);
   const auto previous = conditionsFromJson(storedStatus);
   const std::string now = formatRfc3339(clock_.now());
 
   const ParsedPolicy parsed = parse(policyObj);
-  StatusInput in;
-  in.generation = generation;
   if (!parsed.policy) {
+    StatusInput in;
+    in.generation = policyObj["metadata"].value("generation", int64_t{0});
     in.invalidMessage = parsed.error;
     json status = buildStatus(in, previous, now);
     auto conditions = conditionsFromJson(status);
@@ -394,46 +429,20 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     return ReconcileOutcome{};
   }
 
-  ReconcileOutcome outcome;
-  // Gather: every policy of the cluster (budget is per database across namespaces), this namespace's workloads.
-  auto everyPolicy = allPolicies();
-  std::map<std::string, std::vector<PolicyEntry>> policiesByNamespace;
-  for (const auto& e : everyPolicy) policiesByNamespace[namespaceOf(*e.object)].push_back(e);
-  const std::vector<PolicyEntry>& nsPolicies = policiesByNamespace[ns];
-  // The index narrows by namespace, kind and name; model::Hpa::targets is the rule `poolguard plan` applies too
-  // (an HPA of another API group's kind of the same name does not count). The record it returns is what the
-  // budget reads, so each HPA is decoded once per lookup.
-  auto hpaFor = [&](WorkloadKind kind, const json& w) -> std::optional<model::Hpa> {
-    for (const auto& h : caches_.hpas->byIndex(
-             runtime::kScaleTargetIndex, runtime::scaleTargetKey(namespaceOf(w), policy::toString(kind), nameOf(w)))) {
-      model::Diagnostics ignored;
-      model::Hpa decoded = model::decodeHpa(*h, ignored);
-      if (decoded.targets(kind, namespaceOf(w), nameOf(w))) return decoded;
-    }
-    return std::nullopt;
-  };
+  // Gather.
+  pruneWrites(ns);
+  Snapshot snapshot = gather(obj, storedStatus);
+  const std::string uid = policyObj["metadata"].value("uid", "");
 
-  // Live usage first, when due (otherwise the last report stands): a check reads the server's max_connections,
-  // which the budget below needs when the spec does not declare it. The pools' size is the one last rendered
-  // (status.budget.effectiveMaxSize), else the spec's.
-  const int32_t lastRenderedMaxSize =
-      storedStatus.value("budget", json::object()).value("effectiveMaxSize", pol.spec.pool.maxSize);
-  std::vector<usage::GovernedWorkload> governed;
-  for (WorkloadKind kind : pol.spec.kinds) {
-    for (const auto& w : storeFor(kind)->listInNamespace(ns)) {
-      if (!selects(pol, kind, ns, labelsOf(*w)) || governingPolicy(kind, *w, nsPolicies) != name) continue;
-      auto hpa = hpaFor(kind, *w);
-      auto facts = budget::workloadFacts(*w, hpa ? &*hpa : nullptr);
-      governed.push_back(usage::GovernedWorkload{
-          ns, nameOf(*w), render::expandApplicationName(pol.spec.delivery.applicationName, ns, nameOf(*w)),
-          facts.podsNow, facts.podsMax, facts.surge, std::nullopt, lastRenderedMaxSize, pol.spec.pool.processesPerPod});
-    }
-  }
-  spdlog::debug("reconcile {}: {} governed workloads, usage postgres={} prometheus={}", key, governed.size(),
-                pol.spec.usage.postgres.has_value(), pol.spec.usage.prometheus.has_value());
+  // Live usage, when due (otherwise the last report stands): a check reads the server's max_connections, which
+  // the budget needs when no policy declares it.
+  std::optional<std::chrono::milliseconds> usageRequeue;
   if (usage_ && (pol.spec.usage.postgres || pol.spec.usage.prometheus)) {
     const auto steadyNow = clock_.steadyNow();
     if (usage_->nextCheckDue(pol, steadyNow) <= steadyNow) {
+      auto governed = governedWorkloads(snapshot);
+      spdlog::debug("reconcile {}: {} governed workloads, usage postgres={} prometheus={}", key, governed.size(),
+                    pol.spec.usage.postgres.has_value(), pol.spec.usage.prometheus.has_value());
       auto report = usage_->check(pol, governed, client_);
       spdlog::debug("usage check {}: {} {}", key, report.result.condition.reason, report.result.condition.message);
       // A Secret or URL poolguard may not use is the policy owner's to fix (an upgrade from before the grants
@@ -445,123 +454,38 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
         }
       }
       std::lock_guard l(mu_);
-      lastUsage_[key] = report.result;
+      lastUsage_[key] = UsageRecord{uid, report.result};
       if (report.result.usage.serverMaxConnections) {
         serverMaxConnections_[pol.spec.database.name] = *report.result.usage.serverMaxConnections;
       }
     }
-    auto next = usage_->requeueAfter(pol);
-    outcome.requeueAfter = outcome.requeueAfter ? std::min(*outcome.requeueAfter, next) : next;
+    usageRequeue = usage_->requeueAfter(pol);
     std::lock_guard l(mu_);
-    auto it = lastUsage_.find(key);
-    if (it != lastUsage_.end()) in.usage = it->second;
+    if (auto it = lastUsage_.find(key); it != lastUsage_.end() && it->second.uid == uid)
+      snapshot.usage = it->second.result;
   } else if (usage_) {
     usage_->forget(ns, name);  // its usage block was removed: release the connections only it used
     std::lock_guard l(mu_);
     lastUsage_.erase(key);
   }
+  snapshot.discoveredMaxConnections = discoveredMaxConnections(pol.spec.database.name);
 
-  // Budget: the facts of every governed workload of every valid policy naming this database.
-  std::vector<budget::PolicyInput> budgetInputs;
-  for (const auto& e : everyPolicy) {
-    if (!e.parsed || e.deleting || e.parsed->spec.database.name != pol.spec.database.name) continue;
-    const auto& p = *e.parsed;
-    budget::PolicyInput bi = budget::policyInput(p);
-    const std::vector<PolicyEntry>& peers = policiesByNamespace[p.namespace_];
-    for (WorkloadKind kind : p.spec.kinds) {
-      for (const auto& w : storeFor(kind)->listInNamespace(p.namespace_)) {
-        if (!selects(p, kind, p.namespace_, labelsOf(*w))) continue;
-        if (governingPolicy(kind, *w, peers) != p.name) continue;
-        auto hpa = hpaFor(kind, *w);
-        bi.workloads.push_back(budget::workloadFacts(*w, hpa ? &*hpa : nullptr));
-      }
-    }
-    budgetInputs.push_back(std::move(bi));
-  }
-  // Every policy of a database must see the same budget, whichever reconciles: the smallest declared
-  // max_connections and the largest reserve win (as in `poolguard plan`); the server's value when none declares.
-  std::optional<int32_t> maxConnections;
-  int32_t reserved = pol.spec.database.reservedConnections;
-  for (const auto& e : everyPolicy) {
-    if (!e.parsed || e.deleting || e.parsed->spec.database.name != pol.spec.database.name) continue;
-    const auto& d = e.parsed->spec.database;
-    if (d.maxConnections && (!maxConnections || *d.maxConnections < *maxConnections)) maxConnections = d.maxConnections;
-    reserved = std::max(reserved, d.reservedConnections);
-  }
-  if (!maxConnections) maxConnections = discoveredMaxConnections(pol.spec.database.name);
-  budget::DatabaseBudget db = budget::computeDatabase(pol.spec.database.name, maxConnections, reserved, budgetInputs);
-  const budget::PolicyBudget* mine = db.find(ns, name);
-  int32_t effectiveMaxSize = mine ? mine->effectiveMaxSize : pol.spec.pool.maxSize;
+  // Plan.
+  Plan plan = controller::plan(snapshot);
 
-  // Decide and write, workload by workload.
-  in.policyName = name;
-  in.mode = pol.spec.mode;
-  in.onExceeded = pol.spec.budget.onExceeded;
-  in.budget.database = db.database;
-  in.budget.maxConnections = db.maxConnections;
-  in.budget.reservedConnections = db.reservedConnections;
-  in.budget.available = db.available;
-  in.budget.steadyState = db.steadyState;
-  in.budget.worstCase = db.worstCase;
-  in.budget.unclampedWorstCase = db.unclampedWorstCase;
-  in.budget.effectiveMaxSize = effectiveMaxSize;
-  if (mine) {
-    in.budget.policySteadyState = mine->steadyState;
-    in.budget.policyWorstCase = mine->worstCase;
-    in.budget.clamped = mine->clamped;
-  }
-  std::set<std::pair<WorkloadKind, std::string>> governedNames;
-  std::set<std::string> wantedConfigMaps;  // the ConfigMaps the governed workloads' settings are delivered by
+  // Apply.
+  ReconcileOutcome outcome;
+  outcome.requeueAfter = plan.requeueAfter;
+  if (usageRequeue)
+    outcome.requeueAfter = outcome.requeueAfter ? std::min(*outcome.requeueAfter, *usageRequeue) : usageRequeue;
+  outcome.alsoEnqueue = plan.alsoEnqueue;
   int writeFailures = 0;
-  render::RenderOptions ropts;
-  ropts.effectiveMaxSize = effectiveMaxSize;
-
-  for (WorkloadKind kind : pol.spec.kinds) {
-    for (const auto& w : storeFor(kind)->listInNamespace(ns)) {
-      if (!selects(pol, kind, ns, labelsOf(*w))) continue;
-      WorkloadStatus ws;
-      ws.kind = kind;
-      ws.name = nameOf(*w);
-      auto hpa = hpaFor(kind, *w);
-      auto facts = budget::workloadFacts(*w, hpa ? &*hpa : nullptr);
-      ws.replicas = facts.podsNow;
-      ws.maxReplicas = facts.podsMax;
-      ws.maxSize = effectiveMaxSize;
-      std::string winnerName = governingPolicy(kind, *w, nsPolicies);
-      if (winnerName != name) {
-        ws.state = WorkloadState::kConflicted;
-        ws.message = "governed by policy " + winnerName + " (higher priority, or older at equal priority)";
-        in.workloads.push_back(std::move(ws));
-        continue;
-      }
-      governedNames.insert({kind, ws.name});
-      auto desired = render::renderWorkload(pol, *w, ropts);
-      if (!desired.ok()) {
-        ws.state = WorkloadState::kFailed;
-        ws.message = desired.error().message();
-        in.workloads.push_back(std::move(ws));
-        continue;
-      }
-      ws.settingsHash = desired->settings.hash;
-      if (desired->configMap) wantedConfigMaps.insert((*desired->configMap)["metadata"].value("name", ""));
-      // The workload and its ConfigMap are compared apart, so only the one that differs is written: comparing
-      // against the desired ConfigMap leaves the workload's own differences.
-      std::optional<json> liveConfigMap;
-      if (desired->configMap) {
-        if (auto cm = caches_.configMaps->get(ns, (*desired->configMap)["metadata"].value("name", "")))
-          liveConfigMap = *cm;
-      }
-      auto diff = render::compare(*w, liveConfigMap, *desired);
-      auto workloadDiff = render::compare(*w, desired->configMap, *desired);
-      bool workloadInSync = workloadDiff.inSync();
-      bool configMapInSync = diff.differences.size() == workloadDiff.differences.size();
-      std::string summary = summarizeDifferences(diff.differences);
-      if (workloadInSync && configMapInSync) {
-        ws.state = WorkloadState::kApplied;
-      } else if (pol.spec.mode == policy::Mode::kAudit) {
-        ws.state = WorkloadState::kDrifted;
-        ws.message = summary;
-      } else if (auto contested = contestedBy(kind, *w, desired->settings.hash, workloadInSync, policyObj); contested) {
+  for (const auto& a : plan.workloads) {
+    if (!a.needsWrite()) continue;
+    WorkloadStatus& ws = plan.status.workloads[a.statusIndex];
+    const json& cached = *a.cached;
+    if (a.correction) {
+      if (auto contested = onCorrection(a.kind, cached, policyObj)) {
         // Another manager keeps undoing our settings: stop answering every change (no write war), say so.
         ws.state = WorkloadState::kFailed;
         ws.message = contested->message;
@@ -569,47 +493,38 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
             std::max(std::chrono::milliseconds(1000),
                      std::chrono::duration_cast<std::chrono::milliseconds>(contested->until - clock_.steadyNow()));
         outcome.requeueAfter = outcome.requeueAfter ? std::min(*outcome.requeueAfter, retry) : retry;
-      } else if (writtenAndCacheBehind(kind, *w, desired->settings.hash) && configMapInSync) {
-        ws.state = WorkloadState::kApplied;  // our last apply has not reached the cache yet
-      } else {
-        Status written = okStatus();
-        if (!configMapInSync) {
-          const json& cm = *desired->configMap;
-          auto r = client_.apply(kube::resources::configMaps(), ns, cm["metadata"].value("name", ""), cm,
-                                 {kFieldManager, true, false, "", true});
-          if (metrics_) metrics_->workloadWrite("ConfigMap", "apply", r.ok());
-          if (!r.ok()) written = r.error();
-        }
-        if (written.ok() && !workloadInSync) {
-          auto r = client_.apply(resourceOf(kind), ns, ws.name, desired->apply, {kFieldManager, true, false, "", true});
-          if (metrics_) metrics_->workloadWrite(policy::toString(kind), "apply", r.ok());
-          if (!r.ok()) written = r.error();
-          if (r.ok()) recordWrite(kind, *w, desired->settings.hash);
-        }
-        if (written.ok()) {
-          ws.state = WorkloadState::kApplied;
-          spdlog::info("applied pool settings to {} {}/{} (policy {}): {}", policy::toString(kind), ns, ws.name, name,
-                       summary);
-        } else {
-          ++writeFailures;
-          ws.state = WorkloadState::kFailed;
-          ws.message = "apply failed: " + written.error().message();
-          spdlog::warn("applying pool settings to {} {}/{} failed: {}", policy::toString(kind), ns, ws.name,
-                       written.error().message());
-        }
+        continue;
       }
-      in.workloads.push_back(std::move(ws));
+    }
+    Status written = okStatus();
+    if (a.writeConfigMap) {
+      const json& cm = *a.configMap;
+      auto r = client_.apply(kube::resources::configMaps(), ns, cm["metadata"].value("name", ""), cm,
+                             {kFieldManager, true, false, "", true});
+      if (metrics_) metrics_->workloadWrite("ConfigMap", "apply", r.ok());
+      if (!r.ok()) written = r.error();
+    }
+    if (written.ok() && a.writeWorkload) {
+      auto r = client_.apply(resourceOf(a.kind), ns, a.name, a.apply, {kFieldManager, true, false, "", true});
+      if (metrics_) metrics_->workloadWrite(policy::toString(a.kind), "apply", r.ok());
+      if (!r.ok()) written = r.error();
+      if (r.ok()) recordWrite(a.kind, cached, a.hash);
+    }
+    if (written.ok()) {
+      spdlog::info("applied pool settings to {} {}/{} (policy {}): {}", policy::toString(a.kind), ns, a.name, name,
+                   a.summary);
+    } else {
+      ++writeFailures;
+      ws.state = WorkloadState::kFailed;
+      ws.message = "apply failed: " + written.error().message();
+      spdlog::warn("applying pool settings to {} {}/{} failed: {}", policy::toString(a.kind), ns, a.name,
+                   written.error().message());
     }
   }
-
-  // A governed workload now given its settings by Env keeps no ConfigMap of this policy (a delivery switch). Only
-  // once the workload's apply went through: until then the pods still read the ConfigMap.
-  if (pol.spec.mode == policy::Mode::kEnforce && writeFailures == 0) {
-    for (const auto& [kind, workloadName] : governedNames) {
-      const std::string cmName = render::configMapName(kind, workloadName);
-      if (wantedConfigMaps.count(cmName)) continue;
-      auto cm = caches_.configMaps->get(ns, cmName);
-      if (!cm || labelsOf(*cm)[render::kPolicyLabel] != name) continue;
+  // A delivery switched to Env: the ConfigMap goes once the workload's apply went through (until then the pods
+  // still read it).
+  if (writeFailures == 0) {
+    for (const auto& cmName : plan.configMapDeletes) {
       auto del = client_.remove(kube::resources::configMaps(), ns, cmName);
       if (metrics_) metrics_->workloadWrite("ConfigMap", "delete", del.ok());
       if (!del.ok() && del.error().code() != ErrorCode::kNotFound) {
@@ -617,30 +532,22 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
                      del.error().message());
         ++writeFailures;
       } else {
-        spdlog::info("deleted ConfigMap {}/{}: {} {} now gets its settings from env (policy {})", ns, cmName,
-                     policy::toString(kind), workloadName, name);
+        spdlog::info("deleted ConfigMap {}/{}: its workload now gets its settings from env (policy {})", ns, cmName,
+                     name);
       }
     }
   }
-
-  // Workloads this policy wrote that it no longer governs (they left the selector): give back its fields,
-  // unless another policy now governs them and will write its own.
-  for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
-    for (const auto& w : storeFor(kind)->listInNamespace(ns)) {
-      if (annotationOf(*w, kPolicyAnnotation) != name || governedNames.count({kind, nameOf(*w)})) continue;
-      if (!governingPolicy(kind, *w, nsPolicies).empty()) continue;
-      if (pol.spec.mode == policy::Mode::kAudit) continue;
-      // A failed cleanup is retried with the queue's back-off, but the status computed above is still written.
-      auto st = cleanupWorkload(kind, ns, nameOf(*w), name);
-      if (!st.ok()) {
-        spdlog::warn("{}: releasing {} {}/{} failed: {}", key, policy::toString(kind), ns, nameOf(*w),
-                     st.error().message());
-        ++writeFailures;
-      }
+  for (const auto& [kind, workloadName] : plan.releases) {
+    // A failed release is retried with the queue's back-off, but the status computed above is still written.
+    auto st = cleanupWorkload(kind, ns, workloadName, name);
+    if (!st.ok()) {
+      spdlog::warn("{}: releasing {} {}/{} failed: {}", key, policy::toString(kind), ns, workloadName,
+                   st.error().message());
+      ++writeFailures;
     }
   }
 
-  json status = buildStatus(in, previous, now);
+  json status = buildStatus(plan.status, previous, now);
   auto conditions = conditionsFromJson(status);
   if (status != storedStatus) {
     auto st = writeStatus(key, policyObj, status);
@@ -648,22 +555,13 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     if (events_) recordTransitions(*events_, policyObj, previous, conditions);
   }
   if (metrics_) {
+    const auto& db = plan.database;
     metrics_->setConditions(ns, name, conditions);
     const auto& counts = status["workloads"];
     metrics_->setWorkloads(ns, name, counts.value("matched", 0), counts.value("applied", 0), counts.value("drifted", 0),
                            counts.value("conflicted", 0));
     metrics_->setDatabase(db.database, db.steadyState, db.worstCase,
                           db.available ? std::optional<int64_t>(*db.available) : std::nullopt);
-  }
-
-  // Policies sharing the database report its totals: tell them when the totals moved.
-  int64_t storedWorst = storedStatus.value("budget", json::object()).value("worstCase", int64_t{-1});
-  if (storedWorst != db.worstCase) {
-    for (const auto& e : everyPolicy) {
-      if (!e.parsed || e.parsed->spec.database.name != pol.spec.database.name) continue;
-      std::string k = runtime::objectKey(*e.object);
-      if (k != key) outcome.alsoEnqueue.push_back(k);
-    }
   }
   // A failed write is retried with the queue's backoff; the status already says what failed.
   // (A workload that cannot be rendered, say none of spec.containers exists in it, waits for a change instead.)

@@ -1,9 +1,9 @@
 #pragma once
-// The policy reconciler: level-based, keyed "namespace/name" of a ConnectionPoolPolicy. It reads the informer
-// caches (never an event payload), decides with pure functions (selection, budget, render, conditions), then
-// writes: workloads and ConfigMaps by server-side apply under field manager "poolguard", the status by apply on
-// the status subresource, each only when the live object differs from the desired one. Running it twice changes
-// nothing the second time.
+// The policy reconciler: level-based, keyed "namespace/name" of a ConnectionPoolPolicy. It gathers a Snapshot from
+// the informer caches (never an event payload), runs the live usage check when due, lets plan() decide
+// (controller/plan.h), then writes: workloads and ConfigMaps by server-side apply under field manager "poolguard",
+// the status by apply on the status subresource, each only when the live object differs from the desired one.
+// Running it twice changes nothing the second time.
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -22,6 +22,7 @@
 #include "controller/conditions.h"
 #include "controller/contest.h"
 #include "controller/metrics.h"
+#include "controller/plan.h"
 #include "kube/client.h"
 #include "policy/selection.h"
 #include "policy/types.h"
@@ -73,12 +74,18 @@ class Reconciler {
   // The policies (keys) a workload or HPA event in `ns` may concern: every policy of the namespace.
   std::vector<std::string> policiesInNamespace(const std::string& ns) const;
 
- private:
-  struct PolicyEntry {
-    runtime::ObjectPtr object;
-    std::shared_ptr<const policy::Policy> parsed;  // null when the spec is invalid
-    bool deleting = false;
+  // How many entries the reconciler's memory holds (each goes with its object): for tests and diagnostics.
+  struct StateSizes {
+    size_t writes = 0;    // workloads written, with their fight records
+    size_t statuses = 0;  // statuses last written
+    size_t usage = 0;     // last usage checks
+    size_t serverMaxConnections = 0;
+    size_t parsedPolicies = 0;
+    bool operator==(const StateSizes&) const = default;
   };
+  StateSizes stateSizes() const;
+
+ private:
   // A policy object parsed once per resourceVersion: every reconcile reads every policy of the cluster (the budget
   // is per database), and would otherwise parse and validate each of them again.
   struct ParsedPolicy {
@@ -86,16 +93,14 @@ class Reconciler {
     std::shared_ptr<const policy::Policy> policy;  // null when invalid
     std::string error;                             // the validation message when invalid
   };
-  struct WorkloadResult;
-
   ParsedPolicy parse(const json& obj) const;
-  PolicyEntry entryFor(const runtime::ObjectPtr& obj) const;
+  PolicyView entryFor(const runtime::ObjectPtr& obj) const;
 
-  std::vector<PolicyEntry> candidatePolicies(const std::string& ns) const;
-  std::vector<PolicyEntry> allPolicies() const;
+  std::vector<PolicyView> candidatePolicies(const std::string& ns) const;
+  std::vector<PolicyView> allPolicies() const;
   runtime::Store* storeFor(policy::WorkloadKind kind) const;
-  std::string governingPolicy(policy::WorkloadKind kind, const json& workload,
-                              const std::vector<PolicyEntry>& candidates) const;
+  // The Snapshot plan() decides on, for a valid policy that is not suspended.
+  Snapshot gather(const runtime::ObjectPtr& policyObj, json storedStatus) const;
 
   Status ensureFinalizer(const json& obj);
   Status removeFinalizer(const json& obj);
@@ -103,18 +108,20 @@ class Reconciler {
   Status cleanupWorkload(policy::WorkloadKind kind, const std::string& ns, const std::string& name,
                          const std::string& policyName);
   Status writeStatus(const std::string& key, const json& obj, const json& status);
-  json statusBaseline(const std::string& key, const json& cached) const;
+  json statusBaseline(const std::string& key, const json& obj) const;
+  // Forgets the write records of workloads of `ns` that are gone, or were re-created (another uid).
+  void pruneWrites(const std::string& ns);
+  // Forgets the max_connections read for databases no policy names any more.
+  void pruneDatabases();
   static std::string workloadKey(policy::WorkloadKind kind, const json& w);
   void recordWrite(policy::WorkloadKind kind, const json& w, const std::string& hash);
-  bool writtenAndCacheBehind(policy::WorkloadKind kind, const json& w, const std::string& hash) const;
-  // Set when another field manager keeps undoing our settings on this workload (controller/contest.h): what to
-  // report, and until when poolguard leaves the workload alone.
+  // Counts a correction of our settings on this workload by another field manager (controller/contest.h). When it
+  // starts a back-off: what to report, and until when poolguard leaves the workload alone.
   struct Contested {
     std::string message;
     Clock::steady_point until;
   };
-  std::optional<Contested> contestedBy(policy::WorkloadKind kind, const json& w, const std::string& hash, bool inSync,
-                                       const json& policyObj);
+  std::optional<Contested> onCorrection(policy::WorkloadKind kind, const json& w, const json& policyObj);
   std::optional<int32_t> discoveredMaxConnections(const std::string& database) const;
 
   kube::Client& client_;
@@ -124,14 +131,25 @@ class Reconciler {
   ControllerMetrics* metrics_;
   usage::Checker* usage_;
 
+  // Everything remembered per object carries the object's uid: a policy or workload deleted and created again
+  // under the same name is a new object, and starts with no memory.
   mutable std::mutex mu_;
-  std::map<std::string, int32_t> serverMaxConnections_;     // database name -> max_connections read live
-  std::map<std::string, usage::AnalysisResult> lastUsage_;  // policy key -> its last usage check
+  std::map<std::string, int32_t> serverMaxConnections_;  // database name -> max_connections read live
+  struct UsageRecord {
+    std::string uid;
+    usage::AnalysisResult result;
+  };
+  std::map<std::string, UsageRecord> lastUsage_;  // policy key -> its last usage check
   // The status this process last wrote per policy. The informer cache lags behind our own writes; comparing
   // with what we wrote keeps the reconcile that our write triggers from writing again or repeating Events.
-  std::map<std::string, json> lastWrittenStatus_;
+  struct StatusRecord {
+    std::string uid;
+    json status;
+  };
+  std::map<std::string, StatusRecord> lastWrittenStatus_;
   // Per workload ("Deployment ns/name"): our last apply, and the corrections counted to detect a write war.
   struct WriteRecord {
+    std::string uid;
     std::string resourceVersionBefore;  // the cached resourceVersion our last apply was decided on
     std::string hash;                   // the settings it wrote
     ContestTracker contest;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include <openssl/bio.h>
@@ -14,6 +15,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <yaml-cpp/yaml.h>
+
+#include "common/base64.h"
 
 namespace poolguard::kube {
 namespace {
@@ -269,48 +272,6 @@ std::string describe(const Config& config) {
   std::string tls = config.insecureSkipTlsVerify ? "insecure" : (config.caPem.empty() ? "system-roots" : "custom-ca");
   return config.server + " (" + config.origin + ", namespace " + config.defaultNamespace + ", auth " + auth + ", tls " +
          tls + (config.tlsServerName.empty() ? "" : ", server name " + config.tlsServerName) + ")";
-}
-
-std::optional<std::string> decodeBase64(std::string_view in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  std::string clean;
-  clean.reserve(in.size());
-  for (char c : in) {
-    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') clean.push_back(c);
-  }
-  if (clean.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(clean.size() / 4 * 3);
-  for (size_t i = 0; i < clean.size(); i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int j = 0; j < 4; ++j) {
-      char c = clean[i + static_cast<size_t>(j)];
-      if (c == '=') {
-        // Padding only at the very end, in the last two places.
-        if (i + 4 != clean.size() || j < 2) return std::nullopt;
-        v[j] = 0;
-        ++pad;
-      } else {
-        if (pad > 0) return std::nullopt;
-        v[j] = value(c);
-        if (v[j] < 0) return std::nullopt;
-      }
-    }
-    uint32_t triple = (static_cast<uint32_t>(v[0]) << 18) | (static_cast<uint32_t>(v[1]) << 12) |
-                      (static_cast<uint32_t>(v[2]) << 6) | static_cast<uint32_t>(v[3]);
-    out.push_back(static_cast<char>((triple >> 16) & 0xFF));
-    if (pad < 2) out.push_back(static_cast<char>((triple >> 8) & 0xFF));
-    if (pad < 1) out.push_back(static_cast<char>(triple & 0xFF));
-  }
-  return out;
 }
 
 Result<Config> loadKubeconfig(const std::string& path, const std::string& context) {

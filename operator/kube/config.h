@@ -4,9 +4,7 @@
 // A Config holds credentials (token, client key). It is never logged whole: describe() is the printable form.
 #include <chrono>
 #include <mutex>
-#include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "common/clock.h"
@@ -43,9 +41,6 @@ Result<Config> inClusterConfig(const std::string& host, const std::string& port,
 
 // The flag if set, else $KUBECONFIG, else in-cluster when KUBERNETES_SERVICE_HOST is set, else ~/.kube/config.
 Result<Config> loadDefault(const std::string& kubeconfigFlag, const std::string& context = "");
-
-// Standard base64 (RFC 4648 with padding); whitespace is ignored as in kubeconfig's wrapped data fields.
-std::optional<std::string> decodeBase64(std::string_view in);
 
 // The bearer token to send now. Projected service account tokens rotate (kubelet refreshes the file well before
 // expiry), so the file is re-read when the last read is older than the refresh period; a failed re-read keeps

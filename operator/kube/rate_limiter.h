@@ -1,7 +1,8 @@
 #pragma once
 // Client-side token bucket, as client-go's flowcontrol: `burst` requests at once, then `qps` per second. It
 // reads the injected Clock and never sleeps itself: reserve() takes a token now and says how long the caller
-// must wait before using it, so concurrent callers queue fairly and tests advance a ManualClock.
+// must wait before using it, so concurrent callers queue fairly and tests advance a ManualClock; tryAcquire()
+// is for callers that drop what is over the limit instead of waiting. Thread-safe.
 #include <chrono>
 #include <mutex>
 
@@ -15,8 +16,12 @@ class RateLimiter {
   RateLimiter(double qps, int burst, const Clock& clock);
 
   std::chrono::nanoseconds reserve();
+  // Takes a token only if one is available now (none is while earlier reservations are still waiting).
+  bool tryAcquire();
 
  private:
+  void refillLocked();
+
   double qps_;
   double burst_;
   const Clock& clock_;

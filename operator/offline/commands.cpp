@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iomanip>
+#include <map>
 #include <sstream>
 
 #include "offline/workspace.h"
@@ -184,6 +185,7 @@ int runRenderLoaded(const Loaded& loaded, const std::string& output, std::ostrea
   json items = json::array();
   std::string text;
   bool failed = invalid;
+  std::map<int, controller::Plan> plans;  // by policy index, made when first needed
   for (const WorkloadEntry* w : ordered) {
     if (w->governedBy < 0) {
       err << "note: " << workloadLabel(*w) << ": no valid policy selects it; nothing to write\n";
@@ -201,16 +203,26 @@ int runRenderLoaded(const Loaded& loaded, const std::string& output, std::ostrea
           << " is suspended; nothing to write\n";
       continue;
     }
-    render::RenderOptions opts;
     int32_t effective = effectiveMaxSize(ws, p);
     if (effective != p.spec.pool.maxSize) {
-      opts.effectiveMaxSize = effective;
       header += "; maxSize clamped from " + std::to_string(p.spec.pool.maxSize) + " to " + std::to_string(effective);
     }
     if (p.spec.mode == policy::Mode::kAudit) header += "; mode Audit: reported, not written";
-    auto desired = render::renderWorkload(p, w->object, opts);
+    // What the operator would write: its own plan, on the files as the cluster.
+    auto cached = plans.find(w->governedBy);
+    if (cached == plans.end())
+      cached = plans.emplace(w->governedBy, planFor(ws, static_cast<size_t>(w->governedBy))).first;
+    const controller::Plan& plan = cached->second;
+    const controller::PlannedWorkload* desired = nullptr;
+    for (const auto& pw : plan.workloads) {
+      if (pw.kind == w->record.kind && pw.name == w->record.meta.name) desired = &pw;
+    }
     if (!desired) {
-      err << w->source << ": document " << w->document << ": " << desired.error().message() << "\n";
+      std::string why = "cannot be rendered";
+      for (const auto& st : plan.status.workloads) {
+        if (st.kind == w->record.kind && st.name == w->record.meta.name && !st.message.empty()) why = st.message;
+      }
+      err << w->source << ": document " << w->document << ": " << why << "\n";
       failed = true;
       continue;
     }
@@ -220,7 +232,7 @@ int runRenderLoaded(const Loaded& loaded, const std::string& output, std::ostrea
     }
     if (desired->configMap) {
       // Offline input rarely carries a uid; Enforce adds the owner reference from the live workload.
-      if (desired->workload.uid.empty())
+      if ((*desired->configMap)["metadata"].value("ownerReferences", json::array()).empty())
         header += "; the ConfigMap's ownerReference is added from the live workload's uid";
       items.push_back(*desired->configMap);
       text += "---\n" + header + "\n" + toYaml(*desired->configMap);

@@ -108,40 +108,45 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
     }
   }
 
-  // One budget per database.name across namespaces.
-  std::map<std::string, std::vector<int>> byDatabase;
-  for (int i = 0; i < static_cast<int>(ws.policies.size()); ++i) {
-    const auto& p = ws.policies[static_cast<size_t>(i)].parsed;
-    if (p) byDatabase[p->spec.database.name].push_back(i);
+  // The operator's view of the same objects: a policy being parsed or not, workloads with the HPA that scales them.
+  for (const auto& e : ws.policies) {
+    ws.policyViews.push_back(
+        controller::PolicyView{std::make_shared<const json>(e.object),
+                               e.parsed ? std::make_shared<const policy::Policy>(*e.parsed) : nullptr, false});
   }
-  for (const auto& [database, members] : byDatabase) {
-    std::optional<int32_t> maxConnections;
-    int32_t reserved = 0;
-    std::vector<budget::PolicyInput> inputs;
-    for (int i : members) {
-      const auto& p = *ws.policies[static_cast<size_t>(i)].parsed;
-      if (p.spec.database.maxConnections) {
-        if (maxConnections && *maxConnections != *p.spec.database.maxConnections) {
-          ws.warnings.push_back("database " + database + ": policies declare different maxConnections (" +
-                                std::to_string(*maxConnections) + " and " +
-                                std::to_string(*p.spec.database.maxConnections) + " in " + p.namespace_ + "/" + p.name +
-                                "); the smallest is used");
-        }
-        maxConnections = std::min(maxConnections.value_or(INT32_MAX), *p.spec.database.maxConnections);
-      }
-      // The most conservative reservation wins: it is the one some team relies on.
-      reserved = std::max(reserved, p.spec.database.reservedConnections);
-      budget::PolicyInput in = budget::policyInput(p);
-      for (const auto& w : ws.workloads) {
-        if (w.governedBy != i) continue;
-        in.workloads.push_back(budget::workloadFacts(
-            w.record, budget::findHpa(ws.hpas, w.record.kind, w.record.meta.namespace_, w.record.meta.name)));
-      }
-      inputs.push_back(std::move(in));
+  for (const auto& w : ws.workloads) {
+    const model::Hpa* hpa = budget::findHpa(ws.hpas, w.record.kind, w.record.meta.namespace_, w.record.meta.name);
+    ws.workloadViews[w.record.meta.namespace_].push_back(controller::WorkloadView{
+        w.record.kind, std::make_shared<const json>(w.object), hpa ? std::optional<model::Hpa>(*hpa) : std::nullopt});
+  }
+
+  // One budget per database.name across namespaces, as plan() computes it for any of its policies.
+  std::map<std::string, size_t> firstOfDatabase;
+  std::map<std::string, std::optional<int32_t>> declared;
+  for (size_t i = 0; i < ws.policies.size(); ++i) {
+    const auto& p = ws.policies[i].parsed;
+    if (!p) continue;
+    const std::string& database = p->spec.database.name;
+    firstOfDatabase.emplace(database, i);
+    if (!p->spec.database.maxConnections) continue;
+    auto& seen = declared[database];
+    if (seen && *seen != *p->spec.database.maxConnections) {
+      ws.warnings.push_back("database " + database + ": policies declare different maxConnections (" +
+                            std::to_string(*seen) + " and " + std::to_string(*p->spec.database.maxConnections) +
+                            " in " + p->namespace_ + "/" + p->name + "); the smallest is used");
     }
-    ws.databases.push_back(budget::computeDatabase(database, maxConnections, reserved, inputs));
+    seen = std::min(seen.value_or(INT32_MAX), *p->spec.database.maxConnections);
   }
+  for (const auto& [database, index] : firstOfDatabase) ws.databases.push_back(planFor(ws, index).database);
   return ws;
+}
+
+controller::Plan planFor(const Workspace& ws, size_t index) {
+  controller::Snapshot s;
+  s.self = ws.policyViews.at(index);
+  s.policies = ws.policyViews;
+  s.workloads = ws.workloadViews;
+  return controller::plan(s);
 }
 
 int32_t effectiveMaxSize(const Workspace& ws, const policy::Policy& p) {

@@ -1,8 +1,10 @@
 #pragma once
-// What the offline commands read from their files: policies, workloads and HPAs, with the governing policy of
-// each workload decided by the same rule the operator uses (policy/selection.h) and the budget computed per
-// database. Every document is type-checked as it is read (model/records.h); one that fails is reported and left
-// out, and the others are still read. Pure apart from loadDocuments, which reads the files.
+// What the offline commands read from their files: policies, workloads and HPAs. Every document is type-checked as
+// it is read (model/records.h); one that fails is reported and left out, and the others are still read. The
+// decisions are the operator's own: planFor() runs controller::plan on a Snapshot built from the files, as if they
+// were the cluster (nothing written yet, no usage check), so the budget, Clamp and the rendered bodies are what
+// the operator would decide. Pure apart from loadDocuments, which reads the files.
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +13,7 @@
 
 #include "budget/budget.h"
 #include "common/result.h"
+#include "controller/plan.h"
 #include "model/records.h"
 #include "policy/parse.h"
 #include "policy/types.h"
@@ -59,9 +62,12 @@ struct Workspace {
   std::vector<PolicyEntry> policies;
   std::vector<WorkloadEntry> workloads;
   std::vector<model::Hpa> hpas;
-  std::vector<budget::DatabaseBudget> databases;  // ordered by database name
-  std::vector<std::string> warnings;              // e.g. policies of one database declaring different maxConnections
-  std::vector<InputError> inputErrors;            // documents left out, in input order
+  // The same, as the operator's caches hold them (policy views in the order of `policies`).
+  std::vector<controller::PolicyView> policyViews;
+  std::map<std::string, std::vector<controller::WorkloadView>> workloadViews;  // by namespace
+  std::vector<budget::DatabaseBudget> databases;                               // ordered by database name, from plan()
+  std::vector<std::string> warnings;    // e.g. policies of one database declaring different maxConnections
+  std::vector<InputError> inputErrors;  // documents left out, in input order
 };
 
 // Objects without metadata.namespace are in "default", as kubectl apply would put them.
@@ -69,5 +75,8 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents);
 
 // The effective maxSize of a policy after Clamp.
 int32_t effectiveMaxSize(const Workspace& ws, const policy::Policy& p);
+
+// What the operator would decide for the valid policy ws.policies[index], given the files as the cluster.
+controller::Plan planFor(const Workspace& ws, size_t index);
 
 }  // namespace poolguard::offline

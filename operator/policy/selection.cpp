@@ -12,7 +12,7 @@ bool selects(const policy::Policy& p, policy::WorkloadKind kind, const std::stri
              const std::map<std::string, std::string>& labels) {
   if (p.namespace_ != ns) return false;
   if (std::find(p.spec.kinds.begin(), p.spec.kinds.end(), kind) == p.spec.kinds.end()) return false;
-  return p.spec.selector.matches(labels);
+  return poolguard::matches(p.spec.selector, labels);
 }
 
 bool outranks(const policy::Policy& a, const policy::Policy& b) {

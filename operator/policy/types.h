@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "common/label_selector.h"
+
 namespace poolguard::policy {
 
 using Millis = std::chrono::milliseconds;
@@ -19,18 +21,9 @@ enum class DeliveryMethod { kEnv, kConfigMap };
 enum class OnExceeded { kWarn, kClamp };
 enum class SslMode { kDisable, kRequire, kVerifyCa, kVerifyFull };
 
-struct LabelSelectorRequirement {
-  std::string key;
-  std::string op;  // In, NotIn, Exists, DoesNotExist
-  std::vector<std::string> values;
-};
-
-struct LabelSelector {
-  std::map<std::string, std::string> matchLabels;
-  std::vector<LabelSelectorRequirement> matchExpressions;
-  bool matches(const std::map<std::string, std::string>& labels) const;
-  std::string toString() const;  // the label-selector query string form
-};
+// spec.selector, with the API server's matching (common/label_selector.h).
+using LabelSelectorRequirement = poolguard::LabelSelectorRequirement;
+using LabelSelector = poolguard::LabelSelector;
 
 struct PoolSettings {
   int32_t maxSize = 0;

@@ -18,34 +18,4 @@ std::chrono::milliseconds Backoff::next() {
   return std::chrono::milliseconds(static_cast<int64_t>(delay));
 }
 
-TokenBucket::TokenBucket(const Clock& clock, double ratePerSecond, double burst)
-    : clock_(clock), rate_(ratePerSecond), burst_(burst), tokens_(burst), last_(clock.steadyNow()) {}
-
-void TokenBucket::refillLocked() {
-  auto now = clock_.steadyNow();
-  if (now > last_) {
-    double elapsed = std::chrono::duration<double>(now - last_).count();
-    tokens_ = std::min(burst_, tokens_ + elapsed * rate_);
-    last_ = now;
-  }
-}
-
-bool TokenBucket::tryTake() {
-  std::lock_guard lock(mu_);
-  refillLocked();
-  if (tokens_ >= 1.0) {
-    tokens_ -= 1.0;
-    return true;
-  }
-  return false;
-}
-
-std::chrono::nanoseconds TokenBucket::reserve() {
-  std::lock_guard lock(mu_);
-  refillLocked();
-  tokens_ -= 1.0;
-  if (tokens_ >= 0.0 || rate_ <= 0.0) return std::chrono::nanoseconds::zero();
-  return std::chrono::nanoseconds(static_cast<int64_t>(std::ceil(-tokens_ / rate_ * 1e9)));
-}
-
 }  // namespace poolguard::runtime

@@ -1,12 +1,9 @@
 #pragma once
-// Retry pacing driven by an injected Clock: jittered exponential backoff for failing watches and lease calls,
-// and a token bucket for global and per-object rate limits.
+// Retry pacing: jittered exponential backoff for failing watches and lease calls. Rate limits are
+// kube::RateLimiter's token bucket (kube/rate_limiter.h).
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <random>
-
-#include "common/clock.h"
 
 namespace poolguard::runtime {
 
@@ -33,28 +30,6 @@ class Backoff {
   BackoffOptions opts_;
   std::mt19937_64 rng_;
   int attempts_ = 0;
-};
-
-// A token bucket refilled continuously at `ratePerSecond`, holding at most `burst` tokens; starts full.
-// Thread-safe.
-class TokenBucket {
- public:
-  TokenBucket(const Clock& clock, double ratePerSecond, double burst);
-  // Takes a token if one is available now.
-  bool tryTake();
-  // Takes a token, borrowing from the future when the bucket is empty, and returns how long the caller must
-  // wait before acting (zero when a token was available). Successive reservations queue up behind each other.
-  std::chrono::nanoseconds reserve();
-
- private:
-  void refillLocked();
-
-  const Clock& clock_;
-  double rate_;
-  double burst_;
-  std::mutex mu_;
-  double tokens_;
-  Clock::steady_point last_;
 };
 
 }  // namespace poolguard::runtime

@@ -86,11 +86,11 @@ void EventRecorder::record(const json& object, EventType type, const std::string
       double perSecond = 1.0 / std::chrono::duration<double>(opts_.refillInterval).count();
       limitsLru_.push_front(key);
       it = limits_
-               .emplace(key, std::make_pair(std::make_unique<TokenBucket>(clock_, perSecond, opts_.burst),
+               .emplace(key, std::make_pair(std::make_unique<kube::RateLimiter>(perSecond, opts_.burst, clock_),
                                             limitsLru_.begin()))
                .first;
     }
-    if (!it->second.first->tryTake()) {
+    if (!it->second.first->tryAcquire()) {
       ++dropped_;
       spdlog::debug("event {} for {} dropped: rate limited", reason, key);
       return;

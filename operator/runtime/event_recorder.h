@@ -24,7 +24,7 @@
 
 #include "common/clock.h"
 #include "kube/client.h"
-#include "runtime/backoff.h"
+#include "kube/rate_limiter.h"
 
 namespace poolguard::runtime {
 
@@ -34,7 +34,7 @@ struct EventRecorderOptions {
   std::string component = "poolguard";  // source.component and reportingComponent
   std::string instance;                 // reportingInstance and source.host; defaultIdentity() when empty
   std::chrono::milliseconds aggregationWindow{std::chrono::minutes(10)};
-  double burst = 25;
+  int burst = 25;
   std::chrono::milliseconds refillInterval{std::chrono::minutes(5)};
   size_t maxPending = 1000;
   size_t maxTracked = 4096;      // aggregation and rate-limit entries remembered (least recently used go first)
@@ -96,7 +96,8 @@ class EventRecorder {
   uint64_t dropped_ = 0;
   uint64_t written_ = 0;
   // Per-object buckets; rate limiting happens on the caller's thread.
-  std::unordered_map<std::string, std::pair<std::unique_ptr<TokenBucket>, std::list<std::string>::iterator>> limits_;
+  std::unordered_map<std::string, std::pair<std::unique_ptr<kube::RateLimiter>, std::list<std::string>::iterator>>
+      limits_;
   std::list<std::string> limitsLru_;
 
   // Writer thread only.

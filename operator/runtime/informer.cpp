@@ -7,7 +7,8 @@
 
 namespace poolguard::runtime {
 
-EventHandlers enqueueKeys(WorkQueue& queue, std::function<std::vector<std::string>(const json&)> mapper) {
+EventHandlers enqueueKeys(WorkQueue& queue, std::function<std::vector<std::string>(const json&)> mapper,
+                          ChangeFilter changed) {
   auto keysOf = [mapper = std::move(mapper)](const json& obj) {
     return mapper ? mapper(obj) : std::vector<std::string>{objectKey(obj)};
   };
@@ -18,12 +19,29 @@ EventHandlers enqueueKeys(WorkQueue& queue, std::function<std::vector<std::strin
   EventHandlers h;
   h.onAdd = enqueue;
   // Both states: a changed label or scaleTargetRef can move an object from one owner to another.
-  h.onUpdate = [enqueue](const ObjectPtr& oldObj, const ObjectPtr& newObj) {
+  h.onUpdate = [enqueue, changed = std::move(changed)](const ObjectPtr& oldObj, const ObjectPtr& newObj) {
+    if (changed && oldObj && newObj && !changed(*oldObj, *newObj)) return;
     enqueue(oldObj);
     enqueue(newObj);
   };
   h.onDelete = enqueue;
   return h;
+}
+
+ChangeFilter changedApartFrom(std::vector<std::string> ignored) {
+  std::vector<json::json_pointer> pointers{json::json_pointer("/metadata/resourceVersion")};
+  for (const auto& p : ignored) pointers.emplace_back(p);
+  return [pointers = std::move(pointers)](const json& oldObj, const json& newObj) {
+    json a = oldObj, b = newObj;
+    for (const auto& p : pointers) {
+      for (json* o : {&a, &b}) {
+        if (!o->contains(p)) continue;
+        json& parent = (*o)[p.parent_pointer()];
+        if (parent.is_object()) parent.erase(p.back());
+      }
+    }
+    return a != b;
+  };
 }
 
 Informer::Informer(kube::Client& client, InformerOptions opts)

@@ -35,9 +35,17 @@ struct EventHandlers {
   std::function<void(const ObjectPtr& obj)> onDelete;  // the last state the cache knew
 };
 
+// Whether an update matters to the reconciler: false skips it (a status-only write, say).
+using ChangeFilter = std::function<bool(const json& oldObj, const json& newObj)>;
+
 // Handlers that add the keys `mapper` returns for every added, updated or deleted object. Without a mapper the
-// object's own key is added.
-EventHandlers enqueueKeys(WorkQueue& queue, std::function<std::vector<std::string>(const json&)> mapper = {});
+// object's own key is added. With `changed`, an update it rejects adds nothing.
+EventHandlers enqueueKeys(WorkQueue& queue, std::function<std::vector<std::string>(const json&)> mapper = {},
+                          ChangeFilter changed = {});
+
+// A ChangeFilter for compacted objects (see Store): true when anything but metadata.resourceVersion, and the
+// fields named in `ignored` (JSON pointers such as "/metadata/generation" or "/status"), differs.
+ChangeFilter changedApartFrom(std::vector<std::string> ignored);
 
 struct InformerOptions {
   kube::Resource resource;

@@ -1,5 +1,11 @@
 #include "runtime/selector.h"
 
+#include <map>
+#include <optional>
+#include <utility>
+
+#include "common/label_selector.h"
+
 namespace poolguard::runtime {
 
 using json = nlohmann::json;
@@ -14,51 +20,57 @@ const json& labelsOf(const json& obj) {
 
 namespace {
 
-const std::string* labelValue(const json& labels, const std::string& key) {
-  if (!labels.is_object()) return nullptr;
-  auto it = labels.find(key);
-  if (it == labels.end() || !it->is_string()) return nullptr;
-  return it->get_ptr<const std::string*>();
+// Sets `out` from an optional string field; false when the field is there but not a string.
+bool stringField(const json& obj, const char* name, std::string& out) {
+  auto it = obj.find(name);
+  if (it == obj.end()) return true;
+  if (!it->is_string()) return false;
+  out = it->get<std::string>();
+  return true;
 }
 
-bool inValues(const json& values, const std::string& v) {
-  if (!values.is_array()) return false;
-  for (const auto& x : values) {
-    if (x.is_string() && x.get_ref<const std::string&>() == v) return true;
+// The typed selector, or std::nullopt when `selector` can match nothing whatever the labels. A matchLabels or
+// matchExpressions that is not an object or array is ignored, as are values that are not strings.
+std::optional<LabelSelector> decode(const json& selector) {
+  if (!selector.is_object()) return std::nullopt;
+  LabelSelector out;
+  if (auto ml = selector.find("matchLabels"); ml != selector.end() && ml->is_object()) {
+    for (const auto& [k, v] : ml->items()) {
+      if (!v.is_string()) return std::nullopt;
+      out.matchLabels.emplace(k, v.get<std::string>());
+    }
   }
-  return false;
+  if (auto me = selector.find("matchExpressions"); me != selector.end() && me->is_array()) {
+    for (const auto& expr : *me) {
+      LabelSelectorRequirement req;
+      if (!expr.is_object() || !stringField(expr, "key", req.key) || !stringField(expr, "operator", req.op)) {
+        return std::nullopt;
+      }
+      if (auto values = expr.find("values"); values != expr.end() && values->is_array()) {
+        for (const auto& v : *values) {
+          if (v.is_string()) req.values.push_back(v.get<std::string>());
+        }
+      }
+      out.matchExpressions.push_back(std::move(req));
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> labelMap(const json& labels) {
+  std::map<std::string, std::string> out;
+  if (!labels.is_object()) return out;
+  for (const auto& [k, v] : labels.items()) {
+    if (v.is_string()) out.emplace(k, v.get<std::string>());
+  }
+  return out;
 }
 
 }  // namespace
 
 bool matchesLabelSelector(const json& selector, const json& labels) {
-  if (!selector.is_object()) return false;
-  if (auto ml = selector.find("matchLabels"); ml != selector.end() && ml->is_object()) {
-    for (const auto& [k, v] : ml->items()) {
-      const std::string* have = labelValue(labels, k);
-      if (!have || !v.is_string() || *have != v.get_ref<const std::string&>()) return false;
-    }
-  }
-  if (auto me = selector.find("matchExpressions"); me != selector.end() && me->is_array()) {
-    for (const auto& expr : *me) {
-      std::string key = expr.value("key", "");
-      std::string op = expr.value("operator", "");
-      const std::string* have = labelValue(labels, key);
-      json values = expr.contains("values") ? expr["values"] : json::array();
-      if (op == "In") {
-        if (!have || !inValues(values, *have)) return false;
-      } else if (op == "NotIn") {
-        if (have && inValues(values, *have)) return false;
-      } else if (op == "Exists") {
-        if (!have) return false;
-      } else if (op == "DoesNotExist") {
-        if (have) return false;
-      } else {
-        return false;
-      }
-    }
-  }
-  return true;
+  auto typed = decode(selector);
+  return typed && matches(*typed, labelMap(labels));
 }
 
 }  // namespace poolguard::runtime

@@ -51,7 +51,7 @@ int MaxOfRateLimiter::numRequeues(const std::string& key) const {
 std::shared_ptr<RateLimiter> defaultControllerRateLimiter(const Clock& clock) {
   return std::make_shared<MaxOfRateLimiter>(std::vector<std::shared_ptr<RateLimiter>>{
       std::make_shared<ItemExponentialRateLimiter>(std::chrono::milliseconds(5), std::chrono::seconds(1000)),
-      std::make_shared<BucketRateLimiter>(clock, 10.0, 100.0)});
+      std::make_shared<BucketRateLimiter>(clock, 10.0, 100)});
 }
 
 struct WorkQueue::Metrics {

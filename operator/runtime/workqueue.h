@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "runtime/backoff.h"
+#include "kube/rate_limiter.h"
 #include "runtime/metrics.h"
 #include "runtime/stop.h"
 
@@ -56,13 +56,13 @@ class ItemExponentialRateLimiter final : public RateLimiter {
 // One token bucket for all keys: bounds the overall retry rate when many keys fail at once.
 class BucketRateLimiter final : public RateLimiter {
  public:
-  BucketRateLimiter(const Clock& clock, double qps, double burst) : bucket_(clock, qps, burst) {}
+  BucketRateLimiter(const Clock& clock, double qps, int burst) : bucket_(qps, burst, clock) {}
   std::chrono::nanoseconds when(const std::string&) override { return bucket_.reserve(); }
   void forget(const std::string&) override {}
   int numRequeues(const std::string&) const override { return 0; }
 
  private:
-  TokenBucket bucket_;
+  kube::RateLimiter bucket_;
 };
 
 // The longest delay of its limiters.

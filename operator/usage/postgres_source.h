@@ -7,7 +7,6 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <string_view>
 
 #include "common/clock.h"
 #include "common/result.h"
@@ -41,9 +40,6 @@ Result<PostgresCredentials> fetchCredentials(kube::Client& client, const std::st
 
 // Whether the libpq linked at run time knows a connection keyword (require_auth came with libpq 16).
 bool libpqAccepts(const char* keyword);
-
-// Standard base64 (RFC 4648, padding optional, whitespace ignored) as Secret data is encoded.
-std::optional<std::string> decodeBase64(std::string_view in);
 
 // Turns a libpq connection failure into a typed Error whose message says what failed:
 // "postgres db.example:5432: password authentication failed for user "monitor"".

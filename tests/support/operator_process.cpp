@@ -13,7 +13,12 @@
 #include <sstream>
 #include <thread>
 
+#include <gtest/gtest.h>
+
+#include <iostream>
+
 #include "support/cluster.h"
+#include "support/e2e_helpers.h"
 
 namespace poolguard::testing {
 
@@ -145,6 +150,22 @@ std::vector<nlohmann::json> operatorRequests(size_t sinceLine, bool writesOnly) 
     out.push_back(std::move(j));
   }
   return out;
+}
+
+void SuiteOperator::start(std::vector<std::string> extraArgs) {
+  ASSERT_NO_FATAL_FAILURE(installCrds());
+  op_ = std::make_unique<OperatorProcess>(std::move(extraArgs));
+  op_->start();
+  ASSERT_TRUE(op_->waitReady()) << op_->logs();
+}
+
+void SuiteOperator::stop() {
+  if (op_) op_->stop();
+  op_.reset();
+}
+
+void SuiteOperator::printLogTailIfFailed() const {
+  if (op_ && ::testing::Test::HasFailure()) std::cerr << "--- operator log tail:\n" << tail(op_->logs(), 60) << "\n";
 }
 
 }  // namespace poolguard::testing

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,20 @@ class OperatorProcess {
   int metricsPort_ = 0;
   int healthPort_ = 0;
   std::string logPath_;
+};
+
+// One operator process shared by the tests of a suite: started (after the CRDs are installed) in SetUpTestSuite,
+// stopped in TearDownTestSuite; a failing test gets the tail of its log.
+class SuiteOperator {
+ public:
+  // gtest ASSERTs inside: call it with ASSERT_NO_FATAL_FAILURE.
+  void start(std::vector<std::string> extraArgs = {});
+  void stop();
+  void printLogTailIfFailed() const;
+  OperatorProcess* get() const { return op_.get(); }
+
+ private:
+  std::unique_ptr<OperatorProcess> op_;
 };
 
 // Every audit-log entry (any client, any stage) newer than `sinceLine` (an index returned by auditLineCount()).

@@ -52,7 +52,6 @@ bool hasEvent(const std::string& ns, const std::string& policy, const std::strin
 class SecurityE2E : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    ASSERT_NO_FATAL_FAILURE(installCrds());
     auto role = cluster().psql(std::string("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '") +
                                kMonitorRole + "') THEN CREATE ROLE " + kMonitorRole + " LOGIN PASSWORD '" +
                                kMonitorPassword + "' IN ROLE pg_monitor; END IF; END $$");
@@ -60,20 +59,14 @@ class SecurityE2E : public ::testing::Test {
     impostor_ = new PostgresImpostor();
     ASSERT_TRUE(impostor_->start());
     // Nothing listens on port 1: an allowed URL there fails to connect, a refused one is never tried.
-    op_ = new OperatorProcess({"--prometheus-allowed-url-prefixes=http://127.0.0.1:1/allowed/"});
-    op_->start();
-    ASSERT_TRUE(op_->waitReady()) << op_->logs();
+    ASSERT_NO_FATAL_FAILURE(op_.start({"--prometheus-allowed-url-prefixes=http://127.0.0.1:1/allowed/"}));
   }
   static void TearDownTestSuite() {
-    if (op_) op_->stop();
-    delete op_;
-    op_ = nullptr;
+    op_.stop();
     delete impostor_;
     impostor_ = nullptr;
   }
-  void TearDown() override {
-    if (HasFailure() && op_) std::cerr << "--- operator log tail:\n" << tail(op_->logs(), 60) << "\n";
-  }
+  void TearDown() override { op_.printLogTailIfFailed(); }
 
   // A namespace with the workload, the monitoring Secret (allowed for the real server only), a Secret from
   // before the grants (no annotation), and the author: may write policies, may not read Secrets.
@@ -108,10 +101,10 @@ class SecurityE2E : public ::testing::Test {
     return cluster().kubectl(args, input);
   }
 
-  static OperatorProcess* op_;
+  static SuiteOperator op_;
   static PostgresImpostor* impostor_;
 };
-OperatorProcess* SecurityE2E::op_ = nullptr;
+SuiteOperator SecurityE2E::op_;
 PostgresImpostor* SecurityE2E::impostor_ = nullptr;
 
 TEST_F(SecurityE2E, AnAuthorWhoCannotReadASecretCannotSendItsPasswordToAServerOfTheirChoosing) {

@@ -236,5 +236,47 @@ TEST_F(ReconcilerTest, AFailedReleaseStillWritesTheComputedStatusAndIsRetried) {
   EXPECT_THAT(client.calls(), Contains("apply deployments.apps/shop/api"));
 }
 
+TEST_F(ReconcilerTest, APolicyCreatedAgainUnderItsNameGetsItsOwnStatus) {
+  put(kDeployments, deploymentJson("web"));
+  put(kPolicies, policyJson("p", json::object()));
+  converge("p");
+  ASSERT_FALSE(status("p").empty());
+  // Deleted and created again before the operator saw the deletion: a new uid, no status yet.
+  json again = policyJson("p", json::object());
+  again["metadata"]["uid"] = "uid-p-2";
+  ASSERT_TRUE(client.remove(kPolicies, "shop", "p").ok());
+  put(kPolicies, again);
+  ASSERT_TRUE(reconcile("p").ok());
+  EXPECT_EQ(status("p").value("observedGeneration", 0), 1)
+      << "the status written for the old object must not stand in for the new one's";
+}
+
+TEST_F(ReconcilerTest, ChurnOf5000ObjectsLeavesItsMemoryAtTheStartingSize) {
+  const auto start = reconciler.stateSizes();
+  bool grew = false;
+  for (int i = 0; i < 2500; ++i) {
+    const std::string n = std::to_string(i);
+    json w = deploymentJson("web-" + n, "web", "uid-web-" + n);
+    put(kDeployments, w);
+    json p = policyJson("p-" + n, {{"database", {{"name", "db-" + n}}}});
+    p["metadata"]["uid"] = "uid-p-" + n;
+    put(kPolicies, p);
+    ASSERT_TRUE(reconcile("p-" + n).ok());
+    grew = grew || reconciler.stateSizes().writes > start.writes;
+    // The workload goes, then the policy (its finalizer runs, then the API server removes it).
+    ASSERT_TRUE(client.remove(kDeployments, "shop", "web-" + n).ok());
+    json deleting = stored(kPolicies, "p-" + n);
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-02T00:00:00Z";
+    put(kPolicies, deleting);
+    ASSERT_TRUE(reconcile("p-" + n).ok());
+    ASSERT_TRUE(client.remove(kPolicies, "shop", "p-" + n).ok());
+    sync();
+    ASSERT_TRUE(reconcile("p-" + n).ok());
+  }
+  EXPECT_TRUE(grew) << "the memory never held anything: the test would prove nothing";
+  EXPECT_EQ(reconciler.stateSizes(), start);
+  EXPECT_EQ(policies.size(), 0u);
+}
+
 }  // namespace
 }  // namespace poolguard::controller

@@ -356,22 +356,5 @@ TEST_F(KubeconfigTest, TokenSourceWithoutFileIsStatic) {
   EXPECT_EQ(tokens.token(), "static");
 }
 
-TEST(Base64, Decodes) {
-  EXPECT_EQ(decodeBase64("aGVsbG8="), "hello");
-  EXPECT_EQ(decodeBase64("aGVsbA=="), "hell");
-  EXPECT_EQ(decodeBase64("aGVs"), "hel");
-  EXPECT_EQ(decodeBase64(""), "");
-  EXPECT_EQ(decodeBase64("aGVs\nbG8=\n"), "hello");
-  EXPECT_EQ(decodeBase64(std::string("AP8=")), std::string("\x00\xff", 2));
-}
-
-TEST(Base64, Rejects) {
-  EXPECT_FALSE(decodeBase64("aGVsbG8"));   // length
-  EXPECT_FALSE(decodeBase64("aGV*bG8="));  // alphabet
-  EXPECT_FALSE(decodeBase64("aG=sbG8="));  // padding in the middle
-  EXPECT_FALSE(decodeBase64("a===="));
-  EXPECT_FALSE(decodeBase64("aGVsbG8=aGVs"));  // data after padding
-}
-
 }  // namespace
 }  // namespace poolguard::kube

@@ -44,5 +44,41 @@ TEST(RateLimiter, NonPositiveQpsDisables) {
   for (int i = 0; i < 1000; ++i) ASSERT_EQ(limiter.reserve(), nanoseconds(0));
 }
 
+TEST(RateLimiter, TryAcquireTakesOnlyATokenThatIsThere) {
+  ManualClock clock;
+  RateLimiter limiter(/*qps=*/0.5, /*burst=*/2, clock);
+  EXPECT_TRUE(limiter.tryAcquire());
+  EXPECT_TRUE(limiter.tryAcquire());
+  EXPECT_FALSE(limiter.tryAcquire());
+  EXPECT_FALSE(limiter.tryAcquire()) << "a refused call takes nothing and promises nothing";
+  clock.advance(milliseconds(1999));
+  EXPECT_FALSE(limiter.tryAcquire());
+  clock.advance(milliseconds(1));
+  EXPECT_TRUE(limiter.tryAcquire());
+  EXPECT_FALSE(limiter.tryAcquire());
+  clock.advance(std::chrono::hours(1));  // refill is capped at burst
+  EXPECT_TRUE(limiter.tryAcquire());
+  EXPECT_TRUE(limiter.tryAcquire());
+  EXPECT_FALSE(limiter.tryAcquire());
+}
+
+TEST(RateLimiter, TryAcquireDoesNotJumpReservations) {
+  ManualClock clock;
+  RateLimiter limiter(10, 1, clock);
+  EXPECT_EQ(limiter.reserve(), nanoseconds(0));
+  EXPECT_EQ(limiter.reserve(), milliseconds(100));
+  clock.advance(milliseconds(100));  // the refilled token is the waiting caller's
+  EXPECT_FALSE(limiter.tryAcquire());
+  clock.advance(milliseconds(100));
+  EXPECT_TRUE(limiter.tryAcquire());
+  EXPECT_EQ(limiter.reserve(), milliseconds(100));
+}
+
+TEST(RateLimiter, TryAcquireWithNonPositiveQpsAlwaysSucceeds) {
+  ManualClock clock;
+  RateLimiter limiter(0, 1, clock);
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(limiter.tryAcquire());
+}
+
 }  // namespace
 }  // namespace poolguard::kube

@@ -134,5 +134,29 @@ TEST(Informer, EnqueueHandlersAddKeysOnly) {
   EXPECT_EQ(q.len(), 3u);
 }
 
+TEST(Informer, AnUpdateTheFilterRejectsEnqueuesNothing) {
+  WorkQueue q(namedQueue("informer-filter-test"));
+  auto h = enqueueKeys(q, {}, changedApartFrom({"/status", "/metadata/generation"}));
+  json before = object("a", "x", "1",
+                       {{"metadata", {{"generation", 1}, {"labels", {{"app", "web"}}}}},
+                        {"spec", {{"replicas", 2}}},
+                        {"status", {{"readyReplicas", 1}}}});
+  json statusOnly = before;
+  statusOnly["metadata"]["resourceVersion"] = "2";
+  statusOnly["metadata"]["generation"] = 2;
+  statusOnly["status"]["readyReplicas"] = 2;
+  h.onUpdate(std::make_shared<const json>(before), std::make_shared<const json>(statusOnly));
+  EXPECT_EQ(q.len(), 0u) << "a status-only update must enqueue nothing";
+  json relabelled = statusOnly;
+  relabelled["metadata"]["labels"]["app"] = "api";
+  h.onUpdate(std::make_shared<const json>(statusOnly), std::make_shared<const json>(relabelled));
+  EXPECT_EQ(q.len(), 1u);
+  json resized = before;
+  resized["spec"]["replicas"] = 3;
+  EXPECT_TRUE(changedApartFrom({})(before, resized));
+  EXPECT_FALSE(changedApartFrom({})(before, before));
+  EXPECT_TRUE(changedApartFrom({"/status"})(before, statusOnly)) << "generation is not ignored unless named";
+}
+
 }  // namespace
 }  // namespace poolguard::runtime

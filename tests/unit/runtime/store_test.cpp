@@ -155,6 +155,30 @@ TEST(Selector, MatchesExpressionsLikeTheApiServer) {
   EXPECT_FALSE(matchesLabelSelector(json{{"matchLabels", {{"app", "web"}}}}, json()));
 }
 
+TEST(Selector, MalformedPartsMatchNothingOrAreIgnored) {
+  json labels = {{"app", "web"}, {"replicas", 3}};
+  EXPECT_FALSE(matchesLabelSelector(json(), labels));
+  EXPECT_FALSE(matchesLabelSelector(json::array(), labels));
+  EXPECT_TRUE(matchesLabelSelector(json::object(), json()));
+  // What no API server would accept selects nothing.
+  EXPECT_FALSE(matchesLabelSelector(json{{"matchLabels", {{"app", 1}}}}, labels));
+  EXPECT_FALSE(matchesLabelSelector(json{{"matchExpressions", json::array({"app"})}}, labels));
+  EXPECT_FALSE(
+      matchesLabelSelector(json{{"matchExpressions", json::array({{{"key", 1}, {"operator", "Exists"}}})}}, labels));
+  EXPECT_FALSE(matchesLabelSelector(json{{"matchExpressions", json::array({{{"key", "app"}}})}}, labels));
+  // A matchLabels or matchExpressions of the wrong type is ignored, as are values that are not strings.
+  EXPECT_TRUE(matchesLabelSelector(json{{"matchLabels", "app=web"}, {"matchExpressions", "app"}}, labels));
+  auto expr = [](const std::string& op, json values) {
+    return json{{"matchExpressions", json::array({{{"key", "app"}, {"operator", op}, {"values", values}}})}};
+  };
+  EXPECT_TRUE(matchesLabelSelector(expr("In", {1, "web"}), labels));
+  EXPECT_FALSE(matchesLabelSelector(expr("In", "web"), labels));
+  EXPECT_TRUE(matchesLabelSelector(expr("NotIn", "web"), labels));
+  // A label value that is not a string counts as absent.
+  EXPECT_FALSE(matchesLabelSelector(
+      json{{"matchExpressions", json::array({{{"key", "replicas"}, {"operator", "Exists"}}})}}, labels));
+}
+
 TEST(Store, ScaleTargetIndexFollowsUpdatesAndDeletes) {
   Store s;
   s.addIndex(kScaleTargetIndex, scaleTargetRefIndex());

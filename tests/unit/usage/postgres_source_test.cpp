@@ -13,22 +13,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-TEST(DecodeBase64, Valid) {
-  EXPECT_EQ(decodeBase64("bW9uaXRvcg=="), "monitor");
-  EXPECT_EQ(decodeBase64("bW9uaXRvcg"), "monitor");  // padding optional
-  EXPECT_EQ(decodeBase64("czNjcjN0IQ=="), "s3cr3t!");
-  EXPECT_EQ(decodeBase64(""), "");
-  EXPECT_EQ(decodeBase64("YW\nJj"), "abc");
-  EXPECT_EQ(decodeBase64("+/8="), std::string("\xfb\xff", 2));
-}
-
-TEST(DecodeBase64, Invalid) {
-  EXPECT_FALSE(decodeBase64("bW9u*XRvcg=="));
-  EXPECT_FALSE(decodeBase64("a"));
-  EXPECT_FALSE(decodeBase64("YQ==YQ"));
-  EXPECT_FALSE(decodeBase64("YQ="));
-}
-
 TEST(ClassifyConnectionError, WrongPassword) {
   auto e = classifyConnectionError(
       "db.example:5432",

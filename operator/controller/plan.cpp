@@ -1,0 +1,238 @@
+#include "controller/plan.h"
+
+#include <algorithm>
+#include <set>
+
+#include "controller/objects.h"
+#include "controller/reconciler.h"
+#include "policy/selection.h"
+#include "render/workload.h"
+
+namespace poolguard::controller {
+namespace {
+
+using policy::WorkloadKind;
+
+std::string summarizeDifferences(const std::vector<std::string>& differences) {
+  std::string out;
+  for (size_t i = 0; i < differences.size() && i < 8; ++i) out += (i ? "; " : "") + differences[i];
+  if (differences.size() > 8) out += "; and " + std::to_string(differences.size() - 8) + " more";
+  return out;
+}
+
+std::string workloadKey(WorkloadKind kind, const json& w) {
+  return policy::WorkloadKey{kind, namespaceOf(w), nameOf(w)}.toString();
+}
+
+const std::vector<WorkloadView>& workloadsOf(const Snapshot& s, const std::string& ns) {
+  static const std::vector<WorkloadView> none;
+  auto it = s.workloads.find(ns);
+  return it == s.workloads.end() ? none : it->second;
+}
+
+budget::WorkloadFacts factsOf(const WorkloadView& w) {
+  return budget::workloadFacts(*w.object, w.hpa ? &*w.hpa : nullptr);
+}
+
+}  // namespace
+
+std::string governingPolicy(WorkloadKind kind, const json& workload, const std::vector<PolicyView>& candidates) {
+  std::vector<const policy::Policy*> selecting;
+  const auto labels = labelsOf(workload);
+  const std::string ns = namespaceOf(workload);
+  for (const auto& c : candidates) {
+    if (c.deleting || !c.parsed || c.parsed->namespace_ != ns) continue;
+    if (policy::selects(*c.parsed, kind, ns, labels)) selecting.push_back(&*c.parsed);
+  }
+  int w = policy::winner(selecting);
+  return w < 0 ? "" : selecting[static_cast<size_t>(w)]->name;
+}
+
+std::vector<usage::GovernedWorkload> governedWorkloads(const Snapshot& s) {
+  const policy::Policy& pol = *s.self.parsed;
+  const int32_t lastRenderedMaxSize =
+      s.storedStatus.value("budget", json::object()).value("effectiveMaxSize", pol.spec.pool.maxSize);
+  std::vector<usage::GovernedWorkload> out;
+  for (WorkloadKind kind : pol.spec.kinds) {
+    for (const auto& w : workloadsOf(s, pol.namespace_)) {
+      if (w.kind != kind || !policy::selects(pol, kind, pol.namespace_, labelsOf(*w.object))) continue;
+      if (governingPolicy(kind, *w.object, s.policies) != pol.name) continue;
+      auto facts = factsOf(w);
+      out.push_back(usage::GovernedWorkload{
+          pol.namespace_, nameOf(*w.object),
+          render::expandApplicationName(pol.spec.delivery.applicationName, pol.namespace_, nameOf(*w.object)),
+          facts.podsNow, facts.podsMax, facts.surge, std::nullopt, lastRenderedMaxSize, pol.spec.pool.processesPerPod});
+    }
+  }
+  return out;
+}
+
+Plan plan(const Snapshot& s) {
+  const policy::Policy& pol = *s.self.parsed;
+  const std::string& ns = pol.namespace_;
+  const std::string& name = pol.name;
+  Plan out;
+  StatusInput& in = out.status;
+  in.generation = (*s.self.object)["metadata"].value("generation", int64_t{0});
+  in.usage = s.usage;
+
+  // Budget: the facts of every governed workload of every valid policy naming this database. Every policy of a
+  // database sees the same budget, whichever reconciles: the smallest declared max_connections and the largest
+  // reserve win (as in `poolguard plan`); the server's value when none declares one.
+  std::vector<budget::PolicyInput> budgetInputs;
+  std::optional<int32_t> maxConnections;
+  int32_t reserved = pol.spec.database.reservedConnections;
+  for (const auto& e : s.policies) {
+    if (!e.parsed || e.deleting || e.parsed->spec.database.name != pol.spec.database.name) continue;
+    const auto& p = *e.parsed;
+    budget::PolicyInput bi = budget::policyInput(p);
+    for (WorkloadKind kind : p.spec.kinds) {
+      for (const auto& w : workloadsOf(s, p.namespace_)) {
+        if (w.kind != kind || !policy::selects(p, kind, p.namespace_, labelsOf(*w.object))) continue;
+        if (governingPolicy(kind, *w.object, s.policies) != p.name) continue;
+        bi.workloads.push_back(factsOf(w));
+      }
+    }
+    budgetInputs.push_back(std::move(bi));
+    const auto& d = p.spec.database;
+    if (d.maxConnections && (!maxConnections || *d.maxConnections < *maxConnections)) maxConnections = d.maxConnections;
+    reserved = std::max(reserved, d.reservedConnections);
+  }
+  if (!maxConnections) maxConnections = s.discoveredMaxConnections;
+  out.database = budget::computeDatabase(pol.spec.database.name, maxConnections, reserved, budgetInputs);
+  const budget::DatabaseBudget& db = out.database;
+  const budget::PolicyBudget* mine = db.find(ns, name);
+  const int32_t effectiveMaxSize = mine ? mine->effectiveMaxSize : pol.spec.pool.maxSize;
+
+  in.policyName = name;
+  in.mode = pol.spec.mode;
+  in.onExceeded = pol.spec.budget.onExceeded;
+  in.budget.database = db.database;
+  in.budget.maxConnections = db.maxConnections;
+  in.budget.reservedConnections = db.reservedConnections;
+  in.budget.available = db.available;
+  in.budget.steadyState = db.steadyState;
+  in.budget.worstCase = db.worstCase;
+  in.budget.unclampedWorstCase = db.unclampedWorstCase;
+  in.budget.effectiveMaxSize = effectiveMaxSize;
+  if (mine) {
+    in.budget.policySteadyState = mine->steadyState;
+    in.budget.policyWorstCase = mine->worstCase;
+    in.budget.clamped = mine->clamped;
+  }
+
+  // Workload by workload: who governs it, what it should carry, and whether that needs a write.
+  std::set<std::pair<WorkloadKind, std::string>> governed;
+  std::set<std::string> wantedConfigMaps;
+  render::RenderOptions ropts;
+  ropts.effectiveMaxSize = effectiveMaxSize;
+  for (WorkloadKind kind : pol.spec.kinds) {
+    for (const auto& view : workloadsOf(s, ns)) {
+      const json& w = *view.object;
+      if (view.kind != kind || !policy::selects(pol, kind, ns, labelsOf(w))) continue;
+      WorkloadStatus ws;
+      ws.kind = kind;
+      ws.name = nameOf(w);
+      auto facts = factsOf(view);
+      ws.replicas = facts.podsNow;
+      ws.maxReplicas = facts.podsMax;
+      ws.maxSize = effectiveMaxSize;
+      std::string winnerName = governingPolicy(kind, w, s.policies);
+      if (winnerName != name) {
+        ws.state = WorkloadState::kConflicted;
+        ws.message = "governed by policy " + winnerName + " (higher priority, or older at equal priority)";
+        in.workloads.push_back(std::move(ws));
+        continue;
+      }
+      governed.insert({kind, ws.name});
+      auto desired = render::renderWorkload(pol, w, ropts);
+      if (!desired.ok()) {
+        ws.state = WorkloadState::kFailed;
+        ws.message = desired.error().message();
+        in.workloads.push_back(std::move(ws));
+        continue;
+      }
+      ws.settingsHash = desired->settings.hash;
+      std::optional<json> liveConfigMap;
+      if (desired->configMap) {
+        const std::string cmName = (*desired->configMap)["metadata"].value("name", "");
+        wantedConfigMaps.insert(cmName);
+        if (auto it = s.configMaps.find(cmName); it != s.configMaps.end()) liveConfigMap = *it->second;
+      }
+      // The workload and its ConfigMap are compared apart, so only the one that differs is written: comparing
+      // against the desired ConfigMap leaves the workload's own differences.
+      auto diff = render::compare(w, liveConfigMap, *desired);
+      auto workloadDiff = render::compare(w, desired->configMap, *desired);
+      const bool workloadInSync = workloadDiff.inSync();
+      const bool configMapInSync = diff.differences.size() == workloadDiff.differences.size();
+      const std::string rv = w["metadata"].value("resourceVersion", "");
+      const WriteMemory* memory = nullptr;
+      if (auto it = s.writes.find(workloadKey(kind, w)); it != s.writes.end()) memory = &it->second;
+      PlannedWorkload pw;
+      pw.statusIndex = in.workloads.size();
+      pw.kind = kind;
+      pw.name = ws.name;
+      pw.cached = view.object;
+      pw.apply = desired->apply;
+      pw.configMap = desired->configMap;
+      pw.missingContainers = desired->missingContainers;
+      pw.hash = desired->settings.hash;
+      pw.summary = summarizeDifferences(diff.differences);
+      if (workloadInSync && configMapInSync) {
+        ws.state = WorkloadState::kApplied;
+      } else if (pol.spec.mode == policy::Mode::kAudit) {
+        ws.state = WorkloadState::kDrifted;
+        ws.message = pw.summary;
+      } else if (!workloadInSync && memory && memory->backingOffUntil && s.steadyNow < *memory->backingOffUntil) {
+        // Another manager keeps undoing the settings: leave it alone until the back-off ends, and say so.
+        ws.state = WorkloadState::kFailed;
+        ws.message = memory->contestMessage;
+        auto retry =
+            std::max(std::chrono::milliseconds(1000),
+                     std::chrono::duration_cast<std::chrono::milliseconds>(*memory->backingOffUntil - s.steadyNow));
+        out.requeueAfter = out.requeueAfter ? std::min(*out.requeueAfter, retry) : retry;
+      } else if (memory && memory->hash == pw.hash && memory->resourceVersionBefore == rv && configMapInSync) {
+        ws.state = WorkloadState::kApplied;  // our last apply has not reached the cache yet
+      } else {
+        ws.state = WorkloadState::kApplied;
+        pw.writeConfigMap = !configMapInSync;
+        pw.writeWorkload = !workloadInSync;
+        pw.correction = !workloadInSync && memory && memory->hash == pw.hash && memory->resourceVersionBefore != rv;
+      }
+      out.workloads.push_back(std::move(pw));
+      in.workloads.push_back(std::move(ws));
+    }
+  }
+
+  if (pol.spec.mode == policy::Mode::kEnforce) {
+    // A governed workload given its settings by Env keeps no ConfigMap of this policy (a delivery switch).
+    for (const auto& [kind, workloadName] : governed) {
+      const std::string cmName = render::configMapName(kind, workloadName);
+      if (wantedConfigMaps.count(cmName)) continue;
+      auto it = s.configMaps.find(cmName);
+      if (it == s.configMaps.end() || labelsOf(*it->second)[render::kPolicyLabel] != name) continue;
+      out.configMapDeletes.push_back(cmName);
+    }
+    // Workloads this policy wrote that it no longer governs (they left the selector): give back its fields,
+    // unless another policy now governs them and will write its own.
+    for (const auto& view : workloadsOf(s, ns)) {
+      const json& w = *view.object;
+      if (annotationOf(w, kPolicyAnnotation) != name || governed.count({view.kind, nameOf(w)})) continue;
+      if (!governingPolicy(view.kind, w, s.policies).empty()) continue;
+      out.releases.emplace_back(view.kind, nameOf(w));
+    }
+  }
+
+  // Policies sharing the database report its totals: tell them when the totals moved.
+  const int64_t storedWorst = s.storedStatus.value("budget", json::object()).value("worstCase", int64_t{-1});
+  if (storedWorst != db.worstCase) {
+    for (const auto& e : s.policies) {
+      if (!e.parsed || e.parsed->spec.database.name != pol.spec.database.name) continue;
+      std::string k = runtime::objectKey(*e.object);
+      if (k != runtime::objectKey(ns, name)) out.alsoEnqueue.push_back(k);
+    }
+  }
+  return out;
+}
+
+}  // namespace poolguard::controller

@@ -1,0 +1,105 @@
+#pragma once
+// The decisions of a reconcile as a pure function of values. A reconcile runs in three steps:
+// - gather (reconciler.cpp): a Snapshot of what the caches, the last usage check and this process's memory of its
+//   own writes say;
+// - plan (here): which policy governs each workload, the database's budget and Clamp, the apply bodies, what to
+//   release, the status input and which other policies to tell. It reads no cache, clock, client or global: the
+//   same Snapshot always gives the same Plan, and unit tests need no cluster;
+// - apply (reconciler.cpp): the writes, with what only a write can tell (failures, another manager's fight).
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "budget/budget.h"
+#include "common/clock.h"
+#include "controller/status.h"
+#include "model/records.h"
+#include "policy/types.h"
+#include "runtime/store.h"
+#include "usage/analysis.h"
+
+namespace poolguard::controller {
+
+using json = nlohmann::json;
+
+struct PolicyView {
+  runtime::ObjectPtr object;
+  std::shared_ptr<const policy::Policy> parsed;  // null when the spec is invalid
+  bool deleting = false;
+};
+
+struct WorkloadView {
+  policy::WorkloadKind kind = policy::WorkloadKind::kDeployment;
+  runtime::ObjectPtr object;
+  std::optional<model::Hpa> hpa;  // the HPA that scales it
+};
+
+// What this process remembers of its last apply to a workload.
+struct WriteMemory {
+  std::string resourceVersionBefore;  // the cached resourceVersion that apply was decided on
+  std::string hash;                   // the settings it wrote
+  // Another field manager keeps undoing the settings (controller/contest.h): left alone until then.
+  std::optional<Clock::steady_point> backingOffUntil;
+  std::string contestMessage;
+};
+
+struct Snapshot {
+  PolicyView self;                   // the policy reconciled: valid, not suspended, not being deleted
+  std::vector<PolicyView> policies;  // every policy of the cluster, self included
+  // Deployments and StatefulSets of self's namespace and of every namespace with a policy of self's database.
+  std::map<std::string, std::vector<WorkloadView>> workloads;
+  std::map<std::string, runtime::ObjectPtr> configMaps;  // poolguard's ConfigMaps in self's namespace, by name
+  json storedStatus = json::object();                    // the status as last written by this process, else as cached
+  std::optional<usage::AnalysisResult> usage;            // the last usage check; nullopt without a usage block
+  std::optional<int32_t> discoveredMaxConnections;       // read live from self's database server
+  std::map<std::string, WriteMemory> writes;             // by policy::WorkloadKey::toString()
+  Clock::steady_point steadyNow{};
+};
+
+// One workload this policy governs, with what it should carry and whether the apply step writes it.
+struct PlannedWorkload {
+  size_t statusIndex = 0;  // into Plan::status.workloads
+  policy::WorkloadKind kind = policy::WorkloadKind::kDeployment;
+  std::string name;
+  runtime::ObjectPtr cached;                   // the cached workload the decision was made on
+  json apply;                                  // the desired server-side apply body of the workload
+  std::optional<json> configMap;               // the desired ConfigMap (ConfigMap delivery)
+  std::vector<std::string> missingContainers;  // of spec.containers, not in the workload
+  std::string hash;                            // of the settings
+  // Enforce, out of sync, no back-off in progress, and not our own apply still on its way to the cache.
+  bool writeWorkload = false;
+  bool writeConfigMap = false;
+  // Our last apply of these settings had landed and was changed since: another manager undid it. The apply step
+  // counts it (a fight is backed off) before writing.
+  bool correction = false;
+  std::string summary;  // what differs, for the log and Audit's message
+  bool needsWrite() const { return writeWorkload || writeConfigMap; }
+};
+
+struct Plan {
+  StatusInput status;  // workload states as if every planned write succeeds; the apply step marks failures
+  std::vector<PlannedWorkload> workloads;  // every governed workload that renders, in status order
+  // Workloads this policy wrote that no policy governs any more: their fields are given back.
+  std::vector<std::pair<policy::WorkloadKind, std::string>> releases;
+  // ConfigMaps of governed workloads whose delivery is now Env; deleted once every apply went through.
+  std::vector<std::string> configMapDeletes;
+  std::optional<std::chrono::milliseconds> requeueAfter;  // a fight's back-off ends
+  std::vector<std::string> alsoEnqueue;                   // policies of the database, when its totals moved
+  budget::DatabaseBudget database;
+};
+
+// The policy governing the workload among `candidates` (valid, not being deleted ones count); "" if none.
+std::string governingPolicy(policy::WorkloadKind kind, const json& workload, const std::vector<PolicyView>& candidates);
+
+// The workloads self governs in its namespace, as the usage check reads them (pool size as last rendered).
+std::vector<usage::GovernedWorkload> governedWorkloads(const Snapshot& s);
+
+Plan plan(const Snapshot& s);
+
+}  // namespace poolguard::controller

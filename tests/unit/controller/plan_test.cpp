@@ -1,0 +1,174 @@
+// plan() as a function of values: a Snapshot in, the decisions out, without a cache, a client or a clock.
+#include "controller/plan.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "controller/reconciler.h"
+#include "policy/parse.h"
+
+namespace poolguard::controller {
+namespace {
+
+using policy::WorkloadKind;
+
+PolicyView policyView(const std::string& ns, const std::string& name, json spec) {
+  json base = {{"selector", {{"matchLabels", {{"app", "web"}}}}},
+               {"containers", {"app"}},
+               {"pool", {{"maxSize", 10}}},
+               {"database", {{"name", "orders"}, {"maxConnections", 100}}}};
+  base.merge_patch(spec);
+  json obj = {{"apiVersion", "poolguard.dev/v1alpha1"},
+              {"kind", "ConnectionPoolPolicy"},
+              {"metadata",
+               {{"name", name},
+                {"namespace", ns},
+                {"generation", 3},
+                {"resourceVersion", "1"},
+                {"creationTimestamp", "2026-01-01T00:00:00Z"}}},
+              {"spec", base}};
+  auto parsed = policy::fromJson(obj);
+  EXPECT_TRUE(parsed.ok()) << parsed.error().message();
+  return PolicyView{std::make_shared<const json>(obj),
+                    parsed.ok() ? std::make_shared<const policy::Policy>(std::move(parsed).value()) : nullptr, false};
+}
+
+WorkloadView deployment(const std::string& ns, const std::string& name, int replicas, json extraMeta = json::object()) {
+  json obj = {
+      {"apiVersion", "apps/v1"},
+      {"kind", "Deployment"},
+      {"metadata", {{"name", name}, {"namespace", ns}, {"resourceVersion", "10"}, {"labels", {{"app", "web"}}}}},
+      {"spec",
+       {{"replicas", replicas},
+        {"template", {{"spec", {{"containers", json::array({{{"name", "app"}, {"image", "x"}}})}}}}}}}};
+  obj["metadata"].merge_patch(extraMeta);
+  return WorkloadView{WorkloadKind::kDeployment, std::make_shared<const json>(obj), std::nullopt};
+}
+
+std::string envIn(const json& apply, const std::string& var) {
+  for (const auto& c : apply["spec"]["template"]["spec"]["containers"]) {
+    for (const auto& e : c.value("env", json::array())) {
+      if (e.value("name", "") == var) return e.value("value", "");
+    }
+  }
+  return "";
+}
+
+Snapshot snapshotOf(const PolicyView& self, std::vector<PolicyView> policies, std::vector<WorkloadView> workloads) {
+  Snapshot s;
+  s.self = self;
+  s.policies = std::move(policies);
+  for (auto& w : workloads) s.workloads[(*w.object)["metadata"].value("namespace", "")].push_back(std::move(w));
+  return s;
+}
+
+TEST(Plan, PoliciesOfOneDatabaseInTwoNamespacesShareTheBudgetAndClampBoth) {
+  auto a = policyView("team-a", "pool", {{"budget", {{"onExceeded", "Clamp"}}}});
+  auto b = policyView("team-b", "pool", {{"budget", {{"onExceeded", "Clamp"}}}});
+  // Each asks (6 pods + 2 surge) x 10 = 80 connections of one database with 100: together over budget.
+  auto s = snapshotOf(a, {a, b}, {deployment("team-a", "web", 6), deployment("team-b", "web", 6)});
+  Plan p = plan(s);
+  EXPECT_EQ(p.database.unclampedWorstCase, 2 * (6 + 2) * 10) << "maxSurge 25% of 6 rounds up to 2";
+  EXPECT_LE(p.database.worstCase, 100);
+  ASSERT_EQ(p.workloads.size(), 1u) << "only this policy's namespace is written";
+  EXPECT_TRUE(p.workloads[0].writeWorkload);
+  const int clamped = p.status.budget.effectiveMaxSize;
+  EXPECT_LT(clamped, 10);
+  EXPECT_TRUE(p.status.budget.clamped);
+  EXPECT_EQ(envIn(p.workloads[0].apply, "POOL_MAX_SIZE"), std::to_string(clamped));
+  // The other namespace's reconcile sees the same budget.
+  auto fromB = snapshotOf(b, {a, b}, {deployment("team-a", "web", 6), deployment("team-b", "web", 6)});
+  EXPECT_EQ(plan(fromB).status.budget.effectiveMaxSize, clamped);
+  EXPECT_EQ(plan(fromB).database.worstCase, p.database.worstCase);
+}
+
+TEST(Plan, TheSameSnapshotGivesTheSamePlan) {
+  auto a = policyView("shop", "pool", json::object());
+  auto s = snapshotOf(a, {a}, {deployment("shop", "web", 2), deployment("shop", "api", 3)});
+  Plan first = plan(s), second = plan(s);
+  ASSERT_EQ(first.workloads.size(), 2u);
+  ASSERT_EQ(first.workloads.size(), second.workloads.size());
+  for (size_t i = 0; i < first.workloads.size(); ++i) {
+    EXPECT_EQ(first.workloads[i].apply, second.workloads[i].apply);
+    EXPECT_EQ(first.workloads[i].hash, second.workloads[i].hash);
+  }
+  EXPECT_EQ(buildStatus(first.status, {}, "t"), buildStatus(second.status, {}, "t"));
+}
+
+TEST(Plan, AnHpaCountsWithItsMaximum) {
+  auto a = policyView("shop", "pool", json::object());
+  auto w = deployment("shop", "web", 2);
+  model::Diagnostics d;
+  w.hpa = model::decodeHpa({{"metadata", {{"name", "web"}, {"namespace", "shop"}}},
+                            {"spec",
+                             {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "web"}}},
+                              {"maxReplicas", 8}}}},
+                           d);
+  Plan p = plan(snapshotOf(a, {a}, {w}));
+  EXPECT_EQ(p.database.worstCase, (8 + 2) * 10);
+  EXPECT_EQ(p.status.workloads.at(0).maxReplicas, 8);
+}
+
+TEST(Plan, AHigherPriorityPolicyTakesTheWorkloadAndTheLoserSaysSo) {
+  auto low = policyView("shop", "low", json::object());
+  auto high = policyView("shop", "high", {{"priority", 5}});
+  Plan p = plan(snapshotOf(low, {low, high}, {deployment("shop", "web", 1)}));
+  EXPECT_TRUE(p.workloads.empty());
+  ASSERT_EQ(p.status.workloads.size(), 1u);
+  EXPECT_EQ(p.status.workloads[0].state, WorkloadState::kConflicted);
+  EXPECT_THAT(p.status.workloads[0].message, ::testing::HasSubstr("governed by policy high"));
+}
+
+TEST(Plan, WriteMemoryDecidesBetweenWaitingForTheCacheACorrectionAndABackOff) {
+  auto a = policyView("shop", "pool", json::object());
+  auto s = snapshotOf(a, {a}, {deployment("shop", "web", 1)});
+  const std::string hash = plan(s).workloads.at(0).hash;
+
+  // Our apply of these settings was decided on resourceVersion 10, still the cached one: the cache is behind.
+  s.writes["Deployment shop/web"] = WriteMemory{"10", hash, std::nullopt, ""};
+  Plan behind = plan(s);
+  EXPECT_FALSE(behind.workloads.at(0).needsWrite());
+  EXPECT_EQ(behind.status.workloads.at(0).state, WorkloadState::kApplied);
+
+  // It landed (the cache moved past it) and the settings are gone again: a correction of another manager.
+  s.writes["Deployment shop/web"] = WriteMemory{"9", hash, std::nullopt, ""};
+  Plan corrected = plan(s);
+  EXPECT_TRUE(corrected.workloads.at(0).writeWorkload);
+  EXPECT_TRUE(corrected.workloads.at(0).correction);
+
+  // A back-off in progress: no write, the message, and a requeue when it ends.
+  s.steadyNow = Clock::steady_point{} + std::chrono::seconds(100);
+  s.writes["Deployment shop/web"] =
+      WriteMemory{"9", hash, Clock::steady_point{} + std::chrono::seconds(160), "field manager \"rogue\" keeps ..."};
+  Plan waiting = plan(s);
+  EXPECT_FALSE(waiting.workloads.at(0).needsWrite());
+  EXPECT_EQ(waiting.status.workloads.at(0).state, WorkloadState::kFailed);
+  EXPECT_THAT(waiting.status.workloads.at(0).message, ::testing::HasSubstr("rogue"));
+  EXPECT_EQ(waiting.requeueAfter, std::chrono::milliseconds(60000));
+}
+
+TEST(Plan, AWorkloadThatLeftTheSelectorIsReleasedInEnforceOnly) {
+  auto a = policyView("shop", "pool", json::object());
+  auto left =
+      deployment("shop", "old", 1, {{"labels", {{"app", "other"}}}, {"annotations", {{kPolicyAnnotation, "pool"}}}});
+  EXPECT_EQ(plan(snapshotOf(a, {a}, {left})).releases.size(), 1u);
+  auto audit = policyView("shop", "pool", {{"mode", "Audit"}});
+  EXPECT_TRUE(plan(snapshotOf(audit, {audit}, {left})).releases.empty());
+  // Another policy selects it now: it writes its own settings, nothing is released.
+  auto other = policyView("shop", "other", {{"selector", {{"matchLabels", {{"app", "other"}}}}}});
+  EXPECT_TRUE(plan(snapshotOf(a, {a, other}, {left})).releases.empty());
+}
+
+TEST(Plan, TellsThePoliciesOfTheDatabaseWhenItsTotalsMoved) {
+  auto a = policyView("team-a", "pool", json::object());
+  auto b = policyView("team-b", "pool", json::object());
+  auto unrelated = policyView("team-c", "pool", {{"database", {{"name", "billing"}}}});
+  auto s = snapshotOf(a, {a, b, unrelated}, {deployment("team-a", "web", 2)});
+  Plan moved = plan(s);
+  EXPECT_THAT(moved.alsoEnqueue, ::testing::ElementsAre("team-b/pool"));
+  s.storedStatus = {{"budget", {{"worstCase", moved.database.worstCase}}}};
+  EXPECT_TRUE(plan(s).alsoEnqueue.empty()) << "same totals: nobody to tell";
+}
+
+}  // namespace
+}  // namespace poolguard::controller
