@@ -15,6 +15,7 @@
 
 #include "controller/metrics.h"
 #include "controller/reconciler.h"
+#include "controller/usage_monitor.h"
 #include "kube/config.h"
 #include "kube/fence.h"
 #include "kube/rest_client.h"
@@ -249,12 +250,19 @@ int runOperator(const RunOptions& o) {
   Caches caches{const_cast<runtime::Store*>(&policies.store()), const_cast<runtime::Store*>(&deployments.store()),
                 const_cast<runtime::Store*>(&statefulSets.store()), const_cast<runtime::Store*>(&hpas.store()),
                 const_cast<runtime::Store*>(&configMaps.store())};
-  Reconciler reconciler(*api, caches, SystemClock::instance(), &events, &metrics, &usageChecker);
+  // Checks run on the monitor's threads; a policy whose findings changed is reconciled (queue set below).
+  runtime::Controller* controller = nullptr;
+  UsageMonitor usageMonitor(
+      usageChecker, *api, SystemClock::instance(),
+      [&controller](const std::string& key) {
+        if (controller) controller->queue().add(key);
+      },
+      &events);
+  Reconciler reconciler(*api, caches, SystemClock::instance(), &events, &metrics, &usageMonitor);
 
   runtime::ControllerOptions copts;
   copts.name = "connectionpoolpolicy";
   copts.workers = o.workers;
-  runtime::Controller* controller = nullptr;
   controller = &manager.addController(copts, [&](const std::string& key) -> Result<runtime::ReconcileResult> {
     auto start = std::chrono::steady_clock::now();
     auto out = reconciler.reconcile(key);
@@ -293,6 +301,7 @@ int runOperator(const RunOptions& o) {
   configMaps.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, runtime::changedApartFrom({})));
 
   auto status = manager.run(stop.get_token());
+  usageMonitor.stop();
   events.flush(std::chrono::seconds(2));
   events.stop();
   if (!status.ok()) {

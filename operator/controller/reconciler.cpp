@@ -9,11 +9,10 @@
 #include "controller/objects.h"
 #include "controller/plan.h"
 #include "controller/status.h"
+#include "controller/usage_monitor.h"
 #include "policy/parse.h"
 #include "render/workload.h"
 #include "runtime/event_recorder.h"
-#include "usage/checker.h"
-#include "usage/grant.h"
 
 namespace poolguard::controller {
 namespace {
@@ -32,7 +31,7 @@ bool hasFinalizer(const json& obj) {
 }  // namespace
 
 Reconciler::Reconciler(kube::Client& client, Caches caches, const Clock& clock, runtime::EventRecorder* events,
-                       ControllerMetrics* metrics, usage::Checker* usage)
+                       ControllerMetrics* metrics, UsageMonitor* usage)
     : client_(client), caches_(caches), clock_(clock), events_(events), metrics_(metrics), usage_(usage) {}
 
 Reconciler::~Reconciler() = default;
@@ -87,13 +86,6 @@ std::vector<PolicyView> Reconciler::allPolicies() const {
   std::lock_guard l(parsedMu_);  // forget the parses of deleted policies
   std::erase_if(parsed_, [&](const auto& kv) { return !live.count(kv.first); });
   return out;
-}
-
-std::optional<int32_t> Reconciler::discoveredMaxConnections(const std::string& database) const {
-  std::lock_guard l(mu_);
-  auto it = serverMaxConnections_.find(database);
-  if (it == serverMaxConnections_.end()) return std::nullopt;
-  return it->second;
 }
 
 Status Reconciler::ensureFinalizer(const json& obj) {
@@ -241,25 +233,14 @@ void Reconciler::pruneWrites(const std::string& ns) {
   });
 }
 
-void Reconciler::pruneDatabases() {
-  std::set<std::string> named;
-  for (const auto& p : caches_.policies->list()) {
-    auto parsed = parse(*p).policy;
-    if (parsed) named.insert(parsed->spec.database.name);
-  }
-  std::lock_guard l(mu_);
-  std::erase_if(serverMaxConnections_, [&](const auto& entry) { return !named.count(entry.first); });
-}
-
 Reconciler::StateSizes Reconciler::stateSizes() const {
   StateSizes sizes;
   {
     std::lock_guard l(mu_);
     sizes.writes = writes_.size();
     sizes.statuses = lastWrittenStatus_.size();
-    sizes.usage = lastUsage_.size();
-    sizes.serverMaxConnections = serverMaxConnections_.size();
   }
+  if (usage_) sizes.usage = usage_->policies();
   std::lock_guard l(parsedMu_);
   sizes.parsedPolicies = parsed_.size();
   return sizes;
@@ -388,10 +369,8 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     {
       std::lock_guard l(mu_);
       lastWrittenStatus_.erase(key);
-      lastUsage_.erase(key);
     }
     pruneWrites(ns);
-    pruneDatabases();
     (void)allPolicies();  // forgets the parse of the deleted policy
     return ReconcileOutcome{};
   }
@@ -434,41 +413,21 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   Snapshot snapshot = gather(obj, storedStatus);
   const std::string uid = policyObj["metadata"].value("uid", "");
 
-  // Live usage, when due (otherwise the last report stands): a check reads the server's max_connections, which
-  // the budget needs when no policy declares it.
-  std::optional<std::chrono::milliseconds> usageRequeue;
+  // Live usage: the monitor checks off this path (controller/usage_monitor.h) and enqueues the policy when its
+  // findings change; a check reads the server's max_connections, which the budget needs when no policy declares it.
   if (usage_ && (pol.spec.usage.postgres || pol.spec.usage.prometheus)) {
-    const auto steadyNow = clock_.steadyNow();
-    if (usage_->nextCheckDue(pol, steadyNow) <= steadyNow) {
-      auto governed = governedWorkloads(snapshot);
-      spdlog::debug("reconcile {}: {} governed workloads, usage postgres={} prometheus={}", key, governed.size(),
-                    pol.spec.usage.postgres.has_value(), pol.spec.usage.prometheus.has_value());
-      auto report = usage_->check(pol, governed, client_);
-      spdlog::debug("usage check {}: {} {}", key, report.result.condition.reason, report.result.condition.message);
-      // A Secret or URL poolguard may not use is the policy owner's to fix (an upgrade from before the grants
-      // meets it first): an Event as well as the condition. The recorder folds repeats into one Event's count.
-      for (const auto& e : report.errors) {
-        if (events_ && (e.reason() == usage::grant_reasons::kCredentialsNotGranted ||
-                        e.reason() == usage::grant_reasons::kPrometheusUrlNotAllowed)) {
-          events_->record(policyObj, runtime::EventType::kWarning, e.reason(), e.message());
-        }
-      }
-      std::lock_guard l(mu_);
-      lastUsage_[key] = UsageRecord{uid, report.result};
-      if (report.result.usage.serverMaxConnections) {
-        serverMaxConnections_[pol.spec.database.name] = *report.result.usage.serverMaxConnections;
-      }
+    usage_->want(policyObj, pol, governedWorkloads(snapshot));
+    snapshot.usage = usage_->latest(key, uid);
+    if (!snapshot.usage) {
+      usage::AnalysisResult pending;
+      pending.condition = {usage::ConditionStatus::kUnknown, usage::reasons::kUsageUnavailable,
+                           "the first usage check has not finished yet"};
+      snapshot.usage = pending;
     }
-    usageRequeue = usage_->requeueAfter(pol);
-    std::lock_guard l(mu_);
-    if (auto it = lastUsage_.find(key); it != lastUsage_.end() && it->second.uid == uid)
-      snapshot.usage = it->second.result;
   } else if (usage_) {
     usage_->forget(ns, name);  // its usage block was removed: release the connections only it used
-    std::lock_guard l(mu_);
-    lastUsage_.erase(key);
   }
-  snapshot.discoveredMaxConnections = discoveredMaxConnections(pol.spec.database.name);
+  if (usage_) snapshot.discoveredMaxConnections = usage_->serverMaxConnections(pol.spec.database.name);
 
   // Plan.
   Plan plan = controller::plan(snapshot);
@@ -476,8 +435,6 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   // Apply.
   ReconcileOutcome outcome;
   outcome.requeueAfter = plan.requeueAfter;
-  if (usageRequeue)
-    outcome.requeueAfter = outcome.requeueAfter ? std::min(*outcome.requeueAfter, *usageRequeue) : usageRequeue;
   outcome.alsoEnqueue = plan.alsoEnqueue;
   int writeFailures = 0;
   for (const auto& a : plan.workloads) {

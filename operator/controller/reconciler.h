@@ -32,12 +32,10 @@
 namespace poolguard::runtime {
 class EventRecorder;
 }
-namespace poolguard::usage {
-class Checker;
-}
 
 namespace poolguard::controller {
 
+class UsageMonitor;
 using json = nlohmann::json;
 using policy::outranks;
 using policy::selects;
@@ -66,7 +64,7 @@ struct ReconcileOutcome {
 class Reconciler {
  public:
   Reconciler(kube::Client& client, Caches caches, const Clock& clock, runtime::EventRecorder* events,
-             ControllerMetrics* metrics, usage::Checker* usage);
+             ControllerMetrics* metrics, UsageMonitor* usage);
   ~Reconciler();
 
   Result<ReconcileOutcome> reconcile(const std::string& key);
@@ -111,8 +109,7 @@ class Reconciler {
   json statusBaseline(const std::string& key, const json& obj) const;
   // Forgets the write records of workloads of `ns` that are gone, or were re-created (another uid).
   void pruneWrites(const std::string& ns);
-  // Forgets the max_connections read for databases no policy names any more.
-  void pruneDatabases();
+
   static std::string workloadKey(policy::WorkloadKind kind, const json& w);
   void recordWrite(policy::WorkloadKind kind, const json& w, const std::string& hash);
   // Counts a correction of our settings on this workload by another field manager (controller/contest.h). When it
@@ -122,24 +119,17 @@ class Reconciler {
     Clock::steady_point until;
   };
   std::optional<Contested> onCorrection(policy::WorkloadKind kind, const json& w, const json& policyObj);
-  std::optional<int32_t> discoveredMaxConnections(const std::string& database) const;
 
   kube::Client& client_;
   Caches caches_;
   const Clock& clock_;
   runtime::EventRecorder* events_;
   ControllerMetrics* metrics_;
-  usage::Checker* usage_;
+  UsageMonitor* usage_;
 
   // Everything remembered per object carries the object's uid: a policy or workload deleted and created again
   // under the same name is a new object, and starts with no memory.
   mutable std::mutex mu_;
-  std::map<std::string, int32_t> serverMaxConnections_;  // database name -> max_connections read live
-  struct UsageRecord {
-    std::string uid;
-    usage::AnalysisResult result;
-  };
-  std::map<std::string, UsageRecord> lastUsage_;  // policy key -> its last usage check
   // The status this process last wrote per policy. The informer cache lags behind our own writes; comparing
   // with what we wrote keeps the reconcile that our write triggers from writing again or repeating Events.
   struct StatusRecord {

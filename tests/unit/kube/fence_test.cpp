@@ -3,13 +3,11 @@
 #include "kube/fence.h"
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <thread>
 
+#include "../../support/silent_server.h"
 #include "kube/rest_client.h"
 
 namespace poolguard::kube {
@@ -138,30 +136,8 @@ TEST(FencedClient, TheFenceClosesByItselfWhenItsTimePasses) {
   EXPECT_EQ(inner.calls.size(), 1u);
 }
 
-// A server that accepts connections and never answers (as a stalled path looks to the client).
-class SilentServer {
- public:
-  SilentServer() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    EXPECT_EQ(::listen(fd_, 16), 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-  }
-  ~SilentServer() { ::close(fd_); }
-  int port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
-
 TEST(RestClient, ARequestDeadlineCancelsARequestTheServerNeverAnswers) {
-  SilentServer server;
+  poolguard::testing::SilentServer server;
   Config c;
   c.server = "http://127.0.0.1:" + std::to_string(server.port());
   RestClientOptions o;

@@ -1,0 +1,124 @@
+// Usage checks off the reconcile path: a server that never answers holds no reconcile, and a policy is enqueued
+// when its findings change, not at every check.
+#include "controller/usage_monitor.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "../../support/silent_server.h"
+#include "../runtime/fake_client.h"
+#include "controller/reconciler.h"
+#include "policy/parse.h"
+#include "usage/grant.h"
+
+namespace poolguard::controller {
+namespace {
+
+using namespace std::chrono_literals;
+using runtime::testing::FakeClient;
+
+json policyJson(json usage) {
+  return {{"apiVersion", "poolguard.dev/v1alpha1"},
+          {"kind", "ConnectionPoolPolicy"},
+          {"metadata",
+           {{"name", "p"},
+            {"namespace", "shop"},
+            {"uid", "uid-p"},
+            {"generation", 1},
+            {"creationTimestamp", "2026-01-01T00:00:00Z"}}},
+          {"spec",
+           {{"selector", {{"matchLabels", {{"app", "web"}}}}},
+            {"pool", {{"maxSize", 5}}},
+            {"database", {{"name", "orders"}, {"maxConnections", 100}}},
+            {"usage", usage}}}};
+}
+
+std::string usageCondition(const json& policy) {
+  for (const auto& c : policy.value("status", json::object()).value("conditions", json::array())) {
+    if (c.value("type", "") == "UsageHealthy") return c.value("status", "") + "/" + c.value("message", "");
+  }
+  return "";
+}
+
+TEST(UsageMonitor, AServerThatNeverAnswersHoldsNoReconcile) {
+  poolguard::testing::SilentServer silent;
+  FakeClient client;
+  client.put(kube::resources::secrets(),
+             {{"metadata",
+               {{"name", "pg"},
+                {"namespace", "shop"},
+                {"annotations", {{usage::kAllowedServersAnnotation, "127.0.0.1:" + std::to_string(silent.port())}}}}},
+              {"data", {{"username", "bW9uaXRvcg=="}, {"password", "cHc="}}}});
+  client.put(kube::resources::connectionPoolPolicies(), policyJson({{"interval", "5s"},
+                                                                    {"postgres",
+                                                                     {{"host", "127.0.0.1"},
+                                                                      {"port", silent.port()},
+                                                                      {"database", "postgres"},
+                                                                      {"sslMode", "disable"},
+                                                                      {"credentialsSecretRef", {{"name", "pg"}}}}}}));
+  runtime::Store policies, deployments, statefulSets, hpas, configMaps;
+  hpas.addIndex(runtime::kScaleTargetIndex, runtime::scaleTargetRefIndex());
+  auto sync = [&] { policies.replace(client.storedOf(kube::resources::connectionPoolPolicies())); };
+  sync();
+  usage::CheckerOptions options;
+  options.postgres.connectTimeout = 2s;
+  usage::Checker checker(SystemClock::instance(), nullptr, options);
+  std::atomic<int> changes{0};
+  UsageMonitor monitor(checker, client, SystemClock::instance(), [&](const std::string& key) {
+    EXPECT_EQ(key, "shop/p");
+    ++changes;
+  });
+  Reconciler reconciler(client, Caches{&policies, &deployments, &statefulSets, &hpas, &configMaps},
+                        SystemClock::instance(), nullptr, nullptr, &monitor);
+
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(reconciler.reconcile("shop/p").ok());
+  sync();
+  ASSERT_TRUE(reconciler.reconcile("shop/p").ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << "the reconcile waited for the database";
+  EXPECT_THAT(usageCondition(*policies.get("shop/p")), ::testing::HasSubstr("has not finished yet"));
+
+  // The check ends on its own (connect timeout) and asks for a reconcile, which reports it.
+  for (int i = 0; i < 200 && changes == 0; ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(changes.load(), 1);
+  sync();
+  ASSERT_TRUE(reconciler.reconcile("shop/p").ok());
+  sync();
+  EXPECT_THAT(usageCondition(*policies.get("shop/p")), ::testing::HasSubstr("Unknown/postgres 127.0.0.1:"));
+  monitor.stop();
+}
+
+TEST(UsageMonitor, APolicyIsEnqueuedWhenItsFindingsChangeNotAtEveryCheck) {
+  FakeClient client;
+  ManualClock clock;
+  usage::Checker checker(clock);  // no Prometheus prefix is allowed: every check fails the same way, at once
+  std::atomic<int> changes{0};
+  UsageMonitor monitor(checker, client, clock, [&](const std::string&) { ++changes; });
+  json obj = policyJson(
+      {{"interval", "5s"}, {"prometheus", {{"url", "http://prometheus:9090"}, {"connectionsQuery", "sum(up)"}}}});
+  auto parsed = policy::fromJson(obj);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message();
+  monitor.want(obj, *parsed, {});
+  for (int i = 0; i < 100 && changes == 0; ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(changes.load(), 1);
+  auto found = monitor.latest("shop/p", "uid-p");
+  ASSERT_TRUE(found);
+  EXPECT_THAT(found->condition.message, ::testing::HasSubstr("not allowed"));
+  EXPECT_FALSE(monitor.latest("shop/p", "another-uid")) << "findings belong to one object";
+  for (int i = 0; i < 3; ++i) {
+    clock.advance(5s);  // another check, with the same outcome
+    std::this_thread::sleep_for(400ms);
+  }
+  EXPECT_EQ(changes.load(), 1) << "the same findings must not enqueue the policy again";
+  EXPECT_EQ(monitor.targets(), 1u);
+  monitor.forget("shop", "p");
+  for (int i = 0; i < 50 && monitor.targets() > 0; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(monitor.targets(), 0u) << "a target no policy checks has no thread";
+  EXPECT_EQ(monitor.policies(), 0u);
+}
+
+}  // namespace
+}  // namespace poolguard::controller
