@@ -13,6 +13,7 @@
 #include <iostream>
 #include <memory>
 
+#include "controller/cache_shapes.h"
 #include "controller/metrics.h"
 #include "controller/reconciler.h"
 #include "controller/usage_monitor.h"
@@ -64,68 +65,6 @@ void setupLogging(const RunOptions& o) {
   logger->set_level(spdlog::level::from_str(o.logLevel));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
-}
-
-json poolguardAnnotations(const json& annotations) {
-  json kept = json::object();
-  if (!annotations.is_object()) return kept;
-  for (const auto& [k, v] : annotations.items()) {
-    if (k.rfind("poolguard.dev/", 0) == 0) kept[k] = v;
-  }
-  return kept;
-}
-
-// Keeps only what the reconciler reads of a Deployment or StatefulSet: the informer cache then costs a small
-// fraction of the full objects.
-json compactWorkload(json obj) {
-  json out = {{"apiVersion", obj.value("apiVersion", "")}, {"kind", obj.value("kind", "")}};
-  const auto& meta = obj["metadata"];
-  json m = json::object();
-  for (const char* k :
-       {"name", "namespace", "uid", "resourceVersion", "generation", "labels", "annotations", "creationTimestamp"}) {
-    if (meta.contains(k)) m[k] = meta[k];
-  }
-  // Only poolguard's own annotations are read; the rest (often large) stays out of the cache.
-  if (m.contains("annotations")) m["annotations"] = poolguardAnnotations(m["annotations"]);
-  out["metadata"] = std::move(m);
-  const auto& spec = obj.value("spec", json::object());
-  json s = json::object();
-  for (const char* k : {"replicas", "strategy", "updateStrategy"}) {
-    if (spec.contains(k)) s[k] = spec[k];
-  }
-  if (spec.contains("template")) {
-    const auto& tpl = spec["template"];
-    json t = json::object();
-    if (tpl.contains("metadata") && tpl["metadata"].contains("annotations")) {
-      t["metadata"]["annotations"] = poolguardAnnotations(tpl["metadata"]["annotations"]);
-    }
-    json containers = json::array();
-    if (tpl.contains("spec") && tpl["spec"].contains("containers")) {
-      for (const auto& c : tpl["spec"]["containers"]) {
-        json kept = {{"name", c.value("name", "")}};
-        if (c.contains("env")) kept["env"] = c["env"];
-        if (c.contains("envFrom")) kept["envFrom"] = c["envFrom"];
-        containers.push_back(std::move(kept));
-      }
-    }
-    t["spec"]["containers"] = std::move(containers);
-    s["template"] = std::move(t);
-  }
-  out["spec"] = std::move(s);
-  return out;
-}
-
-json compactHpa(json obj) {
-  json out = {{"apiVersion", obj.value("apiVersion", "")}, {"kind", obj.value("kind", "")}};
-  const auto& meta = obj["metadata"];
-  for (const char* k : {"name", "namespace", "uid", "resourceVersion"}) {
-    if (meta.contains(k)) out["metadata"][k] = meta[k];
-  }
-  const auto& spec = obj.value("spec", json::object());
-  for (const char* k : {"scaleTargetRef", "maxReplicas", "minReplicas"}) {
-    if (spec.contains(k)) out["spec"][k] = spec[k];
-  }
-  return out;
 }
 
 std::string podNamespace() {
@@ -224,22 +163,26 @@ int runOperator(const RunOptions& o) {
   mopts.onCachesSynced = [] { malloc_trim(0); };
   runtime::Manager manager(**client, mopts);
 
-  auto informer = [&](kube::Resource r, runtime::Transform t, std::string labelSelector = "") -> runtime::Informer& {
+  // Each cache keeps only what the plan reads (controller/cache_shapes.h): chosen while parsing, then compacted.
+  auto informer = [&](kube::Resource r, kube::FieldFilter fields, runtime::Transform t,
+                      std::string labelSelector = "") -> runtime::Informer& {
     runtime::InformerOptions io;
     io.resource = std::move(r);
     io.namespaces = o.namespaces;
+    io.fields = std::make_shared<const kube::FieldFilter>(std::move(fields));
     io.transform = std::move(t);
     io.labelSelector = std::move(labelSelector);
     // After an API server outage every watch reconnects within 5 s, so the operator catches up promptly.
     io.backoff.max = std::chrono::seconds(5);
     return manager.addInformer(std::move(io));
   };
-  auto& policies = informer(kube::resources::connectionPoolPolicies(), {});
-  auto& deployments = informer(kube::resources::deployments(), compactWorkload);
-  auto& statefulSets = informer(kube::resources::statefulSets(), compactWorkload);
-  auto& hpas = informer(kube::resources::horizontalPodAutoscalers(), compactHpa);
+  auto& policies = informer(kube::resources::connectionPoolPolicies(), wholeObjectFields(), {});
+  auto& deployments = informer(kube::resources::deployments(), workloadFields(), compactWorkload);
+  auto& statefulSets = informer(kube::resources::statefulSets(), workloadFields(), compactWorkload);
+  auto& hpas = informer(kube::resources::horizontalPodAutoscalers(), hpaFields(), compactHpa);
   hpas.addIndex(runtime::kScaleTargetIndex, runtime::scaleTargetRefIndex());
-  auto& configMaps = informer(kube::resources::configMaps(), {}, "app.kubernetes.io/managed-by=poolguard");
+  auto& configMaps =
+      informer(kube::resources::configMaps(), wholeObjectFields(), {}, "app.kubernetes.io/managed-by=poolguard");
 
   auto registry = runtime::metricsRegistry();
   ControllerMetrics metrics(*registry);

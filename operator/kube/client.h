@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/result.h"
+#include "kube/field_filter.h"
 
 namespace poolguard::kube {
 
@@ -48,6 +49,8 @@ struct ListOptions {
   std::string continueToken;
   std::string resourceVersion;       // "" = most recent (quorum read)
   std::string resourceVersionMatch;  // "" / "NotOlderThan" / "Exact"
+  // Parse only these fields of the page (FieldFilter::listOf(item)); null: the whole page.
+  std::shared_ptr<const FieldFilter> fields;
 };
 
 struct WriteOptions {
@@ -68,6 +71,8 @@ struct WatchOptions {
   std::string resourceVersion;
   bool allowBookmarks = true;
   std::chrono::seconds timeout{300};  // server-side timeoutSeconds; the client idle timeout is set above it
+  // Parse only these fields of each event (FieldFilter::watchEventOf(object)); null: whole events.
+  std::shared_ptr<const FieldFilter> fields;
 };
 
 enum class WatchEventType { kAdded, kModified, kDeleted, kBookmark, kError };

@@ -159,6 +159,7 @@ struct Call {
   std::string contentType = "";
   bool idempotent = false;
   bool discardBody = false;  // a 2xx answer's body is not parsed (WriteOptions::discardResponse)
+  std::shared_ptr<const FieldFilter> fields = nullptr;  // parse only these fields of a 2xx answer
 };
 
 struct RawResponse {
@@ -172,8 +173,9 @@ struct RawResponse {
 class RestWatchStream final : public WatchStream {
  public:
   RestWatchStream(std::shared_ptr<http_client> client, http::http_response response,
-                  pplx::cancellation_token_source cts, std::string context)
-      : client_(std::move(client)),
+                  pplx::cancellation_token_source cts, std::string context, std::shared_ptr<const FieldFilter> fields)
+      : fields_(std::move(fields)),
+        client_(std::move(client)),
         response_(std::move(response)),
         body_(response_.body().streambuf()),
         cts_(std::move(cts)),
@@ -290,7 +292,7 @@ class RestWatchStream final : public WatchStream {
   }
 
   Result<std::optional<WatchEvent>> decode(const std::string& line) {
-    json event = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    json event = fields_ ? fields_->parse(line) : json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (event.is_discarded() || !event.is_object()) {
       return Error(ErrorCode::kInternal, context_ + ": undecodable event: " + line.substr(0, 200));
     }
@@ -312,6 +314,7 @@ class RestWatchStream final : public WatchStream {
     return std::optional<WatchEvent>(WatchEvent{t, std::move(object)});
   }
 
+  std::shared_ptr<const FieldFilter> fields_;
   std::shared_ptr<http_client> client_;
   http::http_response response_;
   concurrency::streams::streambuf<uint8_t> body_;
@@ -488,7 +491,8 @@ struct RestClient::Impl {
       }
       if (raw->status >= 200 && raw->status < 300) {
         if (raw->body.empty() || call.discardBody) return json::object();
-        json parsed = json::parse(raw->body, nullptr, /*allow_exceptions=*/false);
+        json parsed =
+            call.fields ? call.fields->parse(raw->body) : json::parse(raw->body, nullptr, /*allow_exceptions=*/false);
         if (parsed.is_discarded()) {
           return Error(ErrorCode::kInternal, context + ": response is not JSON: " + raw->body.substr(0, 200));
         }
@@ -532,6 +536,7 @@ Result<json> RestClient::get(const Resource& r, const std::string& ns, const std
 Result<json> RestClient::list(const Resource& r, const std::string& ns, const ListOptions& opts) {
   Call call{http::methods::GET, "LIST", r.key(), resourcePath(r, ns) + listQuery(opts).str()};
   call.idempotent = true;
+  call.fields = opts.fields;
   return impl_->execute(call);
 }
 
@@ -628,7 +633,7 @@ Result<std::unique_ptr<WatchStream>> RestClient::watch(const Resource& r, const 
       return withContext(errorFromResponse(resp.status_code(), body, retryAfter), context);
     }
     return std::unique_ptr<WatchStream>(
-        std::make_unique<RestWatchStream>(std::move(client), std::move(resp), std::move(cts), context));
+        std::make_unique<RestWatchStream>(std::move(client), std::move(resp), std::move(cts), context, opts.fields));
   } catch (const std::exception& e) {
     impl_->observe(call, 0, start);
     return Error(ErrorCode::kUnavailable, context + ": " + transportMessage(e.what()));

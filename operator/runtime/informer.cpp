@@ -61,6 +61,7 @@ Informer::Informer(kube::Client& client, InformerOptions opts)
     wo.minWatchTimeout = opts_.minWatchTimeout;
     wo.maxWatchTimeout = opts_.maxWatchTimeout;
     wo.backoff = opts_.backoff;
+    wo.fields = opts_.fields;
     watchers_.push_back(std::make_unique<Watcher>(client_, std::move(wo)));
   }
 }

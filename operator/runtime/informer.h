@@ -54,6 +54,8 @@ struct InformerOptions {
   std::string labelSelector;
   std::string fieldSelector;
   Transform transform;  // see Store
+  // The fields of each object to parse at all (the rest is skipped while a page or event is read); null: all.
+  std::shared_ptr<const kube::FieldFilter> fields;
   int64_t pageSize = 500;
   std::chrono::seconds minWatchTimeout{300};
   std::chrono::seconds maxWatchTimeout{600};

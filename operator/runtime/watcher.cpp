@@ -62,7 +62,12 @@ Watcher::Watcher(kube::Client& client, WatcherOptions opts, uint64_t seed)
       opts_(std::move(opts)),
       rng_(seed),
       backoff_(opts_.backoff, seed ^ 0x9e3779b97f4a7c15ULL),
-      lastProgress_(std::chrono::steady_clock::now().time_since_epoch().count()) {}
+      lastProgress_(std::chrono::steady_clock::now().time_since_epoch().count()),
+      listFields_(opts_.fields ? std::make_shared<const kube::FieldFilter>(kube::FieldFilter::listOf(*opts_.fields))
+                               : nullptr),
+      eventFields_(opts_.fields
+                       ? std::make_shared<const kube::FieldFilter>(kube::FieldFilter::watchEventOf(*opts_.fields))
+                       : nullptr) {}
 
 std::chrono::seconds Watcher::randomWatchTimeout() {
   auto lo = opts_.minWatchTimeout.count();
@@ -97,6 +102,7 @@ Watcher::StepResult Watcher::stepEmptyOrListing(std::string continueToken, std::
   lo.labelSelector = opts_.labelSelector;
   lo.fieldSelector = opts_.fieldSelector;
   lo.limit = opts_.pageSize;
+  lo.fields = listFields_;
   lo.continueToken = continueToken;
   auto page = client_.list(opts_.resource, opts_.ns, lo);
   if (!page) {
@@ -124,6 +130,7 @@ Watcher::StepResult Watcher::stepListed(const std::string& rv) {
   kube::WatchOptions wo;
   wo.labelSelector = opts_.labelSelector;
   wo.fieldSelector = opts_.fieldSelector;
+  wo.fields = eventFields_;
   wo.resourceVersion = rv;
   wo.allowBookmarks = true;
   wo.timeout = randomWatchTimeout();

@@ -71,6 +71,8 @@ struct WatcherOptions {
   std::chrono::seconds minWatchTimeout{300};
   std::chrono::seconds maxWatchTimeout{600};
   BackoffOptions backoff{};
+  // The fields of each object to parse (kube::FieldFilter); null: all of them.
+  std::shared_ptr<const kube::FieldFilter> fields;
 };
 
 class Watcher {
@@ -112,7 +114,9 @@ class Watcher {
   WatcherOptions opts_;
   std::mt19937_64 rng_;
   Backoff backoff_;
-  std::atomic<int64_t> lastProgress_{0};  // steady_clock ticks
+  std::atomic<int64_t> lastProgress_{0};                  // steady_clock ticks
+  std::shared_ptr<const kube::FieldFilter> listFields_;   // a page of objects kept by opts_.fields
+  std::shared_ptr<const kube::FieldFilter> eventFields_;  // an event of such an object
   WatcherState state_;
   std::mutex streamMu_;
   std::shared_ptr<kube::WatchStream> activeStream_;

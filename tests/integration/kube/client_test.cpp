@@ -195,6 +195,43 @@ void ensureGadgetCrd(Client& client, const std::string& ns) {
   ASSERT_TRUE(served) << "gadgets are not served";
 }
 
+TEST(KubeClient, ListsAndWatchesParseOnlyTheFieldsAsked) {
+  auto client = adminClient();
+  auto cms = resources::configMaps();
+  std::string ns = createNamespace("kube-fields");
+  ASSERT_TRUE(client->create(cms, ns, configMap("kept", {{"big", std::string(4096, 'x')}}, {{"app", "web"}})).ok());
+  const FieldFilter item =
+      FieldFilter::only().keep("metadata", FieldFilter::only().keep("name").keep("resourceVersion").keep("labels"));
+
+  ListOptions lo;
+  lo.labelSelector = "app=web";  // not the namespace's kube-root-ca.crt
+  lo.fields = std::make_shared<const FieldFilter>(FieldFilter::listOf(item));
+  auto page = client->list(cms, ns, lo);
+  ASSERT_TRUE(page.ok()) << page.error().message();
+  ASSERT_EQ((*page)["items"].size(), 1u);
+  const json& got = (*page)["items"][0];
+  EXPECT_EQ(got, (json{{"metadata",
+                        {{"name", "kept"},
+                         {"resourceVersion", got["metadata"].value("resourceVersion", "")},
+                         {"labels", {{"app", "web"}}}}}}));
+  EXPECT_FALSE((*page)["metadata"].value("resourceVersion", "").empty()) << "the list's own resourceVersion stays";
+
+  WatchOptions wo;
+  wo.resourceVersion = (*page)["metadata"].value("resourceVersion", "");
+  wo.timeout = std::chrono::seconds(30);
+  wo.fields = std::make_shared<const FieldFilter>(FieldFilter::watchEventOf(item));
+  auto watch = client->watch(cms, ns, wo);
+  ASSERT_TRUE(watch.ok()) << watch.error().message();
+  ASSERT_TRUE(client->create(cms, ns, configMap("later", {{"big", std::string(4096, 'y')}})).ok());
+  auto e = (*watch)->next();
+  ASSERT_TRUE(e.ok() && e->has_value()) << (e.ok() ? "stream ended" : e.error().message());
+  EXPECT_EQ((*e)->type, WatchEventType::kAdded);
+  EXPECT_EQ((*e)->object["metadata"].value("name", ""), "later");
+  EXPECT_FALSE((*e)->object.contains("data"));
+  EXPECT_FALSE((*e)->object["metadata"].contains("managedFields"));
+  (*watch)->cancel();
+}
+
 TEST(KubeClient, StatusSubresourceAndMainResourceIgnoreEachOther) {
   auto client = adminClient();
   std::string ns = createNamespace("kube-status");

@@ -4,6 +4,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include "fake_client.h"
 #include "runtime/workqueue.h"
@@ -156,6 +157,32 @@ TEST(Informer, AnUpdateTheFilterRejectsEnqueuesNothing) {
   EXPECT_TRUE(changedApartFrom({})(before, resized));
   EXPECT_FALSE(changedApartFrom({})(before, before));
   EXPECT_TRUE(changedApartFrom({"/status"})(before, statusOnly)) << "generation is not ignored unless named";
+}
+
+TEST(Informer, ListsAndWatchesParseOnlyItsFields) {
+  FakeClient client;
+  client.pushList(listPage({object("a", "one", "5")}, "10"));
+  client.pushWatch(WatchScript{});
+  auto opts = options();
+  opts.fields = std::make_shared<const kube::FieldFilter>(kube::FieldFilter::only().keep("metadata"));
+  Informer inf(client, opts);
+  std::stop_source stop;
+  inf.start(stop.get_token());
+  ASSERT_TRUE(inf.waitForSync(stop.get_token(), std::chrono::seconds(5)));
+  for (int i = 0; i < 100 && client.watchCalls().empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_FALSE(client.listCalls().empty());
+  ASSERT_FALSE(client.watchCalls().empty());
+  ASSERT_TRUE(client.listCalls()[0].fields);
+  ASSERT_TRUE(client.watchCalls()[0].fields);
+  // A page keeps its items and its resourceVersion; an event keeps its type and object.
+  json page = client.listCalls()[0].fields->parse(
+      R"({"metadata":{"resourceVersion":"3"},"items":[{"metadata":{"name":"x"},"data":{}}]})");
+  EXPECT_EQ(page, json::parse(R"({"metadata":{"resourceVersion":"3"},"items":[{"metadata":{"name":"x"}}]})"));
+  json event = client.watchCalls()[0].fields->parse(R"({"type":"ADDED","object":{"metadata":{"name":"x"},"data":{}}})");
+  EXPECT_EQ(event, json::parse(R"({"type":"ADDED","object":{"metadata":{"name":"x"}}})"));
+  stop.request_stop();
+  inf.stop();
 }
 
 }  // namespace
