@@ -122,29 +122,6 @@ Status Reconciler::removeFinalizer(const json& obj) {
   return okStatus();
 }
 
-Status Reconciler::cleanupWorkload(WorkloadKind kind, const std::string& ns, const std::string& name,
-                                   const std::string& policyName) {
-  // An apply that names only the object releases every field the manager owned; fields no other manager owns
-  // are removed, so other managers' values stay.
-  json body = {{"apiVersion", resourceOf(kind).apiVersion()},
-               {"kind", resourceOf(kind).kind},
-               {"metadata", {{"name", name}, {"namespace", ns}}}};
-  kube::WriteOptions opts{kFieldManager, true, false, "", true};
-  auto r = client_.apply(resourceOf(kind), ns, name, body, opts);
-  bool ok = r.ok() || r.error().code() == ErrorCode::kNotFound;
-  if (metrics_) metrics_->workloadWrite(policy::toString(kind), "cleanup", ok);
-  if (!ok) return r.error();
-  spdlog::info("removed poolguard settings from {} {}/{} (policy {})", policy::toString(kind), ns, name, policyName);
-  for (const auto& cm : caches_.configMaps->listInNamespace(ns)) {
-    const auto labels = labelsOf(*cm);
-    if (nameOf(*cm) == render::configMapName(kind, name)) {
-      auto del = client_.remove(kube::resources::configMaps(), ns, nameOf(*cm));
-      if (!del.ok() && del.error().code() != ErrorCode::kNotFound) return del.error();
-    }
-  }
-  return okStatus();
-}
-
 Result<ReconcileOutcome> Reconciler::finalize(const json& obj) {
   std::string ns = namespaceOf(obj);
   std::string name = nameOf(obj);
@@ -194,19 +171,6 @@ Result<ReconcileOutcome> Reconciler::finalize(const json& obj) {
   return outcome;
 }
 
-Status Reconciler::writeStatus(const std::string& key, const json& obj, const json& status) {
-  json body = {{"apiVersion", "poolguard.dev/v1alpha1"},
-               {"kind", "ConnectionPoolPolicy"},
-               {"metadata", {{"name", nameOf(obj)}, {"namespace", namespaceOf(obj)}}},
-               {"status", status}};
-  kube::WriteOptions opts{kFieldManager, true, false, "status", true};
-  auto r = client_.apply(kube::resources::connectionPoolPolicies(), namespaceOf(obj), nameOf(obj), body, opts);
-  if (!r.ok()) return r.error();
-  std::lock_guard l(mu_);
-  lastWrittenStatus_[key] = StatusRecord{obj["metadata"].value("uid", ""), status};
-  return okStatus();
-}
-
 json Reconciler::statusBaseline(const std::string& key, const json& obj) const {
   const json cached = obj.value("status", json::object());
   std::lock_guard l(mu_);
@@ -216,21 +180,6 @@ json Reconciler::statusBaseline(const std::string& key, const json& obj) const {
   if (cached.value("observedGeneration", int64_t{0}) > it->second.status.value("observedGeneration", int64_t{0}))
     return cached;
   return it->second.status;
-}
-
-void Reconciler::pruneWrites(const std::string& ns) {
-  std::map<std::string, std::string> live;  // workload key -> uid
-  for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
-    for (const auto& w : storeFor(kind)->listInNamespace(ns))
-      live[workloadKey(kind, *w)] = (*w)["metadata"].value("uid", "");
-  }
-  const std::string infix = " " + ns + "/";
-  std::lock_guard l(mu_);
-  std::erase_if(writes_, [&](const auto& entry) {
-    if (entry.first.find(infix) == std::string::npos) return false;
-    auto it = live.find(entry.first);
-    return it == live.end() || it->second != entry.second.uid;
-  });
 }
 
 Reconciler::StateSizes Reconciler::stateSizes() const {
@@ -248,116 +197,6 @@ Reconciler::StateSizes Reconciler::stateSizes() const {
 
 std::string Reconciler::workloadKey(WorkloadKind kind, const json& w) {
   return policy::WorkloadKey{kind, namespaceOf(w), nameOf(w)}.toString();
-}
-
-void Reconciler::recordWrite(WorkloadKind kind, const json& w, const std::string& hash) {
-  std::lock_guard l(mu_);
-  auto& rec = writes_[workloadKey(kind, w)];
-  const std::string uid = w["metadata"].value("uid", "");
-  if (rec.uid != uid) rec = WriteRecord{uid, "", "", ContestTracker(), ""};  // another object by that name
-  rec.uid = uid;
-  rec.resourceVersionBefore = w["metadata"].value("resourceVersion", "");
-  rec.hash = hash;
-}
-
-std::optional<Reconciler::Contested> Reconciler::onCorrection(WorkloadKind kind, const json& w, const json& policyObj) {
-  const auto now = clock_.steadyNow();
-  const std::string key = workloadKey(kind, w);
-  std::unique_lock l(mu_);
-  auto it = writes_.find(key);
-  if (it == writes_.end() || it->second.uid != w["metadata"].value("uid", "")) return std::nullopt;
-  auto& rec = it->second;
-  const auto backoff = rec.contest.onCorrection(now);
-  if (!backoff) return std::nullopt;
-  const int contests = rec.contest.contests();
-  const auto until = rec.contest.until();
-  l.unlock();
-  // Name the other manager: the informer cache drops managedFields, so read the object once.
-  std::string other = "another field manager";
-  auto live = client_.get(resourceOf(kind), namespaceOf(w), nameOf(w));
-  if (live.ok()) {
-    std::string latest;
-    for (const auto& mf : (*live)["metadata"].value("managedFields", json::array())) {
-      std::string manager = mf.value("manager", "");
-      if (manager.empty() || manager == kFieldManager) continue;
-      // Only managers that own container fields of the pod template can be the ones changing the settings
-      // (the controller manager, say, owns status and a revision annotation and is not a suspect).
-      static const json::json_pointer containers("/fieldsV1/f:spec/f:template/f:spec/f:containers");
-      if (!mf.is_object() || !mf.contains(containers)) continue;
-      std::string time = mf.value("time", "");
-      if (time >= latest) {
-        latest = time;
-        other = "field manager \"" + manager + "\"";
-      }
-    }
-  }
-  const ContestOptions limits;
-  std::string message =
-      other + " keeps changing the pool settings poolguard owns on " + key + " (" +
-      std::to_string(limits.maxCorrections + 1) + " corrections within " + policy::formatDuration(limits.window) +
-      "); poolguard stops correcting it for " + policy::formatDuration(*backoff) +
-      (contests > 1 ? " (contest " + std::to_string(contests) + " in a row; the pause doubles up to " +
-                          policy::formatDuration(limits.maxBackoff) + ")"
-                    : "") +
-      ": stop the other manager from setting these fields, or exclude the workload from the policy";
-  spdlog::warn("{}: {}", key, message);
-  if (events_) {
-    json ref = {
-        {"apiVersion", resourceOf(kind).apiVersion()},
-        {"kind", resourceOf(kind).kind},
-        {"metadata", {{"name", nameOf(w)}, {"namespace", namespaceOf(w)}, {"uid", w["metadata"].value("uid", "")}}}};
-    events_->record(ref, runtime::EventType::kWarning, "FieldManagerConflict", message);
-    // The policy's owner sees it too: `kubectl describe cpol` lists the Events of the policy, not of its workloads.
-    events_->record(policyObj, runtime::EventType::kWarning, "FieldManagerConflict", message);
-  }
-  l.lock();
-  rec.contestMessage = message;
-  return Contested{message, until};
-}
-
-Snapshot Reconciler::gather(const runtime::ObjectPtr& policyObj, json storedStatus) const {
-  Snapshot s;
-  s.self = entryFor(policyObj);
-  s.policies = allPolicies();
-  s.storedStatus = std::move(storedStatus);
-  s.steadyNow = clock_.steadyNow();
-  const policy::Policy& pol = *s.self.parsed;
-  // The namespaces whose workloads count: this one, and each with a policy of the same database.
-  std::set<std::string> namespaces{pol.namespace_};
-  for (const auto& e : s.policies) {
-    if (e.parsed && !e.deleting && e.parsed->spec.database.name == pol.spec.database.name)
-      namespaces.insert(e.parsed->namespace_);
-  }
-  // The index narrows by namespace, kind and name; model::Hpa::targets is the rule `poolguard plan` applies too
-  // (an HPA of another API group's kind of the same name does not count).
-  auto hpaFor = [&](WorkloadKind kind, const json& w) -> std::optional<model::Hpa> {
-    for (const auto& h : caches_.hpas->byIndex(
-             runtime::kScaleTargetIndex, runtime::scaleTargetKey(namespaceOf(w), policy::toString(kind), nameOf(w)))) {
-      model::Diagnostics ignored;
-      model::Hpa decoded = model::decodeHpa(*h, ignored);
-      if (decoded.targets(kind, namespaceOf(w), nameOf(w))) return decoded;
-    }
-    return std::nullopt;
-  };
-  for (const auto& ns : namespaces) {
-    auto& views = s.workloads[ns];
-    for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
-      for (auto& w : storeFor(kind)->listInNamespace(ns)) views.push_back(WorkloadView{kind, w, hpaFor(kind, *w)});
-    }
-  }
-  for (auto& cm : caches_.configMaps->listInNamespace(pol.namespace_)) s.configMaps.emplace(nameOf(*cm), cm);
-  std::map<std::string, std::string> uids;  // of this namespace's workloads, by workload key
-  for (const auto& v : s.workloads[pol.namespace_])
-    uids[workloadKey(v.kind, *v.object)] = (*v.object)["metadata"].value("uid", "");
-  std::lock_guard l(mu_);
-  for (const auto& [workload, rec] : writes_) {
-    auto live = uids.find(workload);
-    if (live == uids.end() || live->second != rec.uid) continue;  // gone, or another object by that name
-    WriteMemory m{rec.resourceVersionBefore, rec.hash, std::nullopt, rec.contestMessage};
-    if (rec.contest.backingOff(s.steadyNow)) m.backingOffUntil = rec.contest.until();
-    s.writes.emplace(workload, std::move(m));
-  }
-  return s;
 }
 
 Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
@@ -436,73 +275,7 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   ReconcileOutcome outcome;
   outcome.requeueAfter = plan.requeueAfter;
   outcome.alsoEnqueue = plan.alsoEnqueue;
-  int writeFailures = 0;
-  for (const auto& a : plan.workloads) {
-    if (!a.needsWrite()) continue;
-    WorkloadStatus& ws = plan.status.workloads[a.statusIndex];
-    const json& cached = *a.cached;
-    if (a.correction) {
-      if (auto contested = onCorrection(a.kind, cached, policyObj)) {
-        // Another manager keeps undoing our settings: stop answering every change (no write war), say so.
-        ws.state = WorkloadState::kFailed;
-        ws.message = contested->message;
-        auto retry =
-            std::max(std::chrono::milliseconds(1000),
-                     std::chrono::duration_cast<std::chrono::milliseconds>(contested->until - clock_.steadyNow()));
-        outcome.requeueAfter = outcome.requeueAfter ? std::min(*outcome.requeueAfter, retry) : retry;
-        continue;
-      }
-    }
-    Status written = okStatus();
-    if (a.writeConfigMap) {
-      const json& cm = *a.configMap;
-      auto r = client_.apply(kube::resources::configMaps(), ns, cm["metadata"].value("name", ""), cm,
-                             {kFieldManager, true, false, "", true});
-      if (metrics_) metrics_->workloadWrite("ConfigMap", "apply", r.ok());
-      if (!r.ok()) written = r.error();
-    }
-    if (written.ok() && a.writeWorkload) {
-      auto r = client_.apply(resourceOf(a.kind), ns, a.name, a.apply, {kFieldManager, true, false, "", true});
-      if (metrics_) metrics_->workloadWrite(policy::toString(a.kind), "apply", r.ok());
-      if (!r.ok()) written = r.error();
-      if (r.ok()) recordWrite(a.kind, cached, a.hash);
-    }
-    if (written.ok()) {
-      spdlog::info("applied pool settings to {} {}/{} (policy {}): {}", policy::toString(a.kind), ns, a.name, name,
-                   a.summary);
-    } else {
-      ++writeFailures;
-      ws.state = WorkloadState::kFailed;
-      ws.message = "apply failed: " + written.error().message();
-      spdlog::warn("applying pool settings to {} {}/{} failed: {}", policy::toString(a.kind), ns, a.name,
-                   written.error().message());
-    }
-  }
-  // A delivery switched to Env: the ConfigMap goes once the workload's apply went through (until then the pods
-  // still read it).
-  if (writeFailures == 0) {
-    for (const auto& cmName : plan.configMapDeletes) {
-      auto del = client_.remove(kube::resources::configMaps(), ns, cmName);
-      if (metrics_) metrics_->workloadWrite("ConfigMap", "delete", del.ok());
-      if (!del.ok() && del.error().code() != ErrorCode::kNotFound) {
-        spdlog::warn("{}: deleting ConfigMap {}/{} after a delivery change failed: {}", key, ns, cmName,
-                     del.error().message());
-        ++writeFailures;
-      } else {
-        spdlog::info("deleted ConfigMap {}/{}: its workload now gets its settings from env (policy {})", ns, cmName,
-                     name);
-      }
-    }
-  }
-  for (const auto& [kind, workloadName] : plan.releases) {
-    // A failed release is retried with the queue's back-off, but the status computed above is still written.
-    auto st = cleanupWorkload(kind, ns, workloadName, name);
-    if (!st.ok()) {
-      spdlog::warn("{}: releasing {} {}/{} failed: {}", key, policy::toString(kind), ns, workloadName,
-                   st.error().message());
-      ++writeFailures;
-    }
-  }
+  const int writeFailures = applyPlan(key, policyObj, plan, outcome);
 
   json status = buildStatus(plan.status, previous, now);
   auto conditions = conditionsFromJson(status);

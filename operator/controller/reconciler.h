@@ -97,8 +97,10 @@ class Reconciler {
   std::vector<PolicyView> candidatePolicies(const std::string& ns) const;
   std::vector<PolicyView> allPolicies() const;
   runtime::Store* storeFor(policy::WorkloadKind kind) const;
-  // The Snapshot plan() decides on, for a valid policy that is not suspended.
+  // The Snapshot plan() decides on, for a valid policy that is not suspended (gather.cpp).
   Snapshot gather(const runtime::ObjectPtr& policyObj, json storedStatus) const;
+  // Makes the writes the plan asks for and marks failed ones in its status (apply.cpp); returns how many failed.
+  int applyPlan(const std::string& key, const json& policyObj, Plan& plan, ReconcileOutcome& outcome);
 
   Status ensureFinalizer(const json& obj);
   Status removeFinalizer(const json& obj);

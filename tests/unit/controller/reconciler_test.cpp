@@ -278,5 +278,44 @@ TEST_F(ReconcilerTest, ChurnOf5000ObjectsLeavesItsMemoryAtTheStartingSize) {
   EXPECT_EQ(policies.size(), 0u);
 }
 
+TEST_F(ReconcilerTest, AnotherManagerUndoingTheSettingsIsBackedOffNotFought) {
+  put(kDeployments, deploymentJson("web"));
+  put(kPolicies, policyJson("p", json::object()));
+  converge("p");
+  auto undo = [&] {  // another manager sets its own value over poolguard's
+    json w = stored(kDeployments, "web");
+    for (auto& c : w["spec"]["template"]["spec"]["containers"]) {
+      for (auto& e : c["env"]) {
+        if (e["name"] == "POOL_MAX_SIZE") e["value"] = "77";
+      }
+    }
+    put(kDeployments, w);
+  };
+  auto workloadApplies = [&] {
+    int n = 0;
+    for (const auto& c : client.calls()) n += c == "apply deployments.apps/shop/web";
+    return n;
+  };
+  const int before = workloadApplies();
+  std::optional<std::chrono::milliseconds> requeue;
+  for (int i = 0; i < 10; ++i) {
+    undo();
+    auto r = reconcile("p");
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    requeue = r->requeueAfter;
+  }
+  // Five corrections within the minute are answered; the sixth starts a pause of a minute.
+  EXPECT_EQ(workloadApplies() - before, 5);
+  EXPECT_EQ(envOf(stored(kDeployments, "web"), "POOL_MAX_SIZE"), "77");
+  ASSERT_TRUE(requeue);
+  EXPECT_GT(*requeue, std::chrono::seconds(50));
+  EXPECT_EQ(conditionReason("p", "Applied").substr(0, 6), "False/");
+  EXPECT_THAT(status("p")["workloadStatuses"].dump() + status("p").dump(), HasSubstr("keeps changing"));
+  // After the pause the settings are restored.
+  clock.advance(std::chrono::seconds(61));
+  ASSERT_TRUE(reconcile("p").ok());
+  EXPECT_EQ(envOf(stored(kDeployments, "web"), "POOL_MAX_SIZE"), "5");
+}
+
 }  // namespace
 }  // namespace poolguard::controller
