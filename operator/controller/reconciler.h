@@ -1,6 +1,6 @@
 #pragma once
 // The policy reconciler: level-based, keyed "namespace/name" of a ConnectionPoolPolicy. It gathers a Snapshot from
-// the informer caches (never an event payload), runs the live usage check when due, lets plan() decide
+// the informer caches (never an event payload) and the usage monitor's latest findings, lets plan() decide
 // (controller/plan.h), then writes: workloads and ConfigMaps by server-side apply under field manager "poolguard",
 // the status by apply on the status subresource, each only when the live object differs from the desired one.
 // Running it twice changes nothing the second time.
@@ -76,8 +76,7 @@ class Reconciler {
   struct StateSizes {
     size_t writes = 0;    // workloads written, with their fight records
     size_t statuses = 0;  // statuses last written
-    size_t usage = 0;     // last usage checks
-    size_t serverMaxConnections = 0;
+    size_t usage = 0;     // the usage monitor's entries for policies and databases
     size_t parsedPolicies = 0;
     bool operator==(const StateSizes&) const = default;
   };
