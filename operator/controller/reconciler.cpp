@@ -254,15 +254,11 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
 
   // Live usage: the monitor checks off this path (controller/usage_monitor.h) and enqueues the policy when its
   // findings change; a check reads the server's max_connections, which the budget needs when no policy declares it.
+  bool firstCheckPending = false;
   if (usage_ && (pol.spec.usage.postgres || pol.spec.usage.prometheus)) {
     usage_->want(policyObj, pol, governedWorkloads(snapshot));
     snapshot.usage = usage_->latest(key, uid);
-    if (!snapshot.usage) {
-      usage::AnalysisResult pending;
-      pending.condition = {usage::ConditionStatus::kUnknown, usage::reasons::kUsageUnavailable,
-                           "the first usage check has not finished yet"};
-      snapshot.usage = pending;
-    }
+    firstCheckPending = !snapshot.usage;
   } else if (usage_) {
     usage_->forget(ns, name);  // its usage block was removed: release the connections only it used
   }
@@ -276,6 +272,16 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   outcome.requeueAfter = plan.requeueAfter;
   outcome.alsoEnqueue = plan.alsoEnqueue;
   const int writeFailures = applyPlan(key, policyObj, plan, outcome);
+  if (firstCheckPending) {
+    // The status waits for the policy's first usage check (a few seconds at most: checks time out), which
+    // enqueues the policy when it ends. Written now, it would report usage and an undeclared max_connections as
+    // unknown, with an Event for each, only to correct them moments later.
+    if (writeFailures > 0) {
+      return Error(ErrorCode::kUnavailable,
+                   std::to_string(writeFailures) + " workload(s) of " + key + " could not be written");
+    }
+    return outcome;
+  }
 
   json status = buildStatus(plan.status, previous, now);
   auto conditions = conditionsFromJson(status);
