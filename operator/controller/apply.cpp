@@ -101,7 +101,6 @@ Status Reconciler::cleanupWorkload(WorkloadKind kind, const std::string& ns, con
   if (!ok) return r.error();
   spdlog::info("removed poolguard settings from {} {}/{} (policy {})", policy::toString(kind), ns, name, policyName);
   for (const auto& cm : caches_.configMaps->listInNamespace(ns)) {
-    const auto labels = labelsOf(*cm);
     if (nameOf(*cm) == render::configMapName(kind, name)) {
       auto del = client_.remove(kube::resources::configMaps(), ns, nameOf(*cm));
       if (!del.ok() && del.error().code() != ErrorCode::kNotFound) return del.error();
@@ -184,7 +183,10 @@ std::optional<Reconciler::Contested> Reconciler::onCorrection(WorkloadKind kind,
     events_->record(policyObj, runtime::EventType::kWarning, "FieldManagerConflict", message);
   }
   l.lock();
-  rec.contestMessage = message;
+  // The record may have gone meanwhile (the workload deleted, and pruned by another reconcile).
+  if (auto again = writes_.find(key); again != writes_.end() && again->second.uid == w["metadata"].value("uid", "")) {
+    again->second.contestMessage = message;
+  }
   return Contested{message, until};
 }
 

@@ -158,7 +158,7 @@ int runOperator(const RunOptions& o) {
     mopts.leaderElection = le;
     mopts.leaderElectionClient = leaseClient.get();
   }
-  // The initial lists are parsed as full objects and compacted afterwards; give the freed pages back so the
+  // The initial lists' pages are read whole before their fields are picked out; give the freed pages back so the
   // steady state does not keep the start-up peak.
   mopts.onCachesSynced = [] { malloc_trim(0); };
   runtime::Manager manager(**client, mopts);

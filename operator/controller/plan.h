@@ -1,11 +1,11 @@
 #pragma once
 // The decisions of a reconcile as a pure function of values. A reconcile runs in three steps:
-// - gather (reconciler.cpp): a Snapshot of what the caches, the last usage check and this process's memory of its
+// - gather (gather.cpp): a Snapshot of what the caches, the last usage check and this process's memory of its
 //   own writes say;
 // - plan (here): which policy governs each workload, the database's budget and Clamp, the apply bodies, what to
 //   release, the status input and which other policies to tell. It reads no cache, clock, client or global: the
 //   same Snapshot always gives the same Plan, and unit tests need no cluster;
-// - apply (reconciler.cpp): the writes, with what only a write can tell (failures, another manager's fight).
+// - apply (apply.cpp): the writes, with what only a write can tell (failures, another manager's fight).
 #include <chrono>
 #include <map>
 #include <memory>

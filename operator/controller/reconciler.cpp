@@ -262,6 +262,13 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   } else if (usage_) {
     usage_->forget(ns, name);  // its usage block was removed: release the connections only it used
   }
+  if (firstCheckPending) {
+    // Nothing is decided before the policy's first usage check ends (bounded by the sources' timeouts; the
+    // monitor enqueues the policy then): the check reads the server's max_connections, and a budget without it
+    // would write unclamped settings (rolling the pods) only to clamp them again moments later, and report usage
+    // and max_connections as unknown in between. This happens once per policy and process.
+    return ReconcileOutcome{};
+  }
   if (usage_) snapshot.discoveredMaxConnections = usage_->serverMaxConnections(pol.spec.database.name);
 
   // Plan.
@@ -272,16 +279,6 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   outcome.requeueAfter = plan.requeueAfter;
   outcome.alsoEnqueue = plan.alsoEnqueue;
   const int writeFailures = applyPlan(key, policyObj, plan, outcome);
-  if (firstCheckPending) {
-    // The status waits for the policy's first usage check (a few seconds at most: checks time out), which
-    // enqueues the policy when it ends. Written now, it would report usage and an undeclared max_connections as
-    // unknown, with an Event for each, only to correct them moments later.
-    if (writeFailures > 0) {
-      return Error(ErrorCode::kUnavailable,
-                   std::to_string(writeFailures) + " workload(s) of " + key + " could not be written");
-    }
-    return outcome;
-  }
 
   json status = buildStatus(plan.status, previous, now);
   auto conditions = conditionsFromJson(status);

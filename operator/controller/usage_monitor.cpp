@@ -41,7 +41,10 @@ std::string UsageMonitor::targetOf(const policy::Policy& p) {
   if (const auto& pg = p.spec.usage.postgres) {
     return "postgres " + usage::postgresTarget(*pg) + " as " + pg->credentialsSecretRef.name + "@" + p.namespace_;
   }
-  if (const auto& prom = p.spec.usage.prometheus) return "prometheus " + usage::prometheusTarget(prom->url);
+  // Per namespace too: one tenant's slow queries must not hold up another's checks.
+  if (const auto& prom = p.spec.usage.prometheus) {
+    return "prometheus " + usage::prometheusTarget(prom->url) + " for " + p.namespace_;
+  }
   return "";
 }
 
@@ -203,7 +206,15 @@ void UsageMonitor::run(const std::string& target, Target* self) {
 }
 
 void UsageMonitor::checkOne(const std::string& key, Wanted wanted) {
-  auto report = checker_.check(wanted.policy, wanted.workloads, client_);
+  usage::UsageReport report;
+  try {
+    report = checker_.check(wanted.policy, wanted.workloads, client_);
+  } catch (const std::exception& e) {
+    // A check must never end the process from a monitor thread: the policy reports the failure instead.
+    spdlog::error("usage check of {} failed: {}", key, e.what());
+    report.result.condition = {usage::ConditionStatus::kUnknown, usage::reasons::kUsageUnavailable,
+                               std::string("the usage check failed: ") + e.what()};
+  }
   bool changed = false;
   {
     std::lock_guard l(mu_);

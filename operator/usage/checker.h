@@ -1,7 +1,8 @@
 #pragma once
 // One live usage check of one policy: fetch credentials, read the configured sources, analyze, record metrics.
-// The reconciler calls check() when nextCheckDue() has passed and writes the report into the policy's status;
-// suspended policies are not checked (their status is kept), so the caller skips them.
+// The usage monitor (controller/usage_monitor.h) calls check() on its own threads every usage.interval; the
+// reconciler writes the findings into the policy's status. Suspended policies are not checked (their status is
+// kept).
 //
 // check() blocks on the network (PostgreSQL and Prometheus, each bounded by a few seconds): call it from a
 // worker thread of your own, never from a cpprestsdk/pplx pool thread.

@@ -113,8 +113,9 @@ std::optional<HttpUrl> parseHttpUrl(std::string_view url) {
 // prefix.
 bool hasDotSegmentsOrBackslash(const std::string& path) {
   std::string p = lower(path);
-  if (p.find('\\') != std::string::npos || p.find("%2e") != std::string::npos || p.find("%5c") != std::string::npos)
-    return true;
+  // Percent-encoding and ';' parameters are refused whole: a proxy in front may decode or resolve them to a path
+  // outside the prefix.
+  if (p.find_first_of("\\%;") != std::string::npos) return true;
   size_t start = 0;
   while (start <= p.size()) {
     size_t end = p.find('/', start);
@@ -192,6 +193,12 @@ Result<std::vector<ServerGrant>> parseAllowedServers(std::string_view value) {
 
 Status checkSecretGrant(const kube::json& secret, const std::string& ns, const std::string& secretName,
                         const policy::PostgresSource& source) {
+  // One server only: libpq reads "a,b" as a list of hosts to try in turn (and a NUL ends the C string), so a
+  // name that merely ends like a granted one must not reach it.
+  if (!validName(source.host) && !validV6(source.host)) {
+    return notGranted("usage.postgres.host \"" + source.host.substr(0, 64) +
+                      "\" is not one DNS name or IP address; poolguard connects to a single server only");
+  }
   const std::string host = canonicalHost(source.host);
   const std::string target = hostPort(host, source.port);
   const std::string where =

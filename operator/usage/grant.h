@@ -10,7 +10,7 @@
 //
 // Prometheus: a namespaced policy's usage.prometheus.url must lie under one of the URL prefixes the cluster admin
 // allows (--prometheus-allowed-url-prefixes): the same scheme, host and port, and a path at or below the
-// prefix's path. Userinfo and dot segments are refused.
+// prefix's path. Userinfo, queries, fragments, dot segments, percent-encoding and ';' in the path are refused.
 #include <string>
 #include <string_view>
 #include <vector>

@@ -61,7 +61,15 @@ TEST(UsageMonitor, AServerThatNeverAnswersHoldsNoReconcile) {
                                                                       {"credentialsSecretRef", {{"name", "pg"}}}}}}));
   runtime::Store policies, deployments, statefulSets, hpas, configMaps;
   hpas.addIndex(runtime::kScaleTargetIndex, runtime::scaleTargetRefIndex());
-  auto sync = [&] { policies.replace(client.storedOf(kube::resources::connectionPoolPolicies())); };
+  client.put(kube::resources::deployments(),
+             {{"apiVersion", "apps/v1"},
+              {"kind", "Deployment"},
+              {"metadata", {{"name", "web"}, {"namespace", "shop"}, {"uid", "uid-web"}, {"labels", {{"app", "web"}}}}},
+              {"spec", {{"replicas", 1}, {"template", {{"spec", {{"containers", {{{"name", "app"}}}}}}}}}}});
+  auto sync = [&] {
+    policies.replace(client.storedOf(kube::resources::connectionPoolPolicies()));
+    deployments.replace(client.storedOf(kube::resources::deployments()));
+  };
   sync();
   usage::CheckerOptions options;
   options.postgres.connectTimeout = 2s;
@@ -80,6 +88,7 @@ TEST(UsageMonitor, AServerThatNeverAnswersHoldsNoReconcile) {
   ASSERT_TRUE(reconciler.reconcile("shop/p").ok());
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << "the reconcile waited for the database";
   EXPECT_EQ(usageCondition(*policies.get("shop/p")), "") << "the status waits for the first check";
+  EXPECT_EQ(client.count("apply"), 0) << "nothing is decided before the first check reads max_connections";
 
   // The check ends on its own (connect timeout) and asks for a reconcile, which reports it.
   for (int i = 0; i < 200 && changes == 0; ++i) std::this_thread::sleep_for(50ms);
@@ -88,6 +97,7 @@ TEST(UsageMonitor, AServerThatNeverAnswersHoldsNoReconcile) {
   ASSERT_TRUE(reconciler.reconcile("shop/p").ok());
   sync();
   EXPECT_THAT(usageCondition(*policies.get("shop/p")), ::testing::HasSubstr("Unknown/postgres 127.0.0.1:"));
+  EXPECT_GE(client.count("apply"), 1) << "once it ended, the settings are applied";
   monitor.stop();
 }
 
@@ -108,10 +118,12 @@ TEST(UsageMonitor, APolicyIsEnqueuedWhenItsFindingsChangeNotAtEveryCheck) {
   ASSERT_TRUE(found);
   EXPECT_THAT(found->condition.message, ::testing::HasSubstr("not allowed"));
   EXPECT_FALSE(monitor.latest("shop/p", "another-uid")) << "findings belong to one object";
+  const auto firstDue = checker.nextCheckDue(*parsed, clock.steadyNow());
   for (int i = 0; i < 3; ++i) {
     clock.advance(5s);  // another check, with the same outcome
     std::this_thread::sleep_for(400ms);
   }
+  EXPECT_GE(checker.nextCheckDue(*parsed, clock.steadyNow()), firstDue + 15s) << "the policy was checked again";
   EXPECT_EQ(changes.load(), 1) << "the same findings must not enqueue the policy again";
   EXPECT_EQ(monitor.targets(), 1u);
   monitor.forget("shop", "p");

@@ -74,6 +74,21 @@ TEST(SecretGrant, AWildcardHoldsOnlyForServersThatProveTheirName) {
   }
 }
 
+TEST(SecretGrant, AHostThatIsNotOneServerIsNeverGranted) {
+  // libpq tries "a,b" as two hosts in turn: a name that only ends like a granted one must not pass.
+  auto secret = secretWith("*.pg.internal, db.pg.internal");
+  for (const std::string& host :
+       std::vector<std::string>{"evil.example,x.pg.internal", "evil.example x.pg.internal", "evil/x.pg.internal",
+                                std::string("evil.example\0.pg.internal", 26), "user@db.pg.internal", ""}) {
+    auto s = checkSecretGrant(secret, "shop", "pg", at(host, 5432, policy::SslMode::kVerifyFull));
+    ASSERT_FALSE(s.ok()) << host;
+    EXPECT_THAT(s.error().message(), HasSubstr("is not one DNS name or IP address"));
+  }
+  EXPECT_TRUE(
+      checkSecretGrant(secretWith("[fd00::1]:5432"), "shop", "pg", at("fd00::1", 5432, policy::SslMode::kDisable))
+          .ok());
+}
+
 TEST(SecretGrant, MissingOrMalformedAnnotationsSayWhatToDo) {
   kube::json bare = {{"metadata", {{"name", "pg"}}}};
   auto missing = checkSecretGrant(bare, "shop", "pg", at("db", 5432, policy::SslMode::kDisable));
@@ -100,7 +115,8 @@ TEST(PrometheusUrl, OnlyUnderAnAllowedPrefix) {
         "http://prometheus.monitoring.svc:9090.evil.example", "http://prometheus.monitoring.svc.evil:9090",
         "http://prometheus.monitoring.svc:9090@evil.example:9090", "http://user:pw@prometheus.monitoring.svc:9090",
         "https://thanos.example/querything", "https://thanos.example/query/../admin",
-        "https://thanos.example/query/%2e%2e/admin", "http://prometheus.monitoring.svc:9090/?x=1",
+        "https://thanos.example/query/%2e%2e/admin", "https://thanos.example/query/%2f..%2f..%2fadmin",
+        "https://thanos.example/query/x;/../../admin", "http://prometheus.monitoring.svc:9090/?x=1",
         "http://10.0.0.1:9090", "file:///etc/passwd", "prometheus:9090"}) {
     auto s = checkPrometheusUrl(refused, allowed);
     EXPECT_FALSE(s.ok()) << refused;
