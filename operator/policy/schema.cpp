@@ -48,6 +48,8 @@ const char* const kLabelKeyPattern =
     "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$";
 const char* const kDnsLabelPattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 const char* const kDnsSubdomainPattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+// One host name or IP address: libpq would read "a,b" (or "a b") as a list of hosts to try in turn.
+const char* const kHostPattern = "^[A-Za-z0-9._:-]+$";
 
 // Hand-written equivalents of the patterns above: std::regex recurses per character and could exhaust the stack
 // on long hostile input, and these are simple enough to state directly.
@@ -57,6 +59,11 @@ bool isLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '
 bool isDnsLabel(std::string_view s) {
   if (s.empty() || !isLowerAlnum(s.front()) || !isLowerAlnum(s.back())) return false;
   return std::all_of(s.begin(), s.end(), [](char c) { return isLowerAlnum(c) || c == '-'; });
+}
+
+bool isHost(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(),
+                                   [](char c) { return isAlnum(c) || c == '.' || c == '_' || c == ':' || c == '-'; });
 }
 
 bool isDnsSubdomain(std::string_view s) {
@@ -370,7 +377,8 @@ Node buildUsage() {
           {"key", withDefault(str(253), "ca.crt")},
       },
       {"name"});
-  Node host = str(253, "set the PostgreSQL server's host name");
+  Node host = withPattern(str(253, "set one PostgreSQL server: a host name or an IP address, without commas or spaces"),
+                          kHostPattern, isHost);
   host.minLength = 1;
   Node database = str(63, "set the database to connect to");
   database.minLength = 1;
