@@ -334,9 +334,3 @@ TEST_F(OperatorE2E, AnIdleMinuteWritesNothing) {
 
 }  // namespace
 }  // namespace poolguard::testing
-
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  poolguard::testing::useLocalCluster();
-  return RUN_ALL_TESTS();
-}

@@ -188,9 +188,3 @@ INSTANTIATE_TEST_SUITE_P(ManifestSets, ParityE2E,
 
 }  // namespace
 }  // namespace poolguard::testing
-
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  poolguard::testing::useLocalCluster();
-  return RUN_ALL_TESTS();
-}

@@ -205,9 +205,3 @@ TEST_F(SecurityE2E, APrometheusUrlOutsideTheAllowedPrefixesIsRefused) {
 
 }  // namespace
 }  // namespace poolguard::testing
-
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  poolguard::testing::useLocalCluster();
-  return RUN_ALL_TESTS();
-}

@@ -663,9 +663,3 @@ TEST_F(Manifests, CheckManifestsPassesAndCatchesDrift) {
 
 }  // namespace
 }  // namespace poolguard::testing
-
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  poolguard::testing::useLocalCluster();
-  return RUN_ALL_TESTS();
-}

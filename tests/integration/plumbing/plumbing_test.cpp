@@ -79,9 +79,3 @@ TEST(Plumbing, PostgresAnswers) {
 
 }  // namespace
 }  // namespace poolguard::testing
-
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  poolguard::testing::useLocalCluster();
-  return RUN_ALL_TESTS();
-}

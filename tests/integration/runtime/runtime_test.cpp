@@ -218,9 +218,3 @@ TEST(RuntimeIntegration, EventsAreCreatedAndAggregated) {
 
 }  // namespace
 }  // namespace poolguard::runtime
-
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  poolguard::testing::useLocalCluster();
-  return RUN_ALL_TESTS();
-}

@@ -111,9 +111,3 @@ TEST(UsageSecret, AServerTheSecretDoesNotNameNeverSeesAConnection) {
 
 }  // namespace
 }  // namespace poolguard::usage
-
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  poolguard::testing::useLocalCluster();
-  return RUN_ALL_TESTS();
-}

@@ -1,4 +1,5 @@
-// The Kubernetes client against a real kube-apiserver and etcd (scripts/local-cluster).
+// main() of the test binaries that share one local control plane (tests/support/cluster.h): link
+// poolguard_test_cluster_main instead of writing it again.
 #include <gtest/gtest.h>
 
 #include "support/cluster.h"
