@@ -20,10 +20,6 @@ std::string summarizeDifferences(const std::vector<std::string>& differences) {
   return out;
 }
 
-std::string workloadKey(WorkloadKind kind, const json& w) {
-  return policy::WorkloadKey{kind, namespaceOf(w), nameOf(w)}.toString();
-}
-
 const std::vector<WorkloadView>& workloadsOf(const Snapshot& s, const std::string& ns) {
   static const std::vector<WorkloadView> none;
   auto it = s.workloads.find(ns);
@@ -35,6 +31,10 @@ budget::WorkloadFacts factsOf(const WorkloadView& w) {
 }
 
 }  // namespace
+
+std::string workloadKey(WorkloadKind kind, const json& w) {
+  return policy::WorkloadKey{kind, namespaceOf(w), nameOf(w)}.toString();
+}
 
 std::string governingPolicy(WorkloadKind kind, const json& workload, const std::vector<PolicyView>& candidates) {
   std::vector<const policy::Policy*> selecting;

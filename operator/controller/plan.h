@@ -94,6 +94,9 @@ struct Plan {
   budget::DatabaseBudget database;
 };
 
+// The key of a workload in Snapshot::writes: "Deployment ns/name" (policy::WorkloadKey::toString).
+std::string workloadKey(policy::WorkloadKind kind, const json& workload);
+
 // The policy governing the workload among `candidates` (valid, not being deleted ones count); "" if none.
 std::string governingPolicy(policy::WorkloadKind kind, const json& workload, const std::vector<PolicyView>& candidates);
 

@@ -195,10 +195,6 @@ Reconciler::StateSizes Reconciler::stateSizes() const {
   return sizes;
 }
 
-std::string Reconciler::workloadKey(WorkloadKind kind, const json& w) {
-  return policy::WorkloadKey{kind, namespaceOf(w), nameOf(w)}.toString();
-}
-
 Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   auto obj = caches_.policies->get(key);
   if (!obj) {

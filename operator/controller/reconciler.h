@@ -111,7 +111,6 @@ class Reconciler {
   // Forgets the write records of workloads of `ns` that are gone, or were re-created (another uid).
   void pruneWrites(const std::string& ns);
 
-  static std::string workloadKey(policy::WorkloadKind kind, const json& w);
   void recordWrite(policy::WorkloadKind kind, const json& w, const std::string& hash);
   // Counts a correction of our settings on this workload by another field manager (controller/contest.h). When it
   // starts a back-off: what to report, and until when poolguard leaves the workload alone.

@@ -73,8 +73,7 @@ void UsageMonitor::want(const json& policyObject, const policy::Policy& policy,
       if (auto f = found_.find(key); f != found_.end() && f->second.uid != uid) found_.erase(f);
     }
     auto t = targets_.find(target);
-    if (t == targets_.end() || t->second->stopping) {
-      if (t != targets_.end()) retiring_.push_back(std::move(t->second));
+    if (t == targets_.end()) {  // a retiring thread has already left targets_
       auto& fresh = targets_[target];
       fresh = std::make_unique<Target>();
       Target* self = fresh.get();
@@ -97,7 +96,7 @@ void UsageMonitor::forget(const std::string& ns, const std::string& name) {
       // The target's thread releases the policy's connections after the check it may be running: closing a
       // connection waits for a read in progress, which must not hold up the caller (a reconcile).
       auto t = targets_.find(it->second.target);
-      if (t != targets_.end() && !t->second->stopping) {
+      if (t != targets_.end()) {
         t->second->forgets.emplace_back(ns, name);
         deferred = true;
       }
@@ -185,7 +184,6 @@ void UsageMonitor::run(const std::string& target, Target* self) {
     }
     if (due.empty() && !next) {
       // No policy checks this target any more: retire (a later want starts a new thread).
-      self->stopping = true;
       if (auto t = targets_.find(target); t != targets_.end() && t->second.get() == self) {
         retiring_.push_back(std::move(t->second));
         targets_.erase(t);

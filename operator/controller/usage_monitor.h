@@ -72,7 +72,6 @@ class UsageMonitor {
   };
   struct Target {
     std::thread thread;
-    bool stopping = false;                                     // retired: no policy checks its target any more
     bool done = false;                                         // its thread has returned
     std::vector<std::pair<std::string, std::string>> forgets;  // (namespace, name) to release in the thread
   };

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "runtime/stop.h"
 #include "runtime/workqueue.h"
 
@@ -28,19 +30,35 @@ EventHandlers enqueueKeys(WorkQueue& queue, std::function<std::vector<std::strin
   return h;
 }
 
+namespace {
+
+// Whether a and b are equal apart from the ignored paths below `path`, without copying either: only objects on
+// the way to an ignored path are walked key by key, everything else is compared whole.
+bool equalApartFrom(const json& a, const json& b, const std::string& path, const std::vector<std::string>& ignored) {
+  const std::string prefix = path + "/";
+  bool onTheWay = false;
+  for (const auto& p : ignored) onTheWay = onTheWay || p.compare(0, prefix.size(), prefix) == 0;
+  if (!onTheWay || !a.is_object() || !b.is_object()) return a == b;
+  auto skipped = [&](const std::string& key) {
+    return std::find(ignored.begin(), ignored.end(), prefix + key) != ignored.end();
+  };
+  for (const auto& [key, value] : a.items()) {
+    if (skipped(key)) continue;
+    auto other = b.find(key);
+    if (other == b.end() || !equalApartFrom(value, *other, prefix + key, ignored)) return false;
+  }
+  for (const auto& [key, value] : b.items()) {
+    if (!skipped(key) && !a.contains(key)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 ChangeFilter changedApartFrom(std::vector<std::string> ignored) {
-  std::vector<json::json_pointer> pointers{json::json_pointer("/metadata/resourceVersion")};
-  for (const auto& p : ignored) pointers.emplace_back(p);
-  return [pointers = std::move(pointers)](const json& oldObj, const json& newObj) {
-    json a = oldObj, b = newObj;
-    for (const auto& p : pointers) {
-      for (json* o : {&a, &b}) {
-        if (!o->contains(p)) continue;
-        json& parent = (*o)[p.parent_pointer()];
-        if (parent.is_object()) parent.erase(p.back());
-      }
-    }
-    return a != b;
+  ignored.emplace_back("/metadata/resourceVersion");
+  return [ignored = std::move(ignored)](const json& oldObj, const json& newObj) {
+    return !equalApartFrom(oldObj, newObj, "", ignored);
   };
 }
 
