@@ -27,18 +27,19 @@ void applyYaml(const std::string& ns, const std::string& yaml) {
 }
 
 json condition(const json& policy, const std::string& type) {
-  if (!policy.is_object() || !policy.contains("status") || !policy["status"].contains("conditions")) return json();
+  if (!policy.is_object() || !policy.contains("status") || !policy["status"].contains("conditions"))
+    return json::object();
   for (const auto& c : policy["status"]["conditions"]) {
-    if (c.value("type", "") == type) return c;
+    if (c.is_object() && c.value("type", "") == type) return c;
   }
-  return json();
+  return json::object();
 }
 
 bool conditionIs(const std::string& ns, const std::string& policy, const std::string& type, const std::string& status,
                  const std::string& reason) {
   json p = getJson(ns, "cpol/" + policy);
   json c = condition(p, type);
-  return !c.is_null() && c.value("status", "") == status && (reason.empty() || c.value("reason", "") == reason) &&
+  return !c.empty() && c.value("status", "") == status && (reason.empty() || c.value("reason", "") == reason) &&
          p["status"].value("observedGeneration", 0) == p["metadata"].value("generation", -1);
 }
 

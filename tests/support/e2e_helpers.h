@@ -16,7 +16,8 @@ nlohmann::json getJson(const std::string& ns, const std::string& what);
 // `kubectl -n ns apply -f -` (gtest ASSERTs inside).
 void applyYaml(const std::string& ns, const std::string& yaml);
 
-// The condition of this type in a policy's status; null when absent.
+// The condition of this type in a policy's status; an empty object when absent (or the policy is unreadable),
+// so value() on it is always safe.
 nlohmann::json condition(const nlohmann::json& policy, const std::string& type);
 // The policy's condition has this status (and reason, when given) and the status is for the current generation.
 bool conditionIs(const std::string& ns, const std::string& policy, const std::string& type, const std::string& status,
