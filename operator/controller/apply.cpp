@@ -13,14 +13,15 @@ namespace poolguard::controller {
 
 using policy::WorkloadKind;
 
-int Reconciler::applyPlan(const std::string& key, const json& policyObj, Plan& plan, ReconcileOutcome& outcome) {
-  const std::string ns = namespaceOf(policyObj);
-  const std::string name = nameOf(policyObj);
+int Reconciler::applyPlan(const std::string& key, const model::PolicyObject& policyObj, Plan& plan,
+                          ReconcileOutcome& outcome) {
+  const std::string& ns = policyObj.meta.namespace_;
+  const std::string& name = policyObj.meta.name;
   int writeFailures = 0;
   for (const auto& a : plan.workloads) {
     if (!a.needsWrite()) continue;
     WorkloadStatus& ws = plan.status.workloads[a.statusIndex];
-    const json& cached = *a.cached;
+    const model::Workload& cached = *a.cached;
     if (a.correction) {
       if (auto contested = onCorrection(a.kind, cached, policyObj)) {
         // Another manager keeps undoing our settings: stop answering every change (no write war), say so.
@@ -100,44 +101,45 @@ Status Reconciler::cleanupWorkload(WorkloadKind kind, const std::string& ns, con
   if (metrics_) metrics_->workloadWrite(policy::toString(kind), "cleanup", ok);
   if (!ok) return r.error();
   spdlog::info("removed poolguard settings from {} {}/{} (policy {})", policy::toString(kind), ns, name, policyName);
-  for (const auto& cm : caches_.configMaps->listInNamespace(ns)) {
-    if (nameOf(*cm) == render::configMapName(kind, name)) {
-      auto del = client_.remove(kube::resources::configMaps(), ns, nameOf(*cm));
-      if (!del.ok() && del.error().code() != ErrorCode::kNotFound) return del.error();
-    }
+  const std::string cmName = render::configMapName(kind, name);
+  if (caches_.configMaps->get(ns, cmName)) {
+    auto del = client_.remove(kube::resources::configMaps(), ns, cmName);
+    if (!del.ok() && del.error().code() != ErrorCode::kNotFound) return del.error();
   }
   return okStatus();
 }
 
-Status Reconciler::writeStatus(const std::string& key, const json& obj, const json& status) {
+Status Reconciler::writeStatus(const std::string& key, const model::PolicyObject& obj, const json& status) {
+  const auto& meta = obj.meta;
   json body = {{"apiVersion", "poolguard.dev/v1alpha1"},
                {"kind", "ConnectionPoolPolicy"},
-               {"metadata", {{"name", nameOf(obj)}, {"namespace", namespaceOf(obj)}}},
+               {"metadata", {{"name", meta.name}, {"namespace", meta.namespace_}}},
                {"status", status}};
   kube::WriteOptions opts{kFieldManager, true, false, "status", true};
-  auto r = client_.apply(kube::resources::connectionPoolPolicies(), namespaceOf(obj), nameOf(obj), body, opts);
+  auto r = client_.apply(kube::resources::connectionPoolPolicies(), meta.namespace_, meta.name, body, opts);
   if (!r.ok()) return r.error();
   std::lock_guard l(mu_);
-  lastWrittenStatus_[key] = StatusRecord{obj["metadata"].value("uid", ""), status};
+  lastWrittenStatus_[key] = StatusRecord{meta.uid, status};
   return okStatus();
 }
 
-void Reconciler::recordWrite(WorkloadKind kind, const json& w, const std::string& hash) {
+void Reconciler::recordWrite(WorkloadKind kind, const model::Workload& w, const std::string& hash) {
   std::lock_guard l(mu_);
   auto& rec = writes_[workloadKey(kind, w)];
-  const std::string uid = w["metadata"].value("uid", "");
+  const std::string& uid = w.meta.uid;
   if (rec.uid != uid) rec = WriteRecord{uid, "", "", ContestTracker(), ""};  // another object by that name
   rec.uid = uid;
-  rec.resourceVersionBefore = w["metadata"].value("resourceVersion", "");
+  rec.resourceVersionBefore = w.meta.resourceVersion;
   rec.hash = hash;
 }
 
-std::optional<Reconciler::Contested> Reconciler::onCorrection(WorkloadKind kind, const json& w, const json& policyObj) {
+std::optional<Reconciler::Contested> Reconciler::onCorrection(WorkloadKind kind, const model::Workload& w,
+                                                              const model::PolicyObject& policyObj) {
   const auto now = clock_.steadyNow();
   const std::string key = workloadKey(kind, w);
   std::unique_lock l(mu_);
   auto it = writes_.find(key);
-  if (it == writes_.end() || it->second.uid != w["metadata"].value("uid", "")) return std::nullopt;
+  if (it == writes_.end() || it->second.uid != w.meta.uid) return std::nullopt;
   auto& rec = it->second;
   const auto backoff = rec.contest.onCorrection(now);
   if (!backoff) return std::nullopt;
@@ -146,7 +148,7 @@ std::optional<Reconciler::Contested> Reconciler::onCorrection(WorkloadKind kind,
   l.unlock();
   // Name the other manager: the informer cache drops managedFields, so read the object once.
   std::string other = "another field manager";
-  auto live = client_.get(resourceOf(kind), namespaceOf(w), nameOf(w));
+  auto live = client_.get(resourceOf(kind), w.meta.namespace_, w.meta.name);
   if (live.ok()) {
     std::string latest;
     for (const auto& mf : (*live)["metadata"].value("managedFields", json::array())) {
@@ -174,17 +176,14 @@ std::optional<Reconciler::Contested> Reconciler::onCorrection(WorkloadKind kind,
       ": stop the other manager from setting these fields, or exclude the workload from the policy";
   spdlog::warn("{}: {}", key, message);
   if (events_) {
-    json ref = {
-        {"apiVersion", resourceOf(kind).apiVersion()},
-        {"kind", resourceOf(kind).kind},
-        {"metadata", {{"name", nameOf(w)}, {"namespace", namespaceOf(w)}, {"uid", w["metadata"].value("uid", "")}}}};
+    json ref = model::referenceTo(w, resourceOf(kind).apiVersion(), resourceOf(kind).kind);
     events_->record(ref, runtime::EventType::kWarning, "FieldManagerConflict", message);
     // The policy's owner sees it too: `kubectl describe cpol` lists the Events of the policy, not of its workloads.
-    events_->record(policyObj, runtime::EventType::kWarning, "FieldManagerConflict", message);
+    events_->record(policyReference(policyObj), runtime::EventType::kWarning, "FieldManagerConflict", message);
   }
   l.lock();
   // The record may have gone meanwhile (the workload deleted, and pruned by another reconcile).
-  if (auto again = writes_.find(key); again != writes_.end() && again->second.uid == w["metadata"].value("uid", "")) {
+  if (auto again = writes_.find(key); again != writes_.end() && again->second.uid == w.meta.uid) {
     again->second.contestMessage = message;
   }
   return Contested{message, until};

@@ -1,5 +1,7 @@
 #include "controller/cache_shapes.h"
 
+#include "model/records.h"
+
 namespace poolguard::controller {
 namespace {
 
@@ -19,19 +21,15 @@ FieldFilter identity() {
       .keep("deletionTimestamp");
 }
 
-json poolguardAnnotations(const json& annotations) {
-  json kept = json::object();
-  if (!annotations.is_object()) return kept;
-  for (const auto& [k, v] : annotations.items()) {
-    if (k.rfind(kOwnAnnotations, 0) == 0) kept[k] = v;
-  }
-  return kept;
+void keepOwnAnnotations(std::map<std::string, std::string>& annotations) {
+  std::erase_if(annotations, [](const auto& kv) { return kv.first.rfind(kOwnAnnotations, 0) != 0; });
 }
 
 }  // namespace
 
 FieldFilter workloadFields() {
-  FieldFilter container = FieldFilter::only().keep("name").keep("env").keep("envFrom");
+  FieldFilter env = FieldFilter::only().keep("name").keep("value").keep("valueFrom", FieldFilter::only());
+  FieldFilter container = FieldFilter::only().keep("name").keep("env", env).keep("envFrom");
   FieldFilter podTemplate =
       FieldFilter::only()
           .keep("metadata", FieldFilter::only().keep("annotations", FieldFilter::only().keepPrefix(kOwnAnnotations)))
@@ -40,8 +38,7 @@ FieldFilter workloadFields() {
       .keep("apiVersion")
       .keep("kind")
       .keep("metadata", identity().keep("labels").keep("annotations", FieldFilter::only().keepPrefix(kOwnAnnotations)))
-      .keep("spec",
-            FieldFilter::only().keep("replicas").keep("strategy").keep("updateStrategy").keep("template", podTemplate));
+      .keep("spec", FieldFilter::only().keep("replicas").keep("strategy").keep("template", podTemplate));
 }
 
 FieldFilter hpaFields() {
@@ -49,64 +46,80 @@ FieldFilter hpaFields() {
       .keep("apiVersion")
       .keep("kind")
       .keep("metadata", identity())
-      .keep("spec", FieldFilter::only().keep("scaleTargetRef").keep("minReplicas").keep("maxReplicas"));
+      .keep("spec", FieldFilter::only().keep("scaleTargetRef").keep("maxReplicas"));
 }
 
 FieldFilter wholeObjectFields() {
   return FieldFilter::all().keep("metadata", FieldFilter::all().drop("managedFields"));
 }
 
-// Keeps only what the reconciler reads of a Deployment or StatefulSet: the informer cache then costs a small
-// fraction of the full objects.
-json compactWorkload(json obj) {
-  json out = {{"apiVersion", obj.value("apiVersion", "")}, {"kind", obj.value("kind", "")}};
-  const auto& meta = obj["metadata"];
-  json m = json::object();
-  for (const char* k :
-       {"name", "namespace", "uid", "resourceVersion", "generation", "labels", "annotations", "creationTimestamp"}) {
-    if (meta.contains(k)) m[k] = meta[k];
-  }
-  // Only poolguard's own annotations are read; the rest (often large) stays out of the cache.
-  if (m.contains("annotations")) m["annotations"] = poolguardAnnotations(m["annotations"]);
-  out["metadata"] = std::move(m);
-  const auto& spec = obj.value("spec", json::object());
-  json s = json::object();
-  for (const char* k : {"replicas", "strategy", "updateStrategy"}) {
-    if (spec.contains(k)) s[k] = spec[k];
-  }
-  if (spec.contains("template")) {
-    const auto& tpl = spec["template"];
-    json t = json::object();
-    if (tpl.contains("metadata") && tpl["metadata"].contains("annotations")) {
-      t["metadata"]["annotations"] = poolguardAnnotations(tpl["metadata"]["annotations"]);
-    }
-    json containers = json::array();
-    if (tpl.contains("spec") && tpl["spec"].contains("containers")) {
-      for (const auto& c : tpl["spec"]["containers"]) {
-        json kept = {{"name", c.value("name", "")}};
-        if (c.contains("env")) kept["env"] = c["env"];
-        if (c.contains("envFrom")) kept["envFrom"] = c["envFrom"];
-        containers.push_back(std::move(kept));
-      }
-    }
-    t["spec"]["containers"] = std::move(containers);
-    s["template"] = std::move(t);
-  }
-  out["spec"] = std::move(s);
-  return out;
+runtime::Decoder workloadDecoder() {
+  return [](json&& obj) -> runtime::ObjectPtr {
+    model::Diagnostics ignored;  // the API server validated the object
+    auto w = std::make_shared<model::Workload>(model::decodeWorkload(obj, ignored));
+    // Only poolguard's own annotations are read; the FieldFilter keeps no others, this keeps it so for any input.
+    keepOwnAnnotations(w->meta.annotations);
+    keepOwnAnnotations(w->templateAnnotations);
+    return w;
+  };
 }
 
-json compactHpa(json obj) {
-  json out = {{"apiVersion", obj.value("apiVersion", "")}, {"kind", obj.value("kind", "")}};
-  const auto& meta = obj["metadata"];
-  for (const char* k : {"name", "namespace", "uid", "resourceVersion"}) {
-    if (meta.contains(k)) out["metadata"][k] = meta[k];
-  }
-  const auto& spec = obj.value("spec", json::object());
-  for (const char* k : {"scaleTargetRef", "maxReplicas", "minReplicas"}) {
-    if (spec.contains(k)) out["spec"][k] = spec[k];
-  }
-  return out;
+runtime::Decoder hpaDecoder() {
+  return [](json&& obj) -> runtime::ObjectPtr {
+    model::Diagnostics ignored;
+    auto h = std::make_shared<model::Hpa>(model::decodeHpa(obj, ignored));
+    h->meta.annotations.clear();
+    return h;
+  };
+}
+
+runtime::Decoder configMapDecoder() {
+  return [](json&& obj) -> runtime::ObjectPtr {
+    model::Diagnostics ignored;
+    return std::make_shared<model::ConfigMap>(model::decodeConfigMap(obj, ignored));
+  };
+}
+
+runtime::Decoder policyDecoder() {
+  return
+      [](json&& obj) -> runtime::ObjectPtr { return std::make_shared<model::PolicyObject>(model::decodePolicy(obj)); };
+}
+
+bool workloadChanged(const kube::Object& a, const kube::Object& b) {
+  return !runtime::recordAs<model::Workload>(a).sameDecisionFields(runtime::recordAs<model::Workload>(b));
+}
+
+bool hpaChanged(const kube::Object& a, const kube::Object& b) {
+  const auto& x = runtime::recordAs<model::Hpa>(a);
+  const auto& y = runtime::recordAs<model::Hpa>(b);
+  return x.meta.uid != y.meta.uid || x.targetApiVersion != y.targetApiVersion || x.targetKind != y.targetKind ||
+         x.targetName != y.targetName || x.maxReplicas != y.maxReplicas;
+}
+
+bool configMapChanged(const kube::Object& a, const kube::Object& b) {
+  const auto& x = runtime::recordAs<model::ConfigMap>(a);
+  const auto& y = runtime::recordAs<model::ConfigMap>(b);
+  return x.meta.uid != y.meta.uid || x.meta.labels != y.meta.labels || x.meta.annotations != y.meta.annotations ||
+         x.data != y.data;
+}
+
+bool policyChanged(const kube::Object& a, const kube::Object& b) {
+  const auto& x = a.meta;
+  const auto& y = b.meta;
+  return x.uid != y.uid || x.generation != y.generation || x.labels != y.labels || x.annotations != y.annotations ||
+         x.finalizers != y.finalizers || x.deletionTimestamp != y.deletionTimestamp;
+}
+
+std::string scaleTargetKey(const std::string& ns, const std::string& kind, const std::string& name) {
+  return ns + "/" + kind + "/" + name;
+}
+
+runtime::IndexFunc scaleTargetRefIndex() {
+  return [](const kube::Object& o) -> std::vector<std::string> {
+    const auto& h = runtime::recordAs<model::Hpa>(o);
+    if (h.targetKind.empty() || h.targetName.empty()) return {};
+    return {scaleTargetKey(h.meta.namespace_, h.targetKind, h.targetName)};
+  };
 }
 
 }  // namespace poolguard::controller

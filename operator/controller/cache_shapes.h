@@ -1,22 +1,41 @@
 #pragma once
-// What the informer caches keep of each watched kind: only the fields plan() reads. The FieldFilters select them
-// while a list page or watch event is parsed (nothing else becomes a DOM node); the compact functions then run as
-// the Store's transform and keep, of the annotations, only poolguard's own.
-#include <nlohmann/json.hpp>
+// What the informer caches hold of each watched kind: typed records (model/records.h) with only the fields
+// plan() reads. A FieldFilter picks those fields while a list page or watch event is parsed (nothing else becomes
+// a DOM node), and a Decoder turns each object into its record as it arrives; no JSON is kept.
+#include <string>
+#include <vector>
 
 #include "kube/field_filter.h"
+#include "runtime/informer.h"
+#include "runtime/store.h"
 
 namespace poolguard::controller {
 
 // Deployments and StatefulSets: identity, labels, poolguard's annotations, replicas, update strategy, and each
-// container's name, env and envFrom (with the pod template's poolguard annotations).
+// container's name, env (name, value, whether valueFrom) and envFrom (with the pod template's poolguard
+// annotations).
 kube::FieldFilter workloadFields();
-// HPAs: identity, scaleTargetRef, minReplicas and maxReplicas.
+// HPAs: identity, scaleTargetRef and maxReplicas.
 kube::FieldFilter hpaFields();
 // Policies and poolguard's ConfigMaps: all of it but managedFields.
 kube::FieldFilter wholeObjectFields();
 
-nlohmann::json compactWorkload(nlohmann::json obj);
-nlohmann::json compactHpa(nlohmann::json obj);
+// model::Workload records, keeping only poolguard's annotations of the workload and of its pod template.
+runtime::Decoder workloadDecoder();
+runtime::Decoder hpaDecoder();        // model::Hpa
+runtime::Decoder configMapDecoder();  // model::ConfigMap
+runtime::Decoder policyDecoder();     // model::PolicyObject, parsed and validated once here
+
+// Whether an update changes what a decision reads (an update of nothing else enqueues nothing).
+bool workloadChanged(const kube::Object& oldObj, const kube::Object& newObj);
+bool hpaChanged(const kube::Object& oldObj, const kube::Object& newObj);
+bool configMapChanged(const kube::Object& oldObj, const kube::Object& newObj);
+// The spec (a new generation) or the metadata (labels, annotations, finalizers, deletion); not a status write.
+bool policyChanged(const kube::Object& oldObj, const kube::Object& newObj);
+
+// A secondary index of HPA records by their target: values are scaleTargetKey(ns, kind, name).
+inline constexpr const char* kScaleTargetIndex = "scaleTargetRef";
+runtime::IndexFunc scaleTargetRefIndex();
+std::string scaleTargetKey(const std::string& ns, const std::string& kind, const std::string& name);
 
 }  // namespace poolguard::controller

@@ -2,6 +2,7 @@
 // process remembers of its own writes.
 #include <set>
 
+#include "controller/cache_shapes.h"
 #include "controller/objects.h"
 #include "controller/reconciler.h"
 
@@ -9,9 +10,9 @@ namespace poolguard::controller {
 
 using policy::WorkloadKind;
 
-Snapshot Reconciler::gather(const runtime::ObjectPtr& policyObj, json storedStatus) const {
+Snapshot Reconciler::gather(const std::shared_ptr<const model::PolicyObject>& policyObj, json storedStatus) const {
   Snapshot s;
-  s.self = entryFor(policyObj);
+  s.self = viewOf(policyObj);
   s.policies = allPolicies();
   s.storedStatus = std::move(storedStatus);
   s.steadyNow = clock_.steadyNow();
@@ -24,25 +25,28 @@ Snapshot Reconciler::gather(const runtime::ObjectPtr& policyObj, json storedStat
   }
   // The index narrows by namespace, kind and name; model::Hpa::targets is the rule `poolguard plan` applies too
   // (an HPA of another API group's kind of the same name does not count).
-  auto hpaFor = [&](WorkloadKind kind, const json& w) -> std::optional<model::Hpa> {
-    for (const auto& h : caches_.hpas->byIndex(
-             runtime::kScaleTargetIndex, runtime::scaleTargetKey(namespaceOf(w), policy::toString(kind), nameOf(w)))) {
-      model::Diagnostics ignored;
-      model::Hpa decoded = model::decodeHpa(*h, ignored);
-      if (decoded.targets(kind, namespaceOf(w), nameOf(w))) return decoded;
+  auto hpaFor = [&](WorkloadKind kind, const model::Workload& w) -> std::optional<model::Hpa> {
+    const auto& [ns, name] = std::pair(w.meta.namespace_, w.meta.name);
+    for (const auto& h : caches_.hpas->byIndex(kScaleTargetIndex, scaleTargetKey(ns, policy::toString(kind), name))) {
+      const auto& hpa = runtime::recordAs<model::Hpa>(*h);
+      if (hpa.targets(kind, ns, name)) return hpa;
     }
     return std::nullopt;
   };
   for (const auto& ns : namespaces) {
     auto& views = s.workloads[ns];
     for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
-      for (auto& w : storeFor(kind)->listInNamespace(ns)) views.push_back(WorkloadView{kind, w, hpaFor(kind, *w)});
+      for (auto& o : storeFor(kind)->listInNamespace(ns)) {
+        auto w = runtime::recordAs<model::Workload>(o);
+        auto hpa = hpaFor(kind, *w);
+        views.push_back(WorkloadView{kind, std::move(w), std::move(hpa)});
+      }
     }
   }
-  for (auto& cm : caches_.configMaps->listInNamespace(pol.namespace_)) s.configMaps.emplace(nameOf(*cm), cm);
+  for (auto& cm : caches_.configMaps->listInNamespace(pol.namespace_))
+    s.configMaps.emplace(cm->meta.name, runtime::recordAs<model::ConfigMap>(cm));
   std::map<std::string, std::string> uids;  // of this namespace's workloads, by workload key
-  for (const auto& v : s.workloads[pol.namespace_])
-    uids[workloadKey(v.kind, *v.object)] = (*v.object)["metadata"].value("uid", "");
+  for (const auto& v : s.workloads[pol.namespace_]) uids[workloadKey(v.kind, *v.object)] = v.object->meta.uid;
   std::lock_guard l(mu_);
   for (const auto& [workload, rec] : writes_) {
     auto live = uids.find(workload);
@@ -57,8 +61,7 @@ Snapshot Reconciler::gather(const runtime::ObjectPtr& policyObj, json storedStat
 void Reconciler::pruneWrites(const std::string& ns) {
   std::map<std::string, std::string> live;  // workload key -> uid
   for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
-    for (const auto& w : storeFor(kind)->listInNamespace(ns))
-      live[workloadKey(kind, *w)] = (*w)["metadata"].value("uid", "");
+    for (const auto& w : storeFor(kind)->listInNamespace(ns)) live[workloadKey(kind, *w)] = w->meta.uid;
   }
   const std::string infix = " " + ns + "/";
   std::lock_guard l(mu_);

@@ -1,11 +1,9 @@
 #pragma once
-// Reading the few fields of cached objects the controller needs, tolerating what is absent.
-#include <map>
+// Small helpers over the cached records (model/records.h) and the resources they come from.
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "kube/client.h"
+#include "kube/object.h"
 #include "policy/types.h"
 
 namespace poolguard::controller {
@@ -16,24 +14,14 @@ inline const kube::Resource& resourceOf(policy::WorkloadKind kind) {
   return kind == policy::WorkloadKind::kDeployment ? deployments : statefulSets;
 }
 
-inline std::map<std::string, std::string> labelsOf(const nlohmann::json& obj) {
-  std::map<std::string, std::string> out;
-  const auto& meta = obj.value("metadata", nlohmann::json::object());
-  if (meta.contains("labels") && meta["labels"].is_object()) {
-    for (const auto& [k, v] : meta["labels"].items()) {
-      if (v.is_string()) out[k] = v.get<std::string>();
-    }
-  }
-  return out;
+// A label or annotation of a cached record; "" when absent.
+inline std::string labelOf(const kube::Object& obj, const std::string& key) {
+  auto it = obj.meta.labels.find(key);
+  return it == obj.meta.labels.end() ? "" : it->second;
 }
-
-inline std::string annotationOf(const nlohmann::json& obj, const std::string& key) {
-  const auto& meta = obj.value("metadata", nlohmann::json::object());
-  if (!meta.contains("annotations") || !meta["annotations"].is_object()) return "";
-  return meta["annotations"].value(key, "");
+inline std::string annotationOf(const kube::Object& obj, const std::string& key) {
+  auto it = obj.meta.annotations.find(key);
+  return it == obj.meta.annotations.end() ? "" : it->second;
 }
-
-inline std::string nameOf(const nlohmann::json& obj) { return obj["metadata"].value("name", ""); }
-inline std::string namespaceOf(const nlohmann::json& obj) { return obj["metadata"].value("namespace", ""); }
 
 }  // namespace poolguard::controller

@@ -158,31 +158,32 @@ int runOperator(const RunOptions& o) {
     mopts.leaderElection = le;
     mopts.leaderElectionClient = leaseClient.get();
   }
-  // The initial lists' pages are read whole before their fields are picked out; give the freed pages back so the
-  // steady state does not keep the start-up peak.
+  // Each initial list page is read whole before its fields are picked out and its items decoded; give the freed
+  // pages back so the steady state does not keep the start-up peak.
   mopts.onCachesSynced = [] { malloc_trim(0); };
   runtime::Manager manager(**client, mopts);
 
-  // Each cache keeps only what the plan reads (controller/cache_shapes.h): chosen while parsing, then compacted.
-  auto informer = [&](kube::Resource r, kube::FieldFilter fields, runtime::Transform t,
+  // Each cache keeps typed records of only what the plan reads (controller/cache_shapes.h): the fields are chosen
+  // while parsing, and each object is decoded into its record as it arrives.
+  auto informer = [&](kube::Resource r, kube::FieldFilter fields, runtime::Decoder decode,
                       std::string labelSelector = "") -> runtime::Informer& {
     runtime::InformerOptions io;
     io.resource = std::move(r);
     io.namespaces = o.namespaces;
     io.fields = std::make_shared<const kube::FieldFilter>(std::move(fields));
-    io.transform = std::move(t);
+    io.decode = std::move(decode);
     io.labelSelector = std::move(labelSelector);
     // After an API server outage every watch reconnects within 5 s, so the operator catches up promptly.
     io.backoff.max = std::chrono::seconds(5);
     return manager.addInformer(std::move(io));
   };
-  auto& policies = informer(kube::resources::connectionPoolPolicies(), wholeObjectFields(), {});
-  auto& deployments = informer(kube::resources::deployments(), workloadFields(), compactWorkload);
-  auto& statefulSets = informer(kube::resources::statefulSets(), workloadFields(), compactWorkload);
-  auto& hpas = informer(kube::resources::horizontalPodAutoscalers(), hpaFields(), compactHpa);
-  hpas.addIndex(runtime::kScaleTargetIndex, runtime::scaleTargetRefIndex());
-  auto& configMaps =
-      informer(kube::resources::configMaps(), wholeObjectFields(), {}, "app.kubernetes.io/managed-by=poolguard");
+  auto& policies = informer(kube::resources::connectionPoolPolicies(), wholeObjectFields(), policyDecoder());
+  auto& deployments = informer(kube::resources::deployments(), workloadFields(), workloadDecoder());
+  auto& statefulSets = informer(kube::resources::statefulSets(), workloadFields(), workloadDecoder());
+  auto& hpas = informer(kube::resources::horizontalPodAutoscalers(), hpaFields(), hpaDecoder());
+  hpas.addIndex(kScaleTargetIndex, scaleTargetRefIndex());
+  auto& configMaps = informer(kube::resources::configMaps(), wholeObjectFields(), configMapDecoder(),
+                              "app.kubernetes.io/managed-by=poolguard");
 
   auto registry = runtime::metricsRegistry();
   ControllerMetrics metrics(*registry);
@@ -224,24 +225,23 @@ int runOperator(const RunOptions& o) {
 
   auto& queue = controller->queue();
   // Policies in a namespace decide together who governs a workload: a change to one may change another's result.
-  auto policiesOfNamespace = [&reconciler](const json& obj) {
-    return reconciler.policiesInNamespace(obj["metadata"].value("namespace", ""));
+  auto policiesOfNamespace = [&reconciler](const kube::Object& obj) {
+    return reconciler.policiesInNamespace(obj.meta.namespace_);
   };
-  auto policyAndNeighbours = [&reconciler](const json& obj) {
-    auto keys = reconciler.policiesInNamespace(obj["metadata"].value("namespace", ""));
+  auto policyAndNeighbours = [&reconciler](const kube::Object& obj) {
+    auto keys = reconciler.policiesInNamespace(obj.meta.namespace_);
     keys.push_back(runtime::objectKey(obj));
     return keys;
   };
-  // Only changes of what the plan reads enqueue anything. The caches keep only those fields (compactWorkload,
-  // compactHpa), so the status updates of workloads and HPAs (the controller manager's, every few seconds) change
-  // nothing there but the resourceVersion; a workload's generation is ignored too (it moves with spec fields the
-  // plan does not read, such as an image); and a policy's own status writes change only its status.
-  policies.addHandlers(runtime::enqueueKeys(queue, policyAndNeighbours, runtime::changedApartFrom({"/status"})));
-  const auto workloadChanged = runtime::changedApartFrom({"/metadata/generation"});
+  // Only changes of what the plan reads enqueue anything. The records hold only those fields, so the status
+  // updates of workloads and HPAs (the controller manager's, every few seconds) change nothing in them but the
+  // resourceVersion; a workload's generation is ignored too (it moves with spec fields the plan does not read,
+  // such as an image); and a policy's own status writes change neither its generation nor its metadata.
+  policies.addHandlers(runtime::enqueueKeys(queue, policyAndNeighbours, policyChanged));
   deployments.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, workloadChanged));
   statefulSets.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, workloadChanged));
-  hpas.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, runtime::changedApartFrom({})));
-  configMaps.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, runtime::changedApartFrom({})));
+  hpas.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, hpaChanged));
+  configMaps.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, configMapChanged));
 
   auto status = manager.run(stop.get_token());
   usageMonitor.stop();

@@ -32,14 +32,23 @@ budget::WorkloadFacts factsOf(const WorkloadView& w) {
 
 }  // namespace
 
-std::string workloadKey(WorkloadKind kind, const json& w) {
-  return policy::WorkloadKey{kind, namespaceOf(w), nameOf(w)}.toString();
+PolicyView viewOf(std::shared_ptr<const model::PolicyObject> object) {
+  PolicyView v;
+  v.parsed = object->parsed;
+  v.deleting = !object->meta.deletionTimestamp.empty();
+  v.object = std::move(object);
+  return v;
 }
 
-std::string governingPolicy(WorkloadKind kind, const json& workload, const std::vector<PolicyView>& candidates) {
+std::string workloadKey(WorkloadKind kind, const kube::Object& w) {
+  return policy::WorkloadKey{kind, w.meta.namespace_, w.meta.name}.toString();
+}
+
+std::string governingPolicy(WorkloadKind kind, const kube::Object& workload,
+                            const std::vector<PolicyView>& candidates) {
   std::vector<const policy::Policy*> selecting;
-  const auto labels = labelsOf(workload);
-  const std::string ns = namespaceOf(workload);
+  const auto& labels = workload.meta.labels;
+  const std::string& ns = workload.meta.namespace_;
   for (const auto& c : candidates) {
     if (c.deleting || !c.parsed || c.parsed->namespace_ != ns) continue;
     if (policy::selects(*c.parsed, kind, ns, labels)) selecting.push_back(&*c.parsed);
@@ -55,12 +64,12 @@ std::vector<usage::GovernedWorkload> governedWorkloads(const Snapshot& s) {
   std::vector<usage::GovernedWorkload> out;
   for (WorkloadKind kind : pol.spec.kinds) {
     for (const auto& w : workloadsOf(s, pol.namespace_)) {
-      if (w.kind != kind || !policy::selects(pol, kind, pol.namespace_, labelsOf(*w.object))) continue;
+      if (w.kind != kind || !policy::selects(pol, kind, pol.namespace_, w.object->meta.labels)) continue;
       if (governingPolicy(kind, *w.object, s.policies) != pol.name) continue;
       auto facts = factsOf(w);
       out.push_back(usage::GovernedWorkload{
-          pol.namespace_, nameOf(*w.object),
-          render::expandApplicationName(pol.spec.delivery.applicationName, pol.namespace_, nameOf(*w.object)),
+          pol.namespace_, w.object->meta.name,
+          render::expandApplicationName(pol.spec.delivery.applicationName, pol.namespace_, w.object->meta.name),
           facts.podsNow, facts.podsMax, facts.surge, std::nullopt, lastRenderedMaxSize, pol.spec.pool.processesPerPod});
     }
   }
@@ -73,7 +82,7 @@ Plan plan(const Snapshot& s) {
   const std::string& name = pol.name;
   Plan out;
   StatusInput& in = out.status;
-  in.generation = (*s.self.object)["metadata"].value("generation", int64_t{0});
+  in.generation = s.self.object->meta.generation;
   in.usage = s.usage;
 
   // Budget: the facts of every governed workload of every valid policy naming this database. Every policy of a
@@ -88,7 +97,7 @@ Plan plan(const Snapshot& s) {
     budget::PolicyInput bi = budget::policyInput(p);
     for (WorkloadKind kind : p.spec.kinds) {
       for (const auto& w : workloadsOf(s, p.namespace_)) {
-        if (w.kind != kind || !policy::selects(p, kind, p.namespace_, labelsOf(*w.object))) continue;
+        if (w.kind != kind || !policy::selects(p, kind, p.namespace_, w.object->meta.labels)) continue;
         if (governingPolicy(kind, *w.object, s.policies) != p.name) continue;
         bi.workloads.push_back(factsOf(w));
       }
@@ -128,11 +137,11 @@ Plan plan(const Snapshot& s) {
   ropts.effectiveMaxSize = effectiveMaxSize;
   for (WorkloadKind kind : pol.spec.kinds) {
     for (const auto& view : workloadsOf(s, ns)) {
-      const json& w = *view.object;
-      if (view.kind != kind || !policy::selects(pol, kind, ns, labelsOf(w))) continue;
+      const model::Workload& w = *view.object;
+      if (view.kind != kind || !policy::selects(pol, kind, ns, w.meta.labels)) continue;
       WorkloadStatus ws;
       ws.kind = kind;
-      ws.name = nameOf(w);
+      ws.name = w.meta.name;
       auto facts = factsOf(view);
       ws.replicas = facts.podsNow;
       ws.maxReplicas = facts.podsMax;
@@ -153,19 +162,20 @@ Plan plan(const Snapshot& s) {
         continue;
       }
       ws.settingsHash = desired->settings.hash;
-      std::optional<json> liveConfigMap;
+      const model::ConfigMap* liveConfigMap = nullptr;
       if (desired->configMap) {
         const std::string cmName = (*desired->configMap)["metadata"].value("name", "");
         wantedConfigMaps.insert(cmName);
-        if (auto it = s.configMaps.find(cmName); it != s.configMaps.end()) liveConfigMap = *it->second;
+        if (auto it = s.configMaps.find(cmName); it != s.configMaps.end()) liveConfigMap = it->second.get();
       }
-      // The workload and its ConfigMap are compared apart, so only the one that differs is written: comparing
-      // against the desired ConfigMap leaves the workload's own differences.
-      auto diff = render::compare(w, liveConfigMap, *desired);
-      auto workloadDiff = render::compare(w, desired->configMap, *desired);
+      // The workload and its ConfigMap are compared apart, so only the one that differs is written.
+      auto workloadDiff = render::compareWorkload(w, *desired);
+      auto configMapDiff = render::compareConfigMap(liveConfigMap, *desired);
       const bool workloadInSync = workloadDiff.inSync();
-      const bool configMapInSync = diff.differences.size() == workloadDiff.differences.size();
-      const std::string rv = w["metadata"].value("resourceVersion", "");
+      const bool configMapInSync = configMapDiff.inSync();
+      std::vector<std::string> differences = std::move(workloadDiff.differences);
+      for (auto& d : configMapDiff.differences) differences.push_back(std::move(d));
+      const std::string& rv = w.meta.resourceVersion;
       const WriteMemory* memory = nullptr;
       if (auto it = s.writes.find(workloadKey(kind, w)); it != s.writes.end()) memory = &it->second;
       PlannedWorkload pw;
@@ -177,7 +187,7 @@ Plan plan(const Snapshot& s) {
       pw.configMap = desired->configMap;
       pw.missingContainers = desired->missingContainers;
       pw.hash = desired->settings.hash;
-      pw.summary = summarizeDifferences(diff.differences);
+      pw.summary = summarizeDifferences(differences);
       if (workloadInSync && configMapInSync) {
         ws.state = WorkloadState::kApplied;
       } else if (pol.spec.mode == policy::Mode::kAudit) {
@@ -210,16 +220,16 @@ Plan plan(const Snapshot& s) {
       const std::string cmName = render::configMapName(kind, workloadName);
       if (wantedConfigMaps.count(cmName)) continue;
       auto it = s.configMaps.find(cmName);
-      if (it == s.configMaps.end() || labelsOf(*it->second)[render::kPolicyLabel] != name) continue;
+      if (it == s.configMaps.end() || labelOf(*it->second, render::kPolicyLabel) != name) continue;
       out.configMapDeletes.push_back(cmName);
     }
     // Workloads this policy wrote that it no longer governs (they left the selector): give back its fields,
     // unless another policy now governs them and will write its own.
     for (const auto& view : workloadsOf(s, ns)) {
-      const json& w = *view.object;
-      if (annotationOf(w, kPolicyAnnotation) != name || governed.count({view.kind, nameOf(w)})) continue;
+      const model::Workload& w = *view.object;
+      if (annotationOf(w, kPolicyAnnotation) != name || governed.count({view.kind, w.meta.name})) continue;
       if (!governingPolicy(view.kind, w, s.policies).empty()) continue;
-      out.releases.emplace_back(view.kind, nameOf(w));
+      out.releases.emplace_back(view.kind, w.meta.name);
     }
   }
 

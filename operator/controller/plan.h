@@ -29,14 +29,15 @@ namespace poolguard::controller {
 using json = nlohmann::json;
 
 struct PolicyView {
-  runtime::ObjectPtr object;
-  std::shared_ptr<const policy::Policy> parsed;  // null when the spec is invalid
+  std::shared_ptr<const model::PolicyObject> object;
+  std::shared_ptr<const policy::Policy> parsed;  // object->parsed: null when the spec is invalid
   bool deleting = false;
 };
+PolicyView viewOf(std::shared_ptr<const model::PolicyObject> object);
 
 struct WorkloadView {
   policy::WorkloadKind kind = policy::WorkloadKind::kDeployment;
-  runtime::ObjectPtr object;
+  std::shared_ptr<const model::Workload> object;
   std::optional<model::Hpa> hpa;  // the HPA that scales it
 };
 
@@ -54,11 +55,11 @@ struct Snapshot {
   std::vector<PolicyView> policies;  // every policy of the cluster, self included
   // Deployments and StatefulSets of self's namespace and of every namespace with a policy of self's database.
   std::map<std::string, std::vector<WorkloadView>> workloads;
-  std::map<std::string, runtime::ObjectPtr> configMaps;  // poolguard's ConfigMaps in self's namespace, by name
-  json storedStatus = json::object();                    // the status as last written by this process, else as cached
-  std::optional<usage::AnalysisResult> usage;            // the last usage check; nullopt without a usage block
-  std::optional<int32_t> discoveredMaxConnections;       // read live from self's database server
-  std::map<std::string, WriteMemory> writes;             // by policy::WorkloadKey::toString()
+  std::map<std::string, std::shared_ptr<const model::ConfigMap>> configMaps;  // poolguard's, of self's namespace
+  json storedStatus = json::object();               // the status as last written by this process, else as cached
+  std::optional<usage::AnalysisResult> usage;       // the last usage check; nullopt without a usage block
+  std::optional<int32_t> discoveredMaxConnections;  // read live from self's database server
+  std::map<std::string, WriteMemory> writes;        // by policy::WorkloadKey::toString()
   Clock::steady_point steadyNow{};
 };
 
@@ -67,11 +68,11 @@ struct PlannedWorkload {
   size_t statusIndex = 0;  // into Plan::status.workloads
   policy::WorkloadKind kind = policy::WorkloadKind::kDeployment;
   std::string name;
-  runtime::ObjectPtr cached;                   // the cached workload the decision was made on
-  json apply;                                  // the desired server-side apply body of the workload
-  std::optional<json> configMap;               // the desired ConfigMap (ConfigMap delivery)
-  std::vector<std::string> missingContainers;  // of spec.containers, not in the workload
-  std::string hash;                            // of the settings
+  std::shared_ptr<const model::Workload> cached;  // the cached workload the decision was made on
+  json apply;                                     // the desired server-side apply body of the workload
+  std::optional<json> configMap;                  // the desired ConfigMap (ConfigMap delivery)
+  std::vector<std::string> missingContainers;     // of spec.containers, not in the workload
+  std::string hash;                               // of the settings
   // Enforce, out of sync, no back-off in progress, and not our own apply still on its way to the cache.
   bool writeWorkload = false;
   bool writeConfigMap = false;
@@ -95,10 +96,11 @@ struct Plan {
 };
 
 // The key of a workload in Snapshot::writes: "Deployment ns/name" (policy::WorkloadKey::toString).
-std::string workloadKey(policy::WorkloadKind kind, const json& workload);
+std::string workloadKey(policy::WorkloadKind kind, const kube::Object& workload);
 
 // The policy governing the workload among `candidates` (valid, not being deleted ones count); "" if none.
-std::string governingPolicy(policy::WorkloadKind kind, const json& workload, const std::vector<PolicyView>& candidates);
+std::string governingPolicy(policy::WorkloadKind kind, const kube::Object& workload,
+                            const std::vector<PolicyView>& candidates);
 
 // The workloads self governs in its namespace, as the usage check reads them (pool size as last rendered).
 std::vector<usage::GovernedWorkload> governedWorkloads(const Snapshot& s);

@@ -19,16 +19,20 @@ namespace {
 
 using policy::WorkloadKind;
 
-bool hasFinalizer(const json& obj) {
-  const auto& meta = obj["metadata"];
-  if (!meta.contains("finalizers")) return false;
-  for (const auto& f : meta["finalizers"]) {
-    if (f.is_string() && f.get<std::string>() == kFinalizer) return true;
-  }
-  return false;
+bool hasFinalizer(const kube::Object& obj) {
+  const auto& f = obj.meta.finalizers;
+  return std::find(f.begin(), f.end(), kFinalizer) != f.end();
+}
+
+std::shared_ptr<const model::PolicyObject> policyRecord(const runtime::ObjectPtr& p) {
+  return runtime::recordAs<model::PolicyObject>(p);
 }
 
 }  // namespace
+
+json policyReference(const kube::Object& policy) {
+  return model::referenceTo(policy, "poolguard.dev/v1alpha1", "ConnectionPoolPolicy");
+}
 
 Reconciler::Reconciler(kube::Client& client, Caches caches, const Clock& clock, runtime::EventRecorder* events,
                        ControllerMetrics* metrics, UsageMonitor* usage)
@@ -46,85 +50,52 @@ std::vector<std::string> Reconciler::policiesInNamespace(const std::string& ns) 
   return keys;
 }
 
-Reconciler::ParsedPolicy Reconciler::parse(const json& obj) const {
-  const std::string key = runtime::objectKey(obj);
-  const std::string rv = obj["metadata"].value("resourceVersion", "");
-  {
-    std::lock_guard l(parsedMu_);
-    auto it = parsed_.find(key);
-    if (it != parsed_.end() && !rv.empty() && it->second.resourceVersion == rv) return it->second;
-  }
-  ParsedPolicy p{rv, nullptr, ""};
-  auto r = policy::fromJson(obj);
-  if (r.ok()) {
-    p.policy = std::make_shared<const policy::Policy>(std::move(r).value());
-  } else {
-    p.error = r.error().message();
-  }
-  std::lock_guard l(parsedMu_);
-  parsed_[key] = p;
-  return p;
-}
-
-PolicyView Reconciler::entryFor(const runtime::ObjectPtr& obj) const {
-  return PolicyView{obj, parse(*obj).policy, (*obj)["metadata"].contains("deletionTimestamp")};
-}
-
 std::vector<PolicyView> Reconciler::candidatePolicies(const std::string& ns) const {
   std::vector<PolicyView> out;
-  for (const auto& obj : caches_.policies->listInNamespace(ns)) out.push_back(entryFor(obj));
+  for (const auto& obj : caches_.policies->listInNamespace(ns)) out.push_back(viewOf(policyRecord(obj)));
   return out;
 }
 
 std::vector<PolicyView> Reconciler::allPolicies() const {
   std::vector<PolicyView> out;
-  std::set<std::string> live;
-  for (const auto& obj : caches_.policies->list()) {
-    out.push_back(entryFor(obj));
-    live.insert(runtime::objectKey(*obj));
-  }
-  std::lock_guard l(parsedMu_);  // forget the parses of deleted policies
-  std::erase_if(parsed_, [&](const auto& kv) { return !live.count(kv.first); });
+  for (const auto& obj : caches_.policies->list()) out.push_back(viewOf(policyRecord(obj)));
   return out;
 }
 
-Status Reconciler::ensureFinalizer(const json& obj) {
+Status Reconciler::ensureFinalizer(const model::PolicyObject& obj) {
   if (hasFinalizer(obj)) return okStatus();
-  const auto& meta = obj["metadata"];
+  const auto& meta = obj.meta;
   json patch = json::array();
-  patch.push_back(
-      {{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", meta.value("resourceVersion", "")}});
-  if (meta.contains("finalizers")) {
+  patch.push_back({{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", meta.resourceVersion}});
+  if (!meta.finalizers.empty()) {
     patch.push_back({{"op", "add"}, {"path", "/metadata/finalizers/-"}, {"value", kFinalizer}});
   } else {
     patch.push_back({{"op", "add"}, {"path", "/metadata/finalizers"}, {"value", json::array({kFinalizer})}});
   }
-  auto r = client_.patch(kube::resources::connectionPoolPolicies(), namespaceOf(obj), nameOf(obj),
-                         kube::PatchType::kJson, patch);
+  auto r = client_.patch(kube::resources::connectionPoolPolicies(), meta.namespace_, meta.name, kube::PatchType::kJson,
+                         patch);
   if (!r.ok()) return r.error();
   return okStatus();
 }
 
-Status Reconciler::removeFinalizer(const json& obj) {
-  const auto& meta = obj["metadata"];
-  if (!meta.contains("finalizers")) return okStatus();
+Status Reconciler::removeFinalizer(const model::PolicyObject& obj) {
+  const auto& meta = obj.meta;
   int index = -1;
-  for (size_t i = 0; i < meta["finalizers"].size(); ++i) {
-    if (meta["finalizers"][i] == kFinalizer) index = static_cast<int>(i);
+  for (size_t i = 0; i < meta.finalizers.size(); ++i) {
+    if (meta.finalizers[i] == kFinalizer) index = static_cast<int>(i);
   }
   if (index < 0) return okStatus();
-  json patch = json::array(
-      {{{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", meta.value("resourceVersion", "")}},
-       {{"op", "remove"}, {"path", "/metadata/finalizers/" + std::to_string(index)}}});
-  auto r = client_.patch(kube::resources::connectionPoolPolicies(), namespaceOf(obj), nameOf(obj),
-                         kube::PatchType::kJson, patch);
+  json patch = json::array({{{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", meta.resourceVersion}},
+                            {{"op", "remove"}, {"path", "/metadata/finalizers/" + std::to_string(index)}}});
+  auto r = client_.patch(kube::resources::connectionPoolPolicies(), meta.namespace_, meta.name, kube::PatchType::kJson,
+                         patch);
   if (!r.ok() && r.error().code() != ErrorCode::kNotFound) return r.error();
   return okStatus();
 }
 
-Result<ReconcileOutcome> Reconciler::finalize(const json& obj) {
-  std::string ns = namespaceOf(obj);
-  std::string name = nameOf(obj);
+Result<ReconcileOutcome> Reconciler::finalize(const model::PolicyObject& obj) {
+  const std::string ns = obj.meta.namespace_;
+  const std::string name = obj.meta.name;
   if (!hasFinalizer(obj)) return ReconcileOutcome{};
   auto candidates = candidatePolicies(ns);
   ReconcileOutcome outcome;
@@ -137,27 +108,26 @@ Result<ReconcileOutcome> Reconciler::finalize(const json& obj) {
       std::string next = governingPolicy(kind, *w, candidates);
       if (!next.empty()) {
         outcome.alsoEnqueue.push_back(runtime::objectKey(ns, next));
-        handedOverConfigMaps.insert(render::configMapName(kind, nameOf(*w)));
+        handedOverConfigMaps.insert(render::configMapName(kind, w->meta.name));
         continue;
       }
-      auto st = cleanupWorkload(kind, ns, nameOf(*w), name);
+      auto st = cleanupWorkload(kind, ns, w->meta.name, name);
       if (!st.ok()) return st.error();
     }
   }
   for (const auto& cm : caches_.configMaps->listInNamespace(ns)) {
-    auto labels = labelsOf(*cm);
-    if (labels[render::kPolicyLabel] != name) continue;
+    if (labelOf(*cm, render::kPolicyLabel) != name) continue;
     // The ConfigMap of a workload another policy takes over is relabelled and rewritten by that policy; every
     // other ConfigMap of this policy goes.
-    if (handedOverConfigMaps.count(nameOf(*cm))) continue;
-    auto del = client_.remove(kube::resources::configMaps(), ns, nameOf(*cm));
+    if (handedOverConfigMaps.count(cm->meta.name)) continue;
+    auto del = client_.remove(kube::resources::configMaps(), ns, cm->meta.name);
     if (!del.ok() && del.error().code() != ErrorCode::kNotFound) return del.error();
   }
   if (usage_) usage_->forget(ns, name);
   if (metrics_) {
     metrics_->forgetPolicy(ns, name);
     // The database's totals go with the last policy that names it.
-    if (auto mine = parse(obj).policy) {
+    if (const auto& mine = obj.parsed) {
       bool named = false;
       for (const auto& e : allPolicies()) {
         if (e.parsed && !e.deleting && e.parsed->spec.database.name == mine->spec.database.name) named = true;
@@ -171,11 +141,11 @@ Result<ReconcileOutcome> Reconciler::finalize(const json& obj) {
   return outcome;
 }
 
-json Reconciler::statusBaseline(const std::string& key, const json& obj) const {
-  const json cached = obj.value("status", json::object());
+json Reconciler::statusBaseline(const std::string& key, const model::PolicyObject& obj) const {
+  const json& cached = obj.status;
   std::lock_guard l(mu_);
   auto it = lastWrittenStatus_.find(key);
-  if (it == lastWrittenStatus_.end() || it->second.uid != obj["metadata"].value("uid", "")) return cached;
+  if (it == lastWrittenStatus_.end() || it->second.uid != obj.meta.uid) return cached;
   // A newer generation in the cache than in our last write means the spec moved on: trust the cache.
   if (cached.value("observedGeneration", int64_t{0}) > it->second.status.value("observedGeneration", int64_t{0}))
     return cached;
@@ -190,14 +160,12 @@ Reconciler::StateSizes Reconciler::stateSizes() const {
     sizes.statuses = lastWrittenStatus_.size();
   }
   if (usage_) sizes.usage = usage_->policies();
-  std::lock_guard l(parsedMu_);
-  sizes.parsedPolicies = parsed_.size();
   return sizes;
 }
 
 Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
-  auto obj = caches_.policies->get(key);
-  if (!obj) {
+  auto cachedObj = caches_.policies->get(key);
+  if (!cachedObj) {
     auto [ns, name] = runtime::splitKey(key);
     if (usage_) usage_->forget(ns, name);
     if (metrics_) metrics_->forgetPolicy(ns, name);
@@ -206,38 +174,37 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
       lastWrittenStatus_.erase(key);
     }
     pruneWrites(ns);
-    (void)allPolicies();  // forgets the parse of the deleted policy
     return ReconcileOutcome{};
   }
-  const json& policyObj = *obj;
-  if (policyObj["metadata"].contains("deletionTimestamp")) return finalize(policyObj);
+  const auto obj = policyRecord(cachedObj);
+  const model::PolicyObject& policyObj = *obj;
+  if (!policyObj.meta.deletionTimestamp.empty()) return finalize(policyObj);
 
   auto fin = ensureFinalizer(policyObj);
   if (!fin.ok()) return fin.error();
 
-  const std::string ns = namespaceOf(policyObj);
-  const std::string name = nameOf(policyObj);
+  const std::string ns = policyObj.meta.namespace_;
+  const std::string name = policyObj.meta.name;
   const json storedStatus = statusBaseline(key, policyObj);
   const auto previous = conditionsFromJson(storedStatus);
   const std::string now = formatRfc3339(clock_.now());
 
-  const ParsedPolicy parsed = parse(policyObj);
-  if (!parsed.policy) {
+  if (!policyObj.parsed) {
     StatusInput in;
-    in.generation = policyObj["metadata"].value("generation", int64_t{0});
-    in.invalidMessage = parsed.error;
+    in.generation = policyObj.meta.generation;
+    in.invalidMessage = policyObj.invalidMessage;
     json status = buildStatus(in, previous, now);
     auto conditions = conditionsFromJson(status);
     if (status != storedStatus) {
       auto st = writeStatus(key, policyObj, status);
       if (!st.ok()) return st.error();
-      if (events_) recordTransitions(*events_, policyObj, previous, conditions);
+      if (events_) recordTransitions(*events_, policyReference(policyObj), previous, conditions);
     }
     if (metrics_) metrics_->setConditions(ns, name, conditions);
     if (usage_) usage_->forget(ns, name);  // no checks while invalid: release its connections
     return ReconcileOutcome{};             // a spec change brings it back
   }
-  const policy::Policy& pol = *parsed.policy;
+  const policy::Policy& pol = *policyObj.parsed;
   if (pol.spec.suspend) {
     if (usage_) usage_->forget(ns, name);
     return ReconcileOutcome{};
@@ -246,13 +213,13 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   // Gather.
   pruneWrites(ns);
   Snapshot snapshot = gather(obj, storedStatus);
-  const std::string uid = policyObj["metadata"].value("uid", "");
+  const std::string& uid = policyObj.meta.uid;
 
   // Live usage: the monitor checks off this path (controller/usage_monitor.h) and enqueues the policy when its
   // findings change; a check reads the server's max_connections, which the budget needs when no policy declares it.
   bool firstCheckPending = false;
   if (usage_ && (pol.spec.usage.postgres || pol.spec.usage.prometheus)) {
-    usage_->want(policyObj, pol, governedWorkloads(snapshot));
+    usage_->want(policyReference(policyObj), pol, governedWorkloads(snapshot));
     snapshot.usage = usage_->latest(key, uid);
     firstCheckPending = !snapshot.usage;
   } else if (usage_) {
@@ -281,7 +248,7 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   if (status != storedStatus) {
     auto st = writeStatus(key, policyObj, status);
     if (!st.ok()) return st.error();
-    if (events_) recordTransitions(*events_, policyObj, previous, conditions);
+    if (events_) recordTransitions(*events_, policyReference(policyObj), previous, conditions);
   }
   if (metrics_) {
     const auto& db = plan.database;

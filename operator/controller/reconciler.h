@@ -48,12 +48,13 @@ inline constexpr const char* kFinalizer = "poolguard.dev/cleanup";
 // that stopped selecting it still finds what to clean up.
 inline constexpr const char* kPolicyAnnotation = "poolguard.dev/policy";
 
+// The informer caches, each holding its kind's records (controller/cache_shapes.h).
 struct Caches {
-  runtime::Store* policies = nullptr;
-  runtime::Store* deployments = nullptr;
-  runtime::Store* statefulSets = nullptr;
-  runtime::Store* hpas = nullptr;        // indexed by runtime::kScaleTargetIndex
-  runtime::Store* configMaps = nullptr;  // only ConfigMaps labelled app.kubernetes.io/managed-by=poolguard
+  runtime::Store* policies = nullptr;      // model::PolicyObject
+  runtime::Store* deployments = nullptr;   // model::Workload
+  runtime::Store* statefulSets = nullptr;  // model::Workload
+  runtime::Store* hpas = nullptr;          // model::Hpa, indexed by kScaleTargetIndex
+  runtime::Store* configMaps = nullptr;  // model::ConfigMap, only those labelled app.kubernetes.io/managed-by=poolguard
 };
 
 struct ReconcileOutcome {
@@ -77,48 +78,38 @@ class Reconciler {
     size_t writes = 0;    // workloads written, with their fight records
     size_t statuses = 0;  // statuses last written
     size_t usage = 0;     // the usage monitor's entries for policies and databases
-    size_t parsedPolicies = 0;
     bool operator==(const StateSizes&) const = default;
   };
   StateSizes stateSizes() const;
 
  private:
-  // A policy object parsed once per resourceVersion: every reconcile reads every policy of the cluster (the budget
-  // is per database), and would otherwise parse and validate each of them again.
-  struct ParsedPolicy {
-    std::string resourceVersion;
-    std::shared_ptr<const policy::Policy> policy;  // null when invalid
-    std::string error;                             // the validation message when invalid
-  };
-  ParsedPolicy parse(const json& obj) const;
-  PolicyView entryFor(const runtime::ObjectPtr& obj) const;
-
   std::vector<PolicyView> candidatePolicies(const std::string& ns) const;
   std::vector<PolicyView> allPolicies() const;
   runtime::Store* storeFor(policy::WorkloadKind kind) const;
   // The Snapshot plan() decides on, for a valid policy that is not suspended (gather.cpp).
-  Snapshot gather(const runtime::ObjectPtr& policyObj, json storedStatus) const;
+  Snapshot gather(const std::shared_ptr<const model::PolicyObject>& policyObj, json storedStatus) const;
   // Makes the writes the plan asks for and marks failed ones in its status (apply.cpp); returns how many failed.
-  int applyPlan(const std::string& key, const json& policyObj, Plan& plan, ReconcileOutcome& outcome);
+  int applyPlan(const std::string& key, const model::PolicyObject& policyObj, Plan& plan, ReconcileOutcome& outcome);
 
-  Status ensureFinalizer(const json& obj);
-  Status removeFinalizer(const json& obj);
-  Result<ReconcileOutcome> finalize(const json& obj);
+  Status ensureFinalizer(const model::PolicyObject& obj);
+  Status removeFinalizer(const model::PolicyObject& obj);
+  Result<ReconcileOutcome> finalize(const model::PolicyObject& obj);
   Status cleanupWorkload(policy::WorkloadKind kind, const std::string& ns, const std::string& name,
                          const std::string& policyName);
-  Status writeStatus(const std::string& key, const json& obj, const json& status);
-  json statusBaseline(const std::string& key, const json& obj) const;
+  Status writeStatus(const std::string& key, const model::PolicyObject& obj, const json& status);
+  json statusBaseline(const std::string& key, const model::PolicyObject& obj) const;
   // Forgets the write records of workloads of `ns` that are gone, or were re-created (another uid).
   void pruneWrites(const std::string& ns);
 
-  void recordWrite(policy::WorkloadKind kind, const json& w, const std::string& hash);
+  void recordWrite(policy::WorkloadKind kind, const model::Workload& w, const std::string& hash);
   // Counts a correction of our settings on this workload by another field manager (controller/contest.h). When it
   // starts a back-off: what to report, and until when poolguard leaves the workload alone.
   struct Contested {
     std::string message;
     Clock::steady_point until;
   };
-  std::optional<Contested> onCorrection(policy::WorkloadKind kind, const json& w, const json& policyObj);
+  std::optional<Contested> onCorrection(policy::WorkloadKind kind, const model::Workload& w,
+                                        const model::PolicyObject& policyObj);
 
   kube::Client& client_;
   Caches caches_;
@@ -146,8 +137,9 @@ class Reconciler {
     std::string contestMessage;
   };
   std::map<std::string, WriteRecord> writes_;
-  mutable std::mutex parsedMu_;
-  mutable std::map<std::string, ParsedPolicy> parsed_;  // policy key -> the parse of its cached object
 };
+
+// The reference Events and the usage monitor take to a policy.
+json policyReference(const kube::Object& policy);
 
 }  // namespace poolguard::controller

@@ -234,6 +234,16 @@ ObjectMeta decodeMeta(const json& obj, Diagnostics& d) {
   m.uid = readString(meta.field("uid"), d).value_or("");
   m.resourceVersion = readString(meta.field("resourceVersion"), d).value_or("");
   m.creationTimestamp = readString(meta.field("creationTimestamp"), d).value_or("");
+  m.deletionTimestamp = readString(meta.field("deletionTimestamp"), d).value_or("");
+  if (At f = meta.field("finalizers"); f.present()) {
+    if (!f.value->is_array()) {
+      typeError(f, d, "a list");
+    } else {
+      for (size_t i = 0; i < f.value->size(); ++i) {
+        if (auto name = readString(f.item(i), d)) m.finalizers.push_back(*name);
+      }
+    }
+  }
   m.generation =
       readInteger(meta.field("generation"), d, 0, std::numeric_limits<int64_t>::max(), "an integer").value_or(0);
   m.labels = readStringMap(meta.field("labels"), d);
@@ -258,22 +268,60 @@ Workload decodeWorkload(const json& obj, Diagnostics& d) {
   }
   At tmpl = spec.field("template");
   if (!expectObject(tmpl, d)) return w;
+  At tmplMeta = tmpl.field("metadata");
+  if (expectObject(tmplMeta, d)) w.templateAnnotations = readStringMap(tmplMeta.field("annotations"), d);
   At podSpec = tmpl.field("spec");
   if (!expectObject(podSpec, d)) return w;
-  // The renderer reads each container's name, env (name, value) and envFrom (configMapRef.name).
+  // The renderer reads each container's name, env (name, value) and envFrom (all of it: see EnvFromSource).
+  auto readRef = [&](const At& at) -> std::optional<EnvFromRef> {
+    if (!at.present() || !expectObject(at, d)) return std::nullopt;
+    EnvFromRef ref;
+    ref.name = readString(at.field("name"), d).value_or("");
+    if (At o = at.field("optional"); o.present()) {
+      if (o.value->is_boolean())
+        ref.optional = o.value->get<bool>();
+      else
+        typeError(o, d, "a boolean");
+    }
+    return ref;
+  };
   for (const At& c : objectItems(podSpec.field("containers"), d)) {
-    auto name = readString(c.field("name"), d);
-    if (name) w.containers.push_back(*name);
+    Container container;
+    container.name = readString(c.field("name"), d).value_or("");
     for (const At& e : objectItems(c.field("env"), d)) {
-      readString(e.field("name"), d);
-      readString(e.field("value"), d);
+      EnvVar var;
+      var.name = readString(e.field("name"), d).value_or("");
+      var.value = readString(e.field("value"), d).value_or("");
+      var.valueFrom = e.field("valueFrom").present();
+      container.env.push_back(std::move(var));
     }
     for (const At& source : objectItems(c.field("envFrom"), d)) {
-      At ref = source.field("configMapRef");
-      if (expectObject(ref, d)) readString(ref.field("name"), d);
+      EnvFromSource from;
+      from.prefix = readString(source.field("prefix"), d).value_or("");
+      from.configMapRef = readRef(source.field("configMapRef"));
+      from.secretRef = readRef(source.field("secretRef"));
+      container.envFrom.push_back(std::move(from));
     }
+    w.containers.push_back(std::move(container));
   }
   return w;
+}
+
+const Container* Workload::container(const std::string& name) const {
+  for (const auto& c : containers) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+bool Workload::sameDecisionFields(const Workload& o) const {
+  auto sameMeta = [](const ObjectMeta& a, const ObjectMeta& b) {
+    return a.name == b.name && a.namespace_ == b.namespace_ && a.uid == b.uid &&
+           a.creationTimestamp == b.creationTimestamp && a.deletionTimestamp == b.deletionTimestamp &&
+           a.labels == b.labels && a.annotations == b.annotations;
+  };
+  return kind == o.kind && sameMeta(meta, o.meta) && replicas == o.replicas && strategyType == o.strategyType &&
+         maxSurge == o.maxSurge && templateAnnotations == o.templateAnnotations && containers == o.containers;
 }
 
 Hpa decodeHpa(const json& obj, Diagnostics& d) {
@@ -290,6 +338,35 @@ Hpa decodeHpa(const json& obj, Diagnostics& d) {
   readInt32(spec.field("minReplicas"), d, 0);
   h.maxReplicas = readInt32(spec.field("maxReplicas"), d, 1);
   return h;
+}
+
+ConfigMap decodeConfigMap(const json& obj, Diagnostics& d) {
+  ConfigMap c;
+  c.meta = decodeMeta(obj, d);
+  c.data = readStringMap(root(obj).field("data"), d);
+  return c;
+}
+
+PolicyObject decodePolicy(const json& obj) {
+  PolicyObject p;
+  Diagnostics ignored;  // the API server validated the object; policy::fromJson reports what the spec breaks
+  p.meta = decodeMeta(obj, ignored);
+  auto parsed = policy::fromJson(obj);
+  if (parsed.ok()) {
+    p.parsed = std::make_shared<const policy::Policy>(std::move(parsed).value());
+  } else {
+    p.invalidMessage = parsed.error().message();
+  }
+  if (auto it = obj.find("status"); it != obj.end() && it->is_object()) p.status = *it;
+  return p;
+}
+
+json referenceTo(const kube::Object& o, const std::string& apiVersion, const std::string& kind) {
+  json meta = {{"name", o.meta.name}};
+  if (!o.meta.namespace_.empty()) meta["namespace"] = o.meta.namespace_;
+  if (!o.meta.uid.empty()) meta["uid"] = o.meta.uid;
+  if (!o.meta.resourceVersion.empty()) meta["resourceVersion"] = o.meta.resourceVersion;
+  return {{"apiVersion", apiVersion}, {"kind", kind}, {"metadata", std::move(meta)}};
 }
 
 }  // namespace poolguard::model

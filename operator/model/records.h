@@ -9,12 +9,14 @@
 // record keeps the API server's default for that field.
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "kube/object.h"
 #include "policy/parse.h"
 #include "policy/types.h"
 
@@ -45,30 +47,56 @@ struct IntOrPercent {
   bool operator==(const IntOrPercent&) const = default;
 };
 
-struct ObjectMeta {
+using ObjectMeta = kube::ObjectMeta;
+
+// A reference to a ConfigMap or Secret in an envFrom source.
+struct EnvFromRef {
   std::string name;
-  std::string namespace_;  // empty when the object does not say
-  std::string uid;
-  std::string resourceVersion;
-  std::string creationTimestamp;
-  int64_t generation = 0;
-  std::map<std::string, std::string> labels;
-  std::map<std::string, std::string> annotations;
+  std::optional<bool> optional;
+  bool operator==(const EnvFromRef&) const = default;
+};
+
+// A container's envFrom entry (core/v1 EnvFromSource), all of it: server-side apply treats envFrom as one atomic
+// list, so poolguard's body repeats the live entries it does not own.
+struct EnvFromSource {
+  std::string prefix;
+  std::optional<EnvFromRef> configMapRef;
+  std::optional<EnvFromRef> secretRef;
+  bool operator==(const EnvFromSource&) const = default;
+};
+
+// A container's env entry: its name, and its value, or that it takes it from a source (valueFrom).
+struct EnvVar {
+  std::string name;
+  std::string value;
+  bool valueFrom = false;
+  bool operator==(const EnvVar&) const = default;
+};
+
+struct Container {
+  std::string name;
+  std::vector<EnvVar> env;
+  std::vector<EnvFromSource> envFrom;
+  bool operator==(const Container&) const = default;
 };
 
 // A Deployment or StatefulSet (apps/v1).
-struct Workload {
+struct Workload : kube::Object {
   policy::WorkloadKind kind = policy::WorkloadKind::kDeployment;
-  ObjectMeta meta;
   std::optional<int32_t> replicas;       // spec.replicas; absent means 1, the API server's default
   std::string strategyType;              // Deployment spec.strategy.type: RollingUpdate (default) or Recreate
   std::optional<IntOrPercent> maxSurge;  // Deployment spec.strategy.rollingUpdate.maxSurge; absent means 25%
-  std::vector<std::string> containers;   // spec.template.spec.containers[].name, in order
+  std::map<std::string, std::string> templateAnnotations;  // spec.template.metadata.annotations
+  std::vector<Container> containers;                       // spec.template.spec.containers, in order
+
+  const Container* container(const std::string& name) const;
+  // Whether what a decision reads differs: everything but resourceVersion and generation (a change of the image,
+  // say, moves both and matters to no decision).
+  bool sameDecisionFields(const Workload& other) const;
 };
 
 // An autoscaling/v2 HorizontalPodAutoscaler.
-struct Hpa {
-  ObjectMeta meta;
+struct Hpa : kube::Object {
   std::string targetApiVersion;  // spec.scaleTargetRef
   std::string targetKind;
   std::string targetName;
@@ -77,6 +105,19 @@ struct Hpa {
   // Whether spec.scaleTargetRef names this workload: same namespace, kind and name, apiVersion apps/v1 or unset.
   // The one rule the operator and the offline commands share.
   bool targets(policy::WorkloadKind kind, const std::string& ns, const std::string& name) const;
+};
+
+// A core/v1 ConfigMap: its data.
+struct ConfigMap : kube::Object {
+  std::map<std::string, std::string> data;
+};
+
+// A ConnectionPoolPolicy as the operator caches it: parsed and validated once, when it arrives, and the status
+// poolguard last wrote (its own output, read back after a restart so an unchanged status is not written again).
+struct PolicyObject : kube::Object {
+  std::shared_ptr<const policy::Policy> parsed;  // null when the spec is invalid
+  std::string invalidMessage;                    // why, when it is
+  json status = json::object();
 };
 
 // The kind of an apps/v1 Deployment or StatefulSet; nullopt for anything else (including a kind that is not a
@@ -95,5 +136,12 @@ ObjectMeta decodeMeta(const json& obj, Diagnostics& diagnostics);
 // an integer nor a percentage).
 Workload decodeWorkload(const json& obj, Diagnostics& diagnostics);
 Hpa decodeHpa(const json& obj, Diagnostics& diagnostics);
+ConfigMap decodeConfigMap(const json& obj, Diagnostics& diagnostics);
+// policy::fromJson's parse and validation, with the metadata.
+PolicyObject decodePolicy(const json& obj);
+
+// A minimal object reference to `o` (apiVersion, kind, metadata name, namespace, uid, resourceVersion), as the
+// Event recorder takes one.
+json referenceTo(const kube::Object& o, const std::string& apiVersion, const std::string& kind);
 
 }  // namespace poolguard::model

@@ -110,14 +110,21 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
 
   // The operator's view of the same objects: a policy being parsed or not, workloads with the HPA that scales them.
   for (const auto& e : ws.policies) {
-    ws.policyViews.push_back(
-        controller::PolicyView{std::make_shared<const json>(e.object),
-                               e.parsed ? std::make_shared<const policy::Policy>(*e.parsed) : nullptr, false});
+    auto record = std::make_shared<model::PolicyObject>();
+    model::Diagnostics ignored;  // the document was checked above
+    record->meta = model::decodeMeta(e.object, ignored);
+    if (e.parsed) {
+      record->parsed = std::make_shared<const policy::Policy>(*e.parsed);
+    } else {
+      record->invalidMessage = e.errors.empty() ? "invalid" : policy::toString(e.errors.front());
+    }
+    ws.policyViews.push_back(controller::viewOf(std::move(record)));
   }
   for (const auto& w : ws.workloads) {
     const model::Hpa* hpa = budget::findHpa(ws.hpas, w.record.kind, w.record.meta.namespace_, w.record.meta.name);
-    ws.workloadViews[w.record.meta.namespace_].push_back(controller::WorkloadView{
-        w.record.kind, std::make_shared<const json>(w.object), hpa ? std::optional<model::Hpa>(*hpa) : std::nullopt});
+    ws.workloadViews[w.record.meta.namespace_].push_back(
+        controller::WorkloadView{w.record.kind, std::make_shared<const model::Workload>(w.record),
+                                 hpa ? std::optional<model::Hpa>(*hpa) : std::nullopt});
   }
 
   // One budget per database.name across namespaces, as plan() computes it for any of its policies.

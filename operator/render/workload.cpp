@@ -23,25 +23,38 @@ std::string stringField(const json& obj, const char* key) {
   return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
-const json* containersOf(const json& workload) {
-  static const json::json_pointer ptr("/spec/template/spec/containers");
-  if (!workload.contains(ptr) || !workload.at(ptr).is_array()) return nullptr;
-  return &workload.at(ptr);
+json configMapRef(const std::string& name) { return json{{"configMapRef", {{"name", name}}}}; }
+
+bool isOurConfigMapRef(const model::EnvFromSource& source, const std::string& name) {
+  return source.configMapRef && source.configMapRef->name == name;
 }
 
-const json* findContainer(const json& workload, const std::string& name) {
-  const json* containers = containersOf(workload);
-  if (containers == nullptr) return nullptr;
-  for (const auto& c : *containers) {
-    if (c.is_object() && stringField(c, "name") == name) return &c;
+json refJson(const model::EnvFromRef& ref) {
+  json out = json::object();
+  if (!ref.name.empty()) out["name"] = ref.name;
+  if (ref.optional) out["optional"] = *ref.optional;
+  return out;
+}
+
+// An envFrom entry as the API server returns it, so an apply that repeats it changes nothing.
+json toJson(const model::EnvFromSource& source) {
+  json out = json::object();
+  if (!source.prefix.empty()) out["prefix"] = source.prefix;
+  if (source.configMapRef) out["configMapRef"] = refJson(*source.configMapRef);
+  if (source.secretRef) out["secretRef"] = refJson(*source.secretRef);
+  return out;
+}
+
+const model::EnvVar* envEntry(const model::Container& c, const std::string& name) {
+  for (const auto& e : c.env) {
+    if (e.name == name) return &e;
   }
   return nullptr;
 }
 
-json configMapRef(const std::string& name) { return json{{"configMapRef", {{"name", name}}}}; }
-
-bool isOurConfigMapRef(const json& source, const std::string& name) {
-  return source.is_object() && source.contains("configMapRef") && stringField(source["configMapRef"], "name") == name;
+std::string mapValue(const std::map<std::string, std::string>& m, const std::string& key) {
+  auto it = m.find(key);
+  return it == m.end() ? "" : it->second;
 }
 
 }  // namespace
@@ -64,6 +77,14 @@ Result<WorkloadIdentity> identityOf(const json& workload) {
   return id;
 }
 
+Result<WorkloadIdentity> identityOf(const model::Workload& workload) {
+  WorkloadIdentity id{workload.kind, workload.meta.namespace_, workload.meta.name, workload.meta.uid};
+  if (id.name.empty())
+    return Error(ErrorCode::kInvalidArgument, std::string(policy::toString(id.kind)) + ": metadata.name is required");
+  if (id.namespace_.empty()) id.namespace_ = "default";
+  return id;
+}
+
 std::string configMapName(policy::WorkloadKind kind, const std::string& workloadName) {
   std::string suffix = kind == policy::WorkloadKind::kDeployment ? "-deploy-poolguard" : "-sts-poolguard";
   if (workloadName.size() + suffix.size() <= kMaxNameLength) return workloadName + suffix;
@@ -78,18 +99,24 @@ std::string configMapName(policy::WorkloadKind kind, const std::string& workload
 Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const json& workload, const RenderOptions& options) {
   auto id = identityOf(workload);
   if (!id) return id.error();
+  model::Diagnostics ignored;
+  model::Workload decoded = model::decodeWorkload(workload, ignored);
+  decoded.kind = id->kind;  // identityOf reads the kind alone; the decoder also wants apiVersion apps/v1
+  return renderWorkload(p, decoded, options);
+}
+
+Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const model::Workload& workload,
+                                       const RenderOptions& options) {
+  auto id = identityOf(workload);
+  if (!id) return id.error();
 
   DesiredWorkload out;
   out.workload = *id;
   out.settings = renderSettings(p, id->namespace_, id->name, options);
 
-  const json* live = containersOf(workload);
   std::vector<std::string> liveNames;
-  if (live != nullptr) {
-    for (const auto& c : *live) {
-      if (c.is_object() && c.contains("name") && c["name"].is_string())
-        liveNames.push_back(c["name"].get<std::string>());
-    }
+  for (const auto& c : workload.containers) {
+    if (!c.name.empty()) liveNames.push_back(c.name);
   }
   if (p.spec.containers.empty()) {
     out.containers = liveNames;
@@ -122,10 +149,9 @@ Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const json& work
     json c{{"name", name}};
     if (viaConfigMap) {
       json envFrom = json::array();
-      if (const json* lc = findContainer(workload, name);
-          lc != nullptr && lc->contains("envFrom") && (*lc)["envFrom"].is_array()) {
-        for (const auto& source : (*lc)["envFrom"]) {
-          if (!isOurConfigMapRef(source, cmName)) envFrom.push_back(source);
+      if (const model::Container* lc = workload.container(name)) {
+        for (const auto& source : lc->envFrom) {
+          if (!isOurConfigMapRef(source, cmName)) envFrom.push_back(toJson(source));
         }
       }
       envFrom.push_back(configMapRef(cmName));
@@ -176,15 +202,17 @@ Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const json& work
   return out;
 }
 
-Comparison compare(const json& liveWorkload, const std::optional<json>& liveConfigMap, const DesiredWorkload& desired) {
+namespace {
+std::string orQuotes(const std::string& s) { return s.empty() ? std::string("\"\"") : s; }
+}  // namespace
+
+Comparison compareWorkload(const model::Workload& live, const DesiredWorkload& desired) {
   Comparison out;
   auto& diff = out.differences;
-  auto quoted = [](const std::string& s) { return s.empty() ? std::string("\"\"") : s; };
 
   const json& body = desired.apply;
   std::string wantPolicy = body["metadata"]["annotations"].value(kPolicyAnnotation, "");
-  std::string livePolicy =
-      stringAt(liveWorkload, json::json_pointer("/metadata/annotations/" + jsonPointerToken(kPolicyAnnotation)));
+  std::string livePolicy = mapValue(live.meta.annotations, kPolicyAnnotation);
   if (livePolicy != wantPolicy) {
     diff.push_back(std::string("annotation ") + kPolicyAnnotation + ": " +
                    (livePolicy.empty() ? "missing" : "live " + livePolicy) + ", desired " + wantPolicy);
@@ -193,7 +221,7 @@ Comparison compare(const json& liveWorkload, const std::optional<json>& liveConf
   static const json::json_pointer hashPtr("/spec/template/metadata/annotations/poolguard.dev~1settings-hash");
   if (body.contains(hashPtr)) {
     std::string want = body.at(hashPtr).get<std::string>();
-    std::string have = stringAt(liveWorkload, hashPtr);
+    std::string have = mapValue(live.templateAnnotations, kSettingsHashAnnotation);
     if (have != want) {
       diff.push_back(std::string("pod template annotation ") + kSettingsHashAnnotation + ": " +
                      (have.empty() ? "missing" : "live " + have) + ", desired " + want);
@@ -202,91 +230,95 @@ Comparison compare(const json& liveWorkload, const std::optional<json>& liveConf
 
   for (const auto& wantContainer : body["spec"]["template"]["spec"]["containers"]) {
     std::string name = wantContainer["name"].get<std::string>();
-    const json* live = findContainer(liveWorkload, name);
-    if (live == nullptr) {
+    const model::Container* lc = live.container(name);
+    if (lc == nullptr) {
       diff.push_back("container " + name + ": missing from the live workload");
       continue;
     }
-    const json liveEnv = live->contains("env") && (*live)["env"].is_array() ? (*live)["env"] : json::array();
-    auto liveEntry = [&](const std::string& envName) -> const json* {
-      for (const auto& e : liveEnv) {
-        if (e.is_object() && stringField(e, "name") == envName) return &e;
-      }
-      return nullptr;
-    };
     if (wantContainer.contains("env")) {
       for (const auto& want : wantContainer["env"]) {
         std::string envName = want["name"].get<std::string>();
         std::string value = want["value"].get<std::string>();
-        const json* have = liveEntry(envName);
+        const model::EnvVar* have = envEntry(*lc, envName);
         std::string prefix = "container " + name + " env " + envName + ": ";
         if (have == nullptr) {
-          diff.push_back(prefix + "missing, desired " + quoted(value));
-        } else if (have->contains("valueFrom")) {
-          diff.push_back(prefix + "live valueFrom, desired " + quoted(value));
-        } else if (stringField(*have, "value") != value) {
-          diff.push_back(prefix + "live " + quoted(stringField(*have, "value")) + ", desired " + quoted(value));
+          diff.push_back(prefix + "missing, desired " + orQuotes(value));
+        } else if (have->valueFrom) {
+          diff.push_back(prefix + "live valueFrom, desired " + orQuotes(value));
+        } else if (have->value != value) {
+          diff.push_back(prefix + "live " + orQuotes(have->value) + ", desired " + orQuotes(value));
         }
       }
     }
     if (wantContainer.contains("envFrom")) {
       std::string cmName = configMapName(desired.workload.kind, desired.workload.name);
-      const json liveFrom =
-          live->contains("envFrom") && (*live)["envFrom"].is_array() ? (*live)["envFrom"] : json::array();
-      bool referenced =
-          std::any_of(liveFrom.begin(), liveFrom.end(), [&](const json& s) { return isOurConfigMapRef(s, cmName); });
+      bool referenced = std::any_of(lc->envFrom.begin(), lc->envFrom.end(),
+                                    [&](const model::EnvFromSource& s) { return isOurConfigMapRef(s, cmName); });
       if (!referenced) diff.push_back("container " + name + " envFrom: missing configMapRef " + cmName);
       // An explicit env entry beats envFrom, so the ConfigMap's value would not reach the process.
       for (const auto& e : desired.settings.env) {
-        const json* have = liveEntry(e.name);
+        const model::EnvVar* have = envEntry(*lc, e.name);
         if (have == nullptr) continue;
-        if (have->contains("valueFrom") || stringField(*have, "value") != e.value) {
-          diff.push_back(
-              "container " + name + " env " + e.name + ": live " +
-              (have->contains("valueFrom") ? std::string("valueFrom") : quoted(stringField(*have, "value"))) +
-              " overrides ConfigMap " + cmName + " value " + quoted(e.value) +
-              "; remove the env entry from the manifest");
-        }
-      }
-    }
-  }
-
-  if (desired.configMap) {
-    const std::string& cmName = (*desired.configMap)["metadata"]["name"].get_ref<const std::string&>();
-    if (!liveConfigMap) {
-      diff.push_back("ConfigMap " + cmName + ": missing");
-    } else {
-      const json& wantData = (*desired.configMap)["data"];
-      const json liveData = liveConfigMap->contains("data") && (*liveConfigMap)["data"].is_object()
-                                ? (*liveConfigMap)["data"]
-                                : json::object();
-      for (auto it = wantData.begin(); it != wantData.end(); ++it) {
-        std::string want = it.value().get<std::string>();
-        if (!liveData.contains(it.key())) {
-          diff.push_back("ConfigMap " + cmName + " data " + it.key() + ": missing, desired " + quoted(want));
-        } else if (!liveData[it.key()].is_string() || liveData[it.key()].get<std::string>() != want) {
-          std::string have =
-              liveData[it.key()].is_string() ? liveData[it.key()].get<std::string>() : liveData[it.key()].dump();
-          if (it.key() == kPgBouncerIniKey) {
-            diff.push_back("ConfigMap " + cmName + " data " + it.key() + ": differs");
-          } else {
-            diff.push_back("ConfigMap " + cmName + " data " + it.key() + ": live " + quoted(have) + ", desired " +
-                           quoted(want));
-          }
-        }
-      }
-      const json& wantLabels = (*desired.configMap)["metadata"]["labels"];
-      for (auto it = wantLabels.begin(); it != wantLabels.end(); ++it) {
-        std::string have =
-            stringAt(*liveConfigMap, json::json_pointer("/metadata/labels/" + jsonPointerToken(it.key())));
-        if (have != it.value().get<std::string>()) {
-          diff.push_back("ConfigMap " + cmName + " label " + it.key() + ": " +
-                         (have.empty() ? "missing" : "live " + have) + ", desired " + it.value().get<std::string>());
+        if (have->valueFrom || have->value != e.value) {
+          diff.push_back("container " + name + " env " + e.name + ": live " +
+                         (have->valueFrom ? std::string("valueFrom") : orQuotes(have->value)) +
+                         " overrides ConfigMap " + cmName + " value " + orQuotes(e.value) +
+                         "; remove the env entry from the manifest");
         }
       }
     }
   }
   return out;
+}
+
+Comparison compareConfigMap(const model::ConfigMap* live, const DesiredWorkload& desired) {
+  Comparison out;
+  if (!desired.configMap) return out;
+  auto& diff = out.differences;
+  const std::string& cmName = (*desired.configMap)["metadata"]["name"].get_ref<const std::string&>();
+  if (live == nullptr) {
+    diff.push_back("ConfigMap " + cmName + ": missing");
+    return out;
+  }
+  const json& wantData = (*desired.configMap)["data"];
+  for (auto it = wantData.begin(); it != wantData.end(); ++it) {
+    std::string want = it.value().get<std::string>();
+    auto have = live->data.find(it.key());
+    if (have == live->data.end()) {
+      diff.push_back("ConfigMap " + cmName + " data " + it.key() + ": missing, desired " + orQuotes(want));
+    } else if (have->second != want) {
+      if (it.key() == kPgBouncerIniKey) {
+        diff.push_back("ConfigMap " + cmName + " data " + it.key() + ": differs");
+      } else {
+        diff.push_back("ConfigMap " + cmName + " data " + it.key() + ": live " + orQuotes(have->second) + ", desired " +
+                       orQuotes(want));
+      }
+    }
+  }
+  const json& wantLabels = (*desired.configMap)["metadata"]["labels"];
+  for (auto it = wantLabels.begin(); it != wantLabels.end(); ++it) {
+    std::string have = mapValue(live->meta.labels, it.key());
+    if (have != it.value().get<std::string>()) {
+      diff.push_back("ConfigMap " + cmName + " label " + it.key() + ": " + (have.empty() ? "missing" : "live " + have) +
+                     ", desired " + it.value().get<std::string>());
+    }
+  }
+  return out;
+}
+
+Comparison compare(const model::Workload& liveWorkload, const model::ConfigMap* liveConfigMap,
+                   const DesiredWorkload& desired) {
+  Comparison out = compareWorkload(liveWorkload, desired);
+  for (auto& d : compareConfigMap(liveConfigMap, desired).differences) out.differences.push_back(std::move(d));
+  return out;
+}
+
+Comparison compare(const json& liveWorkload, const std::optional<json>& liveConfigMap, const DesiredWorkload& desired) {
+  model::Diagnostics ignored;
+  const model::Workload w = model::decodeWorkload(liveWorkload, ignored);
+  std::optional<model::ConfigMap> cm;
+  if (liveConfigMap) cm = model::decodeConfigMap(*liveConfigMap, ignored);
+  return compare(w, cm ? &*cm : nullptr, desired);
 }
 
 }  // namespace poolguard::render

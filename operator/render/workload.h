@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/result.h"
+#include "model/records.h"
 #include "policy/types.h"
 #include "render/settings.h"
 
@@ -42,6 +43,8 @@ struct WorkloadIdentity {
 
 // Kind, namespace, name and uid of a Deployment or StatefulSet object. Errors name the missing field.
 Result<WorkloadIdentity> identityOf(const json& workload);
+// The same of a decoded workload (namespace "default" when it has none).
+Result<WorkloadIdentity> identityOf(const model::Workload& workload);
 
 // The operator-owned ConfigMap's name: "<workload>-deploy-poolguard" or "<workload>-sts-poolguard", so a
 // Deployment and a StatefulSet of one name never share one. Names beyond 253 characters are shortened with a hash.
@@ -57,7 +60,10 @@ struct DesiredWorkload {
 };
 
 // Renders what Enforce writes for `workload` (the live Deployment or StatefulSet) under policy `p`.
-// Fails (kInvalidArgument) when the object is not a workload or none of spec.containers exists in it.
+// Fails (kInvalidArgument) when the workload has no name or none of spec.containers exists in it.
+Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const model::Workload& workload,
+                                       const RenderOptions& options = {});
+// The same from a workload object: also fails when it is not an apps/v1 Deployment or StatefulSet.
 Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const json& workload,
                                        const RenderOptions& options = {});
 
@@ -67,8 +73,15 @@ struct Comparison {
   bool inSync() const { return differences.empty(); }
 };
 
-// Whether the live workload (and its live ConfigMap, for ConfigMap delivery; nullopt when absent) already carries
-// the desired settings. inSync() means a reconcile needs no write; otherwise the lines say what Enforce changes.
+// Whether the live workload (and its live ConfigMap, for ConfigMap delivery; null when absent) already carries
+// the desired settings. inSync() means a reconcile needs no write; otherwise the lines say what Enforce changes:
+// the workload's differences first (compareWorkload), then the ConfigMap's (compareConfigMap).
+Comparison compare(const model::Workload& liveWorkload, const model::ConfigMap* liveConfigMap,
+                   const DesiredWorkload& desired);
+Comparison compareWorkload(const model::Workload& liveWorkload, const DesiredWorkload& desired);
+// Empty without ConfigMap delivery.
+Comparison compareConfigMap(const model::ConfigMap* liveConfigMap, const DesiredWorkload& desired);
+// compare() of objects: decodes them first.
 Comparison compare(const json& liveWorkload, const std::optional<json>& liveConfigMap, const DesiredWorkload& desired);
 
 }  // namespace poolguard::render

@@ -9,9 +9,9 @@
 
 namespace poolguard::runtime {
 
-EventHandlers enqueueKeys(WorkQueue& queue, std::function<std::vector<std::string>(const json&)> mapper,
+EventHandlers enqueueKeys(WorkQueue& queue, std::function<std::vector<std::string>(const kube::Object&)> mapper,
                           ChangeFilter changed) {
-  auto keysOf = [mapper = std::move(mapper)](const json& obj) {
+  auto keysOf = [mapper = std::move(mapper)](const kube::Object& obj) {
     return mapper ? mapper(obj) : std::vector<std::string>{objectKey(obj)};
   };
   auto enqueue = [&queue, keysOf](const ObjectPtr& obj) {
@@ -30,43 +30,8 @@ EventHandlers enqueueKeys(WorkQueue& queue, std::function<std::vector<std::strin
   return h;
 }
 
-namespace {
-
-// Whether a and b are equal apart from the ignored paths below `path`, without copying either: only objects on
-// the way to an ignored path are walked key by key, everything else is compared whole.
-bool equalApartFrom(const json& a, const json& b, const std::string& path, const std::vector<std::string>& ignored) {
-  const std::string prefix = path + "/";
-  bool onTheWay = false;
-  for (const auto& p : ignored) onTheWay = onTheWay || p.compare(0, prefix.size(), prefix) == 0;
-  if (!onTheWay || !a.is_object() || !b.is_object()) return a == b;
-  auto skipped = [&](const std::string& key) {
-    return std::find(ignored.begin(), ignored.end(), prefix + key) != ignored.end();
-  };
-  for (const auto& [key, value] : a.items()) {
-    if (skipped(key)) continue;
-    auto other = b.find(key);
-    if (other == b.end() || !equalApartFrom(value, *other, prefix + key, ignored)) return false;
-  }
-  for (const auto& [key, value] : b.items()) {
-    if (!skipped(key) && !a.contains(key)) return false;
-  }
-  return true;
-}
-
-}  // namespace
-
-ChangeFilter changedApartFrom(std::vector<std::string> ignored) {
-  ignored.emplace_back("/metadata/resourceVersion");
-  return [ignored = std::move(ignored)](const json& oldObj, const json& newObj) {
-    return !equalApartFrom(oldObj, newObj, "", ignored);
-  };
-}
-
 Informer::Informer(kube::Client& client, InformerOptions opts)
-    : client_(client),
-      opts_(std::move(opts)),
-      clock_(opts_.clock ? *opts_.clock : SystemClock::instance()),
-      store_(opts_.transform) {
+    : client_(client), opts_(std::move(opts)), clock_(opts_.clock ? *opts_.clock : SystemClock::instance()), store_() {
   scopes_ = opts_.namespaces.empty() ? std::vector<std::string>{""} : opts_.namespaces;
   synced_ = std::make_unique<std::atomic<bool>[]>(scopes_.size());
   for (const auto& ns : scopes_) {
@@ -76,6 +41,7 @@ Informer::Informer(kube::Client& client, InformerOptions opts)
     wo.labelSelector = opts_.labelSelector;
     wo.fieldSelector = opts_.fieldSelector;
     wo.pageSize = opts_.pageSize;
+    wo.decode = opts_.decode;
     wo.minWatchTimeout = opts_.minWatchTimeout;
     wo.maxWatchTimeout = opts_.maxWatchTimeout;
     wo.backoff = opts_.backoff;
@@ -135,7 +101,8 @@ void Informer::handle(size_t watcherIndex, WatcherEvent&& ev) {
       if (auto c = store_.apply(std::move(ev.object))) changes.push_back(std::move(*c));
       break;
     case WatcherEvent::Type::kDeleted:
-      if (auto c = store_.remove(ev.object)) changes.push_back(std::move(*c));
+      if (ev.object)
+        if (auto c = store_.remove(objectKey(*ev.object))) changes.push_back(std::move(*c));
       break;
   }
   dispatch(changes);

@@ -35,17 +35,14 @@ struct EventHandlers {
   std::function<void(const ObjectPtr& obj)> onDelete;  // the last state the cache knew
 };
 
-// Whether an update matters to the reconciler: false skips it (a status-only write, say).
-using ChangeFilter = std::function<bool(const json& oldObj, const json& newObj)>;
+// Whether an update matters to the reconciler: false skips it (a status-only write, say). Each kind's record
+// says what its decisions read (see model/records.h).
+using ChangeFilter = std::function<bool(const kube::Object& oldObj, const kube::Object& newObj)>;
 
 // Handlers that add the keys `mapper` returns for every added, updated or deleted object. Without a mapper the
 // object's own key is added. With `changed`, an update it rejects adds nothing.
-EventHandlers enqueueKeys(WorkQueue& queue, std::function<std::vector<std::string>(const json&)> mapper = {},
+EventHandlers enqueueKeys(WorkQueue& queue, std::function<std::vector<std::string>(const kube::Object&)> mapper = {},
                           ChangeFilter changed = {});
-
-// A ChangeFilter for compacted objects (see Store): true when anything but metadata.resourceVersion, and the
-// fields named in `ignored` (JSON pointers such as "/metadata/generation" or "/status"), differs.
-ChangeFilter changedApartFrom(std::vector<std::string> ignored);
 
 struct InformerOptions {
   kube::Resource resource;
@@ -53,7 +50,7 @@ struct InformerOptions {
   std::vector<std::string> namespaces;
   std::string labelSelector;
   std::string fieldSelector;
-  Transform transform;  // see Store
+  Decoder decode;  // what each object becomes in the Store; decodeJsonObject when empty
   // The fields of each object to parse at all (the rest is skipped while a page or event is read); null: all.
   std::shared_ptr<const kube::FieldFilter> fields;
   int64_t pageSize = 500;

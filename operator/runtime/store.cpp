@@ -2,9 +2,6 @@
 
 #include <mutex>
 
-#include "runtime/selector.h"
-#include "runtime/watcher.h"
-
 namespace poolguard::runtime {
 
 namespace {
@@ -21,6 +18,8 @@ std::string metaString(const json& obj, const char* field) {
 std::string objectKey(const std::string& ns, const std::string& name) { return ns.empty() ? name : ns + "/" + name; }
 
 std::string objectKey(const json& obj) { return objectKey(metaString(obj, "namespace"), metaString(obj, "name")); }
+
+std::string objectKey(const kube::Object& obj) { return objectKey(obj.meta.namespace_, obj.meta.name); }
 
 std::pair<std::string, std::string> splitKey(const std::string& key) {
   auto slash = key.find('/');
@@ -39,38 +38,48 @@ json compactObject(json obj) {
   return obj;
 }
 
-std::string scaleTargetKey(const std::string& ns, const std::string& kind, const std::string& name) {
-  return ns + "/" + kind + "/" + name;
-}
-
-IndexFunc scaleTargetRefIndex() {
-  return [](const json& hpa) -> std::vector<std::string> {
-    auto spec = hpa.find("spec");
-    if (spec == hpa.end() || !spec->is_object()) return {};
-    auto ref = spec->find("scaleTargetRef");
-    if (ref == spec->end() || !ref->is_object()) return {};
-    std::string kind = ref->value("kind", "");
-    std::string name = ref->value("name", "");
-    if (kind.empty() || name.empty()) return {};
-    return {scaleTargetKey(metaString(hpa, "namespace"), kind, name)};
+kube::ObjectMeta metaOf(const json& obj) {
+  kube::ObjectMeta m;
+  auto mi = obj.find("metadata");
+  if (mi == obj.end() || !mi->is_object()) return m;
+  const json& meta = *mi;
+  m.name = metaString(obj, "name");
+  m.namespace_ = metaString(obj, "namespace");
+  m.uid = metaString(obj, "uid");
+  m.resourceVersion = metaString(obj, "resourceVersion");
+  m.creationTimestamp = metaString(obj, "creationTimestamp");
+  m.deletionTimestamp = metaString(obj, "deletionTimestamp");
+  if (auto g = meta.find("generation"); g != meta.end() && g->is_number_integer()) m.generation = g->get<int64_t>();
+  auto strings = [&](const char* field, std::map<std::string, std::string>& out) {
+    auto f = meta.find(field);
+    if (f == meta.end() || !f->is_object()) return;
+    for (const auto& [k, v] : f->items()) {
+      if (v.is_string()) out.emplace(k, v.get<std::string>());
+    }
   };
+  strings("labels", m.labels);
+  strings("annotations", m.annotations);
+  if (auto f = meta.find("finalizers"); f != meta.end() && f->is_array()) {
+    for (const auto& v : *f) {
+      if (v.is_string()) m.finalizers.push_back(v.get<std::string>());
+    }
+  }
+  return m;
 }
 
-Store::Store(Transform transform) : transform_(std::move(transform)) {}
+ObjectPtr decodeJsonObject(json&& obj) {
+  auto out = std::make_shared<JsonObject>();
+  out->value = compactObject(std::move(obj));
+  out->meta = metaOf(out->value);
+  return out;
+}
 
 void Store::addIndex(const std::string& name, IndexFunc fn) {
   std::unique_lock lock(mu_);
   indexes_[name] = Index{std::move(fn), {}};
 }
 
-ObjectPtr Store::prepare(json obj, std::string& key) const {
-  key = objectKey(obj);
-  obj = compactObject(std::move(obj));
-  if (transform_) obj = transform_(std::move(obj));
-  return std::make_shared<const json>(std::move(obj));
-}
-
-void Store::indexLocked(const std::string& key, const json& obj, bool add) {
+void Store::indexLocked(const std::string& key, const kube::Object& obj, bool add) {
   auto ns = splitKey(key).first;
   if (add) {
     byNamespace_[ns].insert(key);
@@ -98,8 +107,8 @@ std::optional<StoreChange> Store::putLocked(const std::string& key, ObjectPtr ob
     return StoreChange{StoreChange::Type::kAdded, key, nullptr, std::move(obj)};
   }
   ObjectPtr old = it->second;
-  std::string oldRv = resourceVersionOf(*old);
-  if (!oldRv.empty() && oldRv == resourceVersionOf(*obj)) return std::nullopt;
+  const std::string& oldRv = old->meta.resourceVersion;
+  if (!oldRv.empty() && oldRv == obj->meta.resourceVersion) return std::nullopt;
   indexLocked(key, *old, false);
   indexLocked(key, *obj, true);
   it->second = obj;
@@ -115,27 +124,27 @@ std::optional<StoreChange> Store::eraseLocked(const std::string& key) {
   return StoreChange{StoreChange::Type::kDeleted, key, std::move(old), nullptr};
 }
 
-std::optional<StoreChange> Store::apply(json obj) {
-  std::string key;
-  auto prepared = prepare(std::move(obj), key);
+std::optional<StoreChange> Store::apply(ObjectPtr obj) {
+  if (!obj) return std::nullopt;
+  std::string key = objectKey(*obj);
   std::unique_lock lock(mu_);
-  return putLocked(key, std::move(prepared));
+  return putLocked(key, std::move(obj));
 }
 
-std::optional<StoreChange> Store::remove(const json& obj) {
-  std::string key = objectKey(obj);
+std::optional<StoreChange> Store::remove(const std::string& key) {
   std::unique_lock lock(mu_);
   return eraseLocked(key);
 }
 
-std::vector<StoreChange> Store::replace(std::vector<json> objects, const std::optional<std::string>& scopeNamespace) {
-  // Compaction and transforms run before the lock so readers are blocked only for the swap itself.
+std::vector<StoreChange> Store::replace(std::vector<ObjectPtr> objects,
+                                        const std::optional<std::string>& scopeNamespace) {
+  // Keys are made before the lock so readers are blocked only for the swap itself.
   std::vector<std::pair<std::string, ObjectPtr>> prepared;
   prepared.reserve(objects.size());
   for (auto& o : objects) {
-    std::string key;
-    auto p = prepare(std::move(o), key);
-    prepared.emplace_back(std::move(key), std::move(p));
+    if (!o) continue;
+    std::string key = objectKey(*o);
+    prepared.emplace_back(std::move(key), std::move(o));
   }
   std::vector<StoreChange> changes;
   std::unique_lock lock(mu_);
@@ -202,8 +211,8 @@ std::vector<ObjectPtr> Store::listInNamespace(const std::string& ns, const Objec
   return out;
 }
 
-std::vector<ObjectPtr> Store::listMatchingLabels(const std::string& ns, const json& labelSelector) const {
-  return listInNamespace(ns, [&](const json& o) { return matchesLabelSelector(labelSelector, labelsOf(o)); });
+std::vector<ObjectPtr> Store::listMatchingLabels(const std::string& ns, const LabelSelector& selector) const {
+  return listInNamespace(ns, [&](const kube::Object& o) { return matches(selector, o.meta.labels); });
 }
 
 std::vector<ObjectPtr> Store::byIndex(const std::string& indexName, const std::string& value) const {

@@ -57,6 +57,11 @@ json Watcher::withTypeMeta(json obj) const {
   return obj;
 }
 
+ObjectPtr Watcher::decode(json obj) const {
+  obj = withTypeMeta(std::move(obj));
+  return opts_.decode ? opts_.decode(std::move(obj)) : decodeJsonObject(std::move(obj));
+}
+
 Watcher::Watcher(kube::Client& client, WatcherOptions opts, uint64_t seed)
     : client_(client),
       opts_(std::move(opts)),
@@ -97,7 +102,7 @@ Watcher::StepResult Watcher::step() {
   return stepWatching(std::get<ws::Watching>(state_));
 }
 
-Watcher::StepResult Watcher::stepEmptyOrListing(std::string continueToken, std::vector<json> items) {
+Watcher::StepResult Watcher::stepEmptyOrListing(std::string continueToken, std::vector<ObjectPtr> items) {
   kube::ListOptions lo;
   lo.labelSelector = opts_.labelSelector;
   lo.fieldSelector = opts_.fieldSelector;
@@ -109,9 +114,13 @@ Watcher::StepResult Watcher::stepEmptyOrListing(std::string continueToken, std::
     // Retry the same page after the delay; a 410 on the continue token restarts the list.
     return fail(page.error(), ws::Listing{std::move(continueToken), std::move(items)});
   }
-  const json& list = *page;
+  json list = std::move(*page);
   if (auto it = list.find("items"); it != list.end() && it->is_array()) {
-    for (const auto& item : *it) items.push_back(withTypeMeta(item));
+    // Each item becomes its record now, and its JSON is freed: the list is never held whole as JSON.
+    for (auto& item : *it) {
+      if (auto rec = decode(std::move(item))) items.push_back(std::move(rec));
+      item = nullptr;
+    }
   }
   std::string next;
   if (auto m = list.find("metadata"); m != list.end() && m->is_object()) next = m->value("continue", "");
@@ -122,7 +131,7 @@ Watcher::StepResult Watcher::stepEmptyOrListing(std::string continueToken, std::
   }
   backoff_.reset();
   state_ = ws::Listed{resourceVersionOf(list)};
-  r.events.push_back(WatcherEvent{WatcherEvent::Type::kRestarted, json(), std::move(items)});
+  r.events.push_back(WatcherEvent{WatcherEvent::Type::kRestarted, nullptr, std::move(items)});
   return r;
 }
 
@@ -176,7 +185,12 @@ Watcher::StepResult Watcher::stepWatching(ws::Watching& w) {
       if (auto rv = resourceVersionOf(ev.object); !rv.empty()) w.resourceVersion = rv;
       auto type =
           ev.type == kube::WatchEventType::kDeleted ? WatcherEvent::Type::kDeleted : WatcherEvent::Type::kApplied;
-      r.events.push_back(WatcherEvent{type, withTypeMeta(std::move(ev.object)), {}});
+      // A delete needs only the key: it goes through even if the decoder makes nothing of the object.
+      kube::ObjectMeta meta = type == WatcherEvent::Type::kDeleted ? metaOf(ev.object) : kube::ObjectMeta{};
+      ObjectPtr rec = decode(std::move(ev.object));
+      if (!rec && type == WatcherEvent::Type::kDeleted)
+        rec = std::make_shared<kube::Object>(kube::Object{std::move(meta)});
+      if (rec) r.events.push_back(WatcherEvent{type, std::move(rec), {}});
       break;
     }
   }

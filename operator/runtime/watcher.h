@@ -30,6 +30,7 @@
 #include "common/result.h"
 #include "kube/client.h"
 #include "runtime/backoff.h"
+#include "runtime/store.h"
 
 namespace poolguard::runtime {
 
@@ -39,7 +40,7 @@ namespace watcher_state {
 struct Empty {};
 struct Listing {
   std::string continueToken;
-  std::vector<json> items;  // pages received so far
+  std::vector<ObjectPtr> items;  // the records of the pages received so far (each page is decoded as it arrives)
 };
 struct Listed {
   std::string resourceVersion;
@@ -56,8 +57,8 @@ using WatcherState =
 struct WatcherEvent {
   enum class Type { kRestarted, kApplied, kDeleted };
   Type type;
-  json object;                // kApplied, kDeleted
-  std::vector<json> objects;  // kRestarted: the complete list
+  ObjectPtr object;                // kApplied, kDeleted
+  std::vector<ObjectPtr> objects;  // kRestarted: the complete list
 };
 
 struct WatcherOptions {
@@ -73,6 +74,8 @@ struct WatcherOptions {
   BackoffOptions backoff{};
   // The fields of each object to parse (kube::FieldFilter); null: all of them.
   std::shared_ptr<const kube::FieldFilter> fields;
+  // What each object becomes (with kind and apiVersion filled in); decodeJsonObject when empty.
+  Decoder decode;
 };
 
 class Watcher {
@@ -103,7 +106,8 @@ class Watcher {
   std::chrono::steady_clock::time_point lastProgress() const;
 
  private:
-  StepResult stepEmptyOrListing(std::string continueToken, std::vector<json> items);
+  StepResult stepEmptyOrListing(std::string continueToken, std::vector<ObjectPtr> items);
+  ObjectPtr decode(json obj) const;
   StepResult stepListed(const std::string& rv);
   StepResult stepWatching(watcher_state::Watching& w);
   StepResult fail(Error e, WatcherState next);

@@ -38,11 +38,9 @@ class Seen {
  public:
   EventHandlers handlers() {
     EventHandlers h;
-    h.onAdd = [this](const ObjectPtr& o) { push("add " + (*o)["metadata"]["name"].get<std::string>()); };
-    h.onUpdate = [this](const ObjectPtr&, const ObjectPtr& o) {
-      push("update " + (*o)["metadata"]["name"].get<std::string>());
-    };
-    h.onDelete = [this](const ObjectPtr& o) { push("delete " + (*o)["metadata"]["name"].get<std::string>()); };
+    h.onAdd = [this](const ObjectPtr& o) { push("add " + o->meta.name); };
+    h.onUpdate = [this](const ObjectPtr&, const ObjectPtr& o) { push("update " + o->meta.name); };
+    h.onDelete = [this](const ObjectPtr& o) { push("delete " + o->meta.name); };
     return h;
   }
   bool has(const std::string& s) {
@@ -86,9 +84,11 @@ TEST(RuntimeIntegration, InformerSyncsAndFollowsConfigMaps) {
   EXPECT_TRUE(eventually([&] { return seen.has("update before"); }, 20s));
   auto cached = inf.store().get(ns, "before");
   ASSERT_TRUE(cached);
-  EXPECT_EQ((*cached)["data"]["a"], "9");
-  EXPECT_FALSE((*cached)["metadata"].contains("managedFields"));
-  EXPECT_FALSE((*cached)["metadata"].contains("annotations")) << "the last-applied annotation is stripped";
+  const json& value = recordAs<JsonObject>(cached)->value;
+  EXPECT_EQ(value["data"]["a"], "9");
+  EXPECT_FALSE(value["metadata"].contains("managedFields"));
+  EXPECT_FALSE(value["metadata"].contains("annotations")) << "the last-applied annotation is stripped";
+  EXPECT_TRUE(cached->meta.annotations.empty());
 
   ASSERT_EQ(cluster().kubectl({"-n", ns, "delete", "configmap", "after"}).exitCode, 0);
   EXPECT_TRUE(eventually([&] { return seen.has("delete after"); }, 20s));

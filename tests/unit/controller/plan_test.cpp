@@ -27,10 +27,9 @@ PolicyView policyView(const std::string& ns, const std::string& name, json spec)
                 {"resourceVersion", "1"},
                 {"creationTimestamp", "2026-01-01T00:00:00Z"}}},
               {"spec", base}};
-  auto parsed = policy::fromJson(obj);
-  EXPECT_TRUE(parsed.ok()) << parsed.error().message();
-  return PolicyView{std::make_shared<const json>(obj),
-                    parsed.ok() ? std::make_shared<const policy::Policy>(std::move(parsed).value()) : nullptr, false};
+  auto record = std::make_shared<const model::PolicyObject>(model::decodePolicy(obj));
+  EXPECT_TRUE(record->parsed) << record->invalidMessage;
+  return viewOf(record);
 }
 
 WorkloadView deployment(const std::string& ns, const std::string& name, int replicas, json extraMeta = json::object()) {
@@ -42,7 +41,10 @@ WorkloadView deployment(const std::string& ns, const std::string& name, int repl
        {{"replicas", replicas},
         {"template", {{"spec", {{"containers", json::array({{{"name", "app"}, {"image", "x"}}})}}}}}}}};
   obj["metadata"].merge_patch(extraMeta);
-  return WorkloadView{WorkloadKind::kDeployment, std::make_shared<const json>(obj), std::nullopt};
+  model::Diagnostics d;
+  auto record = std::make_shared<const model::Workload>(model::decodeWorkload(obj, d));
+  EXPECT_TRUE(d.ok());
+  return WorkloadView{WorkloadKind::kDeployment, record, std::nullopt};
 }
 
 std::string envIn(const json& apply, const std::string& var) {
@@ -58,7 +60,7 @@ Snapshot snapshotOf(const PolicyView& self, std::vector<PolicyView> policies, st
   Snapshot s;
   s.self = self;
   s.policies = std::move(policies);
-  for (auto& w : workloads) s.workloads[(*w.object)["metadata"].value("namespace", "")].push_back(std::move(w));
+  for (auto& w : workloads) s.workloads[w.object->meta.namespace_].push_back(std::move(w));
   return s;
 }
 

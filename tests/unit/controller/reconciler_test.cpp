@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "../runtime/fake_client.h"
+#include "controller/cache_shapes.h"
 #include "render/workload.h"
 #include "runtime/informer.h"
 
@@ -68,20 +69,28 @@ std::string envOf(const json& workload, const std::string& var) {
 
 class ReconcilerTest : public ::testing::Test {
  protected:
-  ReconcilerTest() { hpas.addIndex(runtime::kScaleTargetIndex, runtime::scaleTargetRefIndex()); }
+  ReconcilerTest() { hpas.addIndex(kScaleTargetIndex, scaleTargetRefIndex()); }
 
-  // What the informers would do after the API changed.
+  // What the informers would do after the API changed: each object parsed through its kind's FieldFilter and
+  // decoded into its record.
+  static std::vector<runtime::ObjectPtr> records(const std::vector<json>& objects, const kube::FieldFilter& fields,
+                                                 const runtime::Decoder& decode) {
+    std::vector<runtime::ObjectPtr> out;
+    for (const auto& o : objects) out.push_back(decode(fields.parse(o.dump())));
+    return out;
+  }
   void sync() {
-    policies.replace(client.storedOf(kPolicies));
-    deployments.replace(client.storedOf(kDeployments));
-    statefulSets.replace(client.storedOf(kube::resources::statefulSets()));
-    hpas.replace(client.storedOf(kube::resources::horizontalPodAutoscalers()));
+    policies.replace(records(client.storedOf(kPolicies), wholeObjectFields(), policyDecoder()));
+    deployments.replace(records(client.storedOf(kDeployments), workloadFields(), workloadDecoder()));
+    statefulSets.replace(
+        records(client.storedOf(kube::resources::statefulSets()), workloadFields(), workloadDecoder()));
+    hpas.replace(records(client.storedOf(kube::resources::horizontalPodAutoscalers()), hpaFields(), hpaDecoder()));
     std::vector<json> owned;
     for (auto& cm : client.storedOf(kConfigMaps)) {
       if (cm["metadata"].value("labels", json::object()).value(render::kManagedByLabel, "") == render::kManagedByValue)
         owned.push_back(cm);
     }
-    configMaps.replace(owned);
+    configMaps.replace(records(owned, wholeObjectFields(), configMapDecoder()));
   }
   void put(const kube::Resource& r, json obj) {
     client.put(r, std::move(obj));

@@ -10,6 +10,7 @@
 
 #include "../../support/silent_server.h"
 #include "../runtime/fake_client.h"
+#include "controller/cache_shapes.h"
 #include "controller/reconciler.h"
 #include "policy/parse.h"
 #include "usage/grant.h"
@@ -36,8 +37,9 @@ json policyJson(json usage) {
             {"usage", usage}}}};
 }
 
-std::string usageCondition(const json& policy) {
-  for (const auto& c : policy.value("status", json::object()).value("conditions", json::array())) {
+std::string usageCondition(const kube::Object& cached) {
+  const json& status = runtime::recordAs<model::PolicyObject>(cached).status;
+  for (const auto& c : status.value("conditions", json::array())) {
     if (c.value("type", "") == "UsageHealthy") return c.value("status", "") + "/" + c.value("message", "");
   }
   return "";
@@ -60,15 +62,20 @@ TEST(UsageMonitor, AServerThatNeverAnswersHoldsNoReconcile) {
                                                                       {"sslMode", "disable"},
                                                                       {"credentialsSecretRef", {{"name", "pg"}}}}}}));
   runtime::Store policies, deployments, statefulSets, hpas, configMaps;
-  hpas.addIndex(runtime::kScaleTargetIndex, runtime::scaleTargetRefIndex());
+  hpas.addIndex(kScaleTargetIndex, scaleTargetRefIndex());
   client.put(kube::resources::deployments(),
              {{"apiVersion", "apps/v1"},
               {"kind", "Deployment"},
               {"metadata", {{"name", "web"}, {"namespace", "shop"}, {"uid", "uid-web"}, {"labels", {{"app", "web"}}}}},
               {"spec", {{"replicas", 1}, {"template", {{"spec", {{"containers", {{{"name", "app"}}}}}}}}}}});
   auto sync = [&] {
-    policies.replace(client.storedOf(kube::resources::connectionPoolPolicies()));
-    deployments.replace(client.storedOf(kube::resources::deployments()));
+    auto decodeAll = [](const std::vector<json>& objects, const runtime::Decoder& decode) {
+      std::vector<runtime::ObjectPtr> out;
+      for (auto o : objects) out.push_back(decode(std::move(o)));
+      return out;
+    };
+    policies.replace(decodeAll(client.storedOf(kube::resources::connectionPoolPolicies()), policyDecoder()));
+    deployments.replace(decodeAll(client.storedOf(kube::resources::deployments()), workloadDecoder()));
   };
   sync();
   usage::CheckerOptions options;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -25,6 +26,9 @@ using testing::object;
 using testing::watchEvent;
 using testing::WatchScript;
 
+ObjectPtr rec(json j) { return decodeJsonObject(std::move(j)); }
+const json& valueOf(const ObjectPtr& p) { return recordAs<JsonObject>(p)->value; }
+
 // Collects handler calls; wait() blocks (bounded) until `n` have arrived.
 class Recorder {
  public:
@@ -32,7 +36,7 @@ class Recorder {
     EventHandlers h;
     h.onAdd = [this](const ObjectPtr& o) { push("add " + objectKey(*o)); };
     h.onUpdate = [this](const ObjectPtr& a, const ObjectPtr& b) {
-      push("update " + objectKey(*b) + " " + resourceVersionOf(*a) + "->" + resourceVersionOf(*b));
+      push("update " + objectKey(*b) + " " + a->meta.resourceVersion + "->" + b->meta.resourceVersion);
     };
     h.onDelete = [this](const ObjectPtr& o) { push("delete " + objectKey(*o)); };
     return h;
@@ -80,8 +84,9 @@ TEST(Informer, SyncsThenFollowsTheWatch) {
   auto seen = rec.wait(4);
   EXPECT_EQ(seen, (std::vector<std::string>{"add a/one", "add a/two", "update a/one 5->12", "delete a/two"}));
   EXPECT_EQ(inf.store().size(), 1u);
-  EXPECT_EQ((*inf.store().get("a/one"))["metadata"]["resourceVersion"], "12");
-  EXPECT_EQ((*inf.store().get("a/one"))["kind"], "ConfigMap");
+  ASSERT_TRUE(inf.store().get("a/one"));
+  EXPECT_EQ(inf.store().get("a/one")->meta.resourceVersion, "12");
+  EXPECT_EQ(valueOf(inf.store().get("a/one"))["kind"], "ConfigMap");
   stop.request_stop();
   inf.stop();
 }
@@ -126,18 +131,29 @@ TEST(Informer, OneWatchPerNamespaceIntoOneStore) {
 TEST(Informer, EnqueueHandlersAddKeysOnly) {
   WorkQueue q(namedQueue("informer-enqueue-test"));
   auto h = enqueueKeys(q);
-  auto o = std::make_shared<const json>(object("a", "x", "1"));
+  auto o = rec(object("a", "x", "1"));
   h.onAdd(o);
   h.onUpdate(o, o);
   EXPECT_EQ(q.len(), 1u);
-  auto mapped = enqueueKeys(q, [](const json&) { return std::vector<std::string>{"a/owner1", "a/owner2"}; });
+  auto mapped = enqueueKeys(q, [](const kube::Object&) { return std::vector<std::string>{"a/owner1", "a/owner2"}; });
   mapped.onDelete(o);
   EXPECT_EQ(q.len(), 3u);
 }
 
 TEST(Informer, AnUpdateTheFilterRejectsEnqueuesNothing) {
   WorkQueue q(namedQueue("informer-filter-test"));
-  auto h = enqueueKeys(q, {}, changedApartFrom({"/status", "/metadata/generation"}));
+  // A kind's filter, as a record would define it: the status, the generation and the resourceVersion do not count.
+  ChangeFilter changed = [](const kube::Object& a, const kube::Object& b) {
+    auto decided = [](const kube::Object& o) {
+      json v = recordAs<JsonObject>(o).value;
+      v.erase("status");
+      v["metadata"].erase("generation");
+      v["metadata"].erase("resourceVersion");
+      return v;
+    };
+    return decided(a) != decided(b);
+  };
+  auto h = enqueueKeys(q, {}, changed);
   json before = object("a", "x", "1",
                        {{"metadata", {{"generation", 1}, {"labels", {{"app", "web"}}}}},
                         {"spec", {{"replicas", 2}}},
@@ -146,17 +162,61 @@ TEST(Informer, AnUpdateTheFilterRejectsEnqueuesNothing) {
   statusOnly["metadata"]["resourceVersion"] = "2";
   statusOnly["metadata"]["generation"] = 2;
   statusOnly["status"]["readyReplicas"] = 2;
-  h.onUpdate(std::make_shared<const json>(before), std::make_shared<const json>(statusOnly));
+  h.onUpdate(rec(before), rec(statusOnly));
   EXPECT_EQ(q.len(), 0u) << "a status-only update must enqueue nothing";
   json relabelled = statusOnly;
   relabelled["metadata"]["labels"]["app"] = "api";
-  h.onUpdate(std::make_shared<const json>(statusOnly), std::make_shared<const json>(relabelled));
+  h.onUpdate(rec(statusOnly), rec(relabelled));
   EXPECT_EQ(q.len(), 1u);
-  json resized = before;
-  resized["spec"]["replicas"] = 3;
-  EXPECT_TRUE(changedApartFrom({})(before, resized));
-  EXPECT_FALSE(changedApartFrom({})(before, before));
-  EXPECT_TRUE(changedApartFrom({"/status"})(before, statusOnly)) << "generation is not ignored unless named";
+  // The filter only gates updates: adds and deletes always enqueue.
+  WorkQueue q2(namedQueue("informer-filter-test-2"));
+  auto h2 = enqueueKeys(q2, {}, changed);
+  h2.onAdd(rec(before));
+  h2.onDelete(rec(object("a", "y", "1")));
+  EXPECT_EQ(q2.len(), 2u);
+}
+
+// A record of the caller's own type: what the Decoder makes of each listed or watched object is what the Store
+// holds and what handlers receive.
+struct Sized : kube::Object {
+  std::string kind;
+  size_t dataKeys = 0;
+};
+
+TEST(Informer, StoresWhatTheDecoderMakesOfEachObject) {
+  FakeClient client;
+  client.pushList(listPage({object("a", "one", "5", {{"data", {{"k", "v"}}}})}, "10"));
+  WatchScript script;
+  script.steps.push_back(std::optional(
+      watchEvent(WatchEventType::kAdded, object("a", "two", "11", {{"data", {{"k", "v"}, {"l", "w"}}}}))));
+  client.pushWatch(script);
+  auto opts = options();
+  std::atomic<int> decoded{0};
+  opts.decode = [&decoded](json&& o) -> ObjectPtr {
+    ++decoded;
+    auto r = std::make_shared<Sized>();
+    r->meta = metaOf(o);
+    r->kind = o.value("kind", "");
+    r->dataKeys = o.contains("data") ? o["data"].size() : 0;
+    return r;
+  };
+  Informer inf(client, opts);
+  Recorder seen;
+  inf.addHandlers(seen.handlers());
+  std::stop_source stop;
+  inf.start(stop.get_token());
+  ASSERT_TRUE(inf.waitForSync(stop.get_token(), std::chrono::seconds(5)));
+  EXPECT_EQ(seen.wait(2), (std::vector<std::string>{"add a/one", "add a/two"}));
+  ASSERT_EQ(decoded.load(), 2) << "the informer's Decoder must reach its watchers";
+  auto one = inf.store().get("a/one");
+  auto two = inf.store().get("a/two");
+  ASSERT_TRUE(one && two);
+  EXPECT_EQ(recordAs<Sized>(one)->kind, "ConfigMap") << "the decoder sees the kind filled in";
+  EXPECT_EQ(recordAs<Sized>(one)->dataKeys, 1u);
+  EXPECT_EQ(recordAs<Sized>(two)->dataKeys, 2u);
+  EXPECT_EQ(two->meta.resourceVersion, "11");
+  stop.request_stop();
+  inf.stop();
 }
 
 TEST(Informer, ListsAndWatchesParseOnlyItsFields) {

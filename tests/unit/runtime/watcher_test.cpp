@@ -19,6 +19,8 @@ using testing::watchEvent;
 using testing::WatchScript;
 namespace ws = watcher_state;
 
+const json& valueOf(const ObjectPtr& p) { return recordAs<JsonObject>(p)->value; }
+
 kube::Resource configMaps() { return {"", "v1", "configmaps", "ConfigMap", true}; }
 
 WatcherOptions options() {
@@ -56,8 +58,10 @@ TEST(Watcher, ListsAllPagesThenWatchesFromTheListResourceVersion) {
   ASSERT_EQ(second.events.size(), 1u);
   EXPECT_EQ(second.events[0].type, WatcherEvent::Type::kRestarted);
   ASSERT_EQ(second.events[0].objects.size(), 3u);
-  EXPECT_EQ(second.events[0].objects[2]["kind"], "ConfigMap");
-  EXPECT_EQ(second.events[0].objects[2]["apiVersion"], "v1");
+  EXPECT_EQ(second.events[0].objects[0]->meta.name, "a");
+  EXPECT_EQ(second.events[0].objects[2]->meta.name, "c");
+  EXPECT_EQ(valueOf(second.events[0].objects[2])["kind"], "ConfigMap");
+  EXPECT_EQ(valueOf(second.events[0].objects[2])["apiVersion"], "v1");
   ASSERT_TRUE(std::holds_alternative<ws::Listed>(w.state()));
   EXPECT_EQ(std::get<ws::Listed>(w.state()).resourceVersion, "42");
 
