@@ -26,6 +26,13 @@ std::chrono::nanoseconds RateLimiter::reserve() {
   return std::chrono::nanoseconds(static_cast<int64_t>(std::ceil(-tokens_ / qps_ * 1e9)));
 }
 
+void RateLimiter::release() {
+  if (qps_ <= 0) return;
+  std::lock_guard lock(mu_);
+  refillLocked();
+  tokens_ = std::min(burst_, tokens_ + 1);
+}
+
 bool RateLimiter::tryAcquire() {
   if (qps_ <= 0) return true;
   std::lock_guard lock(mu_);

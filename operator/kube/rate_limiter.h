@@ -16,6 +16,9 @@ class RateLimiter {
   RateLimiter(double qps, int burst, const Clock& clock);
 
   std::chrono::nanoseconds reserve();
+  // Gives back a reserved token that was not used (a request its deadline kept from being sent), so it does not
+  // delay the callers after it.
+  void release();
   // Takes a token only if one is available now (none is while earlier reservations are still waiting).
   bool tryAcquire();
 

@@ -7,17 +7,9 @@
 #include <thread>
 #include <vector>
 
-// spdlog (fmt) first: cpprestsdk defines a macro U that breaks fmt's templates when it comes earlier.
-#include <spdlog/spdlog.h>
+#include "kube/http_internal.h"  // spdlog, then cpprestsdk (its macro U breaks fmt when it comes first)
 
-#include <cpprest/http_client.h>
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <pplx/threadpool.h>
-#include <boost/asio/ssl.hpp>
 
 #include "kube/fence.h"
 #include "kube/line_splitter.h"
@@ -30,87 +22,6 @@ namespace {
 
 namespace http = web::http;
 using web::http::client::http_client;
-using web::http::client::http_client_config;
-
-// ---- TLS material, parsed once and installed into every connection's SSL_CTX ----
-
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-
-std::string opensslError() {
-  unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return "unknown error";
-  char buf[256];
-  ERR_error_string_n(code, buf, sizeof buf);
-  return buf;
-}
-
-std::vector<X509Ptr> readCertificates(const std::string& pem) {
-  std::vector<X509Ptr> out;
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  while (bio) {
-    X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
-    if (!cert) break;
-    out.emplace_back(cert);
-  }
-  ERR_clear_error();  // the loop ends on a "no start line" error by design
-  return out;
-}
-
-struct TlsMaterial {
-  std::vector<X509Ptr> authorities;  // empty: keep the system's trust store
-  std::vector<X509Ptr> clientChain;  // leaf first
-  std::unique_ptr<EVP_PKEY, PkeyFree> clientKey;
-
-  // Runs on a cpprestsdk thread for each new connection; it must not throw. Failures leave the context without
-  // the material, and the handshake then fails with a message saying so.
-  void install(boost::asio::ssl::context& ctx) const {
-    SSL_CTX* native = ctx.native_handle();
-    if (!authorities.empty()) {
-      // A fresh store drops the system roots that cpprestsdk loaded: only the configured CA is trusted.
-      X509_STORE* store = X509_STORE_new();
-      for (const auto& ca : authorities) X509_STORE_add_cert(store, ca.get());
-      SSL_CTX_set_cert_store(native, store);
-    }
-    if (!clientChain.empty() && clientKey) {
-      SSL_CTX_use_certificate(native, clientChain.front().get());
-      for (size_t i = 1; i < clientChain.size(); ++i) SSL_CTX_add1_chain_cert(native, clientChain[i].get());
-      SSL_CTX_use_PrivateKey(native, clientKey.get());
-    }
-    ERR_clear_error();
-  }
-};
-
-Result<std::shared_ptr<TlsMaterial>> loadTls(const Config& config) {
-  auto tls = std::make_shared<TlsMaterial>();
-  if (!config.caPem.empty()) {
-    tls->authorities = readCertificates(config.caPem);
-    if (tls->authorities.empty())
-      return Error(ErrorCode::kInvalidArgument, "certificate authority: no PEM certificate");
-  }
-  if (!config.clientCertPem.empty() || !config.clientKeyPem.empty()) {
-    tls->clientChain = readCertificates(config.clientCertPem);
-    if (tls->clientChain.empty()) return Error(ErrorCode::kInvalidArgument, "client certificate: no PEM certificate");
-    const std::string& keyPem = config.clientKeyPem;
-    std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(keyPem.data(), static_cast<int>(keyPem.size())));
-    tls->clientKey.reset(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
-    if (!tls->clientKey) return Error(ErrorCode::kInvalidArgument, "client key: no PEM private key: " + opensslError());
-    if (X509_check_private_key(tls->clientChain.front().get(), tls->clientKey.get()) != 1) {
-      ERR_clear_error();
-      return Error(ErrorCode::kInvalidArgument, "client key does not belong to the client certificate");
-    }
-  }
-  return tls;
-}
 
 // ---- helpers ----
 
@@ -119,14 +30,6 @@ Error withContext(const Error& e, const std::string& context) {
   out.withHttpStatus(e.httpStatus()).withReason(e.reason()).withCauses(e.causes());
   if (e.retryAfter()) out.withRetryAfter(*e.retryAfter());
   return out;
-}
-
-// cpprestsdk's handshake errors say nothing about the cause; the usual ones are named for the reader.
-std::string transportMessage(const std::string& what) {
-  if (what.find("handshake") == std::string::npos) return what;
-  return what +
-         " (is the server certificate signed by the configured certificate authority, and valid for the "
-         "server's host name or tls-server-name?)";
 }
 
 const char* contentType(PatchType type) {
@@ -160,12 +63,6 @@ struct Call {
   bool idempotent = false;
   bool discardBody = false;  // a 2xx answer's body is not parsed (WriteOptions::discardResponse)
   std::shared_ptr<const FieldFilter> fields = nullptr;  // parse only these fields of a 2xx answer
-};
-
-struct RawResponse {
-  int status = 0;
-  std::string body;
-  std::string retryAfter;
 };
 
 // ---- watch ----
@@ -333,45 +230,37 @@ class RestWatchStream final : public WatchStream {
 struct RestClient::Impl {
   Config config;
   RestClientOptions options;
-  std::shared_ptr<TlsMaterial> tls;
-  std::unique_ptr<http_client> http;
+  std::unique_ptr<HttpEndpoint> endpoint;  // every request but watches goes through it (kube/http.h)
   RateLimiter limiter;
   TokenSource tokens;
   std::mutex rngMu;
   std::mt19937_64 rng{std::random_device{}()};
 
-  Impl(Config c, RestClientOptions o, std::shared_ptr<TlsMaterial> t)
+  Impl(Config c, RestClientOptions o, std::unique_ptr<HttpEndpoint> e)
       : config(std::move(c)),
         options(std::move(o)),
-        tls(std::move(t)),
+        endpoint(std::move(e)),
         limiter(options.qps, options.burst, *options.clock),
         tokens(config.token, config.tokenFile, *options.clock, options.tokenRefresh) {
     if (!options.sleep) options.sleep = [](std::chrono::nanoseconds d) { std::this_thread::sleep_for(d); };
-    http = std::make_unique<http_client>(utility::conversions::to_string_t(config.server),
-                                         clientConfig(options.requestTimeout));
   }
 
-  http_client_config clientConfig(std::chrono::seconds timeout) const {
-    http_client_config cc;
-    cc.set_timeout(timeout);
-    cc.set_validate_certificates(!config.insecureSkipTlsVerify);
-    auto material = tls;
-    cc.set_ssl_context_callback([material](boost::asio::ssl::context& ctx) { material->install(ctx); });
-    return cc;
+  std::vector<std::pair<std::string, std::string>> headersFor() {
+    std::vector<std::pair<std::string, std::string>> h{{"Accept", "application/json"},
+                                                       {"User-Agent", options.userAgent}};
+    if (std::string token = tokens.token(); !token.empty()) h.emplace_back("Authorization", "Bearer " + token);
+    // cpprestsdk checks the server certificate against the Host header when one is set.
+    if (!config.tlsServerName.empty()) h.emplace_back("Host", config.tlsServerName);
+    return h;
   }
 
+  // The watch request (a stream, sent on a client of its own).
   http::http_request makeRequest(const Call& call) {
     http::http_request req(call.method);
     req.set_request_uri(utility::conversions::to_string_t(call.pathAndQuery));
-    auto& h = req.headers();
-    h.add(U("Accept"), U("application/json"));
-    h.add(U("User-Agent"), utility::conversions::to_string_t(options.userAgent));
-    if (std::string token = tokens.token(); !token.empty()) {
-      h.add(U("Authorization"), utility::conversions::to_string_t("Bearer " + token));
+    for (const auto& [name, value] : headersFor()) {
+      req.headers().add(utility::conversions::to_string_t(name), utility::conversions::to_string_t(value));
     }
-    // cpprestsdk checks the server certificate against the Host header when one is set.
-    if (!config.tlsServerName.empty()) h.add(U("Host"), utility::conversions::to_string_t(config.tlsServerName));
-    if (call.body) req.set_body(*call.body, call.contentType);
     return req;
   }
 
@@ -383,72 +272,19 @@ struct RestClient::Impl {
 
   // Sends one request and waits for the whole answer, at most until `deadline`: then the request is cancelled,
   // which closes its connection, and the answer is kTimeout.
-  Result<RawResponse> sendOnce(const Call& call, std::optional<Clock::steady_point> deadline) {
-    struct Pending {
-      std::mutex mu;
-      std::condition_variable cv;
-      bool done = false;
-      std::optional<RawResponse> response;
-      std::string error;
-    };
+  Result<HttpResponse> sendOnce(const Call& call, std::optional<Clock::steady_point> deadline) {
     auto start = options.clock->steadyNow();
-    auto pending = std::make_shared<Pending>();
-    pplx::cancellation_token_source cts;
-    try {
-      http->request(makeRequest(call), cts.get_token())
-          .then([](http::http_response resp) {
-            auto out = std::make_shared<RawResponse>();
-            out->status = resp.status_code();
-            auto ra = resp.headers().find(U("Retry-After"));
-            if (ra != resp.headers().end()) out->retryAfter = utility::conversions::to_utf8string(ra->second);
-            return resp.extract_utf8string(true).then([out](std::string body) {
-              out->body = std::move(body);
-              return std::move(*out);
-            });
-          })
-          .then([pending](const pplx::task<RawResponse>& t) {
-            std::optional<RawResponse> response;
-            std::string error;
-            try {
-              response = t.get();
-            } catch (const std::exception& e) {
-              error = e.what();
-            } catch (...) {
-              error = "unknown transport error";
-            }
-            {
-              std::lock_guard lock(pending->mu);
-              pending->response = std::move(response);
-              pending->error = std::move(error);
-              pending->done = true;
-            }
-            pending->cv.notify_all();
-          });
-    } catch (const std::exception& e) {
-      observe(call, 0, start);
-      return Error(ErrorCode::kUnavailable,
-                   std::string(call.verb) + " " + call.pathAndQuery + ": " + transportMessage(e.what()));
-    }
-    std::unique_lock lock(pending->mu);
-    if (deadline) {
-      auto left = std::max<std::chrono::nanoseconds>(*deadline - options.clock->steadyNow(), {});
-      if (!pending->cv.wait_for(lock, left, [&] { return pending->done; })) {
-        lock.unlock();
-        cts.cancel();
-        observe(call, 0, start);
-        return Error(ErrorCode::kTimeout, std::string(call.verb) + " " + call.pathAndQuery +
-                                              ": no answer by the request deadline; cancelled");
-      }
-    } else {
-      pending->cv.wait(lock, [&] { return pending->done; });
-    }
-    if (!pending->response) {
-      observe(call, 0, start);
-      return Error(ErrorCode::kUnavailable,
-                   std::string(call.verb) + " " + call.pathAndQuery + ": " + transportMessage(pending->error));
-    }
-    observe(call, pending->response->status, start);
-    return std::move(*pending->response);
+    HttpRequest req;
+    req.method = utility::conversions::to_utf8string(call.method);
+    req.pathAndQuery = call.pathAndQuery;
+    req.headers = headersFor();
+    req.body = call.body;
+    req.contentType = call.contentType;
+    req.deadline = deadline;
+    auto r = endpoint->send(req);
+    observe(call, r.ok() ? r->status : 0, start);
+    if (!r.ok()) return withContext(r.error(), std::string(call.verb) + " " + call.pathAndQuery);
+    return r;
   }
 
   std::chrono::nanoseconds backoff(int attempt) {
@@ -474,7 +310,10 @@ struct RestClient::Impl {
     auto timedOut = [&](const std::string& why) { return Error(ErrorCode::kTimeout, context + ": not sent: " + why); };
     for (int attempt = 1;; ++attempt) {
       if (auto wait = limiter.reserve(); wait.count() > 0) {
-        if (outOfTime(wait)) return timedOut("the client rate limit allows it only after the request deadline");
+        if (outOfTime(wait)) {
+          limiter.release();
+          return timedOut("the client rate limit allows it only after the request deadline");
+        }
         options.sleep(wait);
       }
       if (outOfTime({})) return timedOut("the request deadline has passed");
@@ -619,8 +458,9 @@ Result<std::unique_ptr<WatchStream>> RestClient::watch(const Resource& r, const 
   impl_->rateLimit();
   auto start = impl_->options.clock->steadyNow();
   try {
-    auto client = std::make_shared<http_client>(utility::conversions::to_string_t(impl_->config.server),
-                                                impl_->clientConfig(serverTimeout + impl_->options.watchIdleMargin));
+    auto client =
+        std::make_shared<http_client>(utility::conversions::to_string_t(impl_->config.server),
+                                      impl_->endpoint->impl().config(serverTimeout + impl_->options.watchIdleMargin));
     pplx::cancellation_token_source cts;
     http::http_response resp = client->request(impl_->makeRequest(call), cts.get_token()).get();
     impl_->observe(call, resp.status_code(), start);
@@ -643,14 +483,11 @@ Result<std::unique_ptr<WatchStream>> RestClient::watch(const Resource& r, const 
 Result<std::unique_ptr<RestClient>> makeRestClient(const Config& config, RestClientOptions options) {
   if (config.server.empty()) return Error(ErrorCode::kInvalidArgument, "configuration has no server");
   if (!options.clock) options.clock = &SystemClock::instance();
-  auto tls = loadTls(config);
-  if (!tls.ok()) return tls.error();
-  try {
-    auto impl = std::make_unique<RestClient::Impl>(config, std::move(options), std::move(*tls));
-    return std::unique_ptr<RestClient>(new RestClient(std::move(impl)));
-  } catch (const std::exception& e) {
-    return Error(ErrorCode::kInvalidArgument, "server " + config.server + ": " + e.what());
-  }
+  HttpTls tls{config.caPem, config.clientCertPem, config.clientKeyPem, config.insecureSkipTlsVerify};
+  auto endpoint = HttpEndpoint::make(config.server, tls, options.requestTimeout, *options.clock);
+  if (!endpoint.ok()) return endpoint.error();
+  auto impl = std::make_unique<RestClient::Impl>(config, std::move(options), std::move(*endpoint));
+  return std::unique_ptr<RestClient>(new RestClient(std::move(impl)));
 }
 
 void initializeTransportThreads(size_t threads) { crossplat::threadpool::initialize_with_threads(threads); }

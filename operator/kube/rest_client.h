@@ -1,6 +1,6 @@
 #pragma once
-// The Client over HTTPS, and the one place in the project that uses cpprestsdk (in rest_client.cpp; this header
-// keeps it out of sight).
+// The Client over HTTPS. Requests go through kube::HttpEndpoint (kube/http.h), the project's one HTTP request
+// path; watch streams use its TLS and configuration directly (rest_client.cpp). cpprestsdk stays out of sight.
 //
 // Threading: every call blocks the calling thread until the answer (or the retries) are done. Call it from
 // threads of your own, never from a cpprestsdk/pplx pool thread: blocking there can starve the pool that has to

@@ -5,10 +5,10 @@
 #include <map>
 #include <mutex>
 
-#include <cpprest/containerstream.h>
-#include <cpprest/http_client.h>
-#include <cpprest/uri_builder.h>
 #include <nlohmann/json.hpp>
+
+#include "kube/http.h"
+#include "kube/url.h"
 
 namespace poolguard::usage {
 
@@ -200,45 +200,24 @@ Result<std::optional<double>> parseQueryResponse(int httpStatus, const std::stri
   return sum;
 }
 
-// The answer's body, at most kMaxPrometheusAnswerBytes of it.
-Result<std::string> readCapped(web::http::http_response& resp, const std::string& what) {
-  auto tooLarge = [&] {
-    return promError(ErrorCode::kInvalidArgument, prometheus_reasons::kMalformed,
-                     what + ": the answer is larger than " + std::to_string(kMaxPrometheusAnswerBytes >> 20) + " MiB");
-  };
-  if (resp.headers().content_length() > kMaxPrometheusAnswerBytes) return tooLarge();
-  concurrency::streams::container_buffer<std::string> buffer;
-  auto stream = resp.body();
-  size_t total = 0;
-  while (true) {
-    size_t n = stream.read(buffer, 64 * 1024).get();
-    if (n == 0) break;
-    total += n;
-    if (total > kMaxPrometheusAnswerBytes) return tooLarge();
-  }
-  return std::move(buffer.collection());
-}
-
+// One HTTP endpoint (kube/http.h, the project's one request path) per base URL, kept while a policy uses it.
 struct PrometheusClient::Impl {
   std::chrono::milliseconds timeout;
   mutable std::mutex mu;
-  std::map<std::string, std::shared_ptr<web::http::client::http_client>> clients;
+  std::map<std::string, std::shared_ptr<kube::HttpEndpoint>> endpoints;
 
-  Result<std::shared_ptr<web::http::client::http_client>> clientFor(const std::string& baseUrl) {
+  Result<std::shared_ptr<kube::HttpEndpoint>> endpointFor(const std::string& baseUrl) {
     std::lock_guard lock(mu);
-    auto it = clients.find(baseUrl);
-    if (it != clients.end()) return it->second;
-    try {
-      web::http::client::http_client_config config;
-      config.set_timeout(timeout);
-      auto client =
-          std::make_shared<web::http::client::http_client>(utility::conversions::to_string_t(baseUrl), config);
-      clients.emplace(baseUrl, client);
-      return client;
-    } catch (const std::exception& e) {
+    auto it = endpoints.find(baseUrl);
+    if (it != endpoints.end()) return it->second;
+    auto made = kube::HttpEndpoint::make(baseUrl, kube::HttpTls{}, timeout);
+    if (!made) {
       return promError(ErrorCode::kInvalidArgument, prometheus_reasons::kUnreachable,
-                       "prometheus " + baseUrl + ": invalid URL: " + e.what());
+                       "prometheus " + prometheusTarget(baseUrl) + ": invalid URL");
     }
+    std::shared_ptr<kube::HttpEndpoint> endpoint = std::move(*made);
+    endpoints.emplace(baseUrl, endpoint);
+    return endpoint;
   }
 };
 
@@ -249,37 +228,37 @@ PrometheusClient::PrometheusClient(std::chrono::milliseconds timeout) : impl_(st
 PrometheusClient::~PrometheusClient() = default;
 
 void PrometheusClient::closeExcept(const std::set<std::string>& keep) {
+  // A query in flight holds its endpoint: dropping it here closes its connections once that query ends.
   std::lock_guard lock(impl_->mu);
-  std::erase_if(impl_->clients, [&](const auto& entry) { return !keep.count(entry.first); });
+  std::erase_if(impl_->endpoints, [&](const auto& entry) { return !keep.count(entry.first); });
 }
 
 size_t PrometheusClient::openClients() const {
   std::lock_guard lock(impl_->mu);
-  return impl_->clients.size();
+  return impl_->endpoints.size();
 }
 
 Result<std::optional<double>> PrometheusClient::query(const std::string& baseUrl, const std::string& promql) {
   const std::string what = "prometheus " + prometheusTarget(baseUrl) + " query " + promql;
-  auto client = impl_->clientFor(baseUrl);
-  if (!client) return client.error();
-  try {
-    web::uri_builder path(U("api/v1/query"));
-    path.append_query(U("query"), utility::conversions::to_string_t(promql));
-    // The server-side limit keeps a slow evaluation from outliving the client's own timeout.
-    path.append_query(U("timeout"), utility::conversions::to_string_t(
-                                        std::to_string(std::max<int64_t>(1, impl_->timeout.count() / 1000)) + "s"));
-    web::http::http_request req(web::http::methods::GET);
-    req.set_request_uri(path.to_uri());
-    req.headers().add(U("Accept"), U("application/json"));
-    web::http::http_response resp = (*client)->request(req).get();
-    auto body = readCapped(resp, what);
-    if (!body) return body.error();
-    return parseQueryResponse(resp.status_code(), *body, what);
-  } catch (const web::http::http_exception& e) {
-    return promError(ErrorCode::kUnavailable, prometheus_reasons::kUnreachable, what + ": " + e.what());
-  } catch (const std::exception& e) {
-    return promError(ErrorCode::kUnavailable, prometheus_reasons::kUnreachable, what + ": " + e.what());
+  auto endpoint = impl_->endpointFor(baseUrl);
+  if (!endpoint) return endpoint.error();
+  const int64_t seconds = std::max<int64_t>(1, impl_->timeout.count() / 1000);
+  kube::HttpRequest req;
+  // The server-side limit keeps a slow evaluation from outliving the client's own deadline.
+  req.pathAndQuery = "api/v1/query?query=" + kube::percentEncode(promql) + "&timeout=" + std::to_string(seconds) + "s";
+  req.headers = {{"Accept", "application/json"}};
+  req.deadline = SystemClock::instance().steadyNow() + impl_->timeout + std::chrono::seconds(1);
+  req.maxBodyBytes = kMaxPrometheusAnswerBytes;
+  auto resp = (*endpoint)->send(req);
+  if (!resp) {
+    if (resp.error().reason() == kube::http_reasons::kTooLarge) {
+      return promError(
+          ErrorCode::kInvalidArgument, prometheus_reasons::kMalformed,
+          what + ": the answer is larger than " + std::to_string(kMaxPrometheusAnswerBytes >> 20) + " MiB");
+    }
+    return promError(ErrorCode::kUnavailable, prometheus_reasons::kUnreachable, what + ": " + resp.error().message());
   }
+  return parseQueryResponse(resp->status, resp->body, what);
 }
 
 Result<PrometheusValues> readPrometheus(PrometheusClient& client, const policy::PrometheusSource& source,

@@ -1,7 +1,8 @@
 #pragma once
 // Pool metrics from Prometheus' HTTP query API (/api/v1/query). The policy's PromQL templates (or the
 // profile's defaults) are rendered per workload with $namespace and $workload, queried with a short timeout,
-// and the answer is read as one number or "no data". The transport stays in prometheus_source.cpp.
+// and the answer is read as one number or "no data". Requests go through kube::HttpEndpoint (kube/http.h), the
+// project's one HTTP request path, with a deadline and a size limit.
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -64,7 +65,7 @@ class PrometheusClient {
   PrometheusClient(const PrometheusClient&) = delete;
   PrometheusClient& operator=(const PrometheusClient&) = delete;
 
-  // Blocks; never call it from a cpprestsdk/pplx pool thread.
+  // Blocks (kube::HttpEndpoint::send); never call it from a cpprestsdk/pplx pool thread.
   // Runs an instant query against baseUrl (which may carry a path prefix: http://host:9090/prometheus).
   Result<std::optional<double>> query(const std::string& baseUrl, const std::string& promql);
 

@@ -104,6 +104,8 @@ TEST(Watch, CancelUnblocksNextPromptly) {
   opts.resourceVersion = (*start)["metadata"]["resourceVersion"];
   opts.allowBookmarks = false;
   opts.timeout = std::chrono::seconds(120);
+  // Nothing matches: a new namespace gets its kube-root-ca.crt ConfigMap from the controller manager at any time.
+  opts.labelSelector = "poolguard.dev/test=matches-nothing";
   auto watch = client->watch(resources::configMaps(), ns, opts);
   ASSERT_TRUE(watch.ok()) << watch.error().message();
   WatchStream* stream = watch->get();

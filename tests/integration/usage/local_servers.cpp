@@ -185,7 +185,8 @@ void MetricsTarget::serve() {
         "\r\nConnection: close\r\n\r\n" + body;
     size_t sent = 0;
     while (sent < response.size()) {
-      ssize_t n = ::write(fd, response.data() + sent, response.size() - sent);
+      // A client that stops reading (an answer over its size limit) closes the connection: no SIGPIPE then.
+      ssize_t n = ::send(fd, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
       if (n <= 0) break;
       sent += static_cast<size_t>(n);
     }

@@ -19,6 +19,20 @@ TEST(RateLimiter, BurstThenQps) {
   EXPECT_EQ(limiter.reserve(), milliseconds(1000));
 }
 
+TEST(RateLimiter, AReleasedReservationDelaysNoOneAfterIt) {
+  ManualClock clock;
+  RateLimiter limiter(/*qps=*/2, /*burst=*/1, clock);
+  EXPECT_EQ(limiter.reserve(), nanoseconds(0));
+  EXPECT_EQ(limiter.reserve(), milliseconds(500));  // this caller gives up (its deadline comes first)
+  limiter.release();
+  EXPECT_EQ(limiter.reserve(), milliseconds(500)) << "the next caller waits as if the other had never asked";
+  limiter.release();
+  limiter.release();
+  clock.advance(milliseconds(5000));
+  EXPECT_EQ(limiter.reserve(), nanoseconds(0));
+  EXPECT_EQ(limiter.reserve(), milliseconds(500)) << "releases never lift the bucket above its burst";
+}
+
 TEST(RateLimiter, RefillsWithTime) {
   ManualClock clock;
   RateLimiter limiter(10, 1, clock);
