@@ -138,13 +138,12 @@ std::map<std::string, std::string> readStringMap(const At& at, Diagnostics& d) {
   std::map<std::string, std::string> out;
   if (!at.present() || !expectObject(at, d)) return out;
   for (auto it = at.value->begin(); it != at.value->end(); ++it) {
-    At entry = at.field(it.key());
     if (it.value().is_string()) {
-      out.emplace(it.key(), it.value().get<std::string>());
+      out.emplace_hint(out.end(), it.key(), it.value().get_ref<const std::string&>());
     } else if (it.value().is_null()) {
       out.emplace(it.key(), "");  // as the API server's decoder reads a null map value
     } else {
-      typeError(entry, d, "a string");
+      typeError(at.field(it.key()), d, "a string");  // the entry's path is made only for its error
     }
   }
   return out;

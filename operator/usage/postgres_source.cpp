@@ -435,11 +435,10 @@ void PostgresReader::closeExcept(const std::set<std::string>& keep) {
       it = impl_->connections.erase(it);
     }
   }
-  // Outside the map's lock: a read in progress on one of them finishes first, then its session ends.
-  for (auto& entry : unused) {
-    std::lock_guard entryLock(entry->mu);
-    entry->close();
-  }
+  // Dropped outside the map's lock, and never waited for: an idle session ends here (its last reference goes); a
+  // read in progress on another thread holds its own reference, so that session ends when the read is done, and
+  // the caller (another target's check) is not held up by it.
+  unused.clear();
 }
 
 size_t PostgresReader::openConnections() const {

@@ -68,7 +68,8 @@ class PostgresReader {
   // The connection read() uses for this source and user: (host, port, database, user).
   static std::string connectionKey(const policy::PostgresSource& source, const std::string& username);
   // Closes every connection whose key is not in `keep`: a session to a server no policy checks any more must not
-  // stay open (poolguard would hold the very kind of idle session it warns about).
+  // stay open (poolguard would hold the very kind of idle session it warns about). Never waits: a session whose read
+  // is in progress on another thread ends when that read is done.
   void closeExcept(const std::set<std::string>& keep);
 
   // Connections currently open (for tests of reuse, and for shutdown diagnostics).

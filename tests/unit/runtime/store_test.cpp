@@ -4,8 +4,6 @@
 
 #include <algorithm>
 
-#include "runtime/selector.h"
-
 namespace poolguard::runtime {
 namespace {
 
@@ -154,51 +152,6 @@ TEST(Store, ListsByNamespaceAndPredicateAndLabelSelector) {
   EXPECT_EQ(s.list().size(), 3u);
 }
 
-TEST(Selector, MatchesExpressionsLikeTheApiServer) {
-  json labels = {{"app", "web"}, {"tier", "front"}};
-  auto expr = [](const std::string& key, const std::string& op, json values = json::array()) {
-    return json{{"matchExpressions", json::array({{{"key", key}, {"operator", op}, {"values", values}}})}};
-  };
-  EXPECT_TRUE(matchesLabelSelector(expr("app", "In", {"web", "api"}), labels));
-  EXPECT_FALSE(matchesLabelSelector(expr("app", "In", {"api"}), labels));
-  EXPECT_FALSE(matchesLabelSelector(expr("app", "NotIn", {"web"}), labels));
-  EXPECT_TRUE(matchesLabelSelector(expr("zone", "NotIn", {"x"}), labels));
-  EXPECT_TRUE(matchesLabelSelector(expr("tier", "Exists"), labels));
-  EXPECT_FALSE(matchesLabelSelector(expr("zone", "Exists"), labels));
-  EXPECT_TRUE(matchesLabelSelector(expr("zone", "DoesNotExist"), labels));
-  EXPECT_FALSE(matchesLabelSelector(expr("app", "Bogus"), labels));
-  json both = {{"matchLabels", {{"app", "web"}}},
-               {"matchExpressions", json::array({{{"key", "tier"}, {"operator", "In"}, {"values", {"back"}}}})}};
-  EXPECT_FALSE(matchesLabelSelector(both, labels));
-  EXPECT_FALSE(matchesLabelSelector(json{{"matchLabels", {{"app", "web"}}}}, json()));
-}
-
-TEST(Selector, MalformedPartsMatchNothingOrAreIgnored) {
-  json labels = {{"app", "web"}, {"replicas", 3}};
-  EXPECT_FALSE(matchesLabelSelector(json(), labels));
-  EXPECT_FALSE(matchesLabelSelector(json::array(), labels));
-  EXPECT_TRUE(matchesLabelSelector(json::object(), json()));
-  // What no API server would accept selects nothing.
-  EXPECT_FALSE(matchesLabelSelector(json{{"matchLabels", {{"app", 1}}}}, labels));
-  EXPECT_FALSE(matchesLabelSelector(json{{"matchExpressions", json::array({"app"})}}, labels));
-  EXPECT_FALSE(
-      matchesLabelSelector(json{{"matchExpressions", json::array({{{"key", 1}, {"operator", "Exists"}}})}}, labels));
-  EXPECT_FALSE(matchesLabelSelector(json{{"matchExpressions", json::array({{{"key", "app"}}})}}, labels));
-  // A matchLabels or matchExpressions of the wrong type is ignored, as are values that are not strings.
-  EXPECT_TRUE(matchesLabelSelector(json{{"matchLabels", "app=web"}, {"matchExpressions", "app"}}, labels));
-  auto expr = [](const std::string& op, json values) {
-    return json{{"matchExpressions", json::array({{{"key", "app"}, {"operator", op}, {"values", values}}})}};
-  };
-  EXPECT_TRUE(matchesLabelSelector(expr("In", {1, "web"}), labels));
-  EXPECT_FALSE(matchesLabelSelector(expr("In", "web"), labels));
-  EXPECT_TRUE(matchesLabelSelector(expr("NotIn", "web"), labels));
-  // A label value that is not a string counts as absent.
-  EXPECT_FALSE(matchesLabelSelector(
-      json{{"matchExpressions", json::array({{{"key", "replicas"}, {"operator", "Exists"}}})}}, labels));
-}
-
-// The HPA index itself (controller::scaleTargetRefIndex over model::Hpa records) lives with the controller; here
-// an index of the same shape over JsonObject records checks that the Store keeps any index in step.
 TEST(Store, SecondaryIndexFollowsUpdatesAndDeletes) {
   const std::string index = "target";
   auto targetKey = [](const std::string& ns, const std::string& kind, const std::string& name) {

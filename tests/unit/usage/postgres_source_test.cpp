@@ -3,6 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
+#include "../../support/silent_server.h"
 #include "fake_client.h"
 #include "usage/grant.h"
 
@@ -138,6 +142,24 @@ TEST(PostgresReader, UnreachableServerIsATypedErrorAndNoConnectionIsKept) {
   EXPECT_EQ(snap.error().reason(), postgres_reasons::kUnreachable);
   EXPECT_THAT(snap.error().message(), HasSubstr("postgres 127.0.0.1:1: unreachable"));
   EXPECT_THAT(snap.error().message(), Not(HasSubstr("secret-password")));
+  EXPECT_EQ(reader.openConnections(), 0u);
+}
+
+TEST(PostgresReader, ReleasingATargetNeverWaitsForAReadInProgressOnIt) {
+  poolguard::testing::SilentServer silent;  // accepts, never answers: the read holds its connection until timeout
+  ASSERT_NE(silent.port(), 0);
+  PostgresReader reader(SystemClock::instance(), {std::chrono::seconds(3), std::chrono::milliseconds(1000), ""});
+  auto s = source();
+  s.host = "127.0.0.1";
+  s.port = silent.port();
+  s.sslMode = policy::SslMode::kDisable;
+  std::thread reading([&] { (void)reader.read(s, {"monitor", "pw", std::nullopt}); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the read is connecting now
+  auto start = std::chrono::steady_clock::now();
+  reader.closeExcept({});  // as another target's check does when a policy goes
+  auto took = std::chrono::steady_clock::now() - start;
+  reading.join();
+  EXPECT_LT(took, std::chrono::milliseconds(500)) << "closeExcept waited for the read on the released target";
   EXPECT_EQ(reader.openConnections(), 0u);
 }
 
