@@ -67,7 +67,9 @@ int run(int argc, char** argv) {
   std::vector<std::string> files;
   std::string output = "text";
   auto* validateCmd = app.add_subcommand(
-      "validate", "Check policies offline; exit 1 when any is invalid, 2 when a document or file cannot be read");
+      "validate",
+      "Check policies and ClusterConnectionBudgets offline; exit 1 when any is invalid, 2 when a document or file "
+      "cannot be read");
   addOfflineFiles(validateCmd, files, output);
   auto* renderCmd =
       app.add_subcommand("render",

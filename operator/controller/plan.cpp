@@ -91,10 +91,14 @@ Plan plan(const Snapshot& s) {
   std::vector<budget::PolicyInput> budgetInputs;
   std::optional<int32_t> maxConnections;
   int32_t reserved = pol.spec.database.reservedConnections;
+  // A ClusterConnectionBudget's ceiling bounds every pool of the database before the budget is summed.
+  const policy::ClusterBudget* cluster = s.clusterBudget ? &*s.clusterBudget : nullptr;
+  const std::optional<int32_t> ceiling = cluster ? cluster->ceilings.maxSize : std::nullopt;
   for (const auto& e : s.policies) {
     if (!e.parsed || e.deleting || e.parsed->spec.database.name != pol.spec.database.name) continue;
     const auto& p = *e.parsed;
     budget::PolicyInput bi = budget::policyInput(p);
+    if (ceiling) bi.maxSize = std::min(bi.maxSize, *ceiling);
     for (WorkloadKind kind : p.spec.kinds) {
       for (const auto& w : workloadsOf(s, p.namespace_)) {
         if (w.kind != kind || !policy::selects(p, kind, p.namespace_, w.object->meta.labels)) continue;
@@ -107,11 +111,15 @@ Plan plan(const Snapshot& s) {
     if (d.maxConnections && (!maxConnections || *d.maxConnections < *maxConnections)) maxConnections = d.maxConnections;
     reserved = std::max(reserved, d.reservedConnections);
   }
+  // The budget's capacity wins over every policy's declaration; the server's value when nobody declares one.
+  if (cluster && cluster->maxConnections) maxConnections = cluster->maxConnections;
+  if (cluster) reserved = cluster->reservedConnections;
   if (!maxConnections) maxConnections = s.discoveredMaxConnections;
   out.database = budget::computeDatabase(pol.spec.database.name, maxConnections, reserved, budgetInputs);
   const budget::DatabaseBudget& db = out.database;
   const budget::PolicyBudget* mine = db.find(ns, name);
-  const int32_t effectiveMaxSize = mine ? mine->effectiveMaxSize : pol.spec.pool.maxSize;
+  const int32_t effectiveMaxSize =
+      mine ? mine->effectiveMaxSize : std::min(pol.spec.pool.maxSize, ceiling.value_or(pol.spec.pool.maxSize));
 
   in.policyName = name;
   in.mode = pol.spec.mode;
@@ -129,12 +137,27 @@ Plan plan(const Snapshot& s) {
     in.budget.policyWorstCase = mine->worstCase;
     in.budget.clamped = mine->clamped;
   }
+  if (cluster) {
+    const std::string source = "ClusterConnectionBudget " + cluster->database;
+    in.budget.budgetSource = source;
+    if (ceiling && pol.spec.pool.maxSize > *ceiling) in.budget.ceiling = *ceiling;
+    const auto& declared = pol.spec.database;
+    if (cluster->maxConnections && declared.maxConnections && *declared.maxConnections != *cluster->maxConnections) {
+      in.budget.notes.push_back("this policy's database.maxConnections " + std::to_string(*declared.maxConnections) +
+                                " is not used: " + source + " sets " + std::to_string(*cluster->maxConnections));
+    }
+    if (cluster->ceilings.requireLeakDetection && pol.spec.pool.leakDetectionThreshold.count() == 0) {
+      in.budget.notes.push_back(source + " requires leak detection: pool.leakDetectionThreshold 0 is rendered as " +
+                                policy::formatDuration(policy::kRequiredLeakDetection));
+    }
+  }
 
   // Workload by workload: who governs it, what it should carry, and whether that needs a write.
   std::set<std::pair<WorkloadKind, std::string>> governed;
   std::set<std::string> wantedConfigMaps;
   render::RenderOptions ropts;
   ropts.effectiveMaxSize = effectiveMaxSize;
+  ropts.requireLeakDetection = cluster && cluster->ceilings.requireLeakDetection;
   for (WorkloadKind kind : pol.spec.kinds) {
     for (const auto& view : workloadsOf(s, ns)) {
       const model::Workload& w = *view.object;

@@ -59,7 +59,10 @@ struct Snapshot {
   json storedStatus = json::object();               // the status as last written by this process, else as cached
   std::optional<usage::AnalysisResult> usage;       // the last usage check; nullopt without a usage block
   std::optional<int32_t> discoveredMaxConnections;  // read live from self's database server
-  std::map<std::string, WriteMemory> writes;        // by policy::WorkloadKey::toString()
+  // The ClusterConnectionBudget of self's database, when there is one: its capacity and ceilings bind every policy
+  // of the database.
+  std::optional<policy::ClusterBudget> clusterBudget;
+  std::map<std::string, WriteMemory> writes;  // by policy::WorkloadKey::toString()
   Clock::steady_point steadyNow{};
 };
 

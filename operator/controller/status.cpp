@@ -96,11 +96,18 @@ Condition budgetCondition(const StatusInput& in) {
                         std::to_string(*b.available) + " available (max_connections " +
                         std::to_string(b.maxConnections.value_or(0)) + " - " + std::to_string(b.reservedConnections) +
                         " reserved)";
+  if (!b.budgetSource.empty()) figures += " from " + b.budgetSource;
   // A declared max_connections that the server contradicts is reported where the budget is: it is the input.
   if (in.usage && in.usage->maxConnectionsMismatch) figures += "; " + *in.usage->maxConnectionsMismatch;
+  for (const auto& note : b.notes) figures += "; " + note;
   if (b.clamped && b.worstCase <= *b.available) {
     return makeCondition(condition::kWithinBudget, true, "Clamped",
                          figures + "; maxSize clamped to " + std::to_string(b.effectiveMaxSize) + " so it fits");
+  }
+  if (b.ceiling && b.worstCase <= *b.available) {
+    return makeCondition(condition::kWithinBudget, true, "Capped",
+                         figures + "; pool.maxSize is above the ceiling of " + b.budgetSource + ": " +
+                             std::to_string(*b.ceiling) + " is rendered");
   }
   if (b.worstCase > *b.available) {
     std::string fix = in.onExceeded == policy::OnExceeded::kClamp

@@ -45,6 +45,11 @@ struct BudgetFigures {
   int64_t policyWorstCase = 0;
   int32_t effectiveMaxSize = 0;
   bool clamped = false;  // this policy's maxSize was reduced to fit
+  // The ClusterConnectionBudget's ceiling lowered this policy's maxSize (to effectiveMaxSize, unless clamped lower).
+  std::optional<int32_t> ceiling;
+  std::string budgetSource;  // "ClusterConnectionBudget <database>" when one applies, else ""
+  // What the ClusterConnectionBudget changed of this policy's own settings, for the WithinBudget message.
+  std::vector<std::string> notes;
 };
 
 struct StatusInput {

@@ -214,6 +214,10 @@ bool isHpa(const json& obj) {
   return obj.is_object() && kindOf(obj) == "HorizontalPodAutoscaler" && apiVersionOf(obj) == "autoscaling/v2";
 }
 
+bool isClusterBudget(const json& obj) {
+  return obj.is_object() && kindOf(obj) == "ClusterConnectionBudget" && apiVersionOf(obj).starts_with("poolguard.dev/");
+}
+
 bool isPolicy(const json& obj) {
   return obj.is_object() && kindOf(obj) == "ConnectionPoolPolicy" && apiVersionOf(obj).starts_with("poolguard.dev/");
 }

@@ -123,8 +123,9 @@ struct PolicyObject : kube::Object {
 // The kind of an apps/v1 Deployment or StatefulSet; nullopt for anything else (including a kind that is not a
 // string: checkDocument reports that).
 std::optional<policy::WorkloadKind> workloadKindOf(const json& obj);
-bool isHpa(const json& obj);     // autoscaling/v2 HorizontalPodAutoscaler
-bool isPolicy(const json& obj);  // poolguard.dev ConnectionPoolPolicy
+bool isHpa(const json& obj);            // autoscaling/v2 HorizontalPodAutoscaler
+bool isPolicy(const json& obj);         // poolguard.dev ConnectionPoolPolicy
+bool isClusterBudget(const json& obj);  // poolguard.dev ClusterConnectionBudget
 
 // What every Kubernetes object must be, whatever its kind: apiVersion and kind strings, metadata a mapping whose
 // name, generateName, namespace, uid, resourceVersion and creationTimestamp are strings, generation an integer,

@@ -66,9 +66,23 @@ std::string policyLabel(const PolicyEntry& e) {
          (name.empty() ? std::string("<unnamed>") : name);
 }
 
-// Reports invalid policies on `err`; true when there were any.
+std::string budgetLabel(const BudgetEntry& b) {
+  std::string name;
+  if (auto meta = b.object.find("metadata"); meta != b.object.end() && meta->is_object()) {
+    if (auto it = meta->find("name"); it != meta->end() && it->is_string()) name = it->get<std::string>();
+  }
+  return "ClusterConnectionBudget " + (name.empty() ? std::string("<unnamed>") : name);
+}
+
+// Reports invalid policies and budgets on `err`; true when there were any.
 bool reportInvalid(const Workspace& ws, std::ostream& err) {
   bool any = false;
+  for (const auto& b : ws.budgets) {
+    for (const auto& e : b.errors) {
+      err << b.source << ": document " << b.document << ": " << budgetLabel(b) << ": " << policy::toString(e) << "\n";
+      any = true;
+    }
+  }
   for (const auto& p : ws.policies) {
     for (const auto& e : p.errors) {
       err << p.source << ": document " << p.document << ": " << policyLabel(p) << ": " << policy::toString(e) << "\n";
@@ -150,15 +164,41 @@ int runValidateLoaded(const Loaded& loaded, const std::string& output, std::ostr
       }
     }
   }
+  json budgets = json::array();
+  int invalidBudgets = 0;
+  for (const auto& b : ws.budgets) {
+    json r{{"source", b.source},
+           {"document", b.document},
+           {"name", b.parsed ? json(b.parsed->database) : json("")},
+           {"valid", b.errors.empty()},
+           {"errors", json::array()}};
+    for (const auto& e : b.errors) r["errors"].push_back({{"field", e.field}, {"message", e.message}});
+    budgets.push_back(r);
+    if (!b.errors.empty()) ++invalidBudgets;
+    if (output == "text") {
+      if (b.errors.empty()) out << b.source << ": document " << b.document << ": " << budgetLabel(b) << ": valid\n";
+      for (const auto& e : b.errors) {
+        out << b.source << ": document " << b.document << ": " << budgetLabel(b) << ": " << policy::toString(e) << "\n";
+      }
+    }
+  }
+  invalid += invalidBudgets;
   if (output == "text") {
-    out << total << " " << (total == 1 ? "policy" : "policies") << " checked, " << invalid << " invalid\n";
+    out << total << " " << (total == 1 ? "policy" : "policies") << " checked, " << invalid - invalidBudgets
+        << " invalid";
+    if (!ws.budgets.empty()) {
+      out << "; " << ws.budgets.size() << " ClusterConnectionBudget" << (ws.budgets.size() == 1 ? "" : "s")
+          << " checked, " << invalidBudgets << " invalid";
+    }
+    out << "\n";
     if (total == 0 && !unreadable) err << "warning: no ConnectionPoolPolicy (poolguard.dev) found in the input\n";
   } else {
-    print(json{{"policies", results},
-               {"checked", total},
-               {"invalid", invalid},
-               {"inputErrors", inputErrorsJson(loaded, ws)}},
-          output, out);
+    json report{{"policies", results},
+                {"checked", total},
+                {"invalid", invalid - invalidBudgets},
+                {"inputErrors", inputErrorsJson(loaded, ws)}};
+    if (!ws.budgets.empty()) report["clusterConnectionBudgets"] = budgets;
+    print(report, output, out);
   }
   if (unreadable) return kExitUsage;
   return invalid > 0 ? kExitFailed : kExitOk;
@@ -270,6 +310,14 @@ int runPlanLoaded(const Loaded& loaded, const std::string& output, std::ostream&
         {"policies", json::array()}};
     if (db.maxConnections) d["maxConnections"] = *db.maxConnections;
     if (db.available) d["available"] = *db.available;
+    if (const auto* b = budgetFor(ws, db.database)) {
+      json cb{{"name", b->database},
+              {"reservedConnections", b->reservedConnections},
+              {"requireLeakDetection", b->ceilings.requireLeakDetection}};
+      if (b->maxConnections) cb["maxConnections"] = *b->maxConnections;
+      if (b->ceilings.maxSize) cb["maxSizeCeiling"] = *b->ceilings.maxSize;
+      d["clusterConnectionBudget"] = cb;
+    }
     for (const auto& pb : db.policies) {
       json pj{{"namespace", pb.namespace_},
               {"name", pb.name},
@@ -311,11 +359,25 @@ int runPlanLoaded(const Loaded& loaded, const std::string& output, std::ostream&
     printTable(summary, out);
     for (const auto& db : ws.databases) {
       out << "\nDatabase " << db.database << ":\n";
+      if (const auto* b = budgetFor(ws, db.database)) {
+        out << "  ClusterConnectionBudget " << b->database << ": maxConnections "
+            << (b->maxConnections ? std::to_string(*b->maxConnections) : "from the policies or the server")
+            << ", reserved " << b->reservedConnections;
+        if (b->ceilings.maxSize) out << ", maxSize ceiling " << *b->ceilings.maxSize;
+        if (b->ceilings.requireLeakDetection) out << ", leak detection required";
+        out << "\n";
+      }
       std::vector<std::vector<std::string>> rows{
           {"POLICY", "WORKLOAD", "PODS", "MAX PODS", "SURGE", "PER POD", "STEADY", "WORST", "MAXSIZE"}};
       for (const auto& pb : db.policies) {
         std::string maxSize = std::to_string(pb.effectiveMaxSize);
         if (pb.clamped) maxSize += " (clamped from " + std::to_string(pb.maxSize) + ")";
+        for (const auto& pe : ws.policies) {
+          if (!pe.parsed || pe.parsed->namespace_ != pb.namespace_ || pe.parsed->name != pb.name) continue;
+          if (pe.parsed->spec.pool.maxSize > pb.maxSize) {
+            maxSize += " (ceiling; asks " + std::to_string(pe.parsed->spec.pool.maxSize) + ")";
+          }
+        }
         std::string policyName = pb.namespace_ + "/" + pb.name;
         if (pb.workloads.empty()) rows.push_back({policyName, "(none)", "0", "0", "0", "-", "0", "0", maxSize});
         for (const auto& wb : pb.workloads) {

@@ -18,8 +18,8 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;
 inline constexpr int kExitUsage = 2;
 
-// Checks every ConnectionPoolPolicy with the rules the API server applies. Text output: one line per problem,
-// "FILE: document N: ConnectionPoolPolicy NS/NAME: FIELD: MESSAGE" (N counts from 1).
+// Checks every ConnectionPoolPolicy and ClusterConnectionBudget with the rules the API server applies. Text output:
+// one line per problem, "FILE: document N: ConnectionPoolPolicy NS/NAME: FIELD: MESSAGE" (N counts from 1).
 int runValidate(const std::vector<std::string>& files, const std::string& output, std::ostream& out, std::ostream& err);
 int runValidateLoaded(const Loaded& loaded, const std::string& output, std::ostream& out, std::ostream& err);
 
@@ -30,7 +30,8 @@ int runRender(const std::vector<std::string>& files, const std::string& output, 
 int runRenderLoaded(const Loaded& loaded, const std::string& output, std::ostream& out, std::ostream& err);
 
 // Prints the connection budget per database: policies, workloads, steady state and worst case against
-// max_connections - reserved. Exit 1 when any database is over budget.
+// max_connections - reserved, with the database's ClusterConnectionBudget (capacity, ceilings) when the files hold
+// one. Exit 1 when any database is over budget, or a policy or budget is invalid.
 int runPlan(const std::vector<std::string>& files, const std::string& output, std::ostream& out, std::ostream& err);
 int runPlanLoaded(const Loaded& loaded, const std::string& output, std::ostream& out, std::ostream& err);
 

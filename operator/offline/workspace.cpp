@@ -73,7 +73,20 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
       obj["metadata"]["namespace"] = ns;
       return obj;
     };
-    if (model::isPolicy(d.object)) {
+    if (model::isClusterBudget(d.object)) {
+      BudgetEntry b{d.source, d.index + 1, d.object, std::nullopt, {}};
+      auto parsed = policy::budgetFromJson(b.object, &b.errors);
+      if (parsed) {
+        if (budgetFor(ws, parsed->database) != nullptr) {
+          b.errors.push_back({"metadata.name", "Duplicate value: \"" + parsed->database +
+                                                   "\": a second ClusterConnectionBudget for this database; keep "
+                                                   "one per database (it is named after the database)"});
+        } else {
+          b.parsed = *parsed;
+        }
+      }
+      ws.budgets.push_back(std::move(b));
+    } else if (model::isPolicy(d.object)) {
       PolicyEntry e{d.source, d.index + 1, withNamespace(), std::nullopt, {}};
       auto parsed = policy::fromJson(e.object, &e.errors);
       if (parsed) e.parsed = *parsed;
@@ -136,6 +149,15 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
     const std::string& database = p->spec.database.name;
     firstOfDatabase.emplace(database, i);
     if (!p->spec.database.maxConnections) continue;
+    if (const auto* b = budgetFor(ws, database); b && b->maxConnections) {
+      if (*b->maxConnections != *p->spec.database.maxConnections) {
+        ws.warnings.push_back("database " + database + ": policy " + p->namespace_ + "/" + p->name +
+                              " declares maxConnections " + std::to_string(*p->spec.database.maxConnections) +
+                              "; ClusterConnectionBudget " + database + " sets " + std::to_string(*b->maxConnections) +
+                              ", which is used");
+      }
+      continue;
+    }
     auto& seen = declared[database];
     if (seen && *seen != *p->spec.database.maxConnections) {
       ws.warnings.push_back("database " + database + ": policies declare different maxConnections (" +
@@ -153,7 +175,17 @@ controller::Plan planFor(const Workspace& ws, size_t index) {
   s.self = ws.policyViews.at(index);
   s.policies = ws.policyViews;
   s.workloads = ws.workloadViews;
+  if (s.self.parsed) {
+    if (const auto* b = budgetFor(ws, s.self.parsed->spec.database.name)) s.clusterBudget = *b;
+  }
   return controller::plan(s);
+}
+
+const policy::ClusterBudget* budgetFor(const Workspace& ws, const std::string& database) {
+  for (const auto& b : ws.budgets) {
+    if (b.parsed && b.parsed->database == database) return &*b.parsed;
+  }
+  return nullptr;
 }
 
 int32_t effectiveMaxSize(const Workspace& ws, const policy::Policy& p) {

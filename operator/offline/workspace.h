@@ -49,6 +49,14 @@ struct PolicyEntry {
   std::vector<policy::FieldError> errors;
 };
 
+struct BudgetEntry {
+  std::string source;
+  int document = 0;  // 1-based
+  json object;
+  std::optional<policy::ClusterBudget> parsed;  // nullopt when invalid (then no budget applies to its database)
+  std::vector<policy::FieldError> errors;
+};
+
 struct WorkloadEntry {
   std::string source;
   int document = 0;
@@ -60,6 +68,7 @@ struct WorkloadEntry {
 
 struct Workspace {
   std::vector<PolicyEntry> policies;
+  std::vector<BudgetEntry> budgets;  // ClusterConnectionBudgets, in input order
   std::vector<WorkloadEntry> workloads;
   std::vector<model::Hpa> hpas;
   // The same, as the operator's caches hold them (policy views in the order of `policies`).
@@ -69,6 +78,9 @@ struct Workspace {
   std::vector<std::string> warnings;    // e.g. policies of one database declaring different maxConnections
   std::vector<InputError> inputErrors;  // documents left out, in input order
 };
+
+// The valid ClusterConnectionBudget of `database` in the workspace; nullptr when none.
+const policy::ClusterBudget* budgetFor(const Workspace& ws, const std::string& database);
 
 // Objects without metadata.namespace are in "default", as kubectl apply would put them.
 Workspace buildWorkspace(const std::vector<policy::Document>& documents);

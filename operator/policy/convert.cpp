@@ -141,26 +141,27 @@ Spec specFrom(const json& s) {
   return spec;
 }
 
+// The API server's answer to an invalid object: `KIND "NAME" is invalid: FIELD: MESSAGE`, the causes in brackets
+// when there are several, each cause also structured.
+Error invalidObject(const std::string& kind, const std::string& name, const std::vector<FieldError>& problems) {
+  std::string message = kind + " \"" + name + "\" is invalid: ";
+  std::vector<ErrorCause> causes;
+  if (problems.size() > 1) message += "[";
+  for (size_t i = 0; i < problems.size(); ++i) {
+    message += (i == 0 ? "" : problems.size() > 1 ? ", " : "; ") + toString(problems[i]);
+    causes.push_back({problems[i].field, "FieldValueInvalid", problems[i].message});
+  }
+  if (problems.size() > 1) message += "]";
+  return Error(ErrorCode::kInvalid, message).withReason("Invalid").withCauses(std::move(causes));
+}
+
 }  // namespace
 
 Result<Policy> fromJson(const json& obj, std::vector<FieldError>* errors) {
   auto problems = validate(obj);
   if (errors != nullptr) *errors = problems;
   std::string name = obj.is_object() ? str(obj.value("metadata", json::object()), "name") : "";
-  if (!problems.empty()) {
-    std::string message = "ConnectionPoolPolicy \"" + name + "\" is invalid: ";
-    std::vector<ErrorCause> causes;
-    for (size_t i = 0; i < problems.size(); ++i) {
-      message += (i == 0 ? "" : "; ") + toString(problems[i]);
-      causes.push_back({problems[i].field, "FieldValueInvalid", problems[i].message});
-    }
-    if (problems.size() > 1) {
-      message = "ConnectionPoolPolicy \"" + name + "\" is invalid: [";
-      for (size_t i = 0; i < problems.size(); ++i) message += (i == 0 ? "" : ", ") + toString(problems[i]);
-      message += "]";
-    }
-    return Error(ErrorCode::kInvalid, message).withReason("Invalid").withCauses(std::move(causes));
-  }
+  if (!problems.empty()) return invalidObject("ConnectionPoolPolicy", name, problems);
   try {
     json defaulted = applyDefaults(obj);
     Policy p;
@@ -177,6 +178,32 @@ Result<Policy> fromJson(const json& obj, std::vector<FieldError>* errors) {
   } catch (const json::exception& e) {
     // validate() accepted the object, so this is a gap between the schema and the model, not bad input.
     return Error(ErrorCode::kInternal, "ConnectionPoolPolicy \"" + name + "\": cannot convert: " + e.what());
+  }
+}
+
+Result<ClusterBudget> budgetFromJson(const json& obj, std::vector<FieldError>* errors) {
+  auto problems = validateBudget(obj);
+  if (errors != nullptr) *errors = problems;
+  std::string name = obj.is_object() ? str(obj.value("metadata", json::object()), "name") : "";
+  if (!problems.empty()) return invalidObject("ClusterConnectionBudget", name, problems);
+  try {
+    json defaulted = applyBudgetDefaults(obj);
+    ClusterBudget b;
+    const json& meta = defaulted.at("metadata");
+    b.database = str(meta, "name");
+    b.uid = str(meta, "uid");
+    if (auto g = meta.find("generation"); g != meta.end() && g->is_number_integer()) b.generation = g->get<int64_t>();
+    const json spec = defaulted.value("spec", json::object());
+    if (auto m = spec.find("maxConnections"); m != spec.end() && m->is_number_integer())
+      b.maxConnections = m->get<int32_t>();
+    b.reservedConnections = spec.value("reservedConnections", 3);
+    const json ceilings = spec.value("ceilings", json::object());
+    if (auto m = ceilings.find("maxSize"); m != ceilings.end() && m->is_number_integer())
+      b.ceilings.maxSize = m->get<int32_t>();
+    b.ceilings.requireLeakDetection = ceilings.value("requireLeakDetection", false);
+    return b;
+  } catch (const json::exception& e) {
+    return Error(ErrorCode::kInternal, "ClusterConnectionBudget \"" + name + "\": cannot convert: " + e.what());
   }
 }
 

@@ -53,6 +53,10 @@ Result<std::vector<Document>> readDocuments(const std::string& path);
 // the Error (kInvalid) lists every cause, and *errors, when given, receives them.
 Result<Policy> fromJson(const json& obj, std::vector<FieldError>* errors = nullptr);
 
+// The same for a ClusterConnectionBudget (cluster scoped: metadata.name is the database's name).
+Result<ClusterBudget> budgetFromJson(const json& obj, std::vector<FieldError>* errors = nullptr);
+std::vector<FieldError> validateBudget(const json& obj);
+
 // Only the checks, on the raw object (before defaults), in field-path order. Rules that the API server
 // evaluates after defaulting (maxLifetime against a defaulted idleTimeout, ...) see the defaults here too.
 std::vector<FieldError> validate(const json& obj);
@@ -60,6 +64,7 @@ std::vector<FieldError> validate(const json& obj);
 // The object with the CRD's structural defaults filled in, as the API server stores it. Values of the wrong
 // type are left alone (validate reports them).
 json applyDefaults(const json& obj);
+json applyBudgetDefaults(const json& obj);
 
 // The model back to its API JSON form (spec with defaults filled in).
 json toJson(const Policy& p);

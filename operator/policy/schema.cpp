@@ -456,10 +456,38 @@ Node buildSpec() {
       {"selector", "pool", "database"});
 }
 
+Node buildBudgetSpec() {
+  Node b = object({
+      {"maxConnections",
+       integer(1, kPostgresMaxConnections, "set the server's max_connections, 1..262143; it wins over policies'")},
+      {"reservedConnections",
+       withDefault(integer(0, kPostgresMaxConnections, "set the connections kept free for admins, >= 0"), 3)},
+      {"ceilings",
+       withDefault(object({
+                       {"maxSize", integer(1, 10000, "set the most connections one pool may open, 1..10000")},
+                       {"requireLeakDetection", withDefault(boolean(), false)},
+                   }),
+                   json::object())},
+  });
+  b.rules.push_back(
+      Rule{"reservedConnections must be < maxConnections; lower reservedConnections or raise maxConnections",
+           ".reservedConnections", [](const json& self) {
+             auto max = intAt(self, "maxConnections");
+             auto reserved = intAt(self, "reservedConnections");
+             return !max || !reserved || *reserved < *max;
+           }});
+  return b;
+}
+
 }  // namespace
 
 const Node& spec() {
   static const Node kSpec = buildSpec();
+  return kSpec;
+}
+
+const Node& budgetSpec() {
+  static const Node kSpec = buildBudgetSpec();
   return kSpec;
 }
 
@@ -685,7 +713,7 @@ const char* const kLabelMessage =
     "with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
     "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
-void checkMetadata(const json& obj, Checker& c) {
+void checkMetadata(const json& obj, Checker& c, const std::string& explainName) {
   auto it = obj.find("metadata");
   if (it == obj.end() || it->is_null()) {
     c.add("metadata.name", "Required value: name or generateName is required");
@@ -714,9 +742,8 @@ void checkMetadata(const json& obj, Checker& c) {
   const json& meta = *it;
   for (auto m = meta.begin(); m != meta.end(); ++m) {
     if (!kAllowed.count(m.key())) {
-      c.add("metadata." + m.key(), "unknown field \"metadata." + m.key() +
-                                       "\"; see `kubectl explain "
-                                       "connectionpoolpolicy.metadata` for the fields of ObjectMeta");
+      c.add("metadata." + m.key(), "unknown field \"metadata." + m.key() + "\"; see `kubectl explain " + explainName +
+                                       ".metadata` for the fields of ObjectMeta");
     }
   }
   auto name = meta.find("name");
@@ -767,21 +794,33 @@ void checkMetadata(const json& obj, Checker& c) {
 
 bool pathLess(const FieldError& a, const FieldError& b) { return a.field < b.field; }
 
-}  // namespace
+// What validation needs to know of a kind: its name, its spec's schema, and what a missing spec means.
+struct KindSchema {
+  const char* kind;
+  const char* explainName;  // for `kubectl explain`
+  const Node& (*spec)();
+  const char* missingSpec;  // the message for a missing spec; nullptr: the spec is optional
+};
 
-json applyDefaults(const json& obj) {
+const KindSchema kPolicyKind{"ConnectionPoolPolicy", "connectionpoolpolicy", &schema::spec,
+                             "Required value: a ConnectionPoolPolicy needs a spec with at least selector, "
+                             "pool.maxSize and database.name"};
+const KindSchema kBudgetKind{"ClusterConnectionBudget", "clusterconnectionbudget", &schema::budgetSpec, nullptr};
+
+json defaultsFor(const json& obj, const KindSchema& k) {
   json out = obj;
   if (out.is_object()) {
     auto spec = out.find("spec");
-    if (spec != out.end() && spec->is_object()) defaults(*spec, schema::spec());
+    if (spec != out.end() && spec->is_object()) defaults(*spec, k.spec());
   }
   return out;
 }
 
-std::vector<FieldError> validate(const json& obj) {
+std::vector<FieldError> validateKind(const json& obj, const KindSchema& k) {
+  const std::string kind = k.kind;
   Checker c;
   if (!obj.is_object()) {
-    c.add("", "Invalid value: " + show(obj) + ": a ConnectionPoolPolicy must be an object");
+    c.add("", "Invalid value: " + show(obj) + ": a " + kind + " must be an object");
     return c.errors;
   }
   static const std::set<std::string> kTopLevel{"apiVersion", "kind", "metadata", "spec", "status"};
@@ -798,20 +837,18 @@ std::vector<FieldError> validate(const json& obj) {
   } else if (*apiVersion != "poolguard.dev/v1alpha1") {
     c.add("apiVersion", "Unsupported value: " + show(*apiVersion) + ": supported values: \"poolguard.dev/v1alpha1\"");
   }
-  auto kind = obj.find("kind");
-  if (kind == obj.end() || kind->is_null()) {
-    c.add("kind", "Required value: set kind: ConnectionPoolPolicy");
-  } else if (*kind != "ConnectionPoolPolicy") {
-    c.add("kind", "Unsupported value: " + show(*kind) + ": supported values: \"ConnectionPoolPolicy\"");
+  auto kindField = obj.find("kind");
+  if (kindField == obj.end() || kindField->is_null()) {
+    c.add("kind", "Required value: set kind: " + kind);
+  } else if (*kindField != kind) {
+    c.add("kind", "Unsupported value: " + show(*kindField) + ": supported values: \"" + kind + "\"");
   }
-  checkMetadata(obj, c);
+  checkMetadata(obj, c, k.explainName);
   auto spec = obj.find("spec");
   if (spec == obj.end() || spec->is_null()) {
-    c.add("spec",
-          "Required value: a ConnectionPoolPolicy needs a spec with at least selector, pool.maxSize and "
-          "database.name");
+    if (k.missingSpec) c.add("spec", k.missingSpec);
   } else {
-    c.structure(*spec, schema::spec(), "spec");
+    c.structure(*spec, k.spec(), "spec");
   }
   std::stable_sort(c.errors.begin(), c.errors.end(), pathLess);
   if (c.blocking) {
@@ -820,14 +857,22 @@ std::vector<FieldError> validate(const json& obj) {
           "some validation rules were not checked because the object was invalid; correct the existing errors "
           "to complete validation");
   } else if (spec != obj.end() && spec->is_object()) {
-    json defaulted = applyDefaults(obj);
+    json defaulted = defaultsFor(obj, k);
     Checker rules;
-    rules.rules(defaulted["spec"], schema::spec(), "spec");
+    rules.rules(defaulted["spec"], k.spec(), "spec");
     std::stable_sort(rules.errors.begin(), rules.errors.end(), pathLess);
     c.errors.insert(c.errors.end(), rules.errors.begin(), rules.errors.end());
     std::stable_sort(c.errors.begin(), c.errors.end(), pathLess);
   }
   return c.errors;
 }
+
+}  // namespace
+
+json applyDefaults(const json& obj) { return defaultsFor(obj, kPolicyKind); }
+json applyBudgetDefaults(const json& obj) { return defaultsFor(obj, kBudgetKind); }
+
+std::vector<FieldError> validate(const json& obj) { return validateKind(obj, kPolicyKind); }
+std::vector<FieldError> validateBudget(const json& obj) { return validateKind(obj, kBudgetKind); }
 
 }  // namespace poolguard::policy

@@ -54,6 +54,8 @@ struct Node {
 
 // ConnectionPoolPolicy.spec as the CRD declares it.
 const Node& spec();
+// ClusterConnectionBudget.spec as `poolguard validate|render|plan` read it (docs/api.md, "ClusterConnectionBudget").
+const Node& budgetSpec();
 
 // The duration syntax the CRD's CEL rules accept (Go's time.ParseDuration without a sign), as an RE2 pattern.
 extern const char* const kDurationPattern;

@@ -51,6 +51,23 @@ struct Database {
   int32_t reservedConnections = 3;
 };
 
+// A ClusterConnectionBudget (cluster-scoped, one per database, named after it): the capacity and the ceilings
+// every policy naming the database is held to. See docs/api.md "ClusterConnectionBudget".
+struct BudgetCeilings {
+  std::optional<int32_t> maxSize;     // no pool of the database renders more
+  bool requireLeakDetection = false;  // a pool with leakDetectionThreshold 0 renders kRequiredLeakDetection
+};
+inline constexpr std::chrono::milliseconds kRequiredLeakDetection{30000};
+
+struct ClusterBudget {
+  std::string database;  // metadata.name
+  std::string uid;
+  int64_t generation = 0;
+  std::optional<int32_t> maxConnections;  // wins over every policy's database.maxConnections
+  int32_t reservedConnections = 3;
+  BudgetCeilings ceilings;
+};
+
 struct Budget {
   OnExceeded onExceeded = OnExceeded::kWarn;
   int32_t weight = 1;

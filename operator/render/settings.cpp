@@ -262,6 +262,9 @@ RenderedSettings renderSettings(const policy::Policy& p, const std::string& work
   PoolSettings pool = p.spec.pool;
   if (options.effectiveMaxSize && *options.effectiveMaxSize >= 1) pool.maxSize = *options.effectiveMaxSize;
   if (pool.minIdle > pool.maxSize) pool.minIdle = pool.maxSize;
+  if (options.requireLeakDetection && pool.leakDetectionThreshold.count() == 0) {
+    pool.leakDetectionThreshold = policy::kRequiredLeakDetection;
+  }
 
   RenderedSettings out;
   out.profile = p.spec.profile;

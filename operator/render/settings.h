@@ -27,6 +27,9 @@ struct RenderOptions {
   // The maxSize after a budget Clamp (budget::Plan). Unset: the policy's pool.maxSize. minIdle is lowered to it
   // when larger, so the rendered pool stays valid.
   std::optional<int32_t> effectiveMaxSize;
+  // A ClusterConnectionBudget requires leak detection: a pool.leakDetectionThreshold of 0 renders
+  // policy::kRequiredLeakDetection.
+  bool requireLeakDetection = false;
 };
 
 struct EnvSetting {

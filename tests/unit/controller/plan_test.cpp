@@ -172,5 +172,63 @@ TEST(Plan, TellsThePoliciesOfTheDatabaseWhenItsTotalsMoved) {
   EXPECT_TRUE(plan(s).alsoEnqueue.empty()) << "same totals: nobody to tell";
 }
 
+policy::ClusterBudget clusterBudget(std::optional<int32_t> maxConnections, std::optional<int32_t> ceiling,
+                                    bool requireLeakDetection = false) {
+  policy::ClusterBudget b;
+  b.database = "orders";
+  b.maxConnections = maxConnections;
+  b.reservedConnections = 10;
+  b.ceilings.maxSize = ceiling;
+  b.ceilings.requireLeakDetection = requireLeakDetection;
+  return b;
+}
+
+TEST(Plan, AClusterBudgetsCapacityWinsAndThePolicyIsToldWhenItDisagrees) {
+  auto a = policyView("shop", "pool", json::object());  // declares maxConnections 100, reserved 3
+  auto s = snapshotOf(a, {a}, {deployment("shop", "web", 2)});
+  s.clusterBudget = clusterBudget(200, std::nullopt);
+  Plan p = plan(s);
+  EXPECT_EQ(p.database.maxConnections, 200);
+  EXPECT_EQ(p.database.reservedConnections, 10);
+  EXPECT_EQ(p.database.available, 190);
+  auto conditions = computeConditions(p.status);
+  auto within = std::find_if(conditions.begin(), conditions.end(),
+                             [](const Condition& c) { return c.type == condition::kWithinBudget; });
+  ASSERT_NE(within, conditions.end());
+  EXPECT_EQ(within->reason, "WithinBudget");
+  EXPECT_THAT(within->message, ::testing::HasSubstr("from ClusterConnectionBudget orders"));
+  EXPECT_THAT(within->message, ::testing::HasSubstr("this policy's database.maxConnections 100 is not used: "
+                                                    "ClusterConnectionBudget orders sets 200"));
+  // A budget without maxConnections leaves the policies' declaration in force, with the budget's reserve.
+  s.clusterBudget = clusterBudget(std::nullopt, std::nullopt);
+  EXPECT_EQ(plan(s).database.maxConnections, 100);
+  EXPECT_EQ(plan(s).database.available, 90);
+}
+
+TEST(Plan, ACeilingCapsEveryPoolOfTheDatabaseAndSaysCapped) {
+  auto big = policyView("team-a", "pool", {{"pool", {{"maxSize", 50}}}});
+  auto small = policyView("team-b", "pool", {{"pool", {{"maxSize", 4}}}});
+  auto s = snapshotOf(big, {big, small}, {deployment("team-a", "web", 2), deployment("team-b", "web", 2)});
+  s.clusterBudget = clusterBudget(1000, 8, /*requireLeakDetection=*/true);
+  Plan p = plan(s);
+  EXPECT_EQ(p.status.budget.effectiveMaxSize, 8);
+  EXPECT_EQ(p.database.worstCase, (2 + 1) * 8 + (2 + 1) * 4) << "the ceiling binds the other namespace's pool too";
+  ASSERT_EQ(p.workloads.size(), 1u);
+  EXPECT_EQ(envIn(p.workloads[0].apply, "POOL_MAX_SIZE"), "8");
+  EXPECT_EQ(envIn(p.workloads[0].apply, "POOL_LEAK_DETECTION_THRESHOLD_MS"), "30000") << "leak detection required";
+  auto conditions = computeConditions(p.status);
+  auto within = std::find_if(conditions.begin(), conditions.end(),
+                             [](const Condition& c) { return c.type == condition::kWithinBudget; });
+  ASSERT_NE(within, conditions.end());
+  EXPECT_EQ(within->reason, "Capped");
+  EXPECT_THAT(within->message, ::testing::HasSubstr("8 is rendered"));
+  EXPECT_THAT(within->message, ::testing::HasSubstr("requires leak detection"));
+  // The small pool is under the ceiling: not capped.
+  s.self = small;
+  Plan q = plan(s);
+  EXPECT_EQ(q.status.budget.effectiveMaxSize, 4);
+  EXPECT_FALSE(q.status.budget.ceiling);
+}
+
 }  // namespace
 }  // namespace poolguard::controller

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -138,6 +139,77 @@ TEST_F(OfflineCommands, PlanWithinBudgetExitsZero) {
       write("all.yaml", policyYaml("shop", "p", "orders", 10) + "---\n" + deploymentYaml("shop", "api", "orders", 2));
   EXPECT_EQ(runPlan({f}, "yaml", out_, err_), kExitOk) << err_.str();
   EXPECT_NE(out_.str().find("state: WithinBudget"), std::string::npos) << out_.str();
+}
+
+std::string budgetYaml(const std::string& spec) {
+  return "apiVersion: poolguard.dev/v1alpha1\nkind: ClusterConnectionBudget\nmetadata:\n  name: orders\nspec:\n" + spec;
+}
+
+TEST_F(OfflineCommands, AClusterBudgetSetsTheCapacityAndItsCeilingCapsEveryPool) {
+  // The policies declare maxConnections 100; the budget's 60 wins. Its ceiling of 8 caps both pools of 20.
+  auto f =
+      write("all.yaml", budgetYaml("  maxConnections: 60\n  reservedConnections: 5\n  ceilings:\n"
+                                   "    maxSize: 8\n    requireLeakDetection: true\n") +
+                            "---\n" + policyYaml("team-a", "a", "api", 20) + "---\n" +
+                            policyYaml("team-b", "b", "web", 4) + "---\n" + deploymentYaml("team-a", "api", "api", 2) +
+                            "---\n" + deploymentYaml("team-b", "web", "web", 2));
+  EXPECT_EQ(runPlan({f}, "text", out_, err_), kExitOk) << err_.str() << out_.str();
+  std::string text = out_.str();
+  // Steady: 2 x 8 + 2 x 4 = 24. Worst: (2 + 1) x 8 + (2 + 1) x 4 = 36, of 60 - 5 = 55.
+  EXPECT_NE(text.find("orders    60   5         55         24      36     WithinBudget"), std::string::npos) << text;
+  EXPECT_NE(text.find("ClusterConnectionBudget orders: maxConnections 60, reserved 5, maxSize ceiling 8, leak "
+                      "detection required"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("8 (ceiling; asks 20)"), std::string::npos) << text;
+  EXPECT_NE(err_.str().find("policy team-a/a declares maxConnections 100; ClusterConnectionBudget orders sets 60, "
+                            "which is used"),
+            std::string::npos)
+      << err_.str();
+
+  // render writes what the budget allows: the ceiling, and leak detection the policy left off.
+  std::ostringstream rendered, rerr;
+  EXPECT_EQ(runRender({f}, "json", rendered, rerr), kExitOk) << rerr.str();
+  auto list = json::parse(rendered.str());
+  std::map<std::string, std::string> env;
+  for (const auto& item : list["items"]) {
+    if (item["metadata"]["name"] != "api") continue;
+    for (const auto& e : item["spec"]["template"]["spec"]["containers"][0]["env"]) env[e["name"]] = e["value"];
+  }
+  EXPECT_EQ(env["POOL_MAX_SIZE"], "8");
+  EXPECT_EQ(env["POOL_LEAK_DETECTION_THRESHOLD_MS"], "30000");
+
+  std::ostringstream jout;
+  EXPECT_EQ(runPlan({f}, "json", jout, err_), kExitOk);
+  auto j = json::parse(jout.str());
+  EXPECT_EQ(j["databases"][0]["clusterConnectionBudget"]["maxSizeCeiling"], 8);
+  EXPECT_EQ(j["databases"][0]["maxConnections"], 60);
+}
+
+TEST_F(OfflineCommands, AnInvalidOrSecondClusterBudgetIsReportedAndNotUsed) {
+  auto f = write("b.yaml", budgetYaml("  maxConnections: 10\n  reservedConnections: 10\n  ceilings:\n"
+                                      "    maxSize: 0\n") +
+                               "---\n" + budgetYaml("  maxConnections: 50\n") + "---\n" +
+                               budgetYaml("  maxConnections: 70\n") + "---\n" + policyYaml("shop", "p", "api", 5));
+  EXPECT_EQ(runValidate({f}, "text", out_, err_), kExitFailed);
+  std::string text = out_.str();
+  EXPECT_NE(text.find("document 1: ClusterConnectionBudget orders: spec.ceilings.maxSize: Invalid value: 0"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("document 2: ClusterConnectionBudget orders: valid"), std::string::npos) << text;
+  EXPECT_NE(text.find("document 3: ClusterConnectionBudget orders: metadata.name: Duplicate value: \"orders\""),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("1 policy checked, 0 invalid; 3 ClusterConnectionBudgets checked, 2 invalid"), std::string::npos)
+      << text;
+  // plan uses the valid one (maxConnections 50) and still fails for the invalid ones.
+  std::ostringstream jout, jerr;
+  EXPECT_EQ(runPlan({f}, "json", jout, jerr), kExitFailed);
+  EXPECT_EQ(json::parse(jout.str())["databases"][0]["maxConnections"], 50);
+  EXPECT_NE(jerr.str().find("spec.reservedConnections: Invalid value: 10: reservedConnections must be < "
+                            "maxConnections"),
+            std::string::npos)
+      << jerr.str();
 }
 
 // The cases of the issue "The offline commands never abort, and never guess", and the same class in JSON.

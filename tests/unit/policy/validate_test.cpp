@@ -403,3 +403,61 @@ TEST(ApplyDefaults, NullsArePrunedThenDefaulted) {
 
 }  // namespace
 }  // namespace poolguard::policy
+
+namespace poolguard::policy {
+namespace {
+
+json budget(json spec) {
+  return {{"apiVersion", "poolguard.dev/v1alpha1"},
+          {"kind", "ClusterConnectionBudget"},
+          {"metadata", {{"name", "orders"}}},
+          {"spec", std::move(spec)}};
+}
+
+std::vector<std::string> budgetErrors(const json& obj) {
+  std::vector<std::string> out;
+  for (const auto& e : validateBudget(obj)) out.push_back(toString(e));
+  return out;
+}
+
+TEST(ValidateBudget, EveryRuleOfTheSpecAndItsDefaults) {
+  EXPECT_TRUE(budgetErrors(budget(json::object())).empty());
+  auto ok = budgetFromJson(budget({{"maxConnections", 200}, {"ceilings", {{"maxSize", 20}}}}));
+  ASSERT_TRUE(ok.ok()) << ok.error().message();
+  EXPECT_EQ(ok->database, "orders");
+  EXPECT_EQ(ok->maxConnections, 200);
+  EXPECT_EQ(ok->reservedConnections, 3) << "the CRD's default";
+  EXPECT_EQ(ok->ceilings.maxSize, 20);
+  EXPECT_FALSE(ok->ceilings.requireLeakDetection);
+
+  const std::vector<std::pair<json, std::string>> cases{
+      {{{"maxConnections", 0}}, "spec.maxConnections: Invalid value: 0: should be greater than or equal to 1"},
+      {{{"maxConnections", "100"}}, "spec.maxConnections: Invalid value: \"100\": must be of type integer"},
+      {{{"maxConnections", 10}, {"reservedConnections", 10}},
+       "spec.reservedConnections: Invalid value: 10: reservedConnections must be < maxConnections"},
+      {{{"ceilings", {{"maxSize", 0}}}}, "spec.ceilings.maxSize: Invalid value: 0"},
+      {{{"ceilings", {{"requireLeakDetection", "yes"}}}}, "spec.ceilings.requireLeakDetection: Invalid value"},
+      {{{"allocation", json::array()}}, "spec.allocation: unknown field"},
+  };
+  for (const auto& [spec, expected] : cases) {
+    auto errors = budgetErrors(budget(spec));
+    ASSERT_FALSE(errors.empty()) << spec.dump();
+    EXPECT_EQ(errors[0].rfind(expected, 0), 0u) << spec.dump() << " gave: " << errors[0];
+  }
+  json wrongKind = budget(json::object());
+  wrongKind["kind"] = "ConnectionPoolPolicy";
+  EXPECT_EQ(budgetErrors(wrongKind).at(0).rfind("kind: Unsupported value", 0), 0u);
+  json unnamed = budget(json::object());
+  unnamed["metadata"].erase("name");
+  EXPECT_EQ(budgetErrors(unnamed).at(0).rfind("metadata.name: Required value", 0), 0u);
+  auto bad = budgetFromJson(budget({{"maxConnections", 0}}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message().rfind("ClusterConnectionBudget \"orders\" is invalid: [spec.maxConnections: "
+                                        "Invalid value: 0",
+                                        0),
+            0u)
+      << bad.error().message();
+}
+
+}  // namespace
+}  // namespace poolguard::policy
