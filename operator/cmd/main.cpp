@@ -12,10 +12,13 @@
 
 namespace {
 
-void addOfflineFiles(CLI::App* cmd, std::vector<std::string>& files, std::string& output) {
-  cmd->add_option("-f,--filename", files, "YAML or JSON file(s) with one or more documents; - reads standard input")
+void addOfflineFiles(CLI::App* cmd, std::vector<std::string>& files, bool& recursive, std::string& output) {
+  cmd->add_option("-f,--filename", files,
+                  "YAML or JSON file(s) with one or more documents, or a directory of them (its .yaml, .yml and "
+                  ".json files); - reads standard input")
       ->required()
-      ->type_name("FILE");
+      ->type_name("FILE|DIR");
+  cmd->add_flag("-R,--recursive", recursive, "read the subdirectories of the directories given with -f too");
   cmd->add_option("-o,--output", output, "output format")
       ->check(CLI::IsMember({"text", "json", "yaml"}))
       ->capture_default_str();
@@ -66,20 +69,21 @@ int run(int argc, char** argv) {
 
   std::vector<std::string> files;
   std::string output = "text";
+  bool recursive = false;
   auto* validateCmd = app.add_subcommand(
       "validate",
       "Check policies and ClusterConnectionBudgets offline; exit 1 when any is invalid, 2 when a document or file "
       "cannot be read");
-  addOfflineFiles(validateCmd, files, output);
+  addOfflineFiles(validateCmd, files, recursive, output);
   auto* renderCmd =
       app.add_subcommand("render",
                          "Print the workloads and ConfigMaps exactly as Enforce would write them; exit 2 when a "
                          "document or file cannot be read");
-  addOfflineFiles(renderCmd, files, output);
+  addOfflineFiles(renderCmd, files, recursive, output);
   auto* planCmd = app.add_subcommand(
       "plan",
       "Print the connection budget per database; exit 1 when over budget, 2 when a document or file cannot be read");
-  addOfflineFiles(planCmd, files, output);
+  addOfflineFiles(planCmd, files, recursive, output);
   app.add_subcommand("version", "Print the version");
 
   try {
@@ -90,9 +94,13 @@ int run(int argc, char** argv) {
   }
 
   if (runCmd->parsed()) return poolguard::controller::runOperator(run);
-  if (validateCmd->parsed()) return poolguard::offline::runValidate(files, output, std::cout, std::cerr);
-  if (renderCmd->parsed()) return poolguard::offline::runRender(files, output, std::cout, std::cerr);
-  if (planCmd->parsed()) return poolguard::offline::runPlan(files, output, std::cout, std::cerr);
+  namespace offline = poolguard::offline;
+  if (validateCmd->parsed() || renderCmd->parsed() || planCmd->parsed()) {
+    const offline::Loaded loaded = offline::loadDocuments(files, recursive);
+    if (validateCmd->parsed()) return offline::runValidateLoaded(loaded, output, std::cout, std::cerr);
+    if (renderCmd->parsed()) return offline::runRenderLoaded(loaded, output, std::cout, std::cerr);
+    return offline::runPlanLoaded(loaded, output, std::cout, std::cerr);
+  }
   std::cout << "poolguard " << POOLGUARD_VERSION << "\n";
   return 0;
 }

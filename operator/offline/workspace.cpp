@@ -3,6 +3,7 @@
 #include "policy/selection.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 
 namespace poolguard::offline {
@@ -21,8 +22,51 @@ std::string objectLabel(const json& obj, const model::ObjectMeta& meta) {
 
 }  // namespace
 
-Loaded loadDocuments(const std::vector<std::string>& files) {
+namespace {
+
+bool isManifest(const std::filesystem::path& p) {
+  const std::string ext = p.extension().string();
+  return ext == ".yaml" || ext == ".yml" || ext == ".json";
+}
+
+// The files `f` stands for: itself, or a directory's manifests in lexical order.
+std::vector<std::string> expandInput(const std::string& f, bool recursive, std::vector<std::string>& errors) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (f == "-" || !fs::is_directory(f, ec)) return {f};
+  std::vector<std::string> out;
+  auto add = [&](const fs::directory_entry& e) {
+    std::error_code fileError;
+    if (e.is_regular_file(fileError) && isManifest(e.path())) out.push_back(e.path().string());
+  };
+  if (recursive) {
+    for (fs::recursive_directory_iterator it(f, fs::directory_options::skip_permission_denied, ec), end;
+         !ec && it != end; it.increment(ec)) {
+      add(*it);
+    }
+  } else {
+    for (fs::directory_iterator it(f, ec), end; !ec && it != end; it.increment(ec)) add(*it);
+  }
+  if (ec) {
+    errors.push_back(f + ": cannot read the directory: " + ec.message());
+    return {};
+  }
+  std::sort(out.begin(), out.end());
+  if (out.empty()) {
+    errors.push_back(f + ": no .yaml, .yml or .json file in this directory" +
+                     (recursive ? std::string() : std::string(" (-R reads its subdirectories too)")));
+  }
+  return out;
+}
+
+}  // namespace
+
+Loaded loadDocuments(const std::vector<std::string>& inputs, bool recursive) {
   Loaded loaded;
+  std::vector<std::string> files;
+  for (const auto& input : inputs) {
+    for (auto& f : expandInput(input, recursive, loaded.errors)) files.push_back(std::move(f));
+  }
   for (const auto& f : files) {
     auto docs = policy::readDocuments(f);
     if (!docs) {

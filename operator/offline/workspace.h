@@ -27,9 +27,11 @@ struct Loaded {
   std::vector<std::string> errors;          // one line per file that cannot be read or parsed, naming it
 };
 
-// Reads every file ("-" = standard input) into documents, in order. A file that cannot be read or parsed is an
-// error; the other files are still read.
-Loaded loadDocuments(const std::vector<std::string>& files);
+// Reads every file ("-" = standard input) into documents, in order. A directory stands for its .yaml, .yml and
+// .json files in lexical order (with `recursive`, those of its subdirectories too), as `kubectl apply -f DIR [-R]`
+// reads them. A file that cannot be read or parsed, or a directory without such files, is an error naming it; the
+// other files are still read.
+Loaded loadDocuments(const std::vector<std::string>& files, bool recursive = false);
 
 // A document the commands cannot read: a value of the wrong type where Kubernetes would refuse it.
 struct InputError {

@@ -62,6 +62,25 @@ TEST(Cli, WrongTypesInManifestsEndWithExitCode2NotAnAbort) {
   std::filesystem::remove(f);
 }
 
+TEST(Cli, ADirectoryIsReadAndMinusRReadsItsSubdirectories) {
+  auto dir = std::filesystem::temp_directory_path() / ("poolguard-cli-dir-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "team");
+  std::ofstream(dir / "policy.yaml") << "apiVersion: poolguard.dev/v1alpha1\nkind: ConnectionPoolPolicy\n"
+                                        "metadata: {name: p, namespace: shop}\nspec:\n  selector: {matchLabels: "
+                                        "{app: api}}\n  pool: {maxSize: 5}\n  database: {name: orders}\n";
+  std::ofstream(dir / "team" / "bad.yaml") << "apiVersion: poolguard.dev/v1alpha1\nkind: ConnectionPoolPolicy\n"
+                                              "metadata: {name: q, namespace: shop}\nspec: {pool: {maxSize: 0}}\n";
+  Outcome flat = run("validate -f " + dir.string());
+  EXPECT_EQ(flat.exitCode, 0) << flat.output;
+  EXPECT_NE(flat.output.find("1 policy checked, 0 invalid"), std::string::npos) << flat.output;
+  Outcome deep = run("validate -R -f " + dir.string());
+  EXPECT_EQ(deep.exitCode, 1) << deep.output;
+  EXPECT_NE(deep.output.find("bad.yaml: document 1: ConnectionPoolPolicy shop/q: spec"), std::string::npos)
+      << deep.output;
+  EXPECT_NE(deep.output.find("2 policies checked, 1 invalid"), std::string::npos) << deep.output;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Cli, MalformedBindAddressesAreUsageErrorsNamingTheFlag) {
   for (const char* flag : {"--metrics-bind-address", "--health-probe-bind-address"}) {
     // No cluster is needed: the flags are checked before anything starts.

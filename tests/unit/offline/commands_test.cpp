@@ -212,6 +212,51 @@ TEST_F(OfflineCommands, AnInvalidOrSecondClusterBudgetIsReportedAndNotUsed) {
       << jerr.str();
 }
 
+TEST_F(OfflineCommands, ADirectoryIsReadLikeKubectlDoesAndMinusRRecurses) {
+  std::filesystem::create_directories(dir_ / "prod" / "team-b");
+  write("prod/b-policy.yml", policyYaml("team-a", "a", "api", 10));
+  write("prod/a-deploy.yaml", deploymentYaml("team-a", "api", "api", 2));
+  write("prod/c-hpa.json",
+        R"({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "api", "namespace": "team-a"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
+                     "maxReplicas": 4}})");
+  write("prod/README.md", "not a manifest: {{{\n");
+  write("prod/team-b/policy.yaml", policyYaml("team-b", "b", "web", 10));
+  write("prod/team-b/deploy.yaml", deploymentYaml("team-b", "web", "web", 1));
+  const std::string prod = (dir_ / "prod").string();
+
+  Loaded flat = loadDocuments({prod});
+  EXPECT_TRUE(flat.errors.empty());
+  std::vector<std::string> sources;
+  for (const auto& d : flat.documents) sources.push_back(std::filesystem::path(d.source).filename().string());
+  EXPECT_EQ(sources, (std::vector<std::string>{"a-deploy.yaml", "b-policy.yml", "c-hpa.json"}))
+      << "lexical order, manifests only, no subdirectory without -R";
+
+  Loaded deep = loadDocuments({prod}, /*recursive=*/true);
+  EXPECT_TRUE(deep.errors.empty());
+  EXPECT_EQ(deep.documents.size(), 5u);
+  EXPECT_EQ(std::filesystem::path(deep.documents.back().source).filename(), "policy.yaml");
+
+  // The same numbers as listing the files: the HPA's 4 pods + 1 surge, x 10.
+  EXPECT_EQ(runPlanLoaded(flat, "json", out_, err_), kExitOk) << err_.str();
+  EXPECT_EQ(json::parse(out_.str())["databases"][0]["worstCase"], 50);
+
+  // An empty directory, and a broken file among good ones: errors name them, the rest is read.
+  std::filesystem::create_directories(dir_ / "empty");
+  write("prod/d-broken.yaml", "kind: [unclosed\n");
+  Loaded broken = loadDocuments({(dir_ / "empty").string(), prod});
+  ASSERT_EQ(broken.errors.size(), 2u);
+  EXPECT_NE(broken.errors[0].find("empty: no .yaml, .yml or .json file in this directory (-R reads its "
+                                  "subdirectories too)"),
+            std::string::npos)
+      << broken.errors[0];
+  EXPECT_NE(broken.errors[1].find("d-broken.yaml"), std::string::npos) << broken.errors[1];
+  EXPECT_EQ(broken.documents.size(), 3u);
+  std::ostringstream out, err;
+  EXPECT_EQ(runValidateLoaded(broken, "text", out, err), kExitUsage) << "input that cannot be read is exit 2";
+}
+
 // The cases of the issue "The offline commands never abort, and never guess", and the same class in JSON.
 TEST_F(OfflineCommands, ADeploymentNamedOnIsAnErrorAndTheRestIsStillChecked) {
   std::string bad = deploymentYaml("shop", "orders-api", "orders", 2);
