@@ -85,6 +85,11 @@ runtime::Decoder policyDecoder() {
       [](json&& obj) -> runtime::ObjectPtr { return std::make_shared<model::PolicyObject>(model::decodePolicy(obj)); };
 }
 
+runtime::Decoder budgetDecoder() {
+  return
+      [](json&& obj) -> runtime::ObjectPtr { return std::make_shared<model::BudgetObject>(model::decodeBudget(obj)); };
+}
+
 bool workloadChanged(const kube::Object& a, const kube::Object& b) {
   return !runtime::recordAs<model::Workload>(a).sameDecisionFields(runtime::recordAs<model::Workload>(b));
 }

@@ -25,12 +25,14 @@ runtime::Decoder workloadDecoder();
 runtime::Decoder hpaDecoder();        // model::Hpa
 runtime::Decoder configMapDecoder();  // model::ConfigMap
 runtime::Decoder policyDecoder();     // model::PolicyObject, parsed and validated once here
+runtime::Decoder budgetDecoder();     // model::BudgetObject, likewise
 
 // Whether an update changes what a decision reads (an update of nothing else enqueues nothing).
 bool workloadChanged(const kube::Object& oldObj, const kube::Object& newObj);
 bool hpaChanged(const kube::Object& oldObj, const kube::Object& newObj);
 bool configMapChanged(const kube::Object& oldObj, const kube::Object& newObj);
-// The spec (a new generation) or the metadata (labels, annotations, finalizers, deletion); not a status write.
+// The spec (a new generation) or the metadata (labels, annotations, finalizers, deletion); not a status write. For
+// the poolguard.dev kinds (policies, budgets), whose spec changes move the generation.
 bool policyChanged(const kube::Object& oldObj, const kube::Object& newObj);
 
 // A secondary index of HPA records by their target: values are scaleTargetKey(ns, kind, name).

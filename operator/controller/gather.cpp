@@ -43,6 +43,12 @@ Snapshot Reconciler::gather(const std::shared_ptr<const model::PolicyObject>& po
       }
     }
   }
+  if (caches_.budgets) {
+    if (auto b = caches_.budgets->get(pol.spec.database.name)) {
+      const auto& budget = runtime::recordAs<model::BudgetObject>(*b);
+      if (budget.parsed && budget.meta.deletionTimestamp.empty()) s.clusterBudget = *budget.parsed;
+    }
+  }
   for (auto& cm : caches_.configMaps->listInNamespace(pol.namespace_))
     s.configMaps.emplace(cm->meta.name, runtime::recordAs<model::ConfigMap>(cm));
   std::map<std::string, std::string> uids;  // of this namespace's workloads, by workload key

@@ -185,15 +185,41 @@ int runOperator(const RunOptions& o) {
   auto& configMaps = informer(kube::resources::configMaps(), wholeObjectFields(), configMapDecoder(),
                               "app.kubernetes.io/managed-by=poolguard");
 
+  // ClusterConnectionBudgets are cluster scoped: watched by a cluster-wide install (no --namespace) whose API server
+  // has their CRD and whose ClusterRole grants them. Without, poolguard runs as before and says why once.
+  runtime::Informer* budgets = nullptr;
+  if (o.namespaces.empty()) {
+    kube::ListOptions probe;
+    probe.limit = 1;
+    auto found = (*client)->list(kube::resources::clusterConnectionBudgets(), "", probe);
+    const bool absent =
+        !found.ok() && (found.error().code() == ErrorCode::kNotFound || found.error().code() == ErrorCode::kForbidden);
+    if (absent) {
+      spdlog::warn(
+          "ClusterConnectionBudgets are not applied: {} (install crds/ and the ClusterRole of deploy/rbac "
+          "to use them)",
+          found.error().message());
+    } else {
+      budgets = &informer(kube::resources::clusterConnectionBudgets(), wholeObjectFields(), budgetDecoder());
+    }
+  } else {
+    spdlog::info(
+        "ClusterConnectionBudgets are not watched: they are cluster scoped, and --namespace limits "
+        "poolguard to namespaces");
+  }
+
   auto registry = runtime::metricsRegistry();
   ControllerMetrics metrics(*registry);
   runtime::EventRecorder events(*api);
   usage::CheckerOptions usageOptions;
   usageOptions.prometheusAllowedUrlPrefixes = o.prometheusAllowedUrlPrefixes;
   usage::Checker usageChecker(SystemClock::instance(), registry.get(), usageOptions);
-  Caches caches{const_cast<runtime::Store*>(&policies.store()), const_cast<runtime::Store*>(&deployments.store()),
-                const_cast<runtime::Store*>(&statefulSets.store()), const_cast<runtime::Store*>(&hpas.store()),
-                const_cast<runtime::Store*>(&configMaps.store())};
+  Caches caches{const_cast<runtime::Store*>(&policies.store()),
+                const_cast<runtime::Store*>(&deployments.store()),
+                const_cast<runtime::Store*>(&statefulSets.store()),
+                const_cast<runtime::Store*>(&hpas.store()),
+                const_cast<runtime::Store*>(&configMaps.store()),
+                budgets ? const_cast<runtime::Store*>(&budgets->store()) : nullptr};
   // Checks run on the monitor's threads; a policy whose findings changed is reconciled (queue set below).
   runtime::Controller* controller = nullptr;
   UsageMonitor usageMonitor(
@@ -207,6 +233,7 @@ int runOperator(const RunOptions& o) {
   runtime::ControllerOptions copts;
   copts.name = "connectionpoolpolicy";
   copts.workers = o.workers;
+  runtime::Controller* budgetController = nullptr;
   controller = &manager.addController(copts, [&](const std::string& key) -> Result<runtime::ReconcileResult> {
     auto start = std::chrono::steady_clock::now();
     auto out = reconciler.reconcile(key);
@@ -217,11 +244,39 @@ int runOperator(const RunOptions& o) {
       return out.error();
     }
     for (const auto& k : out->alsoEnqueue) controller->queue().add(k);
+    // The budget of the policy's database shows the totals this reconcile may have moved (a deleted policy's
+    // database is not known any more: every budget then looks again).
+    if (budgetController) {
+      if (std::string db = reconciler.databaseOf(key); !db.empty()) {
+        budgetController->queue().add(db);
+      } else {
+        for (const auto& b : budgets->store().keys()) budgetController->queue().add(b);
+      }
+    }
     metrics.reconciled(out->requeueAfter ? "requeue" : "success", seconds);
     runtime::ReconcileResult rr;
     if (out->requeueAfter) rr.requeueAfter = *out->requeueAfter;
     return rr;
   });
+
+  if (budgets) {
+    runtime::ControllerOptions bopts;
+    bopts.name = "clusterconnectionbudget";
+    bopts.workers = 1;
+    budgetController = &manager.addController(bopts, [&](const std::string& key) -> Result<runtime::ReconcileResult> {
+      auto out = reconciler.reconcileBudget(key);
+      if (!out.ok()) {
+        spdlog::warn("reconcile ClusterConnectionBudget {} failed: {}", key, out.error().message());
+        return out.error();
+      }
+      return runtime::ReconcileResult{};
+    });
+    // A budget's own change: its status, and every policy of its database (capacity and ceilings bind them).
+    budgets->addHandlers(runtime::enqueueKeys(budgetController->queue(), {}, policyChanged));
+    budgets->addHandlers(runtime::enqueueKeys(
+        controller->queue(),
+        [&reconciler](const kube::Object& b) { return reconciler.policiesOfDatabase(b.meta.name); }, policyChanged));
+  }
 
   auto& queue = controller->queue();
   // Policies in a namespace decide together who governs a workload: a change to one may change another's result.

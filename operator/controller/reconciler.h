@@ -55,6 +55,7 @@ struct Caches {
   runtime::Store* statefulSets = nullptr;  // model::Workload
   runtime::Store* hpas = nullptr;          // model::Hpa, indexed by kScaleTargetIndex
   runtime::Store* configMaps = nullptr;  // model::ConfigMap, only those labelled app.kubernetes.io/managed-by=poolguard
+  runtime::Store* budgets = nullptr;     // model::BudgetObject; null when ClusterConnectionBudgets are not watched
 };
 
 struct ReconcileOutcome {
@@ -72,6 +73,14 @@ class Reconciler {
 
   // The policies (keys) a workload or HPA event in `ns` may concern: every policy of the namespace.
   std::vector<std::string> policiesInNamespace(const std::string& ns) const;
+  // The policies (keys) naming `database`: those a ClusterConnectionBudget change concerns.
+  std::vector<std::string> policiesOfDatabase(const std::string& database) const;
+  // The database a cached policy names ("" when it is not cached or invalid).
+  std::string databaseOf(const std::string& policyKey) const;
+
+  // Writes a ClusterConnectionBudget's status (keyed by its name, the database's): the database's totals as
+  // plan() computes them for any of its policies, WithinBudget and Ready.
+  Result<ReconcileOutcome> reconcileBudget(const std::string& name);
 
   // How many entries the reconciler's memory holds (each goes with its object): for tests and diagnostics.
   struct StateSizes {

@@ -18,6 +18,9 @@ Resource namespaces() { return {"", "v1", "namespaces", "Namespace", false}; }
 Resource connectionPoolPolicies() {
   return {"poolguard.dev", "v1alpha1", "connectionpoolpolicies", "ConnectionPoolPolicy", true};
 }
+Resource clusterConnectionBudgets() {
+  return {"poolguard.dev", "v1alpha1", "clusterconnectionbudgets", "ClusterConnectionBudget", false};
+}
 }  // namespace resources
 
 Result<ListAllResult> listAll(Client& client, const Resource& r, const std::string& ns, ListOptions opts) {

@@ -40,6 +40,7 @@ Resource events();
 Resource leases();
 Resource namespaces();
 Resource connectionPoolPolicies();
+Resource clusterConnectionBudgets();  // cluster scoped
 }  // namespace resources
 
 struct ListOptions {

@@ -364,6 +364,20 @@ PolicyObject decodePolicy(const json& obj) {
   return p;
 }
 
+BudgetObject decodeBudget(const json& obj) {
+  BudgetObject b;
+  Diagnostics ignored;
+  b.meta = decodeMeta(obj, ignored);
+  auto parsed = policy::budgetFromJson(obj);
+  if (parsed.ok()) {
+    b.parsed = std::move(parsed).value();
+  } else {
+    b.invalidMessage = parsed.error().message();
+  }
+  if (auto it = obj.find("status"); it != obj.end() && it->is_object()) b.status = *it;
+  return b;
+}
+
 json referenceTo(const kube::Object& o, const std::string& apiVersion, const std::string& kind) {
   json meta = {{"name", o.meta.name}};
   if (!o.meta.namespace_.empty()) meta["namespace"] = o.meta.namespace_;

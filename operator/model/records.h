@@ -120,6 +120,14 @@ struct PolicyObject : kube::Object {
   json status = json::object();
 };
 
+// A ClusterConnectionBudget as the operator caches it: parsed and validated once, when it arrives.
+struct BudgetObject : kube::Object {
+  std::optional<policy::ClusterBudget> parsed;  // nullopt when the spec is invalid
+  std::string invalidMessage;
+  json status = json::object();
+};
+BudgetObject decodeBudget(const json& obj);
+
 // The kind of an apps/v1 Deployment or StatefulSet; nullopt for anything else (including a kind that is not a
 // string: checkDocument reports that).
 std::optional<policy::WorkloadKind> workloadKindOf(const json& obj);

@@ -54,7 +54,7 @@ struct Node {
 
 // ConnectionPoolPolicy.spec as the CRD declares it.
 const Node& spec();
-// ClusterConnectionBudget.spec as `poolguard validate|render|plan` read it (docs/api.md, "ClusterConnectionBudget").
+// ClusterConnectionBudget.spec as its CRD (crds/poolguard.dev_clusterconnectionbudgets.yaml) declares it.
 const Node& budgetSpec();
 
 // The duration syntax the CRD's CEL rules accept (Go's time.ParseDuration without a sign), as an RE2 pattern.

@@ -11,8 +11,10 @@ using json = nlohmann::json;
 void installCrds() {
   auto r = cluster().kubectl({"apply", "-f", sourceDir() + "/crds/"});
   ASSERT_EQ(r.exitCode, 0) << r.err;
-  r = cluster().waitEstablished("crd/connectionpoolpolicies.poolguard.dev");
-  ASSERT_EQ(r.exitCode, 0) << r.err;
+  for (const char* crd : {"crd/connectionpoolpolicies.poolguard.dev", "crd/clusterconnectionbudgets.poolguard.dev"}) {
+    r = cluster().waitEstablished(crd);
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+  }
 }
 
 json getJson(const std::string& ns, const std::string& what) {

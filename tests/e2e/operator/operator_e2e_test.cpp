@@ -185,6 +185,61 @@ TEST_F(OperatorE2E, HpaGrowsTheBudgetAndClampShrinksThePool) {
   EXPECT_EQ(getJson(ns, "cpol/p")["status"]["budget"].value("effectiveMaxSize", -1), 9);
 }
 
+TEST_F(OperatorE2E, AClusterBudgetBindsThePoliciesOfItsDatabaseAndReportsItsTotals) {
+  std::string ns = testNamespace("ccb");
+  const std::string budgetName = g_database;  // a budget is named after its database
+  applyYaml(ns, deploymentYaml("web", 2));
+  applyYaml(ns, policyYaml("p", 20));
+  ASSERT_TRUE(eventually([&] { return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "20"; }, 60s))
+      << getJson(ns, "cpol/p").dump(2);
+
+  auto budget = [&](const std::string& spec) {
+    auto r = cluster().kubectl(
+        {"apply", "-f", "-"}, "apiVersion: poolguard.dev/v1alpha1\nkind: ClusterConnectionBudget\nmetadata:\n  name: " +
+                                  budgetName + "\nspec:\n" + spec);
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+  };
+  budget("  maxConnections: 300\n  reservedConnections: 10\n  ceilings: {maxSize: 8}\n");
+  // The ceiling renders 8; the budget's capacity replaces the policy's declared 100, and the policy says both.
+  ASSERT_TRUE(eventually([&] { return conditionIs(ns, "p", "WithinBudget", "True", "Capped"); }, 60s))
+      << getJson(ns, "cpol/p").dump(2);
+  EXPECT_TRUE(eventually([&] { return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "8"; }, 30s));
+  const std::string message = condition(getJson(ns, "cpol/p"), "WithinBudget").value("message", "");
+  EXPECT_NE(
+      message.find("database.maxConnections 100 is not used: ClusterConnectionBudget " + budgetName + " sets 300"),
+      std::string::npos)
+      << message;
+  EXPECT_EQ(getJson(ns, "cpol/p")["status"]["budget"].value("available", -1), 290);
+
+  // The budget's own status: the database's totals, (2 pods + 1 surge) x 8.
+  auto budgetStatus = [&] {
+    auto r = cluster().kubectl({"get", "ccb", budgetName, "-o", "json"});
+    json b = r.exitCode == 0 ? json::parse(r.out, nullptr, false) : json();
+    return b.is_object() ? b.value("status", json::object()) : json::object();
+  };
+  ASSERT_TRUE(eventually([&] { return budgetStatus().value("worstCase", -1) == 24; }, 60s)) << budgetStatus().dump(2);
+  json st = budgetStatus();
+  EXPECT_EQ(st.value("maxConnections", -1), 300);
+  EXPECT_EQ(st.value("available", -1), 290);
+  EXPECT_EQ(st.value("policies", -1), 1);
+  EXPECT_EQ(condition(json{{"status", st}}, "Ready").value("status", ""), "True") << st.dump(2);
+
+  // A budget that cannot hold the worst case says so; its removal gives the policies their own settings back.
+  budget("  maxConnections: 20\n  reservedConnections: 0\n  ceilings: {maxSize: 8}\n");
+  ASSERT_TRUE(eventually(
+      [&] {
+        return condition(json{{"status", budgetStatus()}}, "WithinBudget").value("reason", "") == "BudgetExceeded";
+      },
+      60s))
+      << budgetStatus().dump(2);
+  EXPECT_TRUE(eventually([&] { return conditionIs(ns, "p", "WithinBudget", "False", "BudgetExceeded"); }, 60s));
+  auto del = cluster().kubectl({"delete", "ccb", budgetName});
+  ASSERT_EQ(del.exitCode, 0) << del.err;
+  EXPECT_TRUE(eventually([&] { return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "20"; }, 60s));
+  EXPECT_TRUE(eventually([&] { return conditionIs(ns, "p", "WithinBudget", "True", "WithinBudget"); }, 60s))
+      << getJson(ns, "cpol/p").dump(2);
+}
+
 TEST_F(OperatorE2E, DeletingThePolicyRemovesOnlyPoolguardFields) {
   std::string ns = testNamespace("cleanup");
   applyYaml(ns, deploymentYaml("web", 1));

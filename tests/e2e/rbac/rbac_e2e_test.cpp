@@ -297,6 +297,26 @@ TEST_F(RbacE2E, TheShippedRolesAreExactlyWhatTheOperatorUses) {
         << getJson(ns, "events").dump(2);
   }
   {
+    SCOPED_TRACE("A ClusterConnectionBudget caps the pools of its database and gets its status");
+    const std::string budget = db + "-cache";  // named after the database of the policy "cache"
+    auto r = cluster().kubectl({"apply", "-f", "-"},
+                               "apiVersion: poolguard.dev/v1alpha1\nkind: ClusterConnectionBudget\n"
+                               "metadata: {name: " +
+                                   budget + "}\nspec:\n  maxConnections: 50\n  ceilings: {maxSize: 3}\n");
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_TRUE(eventually(
+        [&] { return getJson(ns, "configmap/cache-sts-poolguard")["data"].value("POOL_MAX_SIZE", "") == "3"; }, 60s))
+        << dump("cache");
+    EXPECT_TRUE(eventually(
+        [&] {
+          auto b = cluster().kubectl({"get", "ccb", budget, "-o", "jsonpath={.status.maxConnections}"});
+          return b.exitCode == 0 && b.out == "50";
+        },
+        60s))
+        << cluster().kubectl({"get", "ccb", budget, "-o", "yaml"}).out;
+    cluster().kubectl({"delete", "ccb", budget, "--ignore-not-found"});
+  }
+  {
     SCOPED_TRACE("Deleting a policy gives its fields back and deletes its ConfigMap");
     auto del = cluster().kubectl({"-n", ns, "delete", "cpol/cache", "--wait=true", "--timeout=60s"});
     // Not fatal: a forbidden cleanup is reported from the audit log below, with the request that failed.

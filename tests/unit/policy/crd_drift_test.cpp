@@ -13,8 +13,8 @@
 namespace poolguard::policy {
 namespace {
 
-json loadCrd() {
-  auto docs = readDocuments(testing::sourceDir() + "/crds/poolguard.dev_connectionpoolpolicies.yaml");
+json loadCrd(const std::string& file = "poolguard.dev_connectionpoolpolicies.yaml") {
+  auto docs = readDocuments(testing::sourceDir() + "/crds/" + file);
   EXPECT_TRUE(docs.ok()) << (docs.ok() ? "" : docs.error().message());
   if (!docs.ok() || docs->size() != 1) return json::object();
   return docs->front().object;
@@ -143,6 +143,24 @@ TEST(CrdDrift, NamesAndColumnsPerContract) {
   EXPECT_EQ(status["workloadStatuses"]["maxItems"], 100);
   EXPECT_EQ(status["conditions"]["x-kubernetes-list-type"], "map");
   EXPECT_TRUE(status["budget"]["properties"].contains("summary"));
+}
+
+TEST(CrdDrift, TheBudgetSpecMatchesItsOfflineSchemaAndTheContract) {
+  json crd = loadCrd("poolguard.dev_clusterconnectionbudgets.yaml");
+  EXPECT_EQ(crd["metadata"]["name"], "clusterconnectionbudgets.poolguard.dev");
+  EXPECT_EQ(crd["spec"]["scope"], "Cluster");
+  const json& names = crd["spec"]["names"];
+  EXPECT_EQ(names["kind"], "ClusterConnectionBudget");
+  EXPECT_EQ(names["shortNames"], json::array({"ccb"}));
+  const json& v = version(crd);
+  EXPECT_TRUE(v["subresources"].contains("status"));
+  compare(v["schema"]["openAPIV3Schema"]["properties"]["spec"], schema::budgetSpec(), "spec");
+  int checked = 0;
+  requireDescriptions(v["schema"]["openAPIV3Schema"], "", checked);
+  EXPECT_GT(checked, 15);
+  std::vector<std::string> columns;
+  for (const auto& c : v["additionalPrinterColumns"]) columns.push_back(c["name"]);
+  EXPECT_EQ(columns, (std::vector<std::string>{"Max", "Available", "Worst", "Ready", "Age"}));
 }
 
 // The hand-written pattern checks accept exactly what the CRD's patterns accept, on probes chosen at the edges.

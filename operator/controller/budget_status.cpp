@@ -1,0 +1,114 @@
+// The status of a ClusterConnectionBudget: the database's totals as plan() computes them for any policy of the
+// database (every policy of a database sees the same budget), with WithinBudget and Ready.
+#include <spdlog/spdlog.h>
+
+#include "controller/conditions.h"
+#include "controller/reconciler.h"
+#include "controller/usage_monitor.h"
+
+namespace poolguard::controller {
+
+std::vector<std::string> Reconciler::policiesOfDatabase(const std::string& database) const {
+  std::vector<std::string> keys;
+  for (const auto& o : caches_.policies->list()) {
+    const auto& p = runtime::recordAs<model::PolicyObject>(*o);
+    if (p.parsed && p.parsed->spec.database.name == database) keys.push_back(runtime::objectKey(p));
+  }
+  return keys;
+}
+
+std::string Reconciler::databaseOf(const std::string& policyKey) const {
+  auto o = caches_.policies->get(policyKey);
+  if (!o) return "";
+  const auto& p = runtime::recordAs<model::PolicyObject>(*o);
+  return p.parsed ? p.parsed->spec.database.name : "";
+}
+
+namespace {
+
+Condition budgetCondition(const budget::DatabaseBudget& db, const std::string& name, size_t policies) {
+  if (!db.available) {
+    return unknownCondition(condition::kWithinBudget, "MaxConnectionsUnknown",
+                            "database " + name +
+                                ": max_connections is unknown; set spec.maxConnections, or spec.database."
+                                "maxConnections or spec.usage.postgres in a policy of the database");
+  }
+  std::string figures = "worst case " + std::to_string(db.worstCase) + " connections of " + std::to_string(policies) +
+                        (policies == 1 ? " policy" : " policies") + " against " + std::to_string(*db.available) +
+                        " available (max_connections " + std::to_string(db.maxConnections.value_or(0)) + " - " +
+                        std::to_string(db.reservedConnections) + " reserved)";
+  if (db.worstCase > *db.available) {
+    return makeCondition(condition::kWithinBudget, false, "BudgetExceeded",
+                         "over budget: " + figures +
+                             "; lower pools or HPA maxReplicas, raise max_connections, or let the policies Clamp");
+  }
+  return makeCondition(condition::kWithinBudget, true, "WithinBudget", figures);
+}
+
+}  // namespace
+
+Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
+  if (!caches_.budgets) return ReconcileOutcome{};
+  auto cached = caches_.budgets->get(name);
+  if (!cached) return ReconcileOutcome{};
+  const auto& b = runtime::recordAs<model::BudgetObject>(*cached);
+  if (!b.meta.deletionTimestamp.empty()) return ReconcileOutcome{};
+
+  const std::vector<Condition> previous = conditionsFromJson(b.status);
+  std::vector<Condition> desired;
+  json status = json::object();
+  if (!b.parsed) {
+    // The API server validates the spec; this is a budget written before a stricter version, say.
+    desired.push_back(makeCondition(condition::kWithinBudget, false, "InvalidSpec", b.invalidMessage));
+  } else {
+    // Any valid policy of the database plans the same totals: the first by key, so the choice is stable.
+    std::shared_ptr<const model::PolicyObject> anchor;
+    size_t policies = 0;
+    for (const auto& o : caches_.policies->list()) {
+      auto p = runtime::recordAs<model::PolicyObject>(o);
+      if (!p->parsed || !p->meta.deletionTimestamp.empty() || p->parsed->spec.database.name != name) continue;
+      ++policies;
+      if (!anchor || runtime::objectKey(*p) < runtime::objectKey(*anchor)) anchor = p;
+    }
+    budget::DatabaseBudget db;
+    if (anchor) {
+      Snapshot s = gather(anchor, anchor->status);
+      if (usage_) s.discoveredMaxConnections = usage_->serverMaxConnections(name);
+      db = plan(s).database;
+    } else {
+      db.database = name;
+      db.maxConnections = b.parsed->maxConnections;
+      db.reservedConnections = b.parsed->reservedConnections;
+      if (db.maxConnections) db.available = int64_t{*db.maxConnections} - db.reservedConnections;
+    }
+    desired.push_back(budgetCondition(db, name, policies));
+    if (db.maxConnections) status["maxConnections"] = *db.maxConnections;
+    if (db.available) status["available"] = *db.available;
+    status["steadyState"] = db.steadyState;
+    status["worstCase"] = db.worstCase;
+    status["policies"] = policies;
+  }
+  const Condition& within = desired.front();
+  desired.push_back(within.status == "True"
+                        ? makeCondition(condition::kReady, true, "Ready", "the database's worst case fits")
+                        : makeCondition(condition::kReady, false, within.reason, within.message));
+  const auto conditions = mergeConditions(previous, desired, b.meta.generation, formatRfc3339(clock_.now()));
+  status["observedGeneration"] = b.meta.generation;
+  status["conditions"] = json::array();
+  for (const auto& c : conditions) status["conditions"].push_back(toJson(c));
+  if (status == b.status) return ReconcileOutcome{};
+
+  json body = {{"apiVersion", "poolguard.dev/v1alpha1"},
+               {"kind", "ClusterConnectionBudget"},
+               {"metadata", {{"name", name}}},
+               {"status", status}};
+  kube::WriteOptions opts{kFieldManager, true, false, "status", true};
+  auto r = client_.apply(kube::resources::clusterConnectionBudgets(), "", name, body, opts);
+  if (!r.ok()) return r.error();
+  if (transitions(previous, conditions).size() > 0) {
+    spdlog::info("ClusterConnectionBudget {}: {} ({})", name, within.reason, within.message);
+  }
+  return ReconcileOutcome{};
+}
+
+}  // namespace poolguard::controller
