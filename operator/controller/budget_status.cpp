@@ -88,7 +88,7 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
     status["worstCase"] = db.worstCase;
     status["policies"] = policies;
   }
-  const Condition& within = desired.front();
+  const Condition within = desired.front();  // a copy: desired grows below
   desired.push_back(within.status == "True"
                         ? makeCondition(condition::kReady, true, "Ready", "the database's worst case fits")
                         : makeCondition(condition::kReady, false, within.reason, within.message));

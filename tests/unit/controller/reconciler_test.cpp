@@ -22,6 +22,14 @@ using ::testing::Not;
 const kube::Resource kPolicies = kube::resources::connectionPoolPolicies();
 const kube::Resource kDeployments = kube::resources::deployments();
 const kube::Resource kConfigMaps = kube::resources::configMaps();
+const kube::Resource kBudgets = kube::resources::clusterConnectionBudgets();
+
+json budgetJson(const std::string& database, json spec) {
+  return {{"apiVersion", "poolguard.dev/v1alpha1"},
+          {"kind", "ClusterConnectionBudget"},
+          {"metadata", {{"name", database}, {"uid", "uid-budget-" + database}, {"generation", 1}}},
+          {"spec", std::move(spec)}};
+}
 
 json policyJson(const std::string& name, json spec, int priority = 0) {
   json base = {{"selector", {{"matchLabels", {{"app", "web"}}}}},
@@ -91,6 +99,7 @@ class ReconcilerTest : public ::testing::Test {
         owned.push_back(cm);
     }
     configMaps.replace(records(owned, wholeObjectFields(), configMapDecoder()));
+    budgets.replace(records(client.storedOf(kBudgets), wholeObjectFields(), budgetDecoder()));
   }
   void put(const kube::Resource& r, json obj) {
     client.put(r, std::move(obj));
@@ -132,9 +141,10 @@ class ReconcilerTest : public ::testing::Test {
 
   FakeClient client;
   ManualClock clock;
-  runtime::Store policies, deployments, statefulSets, hpas, configMaps;
-  Reconciler reconciler{
-      client, Caches{&policies, &deployments, &statefulSets, &hpas, &configMaps}, clock, nullptr, nullptr, nullptr};
+  runtime::Store policies, deployments, statefulSets, hpas, configMaps, budgets;
+  Reconciler reconciler{client,  Caches{&policies, &deployments, &statefulSets, &hpas, &configMaps, &budgets},
+                        clock,   nullptr,
+                        nullptr, nullptr};
 };
 
 TEST_F(ReconcilerTest, AppliesOnceThenANoOpReconcileWritesNothing) {
@@ -148,6 +158,35 @@ TEST_F(ReconcilerTest, AppliesOnceThenANoOpReconcileWritesNothing) {
   ASSERT_TRUE(reconcile("p").ok());
   ASSERT_TRUE(reconcile("p").ok());
   EXPECT_EQ(writes(), before) << ::testing::PrintToString(client.calls());
+}
+
+TEST_F(ReconcilerTest, ABudgetsStatusCountsItsPoliciesAndABudgetNoPolicyNamesIsReady) {
+  put(kBudgets, budgetJson("billing", {{"maxConnections", 100}, {"reservedConnections", 10}}));
+  ASSERT_TRUE(reconciler.reconcileBudget("billing").ok());
+  sync();
+  json st = client.stored(kBudgets, "", "billing").value_or(json::object()).value("status", json::object());
+  EXPECT_EQ(st.value("available", -1), 90) << st.dump(2);
+  EXPECT_EQ(st.value("worstCase", -1), 0);
+  EXPECT_EQ(st.value("policies", -1), 0);
+  ASSERT_EQ(st["conditions"].size(), 2u) << st.dump(2);
+  EXPECT_EQ(st["conditions"][1].value("status", ""), "True") << "Ready with nothing to count";
+
+  // The budget of the policies' database: their totals, within its ceiling; unchanged totals write nothing.
+  put(kDeployments, deploymentJson("web"));
+  put(kPolicies, policyJson("p", {{"pool", {{"maxSize", 50}}}}));
+  put(kBudgets, budgetJson("orders", {{"maxConnections", 40}, {"ceilings", {{"maxSize", 6}}}}));
+  converge("p");
+  EXPECT_EQ(envOf(stored(kDeployments, "web"), "POOL_MAX_SIZE"), "6");
+  EXPECT_EQ(conditionReason("p", "WithinBudget"), "True/Capped");
+  ASSERT_TRUE(reconciler.reconcileBudget("orders").ok());
+  sync();
+  st = client.stored(kBudgets, "", "orders").value_or(json::object()).value("status", json::object());
+  EXPECT_EQ(st.value("worstCase", -1), (2 + 1) * 6) << st.dump(2);
+  EXPECT_EQ(st.value("policies", -1), 1);
+  EXPECT_EQ(st.value("available", -1), 37);
+  const int before = writes();
+  ASSERT_TRUE(reconciler.reconcileBudget("orders").ok());
+  EXPECT_EQ(writes(), before) << "the same totals: no status write";
 }
 
 TEST_F(ReconcilerTest, AuditReportsDriftAndNeverWritesAWorkload) {
