@@ -1,8 +1,8 @@
 // The offline commands and the operator decide with one engine (controller/plan.h): for each manifest set of
 // tests/testdata/parity (profiles, ConfigMap delivery, HPAs and rollout strategies, Clamp across namespaces,
-// conflicts and Audit), apply it to the local cluster, let the operator converge, and compare every field poolguard
-// owns on the workloads and ConfigMaps with `poolguard render`, and every policy's status.budget with
-// `poolguard plan`.
+// conflicts and Audit, a ClusterConnectionBudget with ceilings), apply it to the local cluster, let the operator
+// converge, and compare every field poolguard owns on the workloads and ConfigMaps with `poolguard render`, and every
+// policy's status.budget with `poolguard plan`.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -184,7 +184,7 @@ TEST_P(ParityE2E, RenderAndPlanSayWhatTheOperatorWritesAndReports) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ManifestSets, ParityE2E,
-                         ::testing::Values("profiles", "configmap", "hpa", "clamp", "conflicts"));
+                         ::testing::Values("profiles", "configmap", "hpa", "clamp", "conflicts", "budget"));
 
 }  // namespace
 }  // namespace poolguard::testing
