@@ -4,6 +4,7 @@
 
 #include "controller/conditions.h"
 #include "controller/reconciler.h"
+#include "controller/status.h"
 #include "controller/usage_monitor.h"
 
 namespace poolguard::controller {
@@ -105,8 +106,13 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
   kube::WriteOptions opts{kFieldManager, true, false, "status", true};
   auto r = client_.apply(kube::resources::clusterConnectionBudgets(), "", name, body, opts);
   if (!r.ok()) return r.error();
-  if (transitions(previous, conditions).size() > 0) {
+  if (!transitions(previous, conditions).empty()) {
     spdlog::info("ClusterConnectionBudget {}: {} ({})", name, within.reason, within.message);
+    // Every transition is an Event too (a cluster-scoped object's Events are in the default namespace).
+    if (events_) {
+      recordTransitions(*events_, model::referenceTo(b, "poolguard.dev/v1alpha1", "ClusterConnectionBudget"), previous,
+                        conditions);
+    }
   }
   return ReconcileOutcome{};
 }

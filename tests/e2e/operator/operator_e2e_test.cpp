@@ -233,6 +233,20 @@ TEST_F(OperatorE2E, AClusterBudgetBindsThePoliciesOfItsDatabaseAndReportsItsTota
       60s))
       << budgetStatus().dump(2);
   EXPECT_TRUE(eventually([&] { return conditionIs(ns, "p", "WithinBudget", "False", "BudgetExceeded"); }, 60s));
+  // The transition is an Event on the budget (in the default namespace, as for any cluster-scoped object).
+  EXPECT_TRUE(eventually(
+      [&] {
+        json events = getJson("default", "events");
+        if (!events.is_object()) return false;
+        for (const auto& e : events["items"]) {
+          if (e["involvedObject"].value("kind", "") == "ClusterConnectionBudget" &&
+              e["involvedObject"].value("name", "") == budgetName && e.value("reason", "") == "BudgetExceeded")
+            return true;
+        }
+        return false;
+      },
+      30s))
+      << getJson("default", "events").dump(2);
   auto del = cluster().kubectl({"delete", "ccb", budgetName});
   ASSERT_EQ(del.exitCode, 0) << del.err;
   EXPECT_TRUE(eventually([&] { return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "20"; }, 60s));
