@@ -51,11 +51,25 @@ Condition budgetCondition(const budget::DatabaseBudget& db, const std::string& n
 Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
   if (!caches_.budgets) return ReconcileOutcome{};
   auto cached = caches_.budgets->get(name);
-  if (!cached) return ReconcileOutcome{};
+  if (!cached) {
+    std::lock_guard l(mu_);
+    lastWrittenBudgetStatus_.erase(name);
+    return ReconcileOutcome{};
+  }
   const auto& b = runtime::recordAs<model::BudgetObject>(*cached);
   if (!b.meta.deletionTimestamp.empty()) return ReconcileOutcome{};
 
-  const std::vector<Condition> previous = conditionsFromJson(b.status);
+  // What this process wrote last, unless the cache shows a newer generation or another object by that name.
+  json stored = b.status;
+  {
+    std::lock_guard l(mu_);
+    auto it = lastWrittenBudgetStatus_.find(name);
+    if (it != lastWrittenBudgetStatus_.end() && it->second.uid == b.meta.uid &&
+        it->second.status.value("observedGeneration", int64_t{0}) >= stored.value("observedGeneration", int64_t{0})) {
+      stored = it->second.status;
+    }
+  }
+  const std::vector<Condition> previous = conditionsFromJson(stored);
   std::vector<Condition> desired;
   json status = json::object();
   if (!b.parsed) {
@@ -79,7 +93,7 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
     } else {
       db.database = name;
       db.maxConnections = b.parsed->maxConnections;
-      db.reservedConnections = b.parsed->reservedConnections;
+      db.reservedConnections = b.parsed->reservedConnections.value_or(policy::Database{}.reservedConnections);
       if (db.maxConnections) db.available = int64_t{*db.maxConnections} - db.reservedConnections;
     }
     desired.push_back(budgetCondition(db, name, policies));
@@ -97,7 +111,7 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
   status["observedGeneration"] = b.meta.generation;
   status["conditions"] = json::array();
   for (const auto& c : conditions) status["conditions"].push_back(toJson(c));
-  if (status == b.status) return ReconcileOutcome{};
+  if (status == stored) return ReconcileOutcome{};
 
   json body = {{"apiVersion", "poolguard.dev/v1alpha1"},
                {"kind", "ClusterConnectionBudget"},
@@ -106,6 +120,10 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
   kube::WriteOptions opts{kFieldManager, true, false, "status", true};
   auto r = client_.apply(kube::resources::clusterConnectionBudgets(), "", name, body, opts);
   if (!r.ok()) return r.error();
+  {
+    std::lock_guard l(mu_);
+    lastWrittenBudgetStatus_[name] = StatusRecord{b.meta.uid, status};
+  }
   if (!transitions(previous, conditions).empty()) {
     spdlog::info("ClusterConnectionBudget {}: {} ({})", name, within.reason, within.message);
     // Every transition is an Event too (a cluster-scoped object's Events are in the default namespace).

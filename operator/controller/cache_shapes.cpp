@@ -21,6 +21,9 @@ FieldFilter identity() {
       .keep("deletionTimestamp");
 }
 
+// kubectl apply's copy of the whole object: large, and read by no decision.
+constexpr const char* kLastApplied = "kubectl.kubernetes.io/last-applied-configuration";
+
 void keepOwnAnnotations(std::map<std::string, std::string>& annotations) {
   std::erase_if(annotations, [](const auto& kv) { return kv.first.rfind(kOwnAnnotations, 0) != 0; });
 }
@@ -76,18 +79,26 @@ runtime::Decoder hpaDecoder() {
 runtime::Decoder configMapDecoder() {
   return [](json&& obj) -> runtime::ObjectPtr {
     model::Diagnostics ignored;
-    return std::make_shared<model::ConfigMap>(model::decodeConfigMap(obj, ignored));
+    auto c = std::make_shared<model::ConfigMap>(model::decodeConfigMap(obj, ignored));
+    c->meta.annotations.erase(kLastApplied);
+    return c;
   };
 }
 
 runtime::Decoder policyDecoder() {
-  return
-      [](json&& obj) -> runtime::ObjectPtr { return std::make_shared<model::PolicyObject>(model::decodePolicy(obj)); };
+  return [](json&& obj) -> runtime::ObjectPtr {
+    auto p = std::make_shared<model::PolicyObject>(model::decodePolicy(obj));
+    p->meta.annotations.erase(kLastApplied);
+    return p;
+  };
 }
 
 runtime::Decoder budgetDecoder() {
-  return
-      [](json&& obj) -> runtime::ObjectPtr { return std::make_shared<model::BudgetObject>(model::decodeBudget(obj)); };
+  return [](json&& obj) -> runtime::ObjectPtr {
+    auto b = std::make_shared<model::BudgetObject>(model::decodeBudget(obj));
+    b->meta.annotations.erase(kLastApplied);
+    return b;
+  };
 }
 
 bool workloadChanged(const kube::Object& a, const kube::Object& b) {

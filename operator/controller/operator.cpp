@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include "controller/cache_shapes.h"
 #include "controller/metrics.h"
@@ -191,7 +192,17 @@ int runOperator(const RunOptions& o) {
   if (o.namespaces.empty()) {
     kube::ListOptions probe;
     probe.limit = 1;
+    // A definite answer decides (found, or 404 / 403); a failing API server is asked again for a few seconds, and
+    // then the informer is started anyway (it retries by itself).
     auto found = (*client)->list(kube::resources::clusterConnectionBudgets(), "", probe);
+    auto definite = [&] {
+      return found.ok() || found.error().code() == ErrorCode::kNotFound ||
+             found.error().code() == ErrorCode::kForbidden;
+    };
+    for (int attempt = 1; attempt < 5 && !definite() && !stop.get_token().stop_requested(); ++attempt) {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      found = (*client)->list(kube::resources::clusterConnectionBudgets(), "", probe);
+    }
     const bool absent =
         !found.ok() && (found.error().code() == ErrorCode::kNotFound || found.error().code() == ErrorCode::kForbidden);
     if (absent) {
@@ -238,14 +249,8 @@ int runOperator(const RunOptions& o) {
     auto start = std::chrono::steady_clock::now();
     auto out = reconciler.reconcile(key);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (!out.ok()) {
-      metrics.reconciled("error", seconds);
-      spdlog::warn("reconcile {} failed: {}", key, out.error().message());
-      return out.error();
-    }
-    for (const auto& k : out->alsoEnqueue) controller->queue().add(k);
-    // The budget of the policy's database shows the totals this reconcile may have moved (a deleted policy's
-    // database is not known any more: every budget then looks again).
+    // The budget of the policy's database shows the totals this reconcile may have moved, whether or not all of
+    // its writes went through (a deleted policy's database is not known any more: every budget looks again).
     if (budgetController) {
       if (std::string db = reconciler.databaseOf(key); !db.empty()) {
         budgetController->queue().add(db);
@@ -253,6 +258,12 @@ int runOperator(const RunOptions& o) {
         for (const auto& b : budgets->store().keys()) budgetController->queue().add(b);
       }
     }
+    if (!out.ok()) {
+      metrics.reconciled("error", seconds);
+      spdlog::warn("reconcile {} failed: {}", key, out.error().message());
+      return out.error();
+    }
+    for (const auto& k : out->alsoEnqueue) controller->queue().add(k);
     metrics.reconciled(out->requeueAfter ? "requeue" : "success", seconds);
     runtime::ReconcileResult rr;
     if (out->requeueAfter) rr.requeueAfter = *out->requeueAfter;
@@ -276,6 +287,14 @@ int runOperator(const RunOptions& o) {
     budgets->addHandlers(runtime::enqueueKeys(
         controller->queue(),
         [&reconciler](const kube::Object& b) { return reconciler.policiesOfDatabase(b.meta.name); }, policyChanged));
+    // A policy that appears, goes or moves to another database changes what both budgets count.
+    policies.addHandlers(runtime::enqueueKeys(
+        budgetController->queue(),
+        [](const kube::Object& obj) {
+          const auto& p = runtime::recordAs<model::PolicyObject>(obj);
+          return p.parsed ? std::vector<std::string>{p.parsed->spec.database.name} : std::vector<std::string>{};
+        },
+        policyChanged));
   }
 
   auto& queue = controller->queue();

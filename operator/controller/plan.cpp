@@ -113,7 +113,7 @@ Plan plan(const Snapshot& s) {
   }
   // The budget's capacity wins over every policy's declaration; the server's value when nobody declares one.
   if (cluster && cluster->maxConnections) maxConnections = cluster->maxConnections;
-  if (cluster) reserved = cluster->reservedConnections;
+  if (cluster && cluster->reservedConnections) reserved = *cluster->reservedConnections;
   if (!maxConnections) maxConnections = s.discoveredMaxConnections;
   out.database = budget::computeDatabase(pol.spec.database.name, maxConnections, reserved, budgetInputs);
   const budget::DatabaseBudget& db = out.database;

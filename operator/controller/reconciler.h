@@ -137,6 +137,9 @@ class Reconciler {
     json status;
   };
   std::map<std::string, StatusRecord> lastWrittenStatus_;
+  // The same for ClusterConnectionBudgets, by name: several policy reconciles enqueue a budget before the cache
+  // shows its last status write.
+  std::map<std::string, StatusRecord> lastWrittenBudgetStatus_;
   // Per workload ("Deployment ns/name"): our last apply, and the corrections counted to detect a write war.
   struct WriteRecord {
     std::string uid;

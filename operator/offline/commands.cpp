@@ -311,9 +311,8 @@ int runPlanLoaded(const Loaded& loaded, const std::string& output, std::ostream&
     if (db.maxConnections) d["maxConnections"] = *db.maxConnections;
     if (db.available) d["available"] = *db.available;
     if (const auto* b = budgetFor(ws, db.database)) {
-      json cb{{"name", b->database},
-              {"reservedConnections", b->reservedConnections},
-              {"requireLeakDetection", b->ceilings.requireLeakDetection}};
+      json cb{{"name", b->database}, {"requireLeakDetection", b->ceilings.requireLeakDetection}};
+      if (b->reservedConnections) cb["reservedConnections"] = *b->reservedConnections;
       if (b->maxConnections) cb["maxConnections"] = *b->maxConnections;
       if (b->ceilings.maxSize) cb["maxSizeCeiling"] = *b->ceilings.maxSize;
       d["clusterConnectionBudget"] = cb;
@@ -362,7 +361,8 @@ int runPlanLoaded(const Loaded& loaded, const std::string& output, std::ostream&
       if (const auto* b = budgetFor(ws, db.database)) {
         out << "  ClusterConnectionBudget " << b->database << ": maxConnections "
             << (b->maxConnections ? std::to_string(*b->maxConnections) : "from the policies or the server")
-            << ", reserved " << b->reservedConnections;
+            << ", reserved "
+            << (b->reservedConnections ? std::to_string(*b->reservedConnections) : "from the policies");
         if (b->ceilings.maxSize) out << ", maxSize ceiling " << *b->ceilings.maxSize;
         if (b->ceilings.requireLeakDetection) out << ", leak detection required";
         out << "\n";

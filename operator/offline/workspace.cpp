@@ -29,29 +29,42 @@ bool isManifest(const std::filesystem::path& p) {
   return ext == ".yaml" || ext == ".yml" || ext == ".json";
 }
 
-// The files `f` stands for: itself, or a directory's manifests in lexical order.
+// Appends the manifests of `dir` in lexical order of their names, descending into each subdirectory where it
+// comes in that order when `recursive` (as kubectl's directory walk does). False, with the error, when a
+// directory cannot be read.
+bool walk(const std::filesystem::path& dir, bool recursive, std::vector<std::string>& out, std::string& error) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::directory_entry> entries;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) entries.push_back(*it);
+  if (ec) {
+    error = dir.string() + ": cannot read the directory: " + ec.message();
+    return false;
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return a.path().filename() < b.path().filename(); });
+  for (const auto& e : entries) {
+    std::error_code typeError;
+    if (e.is_directory(typeError)) {
+      if (recursive && !walk(e.path(), recursive, out, error)) return false;
+    } else if (e.is_regular_file(typeError) && isManifest(e.path())) {
+      out.push_back(e.path().string());
+    }
+  }
+  return true;
+}
+
+// The files `f` stands for: itself, or a directory's manifests.
 std::vector<std::string> expandInput(const std::string& f, bool recursive, std::vector<std::string>& errors) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (f == "-" || !fs::is_directory(f, ec)) return {f};
   std::vector<std::string> out;
-  auto add = [&](const fs::directory_entry& e) {
-    std::error_code fileError;
-    if (e.is_regular_file(fileError) && isManifest(e.path())) out.push_back(e.path().string());
-  };
-  if (recursive) {
-    for (fs::recursive_directory_iterator it(f, fs::directory_options::skip_permission_denied, ec), end;
-         !ec && it != end; it.increment(ec)) {
-      add(*it);
-    }
-  } else {
-    for (fs::directory_iterator it(f, ec), end; !ec && it != end; it.increment(ec)) add(*it);
-  }
-  if (ec) {
-    errors.push_back(f + ": cannot read the directory: " + ec.message());
+  std::string error;
+  if (!walk(f, recursive, out, error)) {
+    errors.push_back(error);
     return {};
   }
-  std::sort(out.begin(), out.end());
   if (out.empty()) {
     errors.push_back(f + ": no .yaml, .yml or .json file in this directory" +
                      (recursive ? std::string() : std::string(" (-R reads its subdirectories too)")));

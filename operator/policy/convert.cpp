@@ -196,7 +196,8 @@ Result<ClusterBudget> budgetFromJson(const json& obj, std::vector<FieldError>* e
     const json spec = defaulted.value("spec", json::object());
     if (auto m = spec.find("maxConnections"); m != spec.end() && m->is_number_integer())
       b.maxConnections = m->get<int32_t>();
-    b.reservedConnections = spec.value("reservedConnections", 3);
+    if (auto r = spec.find("reservedConnections"); r != spec.end() && r->is_number_integer())
+      b.reservedConnections = r->get<int32_t>();
     const json ceilings = spec.value("ceilings", json::object());
     if (auto m = ceilings.find("maxSize"); m != ceilings.end() && m->is_number_integer())
       b.ceilings.maxSize = m->get<int32_t>();

@@ -461,7 +461,7 @@ Node buildBudgetSpec() {
       {"maxConnections",
        integer(1, kPostgresMaxConnections, "set the server's max_connections, 1..262143; it wins over policies'")},
       {"reservedConnections",
-       withDefault(integer(0, kPostgresMaxConnections, "set the connections kept free for admins, >= 0"), 3)},
+       integer(0, kPostgresMaxConnections, "set the connections kept free for admins, >= 0; it wins over policies'")},
       {"ceilings",
        withDefault(object({
                        {"maxSize", integer(1, 10000, "set the most connections one pool may open, 1..10000")},

@@ -63,8 +63,8 @@ struct ClusterBudget {
   std::string database;  // metadata.name
   std::string uid;
   int64_t generation = 0;
-  std::optional<int32_t> maxConnections;  // wins over every policy's database.maxConnections
-  int32_t reservedConnections = 3;
+  std::optional<int32_t> maxConnections;       // wins over every policy's database.maxConnections
+  std::optional<int32_t> reservedConnections;  // wins over the policies' when set
   BudgetCeilings ceilings;
 };
 

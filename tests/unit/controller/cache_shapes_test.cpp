@@ -161,7 +161,11 @@ TEST(CacheShapes, APolicyIsParsedOnceAndItsStatusWritesChangeNothing) {
        {{"selector", {{"matchLabels", {{"app", "web"}}}}},
         {"pool", {{"maxSize", 5}}},
         {"database", {{"name", "orders"}}}}}};
+  policy["metadata"]["annotations"] = {{"kubectl.kubernetes.io/last-applied-configuration", std::string(4000, 'x')},
+                                       {"team", "shop"}};
   auto rec = policyDecoder()(wholeObjectFields().parse(policy.dump()));
+  EXPECT_EQ(rec->meta.annotations, (std::map<std::string, std::string>{{"team", "shop"}}))
+      << "kubectl's copy of the object is not kept";
   const auto& p = as<model::PolicyObject>(rec);
   ASSERT_TRUE(p.parsed) << p.invalidMessage;
   EXPECT_EQ(p.parsed->spec.pool.maxSize, 5);

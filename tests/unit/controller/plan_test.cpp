@@ -199,10 +199,13 @@ TEST(Plan, AClusterBudgetsCapacityWinsAndThePolicyIsToldWhenItDisagrees) {
   EXPECT_THAT(within->message, ::testing::HasSubstr("from ClusterConnectionBudget orders"));
   EXPECT_THAT(within->message, ::testing::HasSubstr("this policy's database.maxConnections 100 is not used: "
                                                     "ClusterConnectionBudget orders sets 200"));
-  // A budget without maxConnections leaves the policies' declaration in force, with the budget's reserve.
+  // A budget without maxConnections leaves the policies' declaration in force, with the budget's reserve; without
+  // a reserve of its own, the policies' (3 here) applies.
   s.clusterBudget = clusterBudget(std::nullopt, std::nullopt);
   EXPECT_EQ(plan(s).database.maxConnections, 100);
   EXPECT_EQ(plan(s).database.available, 90);
+  s.clusterBudget->reservedConnections.reset();
+  EXPECT_EQ(plan(s).database.available, 97);
 }
 
 TEST(Plan, ACeilingCapsEveryPoolOfTheDatabaseAndSaysCapped) {

@@ -238,6 +238,16 @@ TEST_F(OfflineCommands, ADirectoryIsReadLikeKubectlDoesAndMinusRRecurses) {
   EXPECT_EQ(deep.documents.size(), 5u);
   EXPECT_EQ(std::filesystem::path(deep.documents.back().source).filename(), "policy.yaml");
 
+  // Directory by directory, in the order of their names, as kubectl walks: a/ before a-b/ (a full-path sort would
+  // put "a-b/x" first, '-' sorting before '/').
+  std::filesystem::create_directories(dir_ / "order" / "a");
+  std::filesystem::create_directories(dir_ / "order" / "a-b");
+  write("order/a/z.yaml", deploymentYaml("x", "z", "z", 1));
+  write("order/a-b/x.yaml", deploymentYaml("x", "x", "x", 1));
+  Loaded ordered = loadDocuments({(dir_ / "order").string()}, true);
+  ASSERT_EQ(ordered.documents.size(), 2u);
+  EXPECT_EQ(std::filesystem::path(ordered.documents[0].source).filename(), "z.yaml");
+
   // The same numbers as listing the files: the HPA's 4 pods + 1 surge, x 10.
   EXPECT_EQ(runPlanLoaded(flat, "json", out_, err_), kExitOk) << err_.str();
   EXPECT_EQ(json::parse(out_.str())["databases"][0]["worstCase"], 50);

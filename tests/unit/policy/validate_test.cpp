@@ -426,7 +426,7 @@ TEST(ValidateBudget, EveryRuleOfTheSpecAndItsDefaults) {
   ASSERT_TRUE(ok.ok()) << ok.error().message();
   EXPECT_EQ(ok->database, "orders");
   EXPECT_EQ(ok->maxConnections, 200);
-  EXPECT_EQ(ok->reservedConnections, 3) << "the CRD's default";
+  EXPECT_FALSE(ok->reservedConnections) << "unset: the policies' reserve applies";
   EXPECT_EQ(ok->ceilings.maxSize, 20);
   EXPECT_FALSE(ok->ceilings.requireLeakDetection);
 
@@ -452,7 +452,7 @@ TEST(ValidateBudget, EveryRuleOfTheSpecAndItsDefaults) {
   EXPECT_EQ(budgetErrors(unnamed).at(0).rfind("metadata.name: Required value", 0), 0u);
   auto bad = budgetFromJson(budget({{"maxConnections", 0}}));
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.error().message().rfind("ClusterConnectionBudget \"orders\" is invalid: [spec.maxConnections: "
+  EXPECT_EQ(bad.error().message().rfind("ClusterConnectionBudget \"orders\" is invalid: spec.maxConnections: "
                                         "Invalid value: 0",
                                         0),
             0u)
