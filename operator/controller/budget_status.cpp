@@ -79,10 +79,16 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
     // Any valid policy of the database plans the same totals: the first by key, so the choice is stable.
     std::shared_ptr<const model::PolicyObject> anchor;
     size_t policies = 0;
+    // Policies of the database that read max_connections from the server, and whether one's check has ended.
+    bool checksTheServer = false, aCheckEnded = false;
     for (const auto& o : caches_.policies->list()) {
       auto p = runtime::recordAs<model::PolicyObject>(o);
       if (!p->parsed || !p->meta.deletionTimestamp.empty() || p->parsed->spec.database.name != name) continue;
       ++policies;
+      if (p->parsed->spec.usage.postgres) {
+        checksTheServer = true;
+        aCheckEnded = aCheckEnded || (usage_ && usage_->latest(runtime::objectKey(*p), p->meta.uid).has_value());
+      }
       if (!anchor || runtime::objectKey(*p) < runtime::objectKey(*anchor)) anchor = p;
     }
     budget::DatabaseBudget db;
@@ -90,6 +96,10 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
       Snapshot s = gather(anchor, anchor->status);
       if (usage_) s.discoveredMaxConnections = usage_->serverMaxConnections(name);
       db = plan(s).database;
+      // max_connections can only come from the server, and no check of it has ended yet: wait for the first (the
+      // policy it ends for is reconciled, and enqueues this budget) rather than report it unknown for a moment.
+      // A check that ended without it (the server unreachable, say) does not hold the status back.
+      if (!db.maxConnections && checksTheServer && usage_ && !aCheckEnded) return ReconcileOutcome{};
     } else {
       db.database = name;
       db.maxConnections = b.parsed->maxConnections;

@@ -45,22 +45,38 @@ std::string usageCondition(const kube::Object& cached) {
   return "";
 }
 
-TEST(UsageMonitor, AServerThatNeverAnswersHoldsNoReconcile) {
-  poolguard::testing::SilentServer silent;
-  FakeClient client;
+// A Secret that allows the monitoring credentials to go to 127.0.0.1:port.
+void putMonitorSecret(FakeClient& client, int port) {
   client.put(kube::resources::secrets(),
              {{"metadata",
                {{"name", "pg"},
                 {"namespace", "shop"},
-                {"annotations", {{usage::kAllowedServersAnnotation, "127.0.0.1:" + std::to_string(silent.port())}}}}},
+                {"annotations", {{usage::kAllowedServersAnnotation, "127.0.0.1:" + std::to_string(port)}}}}},
               {"data", {{"username", "bW9uaXRvcg=="}, {"password", "cHc="}}}});
-  client.put(kube::resources::connectionPoolPolicies(), policyJson({{"interval", "5s"},
-                                                                    {"postgres",
-                                                                     {{"host", "127.0.0.1"},
-                                                                      {"port", silent.port()},
-                                                                      {"database", "postgres"},
-                                                                      {"sslMode", "disable"},
-                                                                      {"credentialsSecretRef", {{"name", "pg"}}}}}}));
+}
+
+json silentUsage(int port) {
+  return {{"interval", "5s"},
+          {"postgres",
+           {{"host", "127.0.0.1"},
+            {"port", port},
+            {"database", "postgres"},
+            {"sslMode", "disable"},
+            {"credentialsSecretRef", {{"name", "pg"}}}}}};
+}
+
+// What an informer makes of the objects: each decoded into its record.
+std::vector<runtime::ObjectPtr> decodeAll(const std::vector<json>& objects, const runtime::Decoder& decode) {
+  std::vector<runtime::ObjectPtr> out;
+  for (auto o : objects) out.push_back(decode(std::move(o)));
+  return out;
+}
+
+TEST(UsageMonitor, AServerThatNeverAnswersHoldsNoReconcile) {
+  poolguard::testing::SilentServer silent;
+  FakeClient client;
+  putMonitorSecret(client, silent.port());
+  client.put(kube::resources::connectionPoolPolicies(), policyJson(silentUsage(silent.port())));
   runtime::Store policies, deployments, statefulSets, hpas, configMaps;
   hpas.addIndex(kScaleTargetIndex, scaleTargetRefIndex());
   client.put(kube::resources::deployments(),
@@ -69,11 +85,6 @@ TEST(UsageMonitor, AServerThatNeverAnswersHoldsNoReconcile) {
               {"metadata", {{"name", "web"}, {"namespace", "shop"}, {"uid", "uid-web"}, {"labels", {{"app", "web"}}}}},
               {"spec", {{"replicas", 1}, {"template", {{"spec", {{"containers", {{{"name", "app"}}}}}}}}}}});
   auto sync = [&] {
-    auto decodeAll = [](const std::vector<json>& objects, const runtime::Decoder& decode) {
-      std::vector<runtime::ObjectPtr> out;
-      for (auto o : objects) out.push_back(decode(std::move(o)));
-      return out;
-    };
     policies.replace(decodeAll(client.storedOf(kube::resources::connectionPoolPolicies()), policyDecoder()));
     deployments.replace(decodeAll(client.storedOf(kube::resources::deployments()), workloadDecoder()));
   };
@@ -105,6 +116,51 @@ TEST(UsageMonitor, AServerThatNeverAnswersHoldsNoReconcile) {
   sync();
   EXPECT_THAT(usageCondition(*policies.get("shop/p")), ::testing::HasSubstr("Unknown/postgres 127.0.0.1:"));
   EXPECT_GE(client.count("apply"), 1) << "once it ended, the settings are applied";
+  monitor.stop();
+}
+
+TEST(UsageMonitor, ABudgetWhoseCapacityOnlyTheServerKnowsWaitsForTheFirstCheck) {
+  poolguard::testing::SilentServer silent;
+  FakeClient client;
+  putMonitorSecret(client, silent.port());
+  json policy = policyJson(silentUsage(silent.port()));
+  policy["spec"]["database"].erase("maxConnections");  // only the server can tell
+  client.put(kube::resources::connectionPoolPolicies(), policy);
+  client.put(kube::resources::clusterConnectionBudgets(),
+             {{"apiVersion", "poolguard.dev/v1alpha1"},
+              {"kind", "ClusterConnectionBudget"},
+              {"metadata", {{"name", "orders"}, {"uid", "uid-b"}, {"generation", 1}}},
+              {"spec", {{"ceilings", {{"maxSize", 4}}}}}});
+  runtime::Store policies, deployments, statefulSets, hpas, configMaps, budgets;
+  hpas.addIndex(kScaleTargetIndex, scaleTargetRefIndex());
+  auto sync = [&] {
+    policies.replace(decodeAll(client.storedOf(kube::resources::connectionPoolPolicies()), policyDecoder()));
+    budgets.replace(decodeAll(client.storedOf(kube::resources::clusterConnectionBudgets()), budgetDecoder()));
+  };
+  sync();
+  usage::CheckerOptions options;
+  options.postgres.connectTimeout = 2s;
+  usage::Checker checker(SystemClock::instance(), nullptr, options);
+  std::atomic<int> changes{0};
+  UsageMonitor monitor(checker, client, SystemClock::instance(), [&](const std::string&) { ++changes; });
+  Reconciler reconciler(client, Caches{&policies, &deployments, &statefulSets, &hpas, &configMaps, &budgets},
+                        SystemClock::instance(), nullptr, nullptr, &monitor);
+  ASSERT_TRUE(reconciler.reconcile("shop/p").ok());
+  sync();
+  ASSERT_TRUE(reconciler.reconcileBudget("orders").ok());
+  EXPECT_EQ(client.count("apply"), 0) << "no MaxConnectionsUnknown status while the first check runs";
+
+  for (int i = 0; i < 200 && changes == 0; ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(changes.load(), 1);
+  ASSERT_TRUE(reconciler.reconcile("shop/p").ok());
+  sync();
+  ASSERT_TRUE(reconciler.reconcileBudget("orders").ok());
+  // The check ended without the server's value (it never answered): the budget says it is unknown.
+  auto stored = client.stored(kube::resources::clusterConnectionBudgets(), "", "orders");
+  ASSERT_TRUE(stored);
+  json conditions = stored->value("status", json::object()).value("conditions", json::array());
+  ASSERT_FALSE(conditions.empty()) << stored->dump(2);
+  EXPECT_EQ(conditions[0].value("reason", ""), "MaxConnectionsUnknown") << stored->dump(2);
   monitor.stop();
 }
 
