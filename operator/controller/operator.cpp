@@ -250,13 +250,10 @@ int runOperator(const RunOptions& o) {
     auto out = reconciler.reconcile(key);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     // The budget of the policy's database shows the totals this reconcile may have moved, whether or not all of
-    // its writes went through (a deleted policy's database is not known any more: every budget looks again).
+    // its writes went through. (A policy that appears, goes or changes database enqueues its budgets from the
+    // policy informer, below.)
     if (budgetController) {
-      if (std::string db = reconciler.databaseOf(key); !db.empty()) {
-        budgetController->queue().add(db);
-      } else {
-        for (const auto& b : budgets->store().keys()) budgetController->queue().add(b);
-      }
+      if (std::string db = reconciler.databaseOf(key); !db.empty()) budgetController->queue().add(db);
     }
     if (!out.ok()) {
       metrics.reconciled("error", seconds);
