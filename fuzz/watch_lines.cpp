@@ -160,7 +160,10 @@ void playToWatcher(const std::vector<Result<std::optional<kube::WatchEvent>>>& s
     if (std::string v = runtime::resourceVersionOf(ev.object); !v.empty()) rv = v;
     FUZZ_CHECK(r.events.size() == (ev.type == kube::WatchEventType::kBookmark ? 0U : 1U));
     for (const auto& out : r.events) {
-      if (out.object.is_object()) FUZZ_CHECK(out.object.contains("kind") && out.object.contains("apiVersion"));
+      // The default decoder keeps the object as a JsonObject record, with kind and apiVersion filled in.
+      FUZZ_CHECK(out.object != nullptr);
+      const auto& value = runtime::recordAs<runtime::JsonObject>(*out.object).value;
+      if (value.is_object()) FUZZ_CHECK(value.contains("kind") && value.contains("apiVersion"));
     }
     auto* watching = std::get_if<runtime::watcher_state::Watching>(&watcher.state());
     FUZZ_CHECK(watching != nullptr);
