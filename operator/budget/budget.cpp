@@ -70,8 +70,64 @@ const PolicyBudget* DatabaseBudget::find(const std::string& ns, const std::strin
   return nullptr;
 }
 
+namespace {
+
+// Clamp within one share (docs/budget.md): the Clamp policies among `members` shrink, by weight, so that the
+// share's worst case fits in `cap`; the others keep what they ask for.
+void clampWithin(const std::vector<PolicyInput>& policies, const std::vector<size_t>& members, int64_t cap,
+                 const std::vector<int64_t>& worstFactor, std::vector<int32_t>& effective) {
+  int64_t asked = 0;
+  for (size_t i : members) asked += worstFactor[i] * policies[i].maxSize;
+  if (asked <= cap) return;
+  // What the Clamp policies may share: the cap minus what the Warn policies ask for.
+  int64_t remaining = cap;
+  std::vector<size_t> active;
+  for (size_t i : members) {
+    if (policies[i].onExceeded == policy::OnExceeded::kClamp && worstFactor[i] > 0)
+      active.push_back(i);
+    else
+      remaining -= worstFactor[i] * policies[i].maxSize;
+  }
+  // Water-filling: a policy whose weighted share exceeds what it asks for keeps its maxSize and leaves the
+  // rest to the others; repeat until every remaining policy is limited by its share.
+  while (!active.empty()) {
+    int64_t totalWeight = 0;
+    for (size_t i : active) totalWeight += policies[i].weight;
+    std::vector<size_t> satisfied;
+    for (size_t i : active) {
+      int64_t share = remaining > 0 ? remaining * policies[i].weight / totalWeight : 0;
+      if (share / worstFactor[i] >= policies[i].maxSize) satisfied.push_back(i);
+    }
+    if (satisfied.empty()) {
+      for (size_t i : active) {
+        int64_t share = remaining > 0 ? remaining * policies[i].weight / totalWeight : 0;
+        effective[i] = static_cast<int32_t>(std::max<int64_t>(1, share / worstFactor[i]));
+      }
+      return;
+    }
+    for (size_t i : satisfied) {
+      remaining -= worstFactor[i] * policies[i].maxSize;
+      active.erase(std::find(active.begin(), active.end(), i));
+    }
+  }
+}
+
+}  // namespace
+
+const AllocationBudget* DatabaseBudget::shareOf(const PolicyBudget& p) const {
+  if (p.allocation >= 0 && static_cast<size_t>(p.allocation) < allocations.size())
+    return &allocations[static_cast<size_t>(p.allocation)];
+  return unallocated ? &*unallocated : nullptr;
+}
+
+bool DatabaseBudget::anyShareOver() const {
+  if (unallocated && unallocated->over()) return true;
+  return std::any_of(allocations.begin(), allocations.end(), [](const AllocationBudget& a) { return a.over(); });
+}
+
 DatabaseBudget computeDatabase(const std::string& database, std::optional<int32_t> maxConnections,
-                               int32_t reservedConnections, const std::vector<PolicyInput>& policies) {
+                               int32_t reservedConnections, const std::vector<PolicyInput>& policies,
+                               const std::vector<AllocationInput>& allocations) {
   DatabaseBudget db;
   db.database = database;
   db.maxConnections = maxConnections;
@@ -92,37 +148,31 @@ DatabaseBudget computeDatabase(const std::string& database, std::optional<int32_
   std::vector<int32_t> effective(policies.size());
   for (size_t i = 0; i < policies.size(); ++i) effective[i] = policies[i].maxSize;
 
-  if (db.available && db.unclampedWorstCase > *db.available) {
-    // What the Clamp policies may share: available minus what the Warn policies ask for.
-    int64_t remaining = *db.available;
-    std::vector<size_t> active;
-    for (size_t i = 0; i < policies.size(); ++i) {
-      if (policies[i].onExceeded == policy::OnExceeded::kClamp && worstFactor[i] > 0)
-        active.push_back(i);
-      else
-        remaining -= worstFactor[i] * policies[i].maxSize;
+  // The shares Clamp works within: without allocations the whole database; with them each allocation, and the
+  // namespaces in none sharing what the allocations leave of available.
+  auto groupOf = [&](size_t i) {
+    int a = policies[i].allocation;
+    return a >= 0 && static_cast<size_t>(a) < allocations.size() ? static_cast<size_t>(a) : allocations.size();
+  };
+  if (allocations.empty()) {
+    std::vector<size_t> all(policies.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    if (db.available) clampWithin(policies, all, *db.available, worstFactor, effective);
+  } else {
+    int64_t allocated = 0;
+    for (const auto& a : allocations) {
+      db.allocations.push_back(AllocationBudget{a.name, int64_t{a.maxConnections}});
+      allocated += a.maxConnections;
     }
-    // Water-filling: a policy whose weighted share exceeds what it asks for keeps its maxSize and leaves the
-    // rest to the others; repeat until every remaining policy is limited by its share.
-    while (!active.empty()) {
-      int64_t totalWeight = 0;
-      for (size_t i : active) totalWeight += policies[i].weight;
-      std::vector<size_t> satisfied;
-      for (size_t i : active) {
-        int64_t share = remaining > 0 ? remaining * policies[i].weight / totalWeight : 0;
-        if (share / worstFactor[i] >= policies[i].maxSize) satisfied.push_back(i);
+    db.unallocated = AllocationBudget{};
+    if (db.available) db.unallocated->maxConnections = std::max<int64_t>(0, *db.available - allocated);
+    for (size_t g = 0; g <= allocations.size(); ++g) {
+      std::vector<size_t> members;
+      for (size_t i = 0; i < policies.size(); ++i) {
+        if (groupOf(i) == g) members.push_back(i);
       }
-      if (satisfied.empty()) {
-        for (size_t i : active) {
-          int64_t share = remaining > 0 ? remaining * policies[i].weight / totalWeight : 0;
-          effective[i] = static_cast<int32_t>(std::max<int64_t>(1, share / worstFactor[i]));
-        }
-        break;
-      }
-      for (size_t i : satisfied) {
-        remaining -= worstFactor[i] * policies[i].maxSize;
-        active.erase(std::find(active.begin(), active.end(), i));
-      }
+      const AllocationBudget& share = g < allocations.size() ? db.allocations[g] : *db.unallocated;
+      if (share.maxConnections) clampWithin(policies, members, *share.maxConnections, worstFactor, effective);
     }
   }
 
@@ -136,6 +186,7 @@ DatabaseBudget computeDatabase(const std::string& database, std::optional<int32_
     pb.maxSize = in.maxSize;
     pb.effectiveMaxSize = effective[i];
     pb.clamped = effective[i] < in.maxSize;
+    pb.allocation = allocations.empty() || groupOf(i) == allocations.size() ? -1 : static_cast<int>(groupOf(i));
     pb.unclampedWorstCase = worstFactor[i] * in.maxSize;
     for (const auto& w : in.workloads) {
       WorkloadBudget wb;
@@ -149,6 +200,14 @@ DatabaseBudget computeDatabase(const std::string& database, std::optional<int32_
     pb.worstCase = worstFactor[i] * effective[i];
     db.steadyState += pb.steadyState;
     db.worstCase += pb.worstCase;
+    if (!allocations.empty()) {
+      AllocationBudget& share =
+          pb.allocation >= 0 ? db.allocations[static_cast<size_t>(pb.allocation)] : *db.unallocated;
+      share.steadyState += pb.steadyState;
+      share.worstCase += pb.worstCase;
+      share.unclampedWorstCase += pb.unclampedWorstCase;
+      ++share.policies;
+    }
     db.policies.push_back(std::move(pb));
   }
   return db;

@@ -59,9 +59,16 @@ WorkloadFacts workloadFacts(const json& workload, const model::Hpa* hpa);
 const model::Hpa* findHpa(const std::vector<model::Hpa>& hpas, policy::WorkloadKind kind, const std::string& ns,
                           const std::string& name);
 
+// A ClusterConnectionBudget allocation: a share of the database for the namespaces its selector matches.
+struct AllocationInput {
+  std::string name;
+  int32_t maxConnections = 0;
+};
+
 struct PolicyInput {
   std::string namespace_;
   std::string name;
+  int allocation = -1;  // the allocation its namespace counts against; -1: none (the namespaces in no allocation)
   policy::OnExceeded onExceeded = policy::OnExceeded::kWarn;
   int32_t weight = 1;
   int32_t maxSize = 1;
@@ -89,7 +96,19 @@ struct PolicyBudget {
   int64_t steadyState = 0;  // at effectiveMaxSize
   int64_t worstCase = 0;    // at effectiveMaxSize
   int64_t unclampedWorstCase = 0;
+  int allocation = -1;  // as in PolicyInput
   std::vector<WorkloadBudget> workloads;
+};
+
+// One share of a database with allocations: an allocation, or the namespaces no allocation matches.
+struct AllocationBudget {
+  std::string name;                       // "" for the namespaces in no allocation
+  std::optional<int64_t> maxConnections;  // the share; for the others, unknown while available is
+  int64_t steadyState = 0;
+  int64_t worstCase = 0;  // after Clamp
+  int64_t unclampedWorstCase = 0;
+  size_t policies = 0;
+  bool over() const { return maxConnections && worstCase > *maxConnections; }
 };
 
 struct DatabaseBudget {
@@ -101,15 +120,24 @@ struct DatabaseBudget {
   int64_t worstCase = 0;               // after Clamp
   int64_t unclampedWorstCase = 0;      // as the policies ask
   std::vector<PolicyBudget> policies;  // in input order
+  // With allocations: each allocation (in input order) and the namespaces in none; empty and nullopt without.
+  std::vector<AllocationBudget> allocations;
+  std::optional<AllocationBudget> unallocated;
 
-  // True when available is known and worstCase fits; false when unknown.
-  bool withinBudget() const { return available && worstCase <= *available; }
-  bool overBudget() const { return available && worstCase > *available; }
+  // True when available is known, worstCase fits and no share is over; false when unknown.
+  bool withinBudget() const { return available && worstCase <= *available && !anyShareOver(); }
+  bool overBudget() const { return (available && worstCase > *available) || anyShareOver(); }
+  bool anyShareOver() const;
   const PolicyBudget* find(const std::string& ns, const std::string& name) const;
+  // The share a policy counts against; nullptr when the database has no allocations.
+  const AllocationBudget* shareOf(const PolicyBudget& p) const;
 };
 
 // Sums the policies naming one database and applies Clamp (docs/budget.md). Policies with no workloads count 0.
+// With allocations, each policy counts against its own (PolicyInput::allocation) or, with none, against what the
+// allocations leave of available, and Clamp shrinks pools only within the share that is over.
 DatabaseBudget computeDatabase(const std::string& database, std::optional<int32_t> maxConnections,
-                               int32_t reservedConnections, const std::vector<PolicyInput>& policies);
+                               int32_t reservedConnections, const std::vector<PolicyInput>& policies,
+                               const std::vector<AllocationInput>& allocations = {});
 
 }  // namespace poolguard::budget

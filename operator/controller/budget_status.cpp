@@ -25,7 +25,42 @@ std::string Reconciler::databaseOf(const std::string& policyKey) const {
   return p.parsed ? p.parsed->spec.database.name : "";
 }
 
+std::vector<std::string> Reconciler::budgetsWithAllocations() const {
+  std::vector<std::string> names;
+  if (!caches_.budgets) return names;
+  for (const auto& o : caches_.budgets->list()) {
+    const auto& b = runtime::recordAs<model::BudgetObject>(*o);
+    if (b.parsed && !b.parsed->allocations.empty()) names.push_back(b.meta.name);
+  }
+  return names;
+}
+
+std::vector<std::string> Reconciler::policiesUnderAllocations() const {
+  std::vector<std::string> keys;
+  for (const auto& name : budgetsWithAllocations()) {
+    auto more = policiesOfDatabase(name);
+    keys.insert(keys.end(), more.begin(), more.end());
+  }
+  return keys;
+}
+
 namespace {
+
+std::string shareName(const budget::AllocationBudget& a) {
+  return a.name.empty() ? "the namespaces in no allocation" : "allocation " + a.name;
+}
+
+std::string shareFigures(const budget::AllocationBudget& a) {
+  return shareName(a) + ": worst case " + std::to_string(a.worstCase) + " against its " +
+         (a.maxConnections ? std::to_string(*a.maxConnections) : std::string("unknown share"));
+}
+
+json shareJson(const budget::AllocationBudget& a, int32_t namespaces) {
+  json j{{"steadyState", a.steadyState}, {"worstCase", a.worstCase}, {"namespaces", namespaces}};
+  if (!a.name.empty()) j["name"] = a.name;
+  if (a.maxConnections) j["maxConnections"] = *a.maxConnections;
+  return j;
+}
 
 Condition budgetCondition(const budget::DatabaseBudget& db, const std::string& name, size_t policies) {
   if (!db.available) {
@@ -38,6 +73,25 @@ Condition budgetCondition(const budget::DatabaseBudget& db, const std::string& n
                         (policies == 1 ? " policy" : " policies") + " against " + std::to_string(*db.available) +
                         " available (max_connections " + std::to_string(db.maxConnections.value_or(0)) + " - " +
                         std::to_string(db.reservedConnections) + " reserved)";
+  // With allocations: each share that is over, and allocations promising more than there is.
+  std::vector<std::string> over;
+  int64_t allocated = 0;
+  for (const auto& a : db.allocations) {
+    allocated += a.maxConnections.value_or(0);
+    if (a.over()) over.push_back(shareFigures(a));
+  }
+  if (db.unallocated && db.unallocated->over()) over.push_back(shareFigures(*db.unallocated));
+  if (!db.allocations.empty() && allocated > *db.available) {
+    figures += "; the allocations add up to " + std::to_string(allocated) + ", more than the " +
+               std::to_string(*db.available) + " available";
+  }
+  if (!over.empty()) {
+    std::string list;
+    for (const auto& o : over) list += (list.empty() ? "" : "; ") + o;
+    return makeCondition(condition::kWithinBudget, false, "BudgetExceeded",
+                         "over budget: " + list + " (" + figures +
+                             "); lower pools or HPA maxReplicas, raise the allocation, or let the policies Clamp");
+  }
   if (db.worstCase > *db.available) {
     return makeCondition(condition::kWithinBudget, false, "BudgetExceeded",
                          "over budget: " + figures +
@@ -101,10 +155,11 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
       // A check that ended without it (the server unreachable, say) does not hold the status back.
       if (!db.maxConnections && checksTheServer && usage_ && !aCheckEnded) return ReconcileOutcome{};
     } else {
-      db.database = name;
-      db.maxConnections = b.parsed->maxConnections;
-      db.reservedConnections = b.parsed->reservedConnections.value_or(policy::Database{}.reservedConnections);
-      if (db.maxConnections) db.available = int64_t{*db.maxConnections} - db.reservedConnections;
+      std::vector<budget::AllocationInput> allocations;
+      for (const auto& a : b.parsed->allocations) allocations.push_back({a.name, a.maxConnections});
+      db = budget::computeDatabase(name, b.parsed->maxConnections,
+                                   b.parsed->reservedConnections.value_or(policy::Database{}.reservedConnections), {},
+                                   allocations);
     }
     desired.push_back(budgetCondition(db, name, policies));
     if (db.maxConnections) status["maxConnections"] = *db.maxConnections;
@@ -112,6 +167,22 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
     status["steadyState"] = db.steadyState;
     status["worstCase"] = db.worstCase;
     status["policies"] = policies;
+    if (!db.allocations.empty()) {
+      // How many namespaces each share counts (the first allocation that matches a namespace counts it).
+      std::vector<int32_t> counted(db.allocations.size() + 1, 0);
+      if (caches_.namespaces) {
+        for (const auto& n : caches_.namespaces->list()) {
+          auto labels = n->meta.labels;
+          labels.emplace(model::kNamespaceNameLabel, n->meta.name);
+          int a = policy::allocationOf(*b.parsed, labels);
+          ++counted[a < 0 ? db.allocations.size() : static_cast<size_t>(a)];
+        }
+      }
+      status["allocations"] = json::array();
+      for (size_t i = 0; i < db.allocations.size(); ++i)
+        status["allocations"].push_back(shareJson(db.allocations[i], counted[i]));
+      if (db.unallocated) status["unallocated"] = shareJson(*db.unallocated, counted.back());
+    }
   }
   const Condition within = desired.front();  // a copy: desired grows below
   desired.push_back(within.status == "True"

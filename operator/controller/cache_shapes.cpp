@@ -52,6 +52,10 @@ FieldFilter hpaFields() {
       .keep("spec", FieldFilter::only().keep("scaleTargetRef").keep("maxReplicas"));
 }
 
+FieldFilter namespaceFields() {
+  return FieldFilter::only().keep("apiVersion").keep("kind").keep("metadata", identity().keep("labels"));
+}
+
 FieldFilter wholeObjectFields() {
   return FieldFilter::all().keep("metadata", FieldFilter::all().drop("managedFields"));
 }
@@ -99,6 +103,19 @@ runtime::Decoder budgetDecoder() {
     b->meta.annotations.erase(kLastApplied);
     return b;
   };
+}
+
+runtime::Decoder namespaceDecoder() {
+  return [](json&& obj) -> runtime::ObjectPtr {
+    auto n = std::make_shared<kube::Object>();
+    n->meta = runtime::metaOf(obj);
+    n->meta.annotations.clear();
+    return n;
+  };
+}
+
+bool namespaceLabelsChanged(const kube::Object& a, const kube::Object& b) {
+  return a.meta.uid != b.meta.uid || a.meta.labels != b.meta.labels;
 }
 
 bool workloadChanged(const kube::Object& a, const kube::Object& b) {

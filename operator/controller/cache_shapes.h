@@ -17,6 +17,8 @@ namespace poolguard::controller {
 kube::FieldFilter workloadFields();
 // HPAs: identity, scaleTargetRef and maxReplicas.
 kube::FieldFilter hpaFields();
+// Namespaces: identity and labels (what a ClusterConnectionBudget's allocations select on).
+kube::FieldFilter namespaceFields();
 // Policies and poolguard's ConfigMaps: all of it but managedFields.
 kube::FieldFilter wholeObjectFields();
 
@@ -26,11 +28,13 @@ runtime::Decoder hpaDecoder();        // model::Hpa
 runtime::Decoder configMapDecoder();  // model::ConfigMap
 runtime::Decoder policyDecoder();     // model::PolicyObject, parsed and validated once here
 runtime::Decoder budgetDecoder();     // model::BudgetObject, likewise
+runtime::Decoder namespaceDecoder();  // kube::Object: the metadata, labels but no annotations
 
 // Whether an update changes what a decision reads (an update of nothing else enqueues nothing).
 bool workloadChanged(const kube::Object& oldObj, const kube::Object& newObj);
 bool hpaChanged(const kube::Object& oldObj, const kube::Object& newObj);
 bool configMapChanged(const kube::Object& oldObj, const kube::Object& newObj);
+bool namespaceLabelsChanged(const kube::Object& oldObj, const kube::Object& newObj);
 // The spec (a new generation) or the metadata (labels, annotations, finalizers, deletion); not a status write. For
 // the poolguard.dev kinds (policies, budgets), whose spec changes move the generation.
 bool policyChanged(const kube::Object& oldObj, const kube::Object& newObj);

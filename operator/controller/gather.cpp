@@ -49,6 +49,11 @@ Snapshot Reconciler::gather(const std::shared_ptr<const model::PolicyObject>& po
       if (budget.parsed && budget.meta.deletionTimestamp.empty()) s.clusterBudget = *budget.parsed;
     }
   }
+  if (s.clusterBudget && !s.clusterBudget->allocations.empty() && caches_.namespaces) {
+    for (const auto& ns : namespaces) {
+      if (auto n = caches_.namespaces->get(ns)) s.namespaceLabels.emplace(ns, n->meta.labels);
+    }
+  }
   for (auto& cm : caches_.configMaps->listInNamespace(pol.namespace_))
     s.configMaps.emplace(cm->meta.name, runtime::recordAs<model::ConfigMap>(cm));
   std::map<std::string, std::string> uids;  // of this namespace's workloads, by workload key

@@ -189,6 +189,7 @@ int runOperator(const RunOptions& o) {
   // ClusterConnectionBudgets are cluster scoped: watched by a cluster-wide install (no --namespace) whose API server
   // has their CRD and whose ClusterRole grants them. Without, poolguard runs as before and says why once.
   runtime::Informer* budgets = nullptr;
+  runtime::Informer* namespaces = nullptr;
   if (o.namespaces.empty()) {
     kube::ListOptions probe;
     probe.limit = 1;
@@ -212,6 +213,8 @@ int runOperator(const RunOptions& o) {
           found.error().message());
     } else {
       budgets = &informer(kube::resources::clusterConnectionBudgets(), wholeObjectFields(), budgetDecoder());
+      // A budget's allocations select namespaces by their labels.
+      namespaces = &informer(kube::resources::namespaces(), namespaceFields(), namespaceDecoder());
     }
   } else {
     spdlog::info(
@@ -230,7 +233,8 @@ int runOperator(const RunOptions& o) {
                 const_cast<runtime::Store*>(&statefulSets.store()),
                 const_cast<runtime::Store*>(&hpas.store()),
                 const_cast<runtime::Store*>(&configMaps.store()),
-                budgets ? const_cast<runtime::Store*>(&budgets->store()) : nullptr};
+                budgets ? const_cast<runtime::Store*>(&budgets->store()) : nullptr,
+                namespaces ? const_cast<runtime::Store*>(&namespaces->store()) : nullptr};
   // Checks run on the monitor's threads; a policy whose findings changed is reconciled (queue set below).
   runtime::Controller* controller = nullptr;
   UsageMonitor usageMonitor(
@@ -292,6 +296,14 @@ int runOperator(const RunOptions& o) {
           return p.parsed ? std::vector<std::string>{p.parsed->spec.database.name} : std::vector<std::string>{};
         },
         policyChanged));
+    // A namespace's labels decide the allocation its policies count against: a relabelled (or new) namespace
+    // changes the shares of every database with allocations, and their budgets' namespace counts.
+    namespaces->addHandlers(runtime::enqueueKeys(
+        controller->queue(), [&reconciler](const kube::Object&) { return reconciler.policiesUnderAllocations(); },
+        namespaceLabelsChanged));
+    namespaces->addHandlers(runtime::enqueueKeys(
+        budgetController->queue(), [&reconciler](const kube::Object&) { return reconciler.budgetsWithAllocations(); },
+        namespaceLabelsChanged));
   }
 
   auto& queue = controller->queue();

@@ -40,6 +40,13 @@ PolicyView viewOf(std::shared_ptr<const model::PolicyObject> object) {
   return v;
 }
 
+std::map<std::string, std::string> namespaceLabelsOf(const Snapshot& s, const std::string& ns) {
+  std::map<std::string, std::string> labels;
+  if (auto it = s.namespaceLabels.find(ns); it != s.namespaceLabels.end()) labels = it->second;
+  labels.emplace(model::kNamespaceNameLabel, ns);
+  return labels;
+}
+
 std::string workloadKey(WorkloadKind kind, const kube::Object& w) {
   return policy::WorkloadKey{kind, w.meta.namespace_, w.meta.name}.toString();
 }
@@ -99,6 +106,8 @@ Plan plan(const Snapshot& s) {
     const auto& p = *e.parsed;
     budget::PolicyInput bi = budget::policyInput(p);
     if (ceiling) bi.maxSize = std::min(bi.maxSize, *ceiling);
+    if (cluster && !cluster->allocations.empty())
+      bi.allocation = policy::allocationOf(*cluster, namespaceLabelsOf(s, p.namespace_));
     for (WorkloadKind kind : p.spec.kinds) {
       for (const auto& w : workloadsOf(s, p.namespace_)) {
         if (w.kind != kind || !policy::selects(p, kind, p.namespace_, w.object->meta.labels)) continue;
@@ -115,7 +124,11 @@ Plan plan(const Snapshot& s) {
   if (cluster && cluster->maxConnections) maxConnections = cluster->maxConnections;
   if (cluster && cluster->reservedConnections) reserved = *cluster->reservedConnections;
   if (!maxConnections) maxConnections = s.discoveredMaxConnections;
-  out.database = budget::computeDatabase(pol.spec.database.name, maxConnections, reserved, budgetInputs);
+  std::vector<budget::AllocationInput> allocations;
+  if (cluster) {
+    for (const auto& a : cluster->allocations) allocations.push_back({a.name, a.maxConnections});
+  }
+  out.database = budget::computeDatabase(pol.spec.database.name, maxConnections, reserved, budgetInputs, allocations);
   const budget::DatabaseBudget& db = out.database;
   const budget::PolicyBudget* mine = db.find(ns, name);
   const int32_t effectiveMaxSize =
@@ -136,6 +149,7 @@ Plan plan(const Snapshot& s) {
     in.budget.policySteadyState = mine->steadyState;
     in.budget.policyWorstCase = mine->worstCase;
     in.budget.clamped = mine->clamped;
+    if (const budget::AllocationBudget* share = db.shareOf(*mine)) in.budget.allocation = *share;
   }
   if (cluster) {
     const std::string source = "ClusterConnectionBudget " + cluster->database;
@@ -257,8 +271,15 @@ Plan plan(const Snapshot& s) {
   }
 
   // Policies sharing the database report its totals: tell them when the totals moved.
-  const int64_t storedWorst = s.storedStatus.value("budget", json::object()).value("worstCase", int64_t{-1});
-  if (storedWorst != db.worstCase) {
+  // With allocations, the totals of this policy's share too (a namespace moving between shares may leave the
+  // database's total as it was).
+  const json storedBudget = s.storedStatus.value("budget", json::object());
+  const int64_t storedWorst = storedBudget.value("worstCase", int64_t{-1});
+  const int64_t storedShareWorst = storedBudget.value("allocation", json::object()).value("worstCase", int64_t{-1});
+  const std::string storedShare = storedBudget.value("allocation", json::object()).value("name", "");
+  const auto& share = in.budget.allocation;
+  const bool shareMoved = share && (storedShareWorst != share->worstCase || storedShare != share->name);
+  if (storedWorst != db.worstCase || shareMoved) {
     for (const auto& e : s.policies) {
       if (!e.parsed || e.parsed->spec.database.name != pol.spec.database.name) continue;
       std::string k = runtime::objectKey(*e.object);

@@ -62,6 +62,9 @@ struct Snapshot {
   // The ClusterConnectionBudget of self's database, when there is one: its capacity and ceilings bind every policy
   // of the database.
   std::optional<policy::ClusterBudget> clusterBudget;
+  // The labels of the namespaces with a policy of self's database, for the budget's allocations. A namespace not
+  // here carries only kubernetes.io/metadata.name, as the API server gives every namespace.
+  std::map<std::string, std::map<std::string, std::string>> namespaceLabels;
   std::map<std::string, WriteMemory> writes;  // by policy::WorkloadKey::toString()
   Clock::steady_point steadyNow{};
 };
@@ -100,6 +103,9 @@ struct Plan {
 
 // The key of a workload in Snapshot::writes: "Deployment ns/name" (policy::WorkloadKey::toString).
 std::string workloadKey(policy::WorkloadKind kind, const kube::Object& workload);
+
+// The labels of namespace `ns` as the Snapshot knows them (see Snapshot::namespaceLabels).
+std::map<std::string, std::string> namespaceLabelsOf(const Snapshot& s, const std::string& ns);
 
 // The policy governing the workload among `candidates` (valid, not being deleted ones count); "" if none.
 std::string governingPolicy(policy::WorkloadKind kind, const kube::Object& workload,

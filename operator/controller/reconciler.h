@@ -56,6 +56,7 @@ struct Caches {
   runtime::Store* hpas = nullptr;          // model::Hpa, indexed by kScaleTargetIndex
   runtime::Store* configMaps = nullptr;  // model::ConfigMap, only those labelled app.kubernetes.io/managed-by=poolguard
   runtime::Store* budgets = nullptr;     // model::BudgetObject; null when ClusterConnectionBudgets are not watched
+  runtime::Store* namespaces = nullptr;  // kube::Object with labels; watched with the budgets, else null
 };
 
 struct ReconcileOutcome {
@@ -77,6 +78,10 @@ class Reconciler {
   std::vector<std::string> policiesOfDatabase(const std::string& database) const;
   // The database a cached policy names ("" when it is not cached or invalid).
   std::string databaseOf(const std::string& policyKey) const;
+  // The policies of every database whose ClusterConnectionBudget has allocations: a namespace's labels decide
+  // which allocation its policies count against.
+  std::vector<std::string> policiesUnderAllocations() const;
+  std::vector<std::string> budgetsWithAllocations() const;
 
   // Writes a ClusterConnectionBudget's status (keyed by its name, the database's): the database's totals as
   // plan() computes them for any of its policies, WithinBudget and Ready.

@@ -100,6 +100,22 @@ Condition budgetCondition(const StatusInput& in) {
   // A declared max_connections that the server contradicts is reported where the budget is: it is the input.
   if (in.usage && in.usage->maxConnectionsMismatch) figures += "; " + *in.usage->maxConnectionsMismatch;
   for (const auto& note : b.notes) figures += "; " + note;
+  // With allocations, this policy's share binds it: the database may fit while its allocation is over.
+  bool shareOver = false;
+  if (const auto& a = b.allocation) {
+    std::string share = a->name.empty() ? "the namespaces in no allocation" : "allocation " + a->name;
+    figures += "; " + share + " (this namespace's share): worst case " + std::to_string(a->worstCase) + " against " +
+               (a->maxConnections ? std::to_string(*a->maxConnections) : std::string("an unknown share"));
+    shareOver = a->over();
+  }
+  if (shareOver) {
+    std::string fix = in.onExceeded == policy::OnExceeded::kClamp
+                          ? "; even clamped to 1 connection per process the allocation cannot hold it: lower HPA "
+                            "maxReplicas or ask for a larger allocation"
+                          : "; lower pool.maxSize or HPA maxReplicas, ask for a larger allocation, or set "
+                            "budget.onExceeded: Clamp";
+    return makeCondition(condition::kWithinBudget, false, "BudgetExceeded", "over budget: " + figures + fix);
+  }
   if (b.clamped && b.worstCase <= *b.available) {
     return makeCondition(condition::kWithinBudget, true, "Clamped",
                          figures + "; maxSize clamped to " + std::to_string(b.effectiveMaxSize) + " so it fits");
@@ -194,6 +210,15 @@ json buildStatus(const StatusInput& in, const std::vector<Condition>& previous, 
   if (b.maxConnections) budget["maxConnections"] = *b.maxConnections;
   if (b.available) budget["available"] = *b.available;
   budget["summary"] = std::to_string(b.worstCase) + "/" + (b.available ? std::to_string(*b.available) : "?");
+  if (const auto& a = b.allocation) {
+    json share{{"worstCase", a->worstCase}};
+    if (a->name.empty())
+      share["unallocated"] = true;
+    else
+      share["name"] = a->name;
+    if (a->maxConnections) share["maxConnections"] = *a->maxConnections;
+    budget["allocation"] = share;
+  }
   status["budget"] = budget;
 
   if (in.usage) {

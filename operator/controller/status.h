@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "budget/budget.h"
 #include "controller/conditions.h"
 #include "policy/types.h"
 #include "usage/analysis.h"
@@ -48,6 +49,9 @@ struct BudgetFigures {
   // The ClusterConnectionBudget's ceiling lowered this policy's maxSize (to effectiveMaxSize, unless clamped lower).
   std::optional<int32_t> ceiling;
   std::string budgetSource;  // "ClusterConnectionBudget <database>" when one applies, else ""
+  // The budget's allocation this policy's namespace counts against (name "" for the namespaces in none); nullopt
+  // when the database has no allocations.
+  std::optional<budget::AllocationBudget> allocation;
   // What the ClusterConnectionBudget changed of this policy's own settings, for the WithinBudget message.
   std::vector<std::string> notes;
 };

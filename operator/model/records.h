@@ -149,6 +149,9 @@ ConfigMap decodeConfigMap(const json& obj, Diagnostics& diagnostics);
 // policy::fromJson's parse and validation, with the metadata.
 PolicyObject decodePolicy(const json& obj);
 
+// The label the API server gives every namespace, with the namespace's name as its value.
+inline constexpr const char* kNamespaceNameLabel = "kubernetes.io/metadata.name";
+
 // A minimal object reference to `o` (apiVersion, kind, metadata name, namespace, uid, resourceVersion), as the
 // Event recorder takes one.
 json referenceTo(const kube::Object& o, const std::string& apiVersion, const std::string& kind);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iomanip>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "offline/workspace.h"
@@ -101,6 +102,23 @@ std::string workloadLabel(const WorkloadEntry& w) {
 }
 
 std::string optionalNumber(const std::optional<int64_t>& v) { return v ? std::to_string(*v) : "unknown"; }
+
+// The namespaces of the policies counted against a share (an allocation's index, or -1: in none), sorted.
+std::vector<std::string> shareNamespaces(const budget::DatabaseBudget& db, int allocation) {
+  std::set<std::string> names;
+  for (const auto& pb : db.policies) {
+    if (pb.allocation == allocation) names.insert(pb.namespace_);
+  }
+  return {names.begin(), names.end()};
+}
+
+std::string shareState(const budget::DatabaseBudget& db, const budget::AllocationBudget& a, int allocation) {
+  if (a.over()) return "BudgetExceeded";
+  if (!a.maxConnections) return "MaxConnectionsUnknown";
+  bool clamped = std::any_of(db.policies.begin(), db.policies.end(),
+                             [&](const auto& p) { return p.allocation == allocation && p.clamped; });
+  return clamped ? "Clamped" : "WithinBudget";
+}
 
 std::string databaseState(const budget::DatabaseBudget& db) {
   if (!db.available) return "MaxConnectionsUnknown";
@@ -317,6 +335,22 @@ int runPlanLoaded(const Loaded& loaded, const std::string& output, std::ostream&
       if (b->ceilings.maxSize) cb["maxSizeCeiling"] = *b->ceilings.maxSize;
       d["clusterConnectionBudget"] = cb;
     }
+    if (!db.allocations.empty()) {
+      auto shareJson = [&](const budget::AllocationBudget& a, int index) {
+        json j{{"steadyState", a.steadyState},
+               {"worstCase", a.worstCase},
+               {"unclampedWorstCase", a.unclampedWorstCase},
+               {"over", a.over()},
+               {"namespaces", shareNamespaces(db, index)}};
+        if (!a.name.empty()) j["name"] = a.name;
+        if (a.maxConnections) j["maxConnections"] = *a.maxConnections;
+        return j;
+      };
+      d["allocations"] = json::array();
+      for (size_t i = 0; i < db.allocations.size(); ++i)
+        d["allocations"].push_back(shareJson(db.allocations[i], static_cast<int>(i)));
+      d["unallocated"] = shareJson(*db.unallocated, -1);
+    }
     for (const auto& pb : db.policies) {
       json pj{{"namespace", pb.namespace_},
               {"name", pb.name},
@@ -326,6 +360,8 @@ int runPlanLoaded(const Loaded& loaded, const std::string& output, std::ostream&
               {"effectiveMaxSize", pb.effectiveMaxSize},
               {"clamped", pb.clamped},
               {"steadyState", pb.steadyState},
+              {"allocation",
+               pb.allocation >= 0 ? json(db.allocations[static_cast<size_t>(pb.allocation)].name) : json(nullptr)},
               {"worstCase", pb.worstCase},
               {"workloads", json::array()}};
       for (const auto& wb : pb.workloads) {
@@ -367,6 +403,20 @@ int runPlanLoaded(const Loaded& loaded, const std::string& output, std::ostream&
         if (b->ceilings.requireLeakDetection) out << ", leak detection required";
         out << "\n";
       }
+      if (!db.allocations.empty()) {
+        std::vector<std::vector<std::string>> shares{{"ALLOCATION", "SHARE", "STEADY", "WORST", "STATE", "NAMESPACES"}};
+        auto row = [&](const budget::AllocationBudget& a, int index) {
+          std::string names;
+          for (const auto& n : shareNamespaces(db, index)) names += (names.empty() ? "" : ",") + n;
+          shares.push_back({a.name.empty() ? "(no allocation)" : a.name,
+                            a.maxConnections ? std::to_string(*a.maxConnections) : "unknown",
+                            std::to_string(a.steadyState), std::to_string(a.worstCase), shareState(db, a, index),
+                            names.empty() ? "-" : names});
+        };
+        for (size_t i = 0; i < db.allocations.size(); ++i) row(db.allocations[i], static_cast<int>(i));
+        row(*db.unallocated, -1);
+        printTable(shares, out, "  ");
+      }
       std::vector<std::vector<std::string>> rows{
           {"POLICY", "WORKLOAD", "PODS", "MAX PODS", "SURGE", "PER POD", "STEADY", "WORST", "MAXSIZE"}};
       for (const auto& pb : db.policies) {
@@ -389,7 +439,10 @@ int runPlanLoaded(const Loaded& loaded, const std::string& output, std::ostream&
         }
       }
       printTable(rows, out, "  ");
-      if (db.overBudget()) {
+      if (db.anyShareOver()) {
+        out << "  over budget: an allocation's worst case is above its share: lower pool.maxSize or HPA "
+               "maxReplicas, raise the allocation, or set budget.onExceeded: Clamp\n";
+      } else if (db.overBudget()) {
         out << "  over budget by " << db.worstCase - *db.available
             << " connections: lower pool.maxSize or HPA maxReplicas, raise max_connections, or set "
                "budget.onExceeded: Clamp\n";

@@ -159,6 +159,9 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
     } else if (hpa) {
       hpa->meta.namespace_ = ns;
       ws.hpas.push_back(std::move(*hpa));
+    } else if (d.object.value("kind", json()) == "Namespace" && d.object.value("apiVersion", json()) == "v1" &&
+               !meta.name.empty()) {
+      ws.namespaceLabels[meta.name] = meta.labels;  // for the allocations of ClusterConnectionBudgets
     }
   }
 
@@ -232,6 +235,7 @@ controller::Plan planFor(const Workspace& ws, size_t index) {
   s.self = ws.policyViews.at(index);
   s.policies = ws.policyViews;
   s.workloads = ws.workloadViews;
+  s.namespaceLabels = ws.namespaceLabels;
   if (s.self.parsed) {
     if (const auto* b = budgetFor(ws, s.self.parsed->spec.database.name)) s.clusterBudget = *b;
   }

@@ -1,7 +1,7 @@
 #pragma once
-// What the offline commands read from their files: policies, workloads and HPAs. Every document is type-checked as
-// it is read (model/records.h); one that fails is reported and left out, and the others are still read. The
-// decisions are the operator's own: planFor() runs controller::plan on a Snapshot built from the files, as if they
+// What the offline commands read from their files: policies, budgets, workloads, HPAs and Namespaces. Every document is
+// type-checked as it is read (model/records.h); one that fails is reported and left out, and the others are still read.
+// The decisions are the operator's own: planFor() runs controller::plan on a Snapshot built from the files, as if they
 // were the cluster (nothing written yet, no usage check), so the budget, Clamp and the rendered bodies are what
 // the operator would decide. Pure apart from loadDocuments, which reads the files.
 #include <map>
@@ -73,6 +73,9 @@ struct Workspace {
   std::vector<BudgetEntry> budgets;  // ClusterConnectionBudgets, in input order
   std::vector<WorkloadEntry> workloads;
   std::vector<model::Hpa> hpas;
+  // The labels of the Namespace objects in the files, by name (a namespace without one carries only
+  // kubernetes.io/metadata.name, as the API server gives every namespace).
+  std::map<std::string, std::map<std::string, std::string>> namespaceLabels;
   // The same, as the operator's caches hold them (policy views in the order of `policies`).
   std::vector<controller::PolicyView> policyViews;
   std::map<std::string, std::vector<controller::WorkloadView>> workloadViews;  // by namespace

@@ -25,6 +25,8 @@ constexpr std::pair<const char*, Profile> kProfiles[] = {
     {"PgBouncer", Profile::kPgBouncer}};
 constexpr std::pair<const char*, DeliveryMethod> kMethods[] = {{"Env", DeliveryMethod::kEnv},
                                                                {"ConfigMap", DeliveryMethod::kConfigMap}};
+constexpr std::pair<const char*, AdmissionMode> kAdmissionModes[] = {
+    {"None", AdmissionMode::kNone}, {"Warn", AdmissionMode::kWarn}, {"Deny", AdmissionMode::kDeny}};
 constexpr std::pair<const char*, OnExceeded> kOnExceeded[] = {{"Warn", OnExceeded::kWarn},
                                                               {"Clamp", OnExceeded::kClamp}};
 constexpr std::pair<const char*, SslMode> kSslModes[] = {{"verify-full", SslMode::kVerifyFull},
@@ -198,6 +200,16 @@ Result<ClusterBudget> budgetFromJson(const json& obj, std::vector<FieldError>* e
       b.maxConnections = m->get<int32_t>();
     if (auto r = spec.find("reservedConnections"); r != spec.end() && r->is_number_integer())
       b.reservedConnections = r->get<int32_t>();
+    if (auto a = spec.find("allocations"); a != spec.end() && a->is_array()) {
+      for (const auto& item : *a) {
+        BudgetAllocation alloc;
+        alloc.name = str(item, "name");
+        alloc.namespaceSelector = selectorFrom(item.at("namespaceSelector"));
+        alloc.maxConnections = item.at("maxConnections").get<int32_t>();
+        b.allocations.push_back(std::move(alloc));
+      }
+    }
+    b.admissionMode = enumFrom(spec.value("admission", json::object()).value("mode", "None"), kAdmissionModes);
     const json ceilings = spec.value("ceilings", json::object());
     if (auto m = ceilings.find("maxSize"); m != ceilings.end() && m->is_number_integer())
       b.ceilings.maxSize = m->get<int32_t>();

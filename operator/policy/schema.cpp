@@ -456,18 +456,36 @@ Node buildSpec() {
       {"selector", "pool", "database"});
 }
 
+Node buildAllocations() {
+  Node allocation = object(
+      {
+          {"name",
+           withPattern(str(63, "name the allocation with a DNS label such as team-a"), kDnsLabelPattern, isDnsLabel)},
+          {"namespaceSelector", buildSelector()},
+          {"maxConnections",
+           integer(1, kPostgresMaxConnections, "set the connections this allocation's namespaces may use, >= 1")},
+      },
+      {"name", "namespaceSelector", "maxConnections"});
+  Node list = array(allocation, 64);
+  list.mapListKey = "name";
+  return list;
+}
+
 Node buildBudgetSpec() {
   Node b = object({
       {"maxConnections",
        integer(1, kPostgresMaxConnections, "set the server's max_connections, 1..262143; it wins over policies'")},
       {"reservedConnections",
        integer(0, kPostgresMaxConnections, "set the connections kept free for admins, >= 0; it wins over policies'")},
+      {"allocations", buildAllocations()},
       {"ceilings",
        withDefault(object({
                        {"maxSize", integer(1, 10000, "set the most connections one pool may open, 1..10000")},
                        {"requireLeakDetection", withDefault(boolean(), false)},
                    }),
                    json::object())},
+      {"admission",
+       withDefault(object({{"mode", withDefault(enumeration({"None", "Warn", "Deny"}), "None")}}), json::object())},
   });
   b.rules.push_back(
       Rule{"reservedConnections must be < maxConnections; lower reservedConnections or raise maxConnections",
@@ -593,6 +611,13 @@ class Checker {
           structure(v[i], *n.items, index(path, i));
           if (n.setList && !seen.insert(v[i].dump(-1, ' ', false, json::error_handler_t::replace)).second) {
             add(index(path, i), "Duplicate value: " + show(v[i]) + "; list each value once");
+          }
+          if (!n.mapListKey.empty() && v[i].is_object()) {
+            auto key = v[i].find(n.mapListKey);
+            if (key != v[i].end() && key->is_string() && !seen.insert(key->get<std::string>()).second) {
+              add(index(path, i), "Duplicate value: {\"" + n.mapListKey + "\":" + show(*key) +
+                                      "}; give each item its own " + n.mapListKey);
+            }
           }
         }
         break;

@@ -46,6 +46,7 @@ struct Node {
   std::string pattern;                               // OpenAPI pattern, as written in the CRD
   bool (*patternCheck)(std::string_view) = nullptr;  // the same language, checked without a regex engine
   bool setList = false;                              // x-kubernetes-list-type: set
+  std::string mapListKey;  // x-kubernetes-list-type: map, with this one x-kubernetes-list-map-keys entry
   std::vector<Rule> rules;
   std::string hint;  // how to fix a missing or out-of-range value; appended to schema-level messages
 

@@ -76,4 +76,23 @@ const char* toString(SslMode s) {
   return "unknown";
 }
 
+const char* toString(AdmissionMode m) {
+  switch (m) {
+    case AdmissionMode::kNone:
+      return "None";
+    case AdmissionMode::kWarn:
+      return "Warn";
+    case AdmissionMode::kDeny:
+      return "Deny";
+  }
+  return "Unknown";
+}
+
+int allocationOf(const ClusterBudget& budget, const std::map<std::string, std::string>& namespaceLabels) {
+  for (size_t i = 0; i < budget.allocations.size(); ++i) {
+    if (matches(budget.allocations[i].namespaceSelector, namespaceLabels)) return static_cast<int>(i);
+  }
+  return -1;
+}
+
 }  // namespace poolguard::policy

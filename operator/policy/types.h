@@ -59,14 +59,32 @@ struct BudgetCeilings {
 };
 inline constexpr std::chrono::milliseconds kRequiredLeakDetection{30000};
 
+// A share of the database for the workloads of the namespaces its selector matches (the first allocation that
+// matches a namespace counts it). Namespaces matching none share what the allocations leave of available.
+struct BudgetAllocation {
+  std::string name;
+  LabelSelector namespaceSelector;
+  int32_t maxConnections = 0;
+};
+
+// What the API server does with a change that breaks the budget. Accepted in the spec; the admission policies
+// that act on it are not generated yet (docs/api.md).
+enum class AdmissionMode { kNone, kWarn, kDeny };
+
 struct ClusterBudget {
   std::string database;  // metadata.name
   std::string uid;
   int64_t generation = 0;
   std::optional<int32_t> maxConnections;       // wins over every policy's database.maxConnections
   std::optional<int32_t> reservedConnections;  // wins over the policies' when set
+  std::vector<BudgetAllocation> allocations;   // in spec order: the first match wins
   BudgetCeilings ceilings;
+  AdmissionMode admissionMode = AdmissionMode::kNone;
 };
+
+// The allocation of `budget` that counts a namespace with these labels: the first whose namespaceSelector
+// matches; -1 when none does.
+int allocationOf(const ClusterBudget& budget, const std::map<std::string, std::string>& namespaceLabels);
 
 struct Budget {
   OnExceeded onExceeded = OnExceeded::kWarn;
@@ -144,5 +162,6 @@ const char* toString(Profile p);
 const char* toString(DeliveryMethod d);
 const char* toString(OnExceeded o);
 const char* toString(SslMode s);
+const char* toString(AdmissionMode m);
 
 }  // namespace poolguard::policy

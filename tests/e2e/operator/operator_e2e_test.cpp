@@ -254,6 +254,95 @@ TEST_F(OperatorE2E, AClusterBudgetBindsThePoliciesOfItsDatabaseAndReportsItsTota
       << getJson(ns, "cpol/p").dump(2);
 }
 
+TEST_F(OperatorE2E, AllocationsShareADatabaseByNamespaceLabelsAndRelabellingMovesANamespace) {
+  // Three namespaces on one database: a in allocation "pay" (20), b in "retail" (100), c in none (it shares
+  // 300 - 120 = 180). Each runs 2 pods (+1 surge) with a Clamp pool of 10: a worst case of 30 each.
+  const std::string a = testNamespace("alloc-a");
+  const std::string database = g_database;
+  const std::string b = createNamespace("alloc-b");
+  const std::string c = createNamespace("alloc-c");
+  const std::string key = "e2e.poolguard.dev/team-" + a;  // a label only this test uses
+  auto label = [&](const std::string& ns, const std::string& team) {
+    auto r = cluster().kubectl({"label", "namespace", ns, key + "=" + team, "--overwrite"});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+  };
+  label(a, "pay");
+  label(b, "retail");
+  auto r = cluster().kubectl(
+      {"apply", "-f", "-"},
+      "apiVersion: poolguard.dev/v1alpha1\nkind: ClusterConnectionBudget\nmetadata:\n  name: " + database +
+          "\nspec:\n  maxConnections: 300\n  reservedConnections: 0\n  allocations:\n"
+          "  - {name: pay, maxConnections: 20, namespaceSelector: {matchLabels: {" +
+          key + ": pay}}}\n  - {name: retail, maxConnections: 100, namespaceSelector: {matchLabels: {" + key +
+          ": retail}}}\n");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  for (const auto& ns : {a, b, c}) {
+    applyYaml(ns, deploymentYaml("web", 2));
+    applyYaml(ns, policyYaml("p", 10, "  budget: {onExceeded: Clamp}\n", database));
+  }
+  auto maxSizeIn = [&](const std::string& ns) {
+    return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE");
+  };
+  // pay holds 20: a's pool is clamped to floor(20 / 3 pods) = 6. b and c fit in their shares and keep 10.
+  ASSERT_TRUE(eventually([&] { return maxSizeIn(a) == "6"; }, 60s)) << getJson(a, "cpol/p").dump(2);
+  EXPECT_TRUE(eventually([&] { return maxSizeIn(b) == "10" && maxSizeIn(c) == "10"; }, 60s));
+  EXPECT_TRUE(eventually([&] { return conditionIs(a, "p", "WithinBudget", "True", "Clamped"); }, 60s))
+      << getJson(a, "cpol/p").dump(2);
+  EXPECT_EQ(getJson(a, "cpol/p")["status"]["budget"]["allocation"],
+            json({{"name", "pay"}, {"maxConnections", 20}, {"worstCase", 18}}));
+  EXPECT_TRUE(eventually(
+      [&] { return getJson(c, "cpol/p")["status"]["budget"].value("allocation", json()).value("unallocated", false); },
+      60s))
+      << getJson(c, "cpol/p").dump(2);
+
+  auto budgetStatus = [&] {
+    auto got = cluster().kubectl({"get", "ccb", database, "-o", "json"});
+    json j = got.exitCode == 0 ? json::parse(got.out, nullptr, false) : json();
+    return j.is_object() ? j.value("status", json::object()) : json::object();
+  };
+  auto shares = [&] {
+    std::map<std::string, std::pair<int64_t, int64_t>> out;  // name -> (worst case, namespaces)
+    json st = budgetStatus();
+    for (const auto& s : st.value("allocations", json::array()))
+      out[s.value("name", "")] = {s.value("worstCase", int64_t{-1}), s.value("namespaces", int64_t{-1})};
+    json rest = st.value("unallocated", json::object());
+    out["(none)"] = {rest.value("worstCase", int64_t{-1}), rest.value("maxConnections", int64_t{-1})};
+    return out;
+  };
+  using Shares = std::map<std::string, std::pair<int64_t, int64_t>>;
+  ASSERT_TRUE(eventually(
+      [&] {
+        return shares() == Shares{{"pay", {18, 1}}, {"retail", {30, 1}}, {"(none)", {30, 180}}};
+      },
+      60s))
+      << budgetStatus().dump(2);
+
+  // Relabelled, b joins pay: the two Clamp pools share its 20 by weight, 10 each, floor(10 / 3) = 3 per pool.
+  label(b, "pay");
+  EXPECT_TRUE(eventually([&] { return maxSizeIn(a) == "3" && maxSizeIn(b) == "3"; }, 60s))
+      << getJson(b, "cpol/p").dump(2);
+  EXPECT_TRUE(eventually(
+      [&] {
+        return shares() == Shares{{"pay", {18, 2}}, {"retail", {0, 0}}, {"(none)", {30, 180}}};
+      },
+      60s))
+      << budgetStatus().dump(2);
+  EXPECT_EQ(maxSizeIn(c), "10") << "the namespace in no allocation is not touched";
+
+  // Unlabelled, b shares the rest with c: 60 of 180, and its pool is back to 10.
+  auto unlabel = cluster().kubectl({"label", "namespace", b, key + "-"});
+  ASSERT_EQ(unlabel.exitCode, 0) << unlabel.err;
+  EXPECT_TRUE(eventually([&] { return maxSizeIn(b) == "10" && maxSizeIn(a) == "6"; }, 60s))
+      << getJson(b, "cpol/p").dump(2);
+  EXPECT_TRUE(eventually(
+      [&] {
+        return shares()["(none)"] == std::pair<int64_t, int64_t>{60, 180};
+      },
+      60s))
+      << budgetStatus().dump(2);
+  cluster().kubectl({"delete", "ccb", database, "--ignore-not-found"});
+}
+
 TEST_F(OperatorE2E, DeletingThePolicyRemovesOnlyPoolguardFields) {
   std::string ns = testNamespace("cleanup");
   applyYaml(ns, deploymentYaml("web", 1));

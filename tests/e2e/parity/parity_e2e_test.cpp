@@ -1,8 +1,8 @@
 // The offline commands and the operator decide with one engine (controller/plan.h): for each manifest set of
 // tests/testdata/parity (profiles, ConfigMap delivery, HPAs and rollout strategies, Clamp across namespaces,
-// conflicts and Audit, a ClusterConnectionBudget with ceilings), apply it to the local cluster, let the operator
-// converge, and compare every field poolguard owns on the workloads and ConfigMaps with `poolguard render`, and every
-// policy's status.budget with `poolguard plan`.
+// conflicts and Audit, a ClusterConnectionBudget with ceilings, and one with allocations), apply it to the local
+// cluster, let the operator converge, and compare every field poolguard owns on the workloads and ConfigMaps with
+// `poolguard render`, and every policy's status.budget with `poolguard plan`.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -129,6 +129,18 @@ std::vector<std::string> differences(const json& rendered, const json& planned) 
       expect("worstCase", db["worstCase"]);
       expect("policyWorstCase", p["worstCase"]);
       expect("effectiveMaxSize", p["effectiveMaxSize"]);
+      if (db.contains("allocations")) {
+        // The share the policy counts against: its allocation, or the namespaces in none.
+        const json share =
+            p["allocation"].is_string() ? *findByName(db["allocations"], p["allocation"]) : db["unallocated"];
+        json want{{"worstCase", share["worstCase"]}};
+        if (p["allocation"].is_string())
+          want["name"] = p["allocation"];
+        else
+          want["unallocated"] = true;
+        if (share.contains("maxConnections")) want["maxConnections"] = share["maxConnections"];
+        expect("allocation", want);
+      }
     }
   }
   return diffs;
@@ -184,7 +196,8 @@ TEST_P(ParityE2E, RenderAndPlanSayWhatTheOperatorWritesAndReports) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ManifestSets, ParityE2E,
-                         ::testing::Values("profiles", "configmap", "hpa", "clamp", "conflicts", "budget"));
+                         ::testing::Values("profiles", "configmap", "hpa", "clamp", "conflicts", "budget",
+                                           "allocations"));
 
 }  // namespace
 }  // namespace poolguard::testing

@@ -216,6 +216,79 @@ TEST(ComputeDatabase, PolicyWithoutWorkloadsCostsNothing) {
   EXPECT_TRUE(db.withinBudget());
 }
 
+PolicyInput inAllocation(PolicyInput in, int allocation) {
+  in.allocation = allocation;
+  return in;
+}
+
+TEST(ComputeDatabase, AllocationsClampOnlyTheShareThatIsOver) {
+  // available 97: team-a 40, team-b 30, the namespaces in none share 97 - 70 = 27.
+  // team-a's Clamp policy asks 10 pods x 10 = 100 > 40: clamped to 4 (40). team-b asks 3 x 10 = 30: fits exactly.
+  // The rest ask 2 x 10 = 20 <= 27: fits. Without allocations, 150 > 97 would clamp team-b and the rest too.
+  auto db = computeDatabase("orders", 100, 3,
+                            {inAllocation(input("a", "p", 10, {facts(8, 8, 2)}, OnExceeded::kClamp), 0),
+                             inAllocation(input("b", "p", 10, {facts(3, 3, 0)}, OnExceeded::kClamp), 1),
+                             input("c", "p", 10, {facts(2, 2, 0)}, OnExceeded::kClamp)},
+                            {{"team-a", 40}, {"team-b", 30}});
+  ASSERT_EQ(db.allocations.size(), 2u);
+  ASSERT_TRUE(db.unallocated.has_value());
+  EXPECT_EQ(db.unallocated->maxConnections, 27);
+  EXPECT_EQ(db.find("a", "p")->effectiveMaxSize, 4);
+  EXPECT_TRUE(db.find("a", "p")->clamped);
+  EXPECT_EQ(db.find("b", "p")->effectiveMaxSize, 10);
+  EXPECT_EQ(db.find("c", "p")->effectiveMaxSize, 10);
+  EXPECT_EQ(db.allocations[0].worstCase, 40);
+  EXPECT_EQ(db.allocations[0].unclampedWorstCase, 100);
+  EXPECT_EQ(db.allocations[1].worstCase, 30);
+  EXPECT_EQ(db.unallocated->worstCase, 20);
+  EXPECT_EQ(db.allocations[0].policies, 1u);
+  EXPECT_EQ(db.shareOf(*db.find("a", "p")), &db.allocations[0]);
+  EXPECT_EQ(db.shareOf(*db.find("c", "p")), &*db.unallocated);
+  EXPECT_EQ(db.worstCase, 90);
+  EXPECT_TRUE(db.withinBudget());
+}
+
+TEST(ComputeDatabase, AShareOverItsAllocationIsOverBudgetThoughTheDatabaseFits) {
+  // A Warn policy of 10 x 10 = 100 in an allocation of 50, on a database with 997 available.
+  auto db =
+      computeDatabase("orders", 1000, 3, {inAllocation(input("a", "p", 10, {facts(10, 10, 0)}), 0)}, {{"team-a", 50}});
+  EXPECT_TRUE(db.allocations[0].over());
+  EXPECT_LE(db.worstCase, *db.available);
+  EXPECT_TRUE(db.overBudget());
+  EXPECT_FALSE(db.withinBudget());
+  EXPECT_EQ(db.unallocated->maxConnections, 947);
+}
+
+TEST(ComputeDatabase, AllocationsBindWhileMaxConnectionsIsUnknown) {
+  // The allocation's share is known even when the database's capacity is not; the rest's share is not.
+  auto db = computeDatabase("orders", std::nullopt, 3,
+                            {inAllocation(input("a", "p", 10, {facts(10, 10, 0)}, OnExceeded::kClamp), 0),
+                             input("c", "p", 10, {facts(10, 10, 0)}, OnExceeded::kClamp)},
+                            {{"team-a", 50}});
+  EXPECT_EQ(db.find("a", "p")->effectiveMaxSize, 5);
+  EXPECT_EQ(db.find("c", "p")->effectiveMaxSize, 10);
+  EXPECT_FALSE(db.unallocated->maxConnections.has_value());
+  EXPECT_FALSE(db.unallocated->over());
+}
+
+TEST(ComputeDatabase, OvercommittedAllocationsLeaveTheRestNothing) {
+  auto db = computeDatabase(
+      "orders", 100, 0,
+      {inAllocation(input("a", "p", 10, {facts(6, 6, 0)}), 0), inAllocation(input("b", "p", 10, {facts(6, 6, 0)}), 1)},
+      {{"team-a", 60}, {"team-b", 60}});
+  EXPECT_EQ(db.unallocated->maxConnections, 0);
+  EXPECT_FALSE(db.anyShareOver()) << "each allocation holds its own";
+  EXPECT_TRUE(db.overBudget()) << "but 120 > 100: the allocations promised more than there is";
+}
+
+TEST(ComputeDatabase, WithoutAllocationsThereAreNoShares) {
+  auto db = computeDatabase("orders", 100, 3, {input("a", "p", 10, {facts(1, 1, 0)})});
+  EXPECT_TRUE(db.allocations.empty());
+  EXPECT_FALSE(db.unallocated.has_value());
+  EXPECT_EQ(db.shareOf(db.policies[0]), nullptr);
+  EXPECT_EQ(db.policies[0].allocation, -1);
+}
+
 TEST(PolicyInput, ReadsThePolicy) {
   policy::Policy p;
   p.namespace_ = "shop";

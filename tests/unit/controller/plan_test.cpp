@@ -233,5 +233,80 @@ TEST(Plan, ACeilingCapsEveryPoolOfTheDatabaseAndSaysCapped) {
   EXPECT_FALSE(q.status.budget.ceiling);
 }
 
+policy::BudgetAllocation allocation(const std::string& name, const std::string& team, int32_t maxConnections) {
+  policy::BudgetAllocation a;
+  a.name = name;
+  a.namespaceSelector.matchLabels = {{"team", team}};
+  a.maxConnections = maxConnections;
+  return a;
+}
+
+const Condition& withinBudgetOf(const std::vector<Condition>& conditions) {
+  auto it = std::find_if(conditions.begin(), conditions.end(),
+                         [](const Condition& c) { return c.type == condition::kWithinBudget; });
+  EXPECT_NE(it, conditions.end());
+  return *it;
+}
+
+TEST(Plan, ANamespaceCountsAgainstTheFirstAllocationThatMatchesItsLabels) {
+  auto a = policyView("shop", "pool", {{"budget", {{"onExceeded", "Clamp"}}}});
+  auto b = policyView("billing", "pool", {{"budget", {{"onExceeded", "Clamp"}}}});
+  auto c = policyView("misc", "pool", {{"budget", {{"onExceeded", "Clamp"}}}});
+  // Each: (6 + 2 surge) x 10 = 80.
+  auto s = snapshotOf(a, {a, b, c},
+                      {deployment("shop", "web", 6), deployment("billing", "web", 6), deployment("misc", "web", 6)});
+  s.clusterBudget = clusterBudget(1000, std::nullopt);
+  s.clusterBudget->allocations = {allocation("payments", "pay", 40), allocation("retail", "retail", 500)};
+  // billing matches both allocations: the first (payments) counts it. misc matches none.
+  s.namespaceLabels = {{"shop", {{"team", "retail"}}}, {"billing", {{"team", "pay"}}}};
+  s.clusterBudget->allocations[1].namespaceSelector.matchLabels.clear();
+  s.clusterBudget->allocations[1].namespaceSelector.matchExpressions = {
+      {"kubernetes.io/metadata.name", "In", {"shop", "billing"}}};
+  Plan p = plan(s);
+  ASSERT_EQ(p.database.allocations.size(), 2u);
+  EXPECT_EQ(p.database.allocations[0].worstCase, 40) << "billing, clamped to its 40";
+  EXPECT_EQ(p.database.allocations[1].worstCase, 80) << "shop, by the name label every namespace carries";
+  EXPECT_EQ(p.database.unallocated->worstCase, 80) << "misc";
+  EXPECT_EQ(p.database.unallocated->maxConnections, 990 - 540);
+  EXPECT_EQ(p.status.budget.effectiveMaxSize, 10) << "shop's share fits: not clamped";
+  ASSERT_TRUE(p.status.budget.allocation.has_value());
+  EXPECT_EQ(p.status.budget.allocation->name, "retail");
+  EXPECT_EQ(withinBudgetOf(computeConditions(p.status)).reason, "WithinBudget");
+
+  s.self = b;
+  Plan q = plan(s);
+  EXPECT_EQ(q.status.budget.effectiveMaxSize, 5) << "40 / (6 + 2)";
+  EXPECT_TRUE(q.status.budget.clamped);
+  const Condition& clamped = withinBudgetOf(computeConditions(q.status));
+  EXPECT_EQ(clamped.reason, "Clamped");
+  EXPECT_THAT(clamped.message, ::testing::HasSubstr("allocation payments (this namespace's share): worst case 40 "
+                                                    "against 40"));
+
+  // Relabelled, billing moves to retail (no longer the first match) and is no longer clamped.
+  s.namespaceLabels["billing"] = {{"team", "retail"}};
+  Plan moved = plan(s);
+  EXPECT_EQ(moved.status.budget.effectiveMaxSize, 10);
+  EXPECT_EQ(moved.status.budget.allocation->name, "retail");
+  EXPECT_EQ(moved.database.allocations[1].worstCase, 160);
+  EXPECT_FALSE(moved.alsoEnqueue.empty()) << "the shares moved: the other policies are told";
+}
+
+TEST(Plan, APolicyWhoseAllocationIsOverIsOverBudgetThoughTheDatabaseFits) {
+  auto a = policyView("shop", "pool", json::object());  // Warn: (6 + 2) x 10 = 80
+  auto s = snapshotOf(a, {a}, {deployment("shop", "web", 6)});
+  s.clusterBudget = clusterBudget(1000, std::nullopt);
+  s.clusterBudget->allocations = {allocation("retail", "retail", 50)};
+  s.namespaceLabels = {{"shop", {{"team", "retail"}}}};
+  Plan p = plan(s);
+  const Condition& over = withinBudgetOf(computeConditions(p.status));
+  EXPECT_EQ(over.status, "False");
+  EXPECT_EQ(over.reason, "BudgetExceeded");
+  EXPECT_THAT(over.message,
+              ::testing::HasSubstr("allocation retail (this namespace's share): worst case 80 against 50"));
+  EXPECT_THAT(over.message, ::testing::HasSubstr("ask for a larger allocation"));
+  json status = buildStatus(p.status, {}, "2026-01-01T00:00:00Z");
+  EXPECT_EQ(status["budget"]["allocation"], json({{"name", "retail"}, {"maxConnections", 50}, {"worstCase", 80}}));
+}
+
 }  // namespace
 }  // namespace poolguard::controller

@@ -186,6 +186,56 @@ TEST_F(OfflineCommands, AClusterBudgetSetsTheCapacityAndItsCeilingCapsEveryPool)
   EXPECT_EQ(j["databases"][0]["maxConnections"], 60);
 }
 
+std::string namespaceYaml(const std::string& name, const std::string& team) {
+  return "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + name + "\n  labels:\n    team: " + team + "\n";
+}
+
+TEST_F(OfflineCommands, PlanPrintsEachAllocationAndClampsOnlyWithinTheOneOver) {
+  // payments (team=pay, 20): team-a asks (2 + 1) x 10 = 30, Clamp -> 6 per pool (18). team-b (team=retail) is in
+  // no allocation: it shares 97 - 20 = 77 and keeps its 10 ((2 + 1) x 10 = 30). team-c has no Namespace object:
+  // only its name label, matched by the second allocation.
+  const std::string clamp = "  budget:\n    onExceeded: Clamp\n";
+  auto f = write(
+      "all.yaml",
+      budgetYaml("  allocations:\n  - name: payments\n    namespaceSelector:\n      matchLabels:\n        team: pay\n"
+                 "    maxConnections: 20\n  - name: by-name\n    namespaceSelector:\n      matchLabels:\n"
+                 "        kubernetes.io/metadata.name: team-c\n    maxConnections: 40\n") +
+          "---\n" + namespaceYaml("team-a", "pay") + "---\n" + namespaceYaml("team-b", "retail") + "---\n" +
+          policyYaml("team-a", "a", "api", 10, clamp) + "---\n" + policyYaml("team-b", "b", "web", 10, clamp) +
+          "---\n" + policyYaml("team-c", "c", "web", 10, clamp) + "---\n" + deploymentYaml("team-a", "api", "api", 2) +
+          "---\n" + deploymentYaml("team-b", "web", "web", 2) + "---\n" + deploymentYaml("team-c", "web", "web", 2));
+  EXPECT_EQ(runPlan({f}, "text", out_, err_), kExitOk) << err_.str() << out_.str();
+  std::string text = out_.str();
+  EXPECT_NE(text.find("ALLOCATION       SHARE  STEADY  WORST  STATE         NAMESPACES"), std::string::npos) << text;
+  EXPECT_NE(text.find("payments         20     12      18     Clamped       team-a"), std::string::npos) << text;
+  EXPECT_NE(text.find("by-name          40     20      30     WithinBudget  team-c"), std::string::npos) << text;
+  EXPECT_NE(text.find("(no allocation)  37     20      30     WithinBudget  team-b"), std::string::npos) << text;
+  EXPECT_NE(text.find("6 (clamped from 10)"), std::string::npos) << text;
+
+  std::ostringstream jout;
+  EXPECT_EQ(runPlan({f}, "json", jout, err_), kExitOk);
+  auto db = json::parse(jout.str())["databases"][0];
+  ASSERT_EQ(db["allocations"].size(), 2u) << db.dump();
+  EXPECT_EQ(db["allocations"][0]["name"], "payments");
+  EXPECT_EQ(db["allocations"][0]["unclampedWorstCase"], 30);
+  EXPECT_EQ(db["allocations"][0]["namespaces"], json::array({"team-a"}));
+  EXPECT_EQ(db["unallocated"]["maxConnections"], 37);
+  EXPECT_EQ(db["policies"][0]["allocation"], "payments");
+  EXPECT_TRUE(db["policies"][1]["allocation"].is_null());
+
+  // Without Clamp, the payments share is over though the database fits: plan fails.
+  std::ostringstream over, overErr;
+  auto warn =
+      write("warn.yaml", budgetYaml("  allocations:\n  - name: payments\n    namespaceSelector:\n"
+                                    "      matchLabels:\n        team: pay\n    maxConnections: 20\n") +
+                             "---\n" + namespaceYaml("team-a", "pay") + "---\n" + policyYaml("team-a", "a", "api", 10) +
+                             "---\n" + deploymentYaml("team-a", "api", "api", 2));
+  EXPECT_EQ(runPlan({warn}, "text", over, overErr), kExitFailed) << over.str();
+  EXPECT_NE(over.str().find("payments         20     20      30     BudgetExceeded  team-a"), std::string::npos)
+      << over.str();
+  EXPECT_NE(over.str().find("an allocation's worst case is above its share"), std::string::npos) << over.str();
+}
+
 TEST_F(OfflineCommands, AnInvalidOrSecondClusterBudgetIsReportedAndNotUsed) {
   auto f = write("b.yaml", budgetYaml("  maxConnections: 10\n  reservedConnections: 10\n  ceilings:\n"
                                       "    maxSize: 0\n") +

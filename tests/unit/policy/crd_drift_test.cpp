@@ -60,6 +60,10 @@ void compare(const json& crd, const schema::Node& mine, const std::string& path)
   expectOptional(crd, "maxProperties", mine.maxProperties, path);
   EXPECT_EQ(crd.value("pattern", ""), mine.pattern);
   EXPECT_EQ(crd.value("x-kubernetes-list-type", "") == "set", mine.setList);
+  EXPECT_EQ(crd.value("x-kubernetes-list-type", "") == "map", !mine.mapListKey.empty());
+  if (!mine.mapListKey.empty()) {
+    EXPECT_EQ(crd.value("x-kubernetes-list-map-keys", json::array()), json::array({mine.mapListKey}));
+  }
   std::set<std::pair<std::string, std::string>> myRules;
   for (const auto& r : mine.rules) myRules.emplace(r.message, r.fieldPath);
   EXPECT_EQ(crdRules(crd), myRules);

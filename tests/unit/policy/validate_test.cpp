@@ -429,6 +429,21 @@ TEST(ValidateBudget, EveryRuleOfTheSpecAndItsDefaults) {
   EXPECT_FALSE(ok->reservedConnections) << "unset: the policies' reserve applies";
   EXPECT_EQ(ok->ceilings.maxSize, 20);
   EXPECT_FALSE(ok->ceilings.requireLeakDetection);
+  EXPECT_TRUE(ok->allocations.empty());
+  EXPECT_EQ(ok->admissionMode, AdmissionMode::kNone);
+
+  auto shared = budgetFromJson(budget(
+      {{"admission", {{"mode", "Warn"}}},
+       {"allocations",
+        {{{"name", "payments"}, {"namespaceSelector", {{"matchLabels", {{"team", "pay"}}}}}, {"maxConnections", 40}},
+         {{"name", "rest"}, {"namespaceSelector", json::object()}, {"maxConnections", 30}}}}}));
+  ASSERT_TRUE(shared.ok()) << shared.error().message();
+  EXPECT_EQ(shared->admissionMode, AdmissionMode::kWarn);
+  ASSERT_EQ(shared->allocations.size(), 2u);
+  EXPECT_EQ(shared->allocations[0].name, "payments");
+  EXPECT_EQ(shared->allocations[0].maxConnections, 40);
+  EXPECT_EQ(allocationOf(*shared, {{"team", "pay"}}), 0);
+  EXPECT_EQ(allocationOf(*shared, {{"team", "retail"}}), 1) << "the empty selector matches every namespace";
 
   const std::vector<std::pair<json, std::string>> cases{
       {{{"maxConnections", 0}}, "spec.maxConnections: Invalid value: 0: should be greater than or equal to 1"},
@@ -438,6 +453,20 @@ TEST(ValidateBudget, EveryRuleOfTheSpecAndItsDefaults) {
       {{{"ceilings", {{"maxSize", 0}}}}, "spec.ceilings.maxSize: Invalid value: 0"},
       {{{"ceilings", {{"requireLeakDetection", "yes"}}}}, "spec.ceilings.requireLeakDetection: Invalid value"},
       {{{"allocation", json::array()}}, "spec.allocation: unknown field"},
+      {{{"allocations", {{{"name", "a"}, {"namespaceSelector", json::object()}}}}},
+       "spec.allocations[0].maxConnections: Required value"},
+      {{{"allocations", {{{"name", "Team A"}, {"namespaceSelector", json::object()}, {"maxConnections", 5}}}}},
+       "spec.allocations[0].name: Invalid value: \"Team A\""},
+      {{{"allocations",
+         {{{"name", "a"}, {"namespaceSelector", json::object()}, {"maxConnections", 5}},
+          {{"name", "a"}, {"namespaceSelector", {{"matchLabels", {{"team", "x"}}}}}, {"maxConnections", 5}}}}},
+       "spec.allocations[1]: Duplicate value: {\"name\":\"a\"}; give each item its own name"},
+      {{{"allocations",
+         {{{"name", "a"},
+           {"namespaceSelector", {{"matchExpressions", {{{"key", "team"}, {"operator", "In"}}}}}},
+           {"maxConnections", 5}}}}},
+       "spec.allocations[0].namespaceSelector.matchExpressions[0].values: Invalid value"},
+      {{{"admission", {{"mode", "Block"}}}}, "spec.admission.mode: Unsupported value: \"Block\""},
   };
   for (const auto& [spec, expected] : cases) {
     auto errors = budgetErrors(budget(spec));
