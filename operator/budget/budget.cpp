@@ -63,9 +63,9 @@ PolicyInput policyInput(const policy::Policy& p) {
   return in;
 }
 
-const PolicyBudget* DatabaseBudget::find(const std::string& ns, const std::string& name) const {
+const PolicyBudget* DatabaseBudget::find(const std::string& ns, const std::string& name, bool cluster) const {
   for (const auto& p : policies) {
-    if (p.namespace_ == ns && p.name == name) return &p;
+    if (p.namespace_ == ns && p.name == name && p.cluster == cluster) return &p;
   }
   return nullptr;
 }
@@ -186,6 +186,7 @@ DatabaseBudget computeDatabase(const std::string& database, std::optional<int32_
     pb.maxSize = in.maxSize;
     pb.effectiveMaxSize = effective[i];
     pb.clamped = effective[i] < in.maxSize;
+    pb.cluster = in.cluster;
     pb.allocation = allocations.empty() || groupOf(i) == allocations.size() ? -1 : static_cast<int>(groupOf(i));
     pb.unclampedWorstCase = worstFactor[i] * in.maxSize;
     for (const auto& w : in.workloads) {

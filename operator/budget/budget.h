@@ -69,6 +69,8 @@ struct PolicyInput {
   std::string namespace_;
   std::string name;
   int allocation = -1;  // the allocation its namespace counts against; -1: none (the namespaces in no allocation)
+  // A ClusterConnectionPoolPolicy's workloads in one namespace (namespace_; "" when it governs none).
+  bool cluster = false;
   policy::OnExceeded onExceeded = policy::OnExceeded::kWarn;
   int32_t weight = 1;
   int32_t maxSize = 1;
@@ -96,7 +98,8 @@ struct PolicyBudget {
   int64_t steadyState = 0;  // at effectiveMaxSize
   int64_t worstCase = 0;    // at effectiveMaxSize
   int64_t unclampedWorstCase = 0;
-  int allocation = -1;  // as in PolicyInput
+  int allocation = -1;   // as in PolicyInput
+  bool cluster = false;  // as in PolicyInput
   std::vector<WorkloadBudget> workloads;
 };
 
@@ -128,7 +131,8 @@ struct DatabaseBudget {
   bool withinBudget() const { return available && worstCase <= *available && !anyShareOver(); }
   bool overBudget() const { return (available && worstCase > *available) || anyShareOver(); }
   bool anyShareOver() const;
-  const PolicyBudget* find(const std::string& ns, const std::string& name) const;
+  // A ConnectionPoolPolicy's entry (cluster false), or a ClusterConnectionPoolPolicy's in one namespace.
+  const PolicyBudget* find(const std::string& ns, const std::string& name, bool cluster = false) const;
   // The share a policy counts against; nullptr when the database has no allocations.
   const AllocationBudget* shareOf(const PolicyBudget& p) const;
 };

@@ -15,11 +15,11 @@ using policy::WorkloadKind;
 
 int Reconciler::applyPlan(const std::string& key, const model::PolicyObject& policyObj, Plan& plan,
                           ReconcileOutcome& outcome) {
-  const std::string& ns = policyObj.meta.namespace_;
   const std::string& name = policyObj.meta.name;
   int writeFailures = 0;
   for (const auto& a : plan.workloads) {
     if (!a.needsWrite()) continue;
+    const std::string& ns = a.namespace_;
     WorkloadStatus& ws = plan.status.workloads[a.statusIndex];
     const model::Workload& cached = *a.cached;
     if (a.correction) {
@@ -62,7 +62,7 @@ int Reconciler::applyPlan(const std::string& key, const model::PolicyObject& pol
   // A delivery switched to Env: the ConfigMap goes once the workload's apply went through (until then the pods
   // still read it).
   if (writeFailures == 0) {
-    for (const auto& cmName : plan.configMapDeletes) {
+    for (const auto& [ns, cmName] : plan.configMapDeletes) {
       auto del = client_.remove(kube::resources::configMaps(), ns, cmName);
       if (metrics_) metrics_->workloadWrite("ConfigMap", "delete", del.ok());
       if (!del.ok() && del.error().code() != ErrorCode::kNotFound) {
@@ -75,11 +75,11 @@ int Reconciler::applyPlan(const std::string& key, const model::PolicyObject& pol
       }
     }
   }
-  for (const auto& [kind, workloadName] : plan.releases) {
+  for (const auto& r : plan.releases) {
     // A failed release is retried with the queue's back-off, but the status computed above is still written.
-    auto st = cleanupWorkload(kind, ns, workloadName, name);
+    auto st = cleanupWorkload(r.kind, r.namespace_, r.name, name);
     if (!st.ok()) {
-      spdlog::warn("{}: releasing {} {}/{} failed: {}", key, policy::toString(kind), ns, workloadName,
+      spdlog::warn("{}: releasing {} {}/{} failed: {}", key, policy::toString(r.kind), r.namespace_, r.name,
                    st.error().message());
       ++writeFailures;
     }
@@ -111,12 +111,13 @@ Status Reconciler::cleanupWorkload(WorkloadKind kind, const std::string& ns, con
 
 Status Reconciler::writeStatus(const std::string& key, const model::PolicyObject& obj, const json& status) {
   const auto& meta = obj.meta;
-  json body = {{"apiVersion", "poolguard.dev/v1alpha1"},
-               {"kind", "ConnectionPoolPolicy"},
-               {"metadata", {{"name", meta.name}, {"namespace", meta.namespace_}}},
-               {"status", status}};
+  const kube::Resource resource = resourceOfPolicy(obj);
+  json metadata = {{"name", meta.name}};
+  if (!meta.namespace_.empty()) metadata["namespace"] = meta.namespace_;
+  json body = {
+      {"apiVersion", "poolguard.dev/v1alpha1"}, {"kind", resource.kind}, {"metadata", metadata}, {"status", status}};
   kube::WriteOptions opts{kFieldManager, true, false, "status", true};
-  auto r = client_.apply(kube::resources::connectionPoolPolicies(), meta.namespace_, meta.name, body, opts);
+  auto r = client_.apply(resource, meta.namespace_, meta.name, body, opts);
   if (!r.ok()) return r.error();
   std::lock_guard l(mu_);
   lastWrittenStatus_[key] = StatusRecord{meta.uid, status};

@@ -11,15 +11,16 @@ namespace poolguard::controller {
 
 std::vector<std::string> Reconciler::policiesOfDatabase(const std::string& database) const {
   std::vector<std::string> keys;
-  for (const auto& o : caches_.policies->list()) {
-    const auto& p = runtime::recordAs<model::PolicyObject>(*o);
-    if (p.parsed && p.parsed->spec.database.name == database) keys.push_back(runtime::objectKey(p));
+  for (const auto& v : allPolicies()) {
+    if (v.parsed && v.parsed->spec.database.name == database) keys.push_back(runtime::objectKey(*v.object));
   }
   return keys;
 }
 
 std::string Reconciler::databaseOf(const std::string& policyKey) const {
-  auto o = caches_.policies->get(policyKey);
+  const bool cluster = policyKey.find('/') == std::string::npos;
+  runtime::Store* store = cluster ? caches_.clusterPolicies : caches_.policies;
+  auto o = store ? store->get(policyKey) : nullptr;
   if (!o) return "";
   const auto& p = runtime::recordAs<model::PolicyObject>(*o);
   return p.parsed ? p.parsed->spec.database.name : "";
@@ -135,11 +136,11 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
     size_t policies = 0;
     // Policies of the database that read max_connections from the server, and whether one's check has ended.
     bool checksTheServer = false, aCheckEnded = false;
-    for (const auto& o : caches_.policies->list()) {
-      auto p = runtime::recordAs<model::PolicyObject>(o);
+    for (const auto& v : allPolicies()) {
+      const auto& p = v.object;
       if (!p->parsed || !p->meta.deletionTimestamp.empty() || p->parsed->spec.database.name != name) continue;
       ++policies;
-      if (p->parsed->spec.usage.postgres) {
+      if (p->parsed->spec.usage.postgres && !p->parsed->clusterScoped()) {
         checksTheServer = true;
         aCheckEnded = aCheckEnded || (usage_ && usage_->latest(runtime::objectKey(*p), p->meta.uid).has_value());
       }

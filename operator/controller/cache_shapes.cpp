@@ -1,6 +1,7 @@
 #include "controller/cache_shapes.h"
 
 #include "model/records.h"
+#include "render/workload.h"
 
 namespace poolguard::controller {
 namespace {
@@ -141,6 +142,14 @@ bool policyChanged(const kube::Object& a, const kube::Object& b) {
   const auto& y = b.meta;
   return x.uid != y.uid || x.generation != y.generation || x.labels != y.labels || x.annotations != y.annotations ||
          x.finalizers != y.finalizers || x.deletionTimestamp != y.deletionTimestamp;
+}
+
+runtime::IndexFunc clusterPolicyIndex() {
+  return [](const kube::Object& o) -> std::vector<std::string> {
+    auto it = o.meta.annotations.find(render::kClusterPolicyAnnotation);
+    if (it == o.meta.annotations.end() || it->second.empty()) return {};
+    return {it->second};
+  };
 }
 
 std::string scaleTargetKey(const std::string& ns, const std::string& kind, const std::string& name) {

@@ -39,6 +39,10 @@ bool namespaceLabelsChanged(const kube::Object& oldObj, const kube::Object& newO
 // the poolguard.dev kinds (policies, budgets), whose spec changes move the generation.
 bool policyChanged(const kube::Object& oldObj, const kube::Object& newObj);
 
+// Workload records by the ClusterConnectionPoolPolicy their poolguard.dev/cluster-policy annotation names
+// (controller::kClusterPolicyIndex).
+runtime::IndexFunc clusterPolicyIndex();
+
 // A secondary index of HPA records by their target: values are scaleTargetKey(ns, kind, name).
 inline constexpr const char* kScaleTargetIndex = "scaleTargetRef";
 runtime::IndexFunc scaleTargetRefIndex();

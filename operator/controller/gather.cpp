@@ -5,6 +5,7 @@
 #include "controller/cache_shapes.h"
 #include "controller/objects.h"
 #include "controller/reconciler.h"
+#include "policy/selection.h"
 
 namespace poolguard::controller {
 
@@ -17,11 +18,28 @@ Snapshot Reconciler::gather(const std::shared_ptr<const model::PolicyObject>& po
   s.storedStatus = std::move(storedStatus);
   s.steadyNow = clock_.steadyNow();
   const policy::Policy& pol = *s.self.parsed;
-  // The namespaces whose workloads count: this one, and each with a policy of the same database.
-  std::set<std::string> namespaces{pol.namespace_};
+  // The namespaces whose workloads count: this policy's, each with a policy of the same database, and each a
+  // cluster policy of the database may govern (by its namespaceSelector, or because it wrote a workload there that
+  // it may have to give back).
+  std::set<std::string> namespaces;
+  bool clusterPolicies = false;
+  auto addNamespacesOf = [&](const policy::Policy& p) {
+    if (!p.clusterScoped()) {
+      namespaces.insert(p.namespace_);
+      return;
+    }
+    clusterPolicies = true;
+    if (caches_.namespaces && p.spec.namespaceSelector) {
+      for (const auto& n : caches_.namespaces->list()) {
+        if (poolguard::matches(*p.spec.namespaceSelector, namespaceLabels(n->meta.name)))
+          namespaces.insert(n->meta.name);
+      }
+    }
+    for (const auto& [kind, w] : writtenByClusterPolicy(p.name)) namespaces.insert(w->meta.namespace_);
+  };
+  addNamespacesOf(pol);
   for (const auto& e : s.policies) {
-    if (e.parsed && !e.deleting && e.parsed->spec.database.name == pol.spec.database.name)
-      namespaces.insert(e.parsed->namespace_);
+    if (e.parsed && !e.deleting && e.parsed->spec.database.name == pol.spec.database.name) addNamespacesOf(*e.parsed);
   }
   // The index narrows by namespace, kind and name; model::Hpa::targets is the rule `poolguard plan` applies too
   // (an HPA of another API group's kind of the same name does not count).
@@ -49,15 +67,20 @@ Snapshot Reconciler::gather(const std::shared_ptr<const model::PolicyObject>& po
       if (budget.parsed && budget.meta.deletionTimestamp.empty()) s.clusterBudget = *budget.parsed;
     }
   }
-  if (s.clusterBudget && !s.clusterBudget->allocations.empty() && caches_.namespaces) {
+  // Namespace labels decide what cluster policies govern and which allocation a namespace counts against.
+  if ((clusterPolicies || (s.clusterBudget && !s.clusterBudget->allocations.empty())) && caches_.namespaces) {
     for (const auto& ns : namespaces) {
       if (auto n = caches_.namespaces->get(ns)) s.namespaceLabels.emplace(ns, n->meta.labels);
     }
   }
-  for (auto& cm : caches_.configMaps->listInNamespace(pol.namespace_))
-    s.configMaps.emplace(cm->meta.name, runtime::recordAs<model::ConfigMap>(cm));
-  std::map<std::string, std::string> uids;  // of this namespace's workloads, by workload key
-  for (const auto& v : s.workloads[pol.namespace_]) uids[workloadKey(v.kind, *v.object)] = v.object->meta.uid;
+  // This policy's namespaces: its ConfigMaps there, and the write memory of the workloads there.
+  const std::vector<std::string> own = pol.clusterScoped() ? namespacesOf(s, pol) : std::vector{pol.namespace_};
+  std::map<std::string, std::string> uids;  // of those namespaces' workloads, by workload key
+  for (const auto& ns : own) {
+    for (auto& cm : caches_.configMaps->listInNamespace(ns))
+      s.configMaps.emplace(runtime::objectKey(*cm), runtime::recordAs<model::ConfigMap>(cm));
+    for (const auto& v : s.workloads[ns]) uids[workloadKey(v.kind, *v.object)] = v.object->meta.uid;
+  }
   std::lock_guard l(mu_);
   for (const auto& [workload, rec] : writes_) {
     auto live = uids.find(workload);

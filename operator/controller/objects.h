@@ -4,6 +4,7 @@
 
 #include "kube/client.h"
 #include "kube/object.h"
+#include "model/records.h"
 #include "policy/types.h"
 
 namespace poolguard::controller {
@@ -12,6 +13,11 @@ inline const kube::Resource& resourceOf(policy::WorkloadKind kind) {
   static const kube::Resource deployments = kube::resources::deployments();
   static const kube::Resource statefulSets = kube::resources::statefulSets();
   return kind == policy::WorkloadKind::kDeployment ? deployments : statefulSets;
+}
+
+// The resource of a policy record: ConnectionPoolPolicies, or the cluster-scoped ClusterConnectionPoolPolicies.
+inline kube::Resource resourceOfPolicy(const model::PolicyObject& p) {
+  return p.cluster ? kube::resources::clusterConnectionPoolPolicies() : kube::resources::connectionPoolPolicies();
 }
 
 // A label or annotation of a cached record; "" when absent.

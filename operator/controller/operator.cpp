@@ -186,41 +186,52 @@ int runOperator(const RunOptions& o) {
   auto& configMaps = informer(kube::resources::configMaps(), wholeObjectFields(), configMapDecoder(),
                               "app.kubernetes.io/managed-by=poolguard");
 
-  // ClusterConnectionBudgets are cluster scoped: watched by a cluster-wide install (no --namespace) whose API server
-  // has their CRD and whose ClusterRole grants them. Without, poolguard runs as before and says why once.
-  runtime::Informer* budgets = nullptr;
-  runtime::Informer* namespaces = nullptr;
-  if (o.namespaces.empty()) {
+  // The cluster-scoped kinds (ClusterConnectionBudgets, ClusterConnectionPoolPolicies) are watched by a cluster-wide
+  // install (no --namespace) whose API server has their CRDs and whose ClusterRole grants them. Without, poolguard
+  // runs as before and says why once.
+  auto clusterKindServed = [&](const kube::Resource& r) {
     kube::ListOptions probe;
     probe.limit = 1;
     // A definite answer decides (found, or 404 / 403); a failing API server is asked again for a few seconds, and
     // then the informer is started anyway (it retries by itself).
-    auto found = (*client)->list(kube::resources::clusterConnectionBudgets(), "", probe);
+    auto found = (*client)->list(r, "", probe);
     auto definite = [&] {
       return found.ok() || found.error().code() == ErrorCode::kNotFound ||
              found.error().code() == ErrorCode::kForbidden;
     };
     for (int attempt = 1; attempt < 5 && !definite() && !stop.get_token().stop_requested(); ++attempt) {
       std::this_thread::sleep_for(std::chrono::seconds(1));
-      found = (*client)->list(kube::resources::clusterConnectionBudgets(), "", probe);
+      found = (*client)->list(r, "", probe);
     }
     const bool absent =
         !found.ok() && (found.error().code() == ErrorCode::kNotFound || found.error().code() == ErrorCode::kForbidden);
     if (absent) {
-      spdlog::warn(
-          "ClusterConnectionBudgets are not applied: {} (install crds/ and the ClusterRole of deploy/rbac "
-          "to use them)",
-          found.error().message());
-    } else {
-      budgets = &informer(kube::resources::clusterConnectionBudgets(), wholeObjectFields(), budgetDecoder());
-      // A budget's allocations select namespaces by their labels.
-      namespaces = &informer(kube::resources::namespaces(), namespaceFields(), namespaceDecoder());
+      spdlog::warn("{}s are not applied: {} (install crds/ and the ClusterRole of deploy/rbac to use them)", r.kind,
+                   found.error().message());
     }
+    return !absent;
+  };
+  runtime::Informer* budgets = nullptr;
+  runtime::Informer* clusterPolicies = nullptr;
+  runtime::Informer* namespaces = nullptr;
+  if (o.namespaces.empty()) {
+    if (clusterKindServed(kube::resources::clusterConnectionBudgets()))
+      budgets = &informer(kube::resources::clusterConnectionBudgets(), wholeObjectFields(), budgetDecoder());
+    if (clusterKindServed(kube::resources::clusterConnectionPoolPolicies())) {
+      clusterPolicies =
+          &informer(kube::resources::clusterConnectionPoolPolicies(), wholeObjectFields(), policyDecoder());
+    }
+    // A budget's allocations and a cluster policy's namespaceSelector select namespaces by their labels.
+    if (budgets || clusterPolicies)
+      namespaces = &informer(kube::resources::namespaces(), namespaceFields(), namespaceDecoder());
   } else {
     spdlog::info(
-        "ClusterConnectionBudgets are not watched: they are cluster scoped, and --namespace limits "
-        "poolguard to namespaces");
+        "ClusterConnectionBudgets and ClusterConnectionPoolPolicies are not watched: they are cluster scoped, and "
+        "--namespace limits poolguard to namespaces");
   }
+  // A cluster policy finds what it wrote in any namespace.
+  deployments.addIndex(kClusterPolicyIndex, clusterPolicyIndex());
+  statefulSets.addIndex(kClusterPolicyIndex, clusterPolicyIndex());
 
   auto registry = runtime::metricsRegistry();
   ControllerMetrics metrics(*registry);
@@ -234,7 +245,8 @@ int runOperator(const RunOptions& o) {
                 const_cast<runtime::Store*>(&hpas.store()),
                 const_cast<runtime::Store*>(&configMaps.store()),
                 budgets ? const_cast<runtime::Store*>(&budgets->store()) : nullptr,
-                namespaces ? const_cast<runtime::Store*>(&namespaces->store()) : nullptr};
+                namespaces ? const_cast<runtime::Store*>(&namespaces->store()) : nullptr,
+                clusterPolicies ? const_cast<runtime::Store*>(&clusterPolicies->store()) : nullptr};
   // Checks run on the monitor's threads; a policy whose findings changed is reconciled (queue set below).
   runtime::Controller* controller = nullptr;
   UsageMonitor usageMonitor(
@@ -299,20 +311,46 @@ int runOperator(const RunOptions& o) {
     // A namespace's labels decide the allocation its policies count against: a relabelled (or new) namespace
     // changes the shares of every database with allocations, and their budgets' namespace counts.
     namespaces->addHandlers(runtime::enqueueKeys(
-        controller->queue(), [&reconciler](const kube::Object&) { return reconciler.policiesUnderAllocations(); },
-        namespaceLabelsChanged));
-    namespaces->addHandlers(runtime::enqueueKeys(
         budgetController->queue(), [&reconciler](const kube::Object&) { return reconciler.budgetsWithAllocations(); },
         namespaceLabelsChanged));
   }
+  if (namespaces) {
+    // ... and which cluster policies may govern its workloads.
+    namespaces->addHandlers(runtime::enqueueKeys(
+        controller->queue(),
+        [&reconciler](const kube::Object&) {
+          auto keys = reconciler.policiesUnderAllocations();
+          auto cluster = reconciler.allClusterPolicies();
+          keys.insert(keys.end(), cluster.begin(), cluster.end());
+          return keys;
+        },
+        namespaceLabelsChanged));
+  }
+  if (clusterPolicies) {
+    // A cluster policy's own change; and, like a policy, the budget of its database (or both, when it moved).
+    clusterPolicies->addHandlers(runtime::enqueueKeys(controller->queue(), {}, policyChanged));
+    if (budgetController) {
+      clusterPolicies->addHandlers(runtime::enqueueKeys(
+          budgetController->queue(),
+          [](const kube::Object& obj) {
+            const auto& p = runtime::recordAs<model::PolicyObject>(obj);
+            return p.parsed ? std::vector<std::string>{p.parsed->spec.database.name} : std::vector<std::string>{};
+          },
+          policyChanged));
+    }
+  }
 
   auto& queue = controller->queue();
-  // Policies in a namespace decide together who governs a workload: a change to one may change another's result.
+  // Policies in a namespace, and the cluster policies that may govern its workloads, decide together who governs a
+  // workload: a change to one may change another's result.
   auto policiesOfNamespace = [&reconciler](const kube::Object& obj) {
-    return reconciler.policiesInNamespace(obj.meta.namespace_);
-  };
-  auto policyAndNeighbours = [&reconciler](const kube::Object& obj) {
     auto keys = reconciler.policiesInNamespace(obj.meta.namespace_);
+    auto cluster = reconciler.clusterPoliciesFor(obj.meta.namespace_);
+    keys.insert(keys.end(), cluster.begin(), cluster.end());
+    return keys;
+  };
+  auto policyAndNeighbours = [policiesOfNamespace](const kube::Object& obj) {
+    auto keys = policiesOfNamespace(obj);
     keys.push_back(runtime::objectKey(obj));
     return keys;
   };

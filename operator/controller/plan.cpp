@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
 
 #include "controller/objects.h"
 #include "controller/reconciler.h"
@@ -51,17 +52,36 @@ std::string workloadKey(WorkloadKind kind, const kube::Object& w) {
   return policy::WorkloadKey{kind, w.meta.namespace_, w.meta.name}.toString();
 }
 
-std::string governingPolicy(WorkloadKind kind, const kube::Object& workload,
-                            const std::vector<PolicyView>& candidates) {
+const policy::Policy* governingPolicy(WorkloadKind kind, const kube::Object& workload,
+                                      const std::vector<PolicyView>& candidates,
+                                      const std::map<std::string, std::string>* namespaceLabels) {
   std::vector<const policy::Policy*> selecting;
   const auto& labels = workload.meta.labels;
   const std::string& ns = workload.meta.namespace_;
   for (const auto& c : candidates) {
-    if (c.deleting || !c.parsed || c.parsed->namespace_ != ns) continue;
-    if (policy::selects(*c.parsed, kind, ns, labels)) selecting.push_back(&*c.parsed);
+    if (c.deleting || !c.parsed) continue;
+    if (policy::selects(*c.parsed, kind, ns, labels, namespaceLabels)) selecting.push_back(&*c.parsed);
   }
   int w = policy::winner(selecting);
-  return w < 0 ? "" : selecting[static_cast<size_t>(w)]->name;
+  return w < 0 ? nullptr : selecting[static_cast<size_t>(w)];
+}
+
+std::vector<std::string> namespacesOf(const Snapshot& s, const policy::Policy& p) {
+  if (!p.clusterScoped()) return {p.namespace_};
+  std::vector<std::string> out;
+  for (const auto& [ns, views] : s.workloads) {
+    auto labels = namespaceLabelsOf(s, ns);
+    if (p.spec.namespaceSelector && poolguard::matches(*p.spec.namespaceSelector, labels)) out.push_back(ns);
+  }
+  return out;
+}
+
+bool governs(const Snapshot& s, const policy::Policy& p, const WorkloadView& w) {
+  const std::string& ns = w.object->meta.namespace_;
+  const auto labels = namespaceLabelsOf(s, ns);
+  if (!policy::selects(p, w.kind, ns, w.object->meta.labels, &labels)) return false;
+  const policy::Policy* winner = governingPolicy(w.kind, *w.object, s.policies, &labels);
+  return winner != nullptr && policy::sameObject(*winner, p);
 }
 
 std::vector<usage::GovernedWorkload> governedWorkloads(const Snapshot& s) {
@@ -69,15 +89,16 @@ std::vector<usage::GovernedWorkload> governedWorkloads(const Snapshot& s) {
   const int32_t lastRenderedMaxSize =
       s.storedStatus.value("budget", json::object()).value("effectiveMaxSize", pol.spec.pool.maxSize);
   std::vector<usage::GovernedWorkload> out;
-  for (WorkloadKind kind : pol.spec.kinds) {
-    for (const auto& w : workloadsOf(s, pol.namespace_)) {
-      if (w.kind != kind || !policy::selects(pol, kind, pol.namespace_, w.object->meta.labels)) continue;
-      if (governingPolicy(kind, *w.object, s.policies) != pol.name) continue;
-      auto facts = factsOf(w);
-      out.push_back(usage::GovernedWorkload{
-          pol.namespace_, w.object->meta.name,
-          render::expandApplicationName(pol.spec.delivery.applicationName, pol.namespace_, w.object->meta.name),
-          facts.podsNow, facts.podsMax, facts.surge, std::nullopt, lastRenderedMaxSize, pol.spec.pool.processesPerPod});
+  for (const auto& ns : namespacesOf(s, pol)) {
+    for (WorkloadKind kind : pol.spec.kinds) {
+      for (const auto& w : workloadsOf(s, ns)) {
+        if (w.kind != kind || !governs(s, pol, w)) continue;
+        auto facts = factsOf(w);
+        out.push_back(usage::GovernedWorkload{
+            ns, w.object->meta.name,
+            render::expandApplicationName(pol.spec.delivery.applicationName, ns, w.object->meta.name), facts.podsNow,
+            facts.podsMax, facts.surge, std::nullopt, lastRenderedMaxSize, pol.spec.pool.processesPerPod});
+      }
     }
   }
   return out;
@@ -85,12 +106,12 @@ std::vector<usage::GovernedWorkload> governedWorkloads(const Snapshot& s) {
 
 Plan plan(const Snapshot& s) {
   const policy::Policy& pol = *s.self.parsed;
-  const std::string& ns = pol.namespace_;
   const std::string& name = pol.name;
   Plan out;
   StatusInput& in = out.status;
   in.generation = s.self.object->meta.generation;
   in.usage = s.usage;
+  in.usageNotChecked = pol.clusterScoped() && (pol.spec.usage.postgres || pol.spec.usage.prometheus);
 
   // Budget: the facts of every governed workload of every valid policy naming this database. Every policy of a
   // database sees the same budget, whichever reconciles: the smallest declared max_connections and the largest
@@ -104,18 +125,31 @@ Plan plan(const Snapshot& s) {
   for (const auto& e : s.policies) {
     if (!e.parsed || e.deleting || e.parsed->spec.database.name != pol.spec.database.name) continue;
     const auto& p = *e.parsed;
-    budget::PolicyInput bi = budget::policyInput(p);
-    if (ceiling) bi.maxSize = std::min(bi.maxSize, *ceiling);
-    if (cluster && !cluster->allocations.empty())
-      bi.allocation = policy::allocationOf(*cluster, namespaceLabelsOf(s, p.namespace_));
-    for (WorkloadKind kind : p.spec.kinds) {
-      for (const auto& w : workloadsOf(s, p.namespace_)) {
-        if (w.kind != kind || !policy::selects(p, kind, p.namespace_, w.object->meta.labels)) continue;
-        if (governingPolicy(kind, *w.object, s.policies) != p.name) continue;
-        bi.workloads.push_back(factsOf(w));
+    // A cluster policy counts once per namespace it governs workloads in: each namespace may be in another
+    // allocation, so Clamp may size its pools apart.
+    bool counted = false;
+    for (const auto& ns : namespacesOf(s, p)) {
+      budget::PolicyInput bi = budget::policyInput(p);
+      bi.namespace_ = ns;
+      bi.cluster = p.clusterScoped();
+      if (ceiling) bi.maxSize = std::min(bi.maxSize, *ceiling);
+      if (cluster && !cluster->allocations.empty())
+        bi.allocation = policy::allocationOf(*cluster, namespaceLabelsOf(s, ns));
+      for (WorkloadKind kind : p.spec.kinds) {
+        for (const auto& w : workloadsOf(s, ns)) {
+          if (w.kind == kind && governs(s, p, w)) bi.workloads.push_back(factsOf(w));
+        }
       }
+      if (p.clusterScoped() && bi.workloads.empty()) continue;
+      counted = true;
+      budgetInputs.push_back(std::move(bi));
     }
-    budgetInputs.push_back(std::move(bi));
+    if (!counted && p.clusterScoped()) {  // governs nothing yet: listed, at no cost
+      budget::PolicyInput bi = budget::policyInput(p);
+      bi.cluster = true;
+      if (ceiling) bi.maxSize = std::min(bi.maxSize, *ceiling);
+      budgetInputs.push_back(std::move(bi));
+    }
     const auto& d = p.spec.database;
     if (d.maxConnections && (!maxConnections || *d.maxConnections < *maxConnections)) maxConnections = d.maxConnections;
     reserved = std::max(reserved, d.reservedConnections);
@@ -130,9 +164,24 @@ Plan plan(const Snapshot& s) {
   }
   out.database = budget::computeDatabase(pol.spec.database.name, maxConnections, reserved, budgetInputs, allocations);
   const budget::DatabaseBudget& db = out.database;
-  const budget::PolicyBudget* mine = db.find(ns, name);
-  const int32_t effectiveMaxSize =
-      mine ? mine->effectiveMaxSize : std::min(pol.spec.pool.maxSize, ceiling.value_or(pol.spec.pool.maxSize));
+  // This policy's share of the budget: one entry, or one per namespace for a cluster policy.
+  std::vector<const budget::PolicyBudget*> mineAll;
+  for (const auto& pb : db.policies) {
+    if (pb.cluster == pol.clusterScoped() && pb.name == name &&
+        (pol.clusterScoped() || pb.namespace_ == pol.namespace_))
+      mineAll.push_back(&pb);
+  }
+  const budget::PolicyBudget* mine = mineAll.size() == 1 ? mineAll.front() : nullptr;
+  const int32_t uncapped = std::min(pol.spec.pool.maxSize, ceiling.value_or(pol.spec.pool.maxSize));
+  auto effectiveIn = [&](const std::string& ns) {
+    for (const auto* pb : mineAll) {
+      if (pb->namespace_ == ns) return pb->effectiveMaxSize;
+    }
+    return uncapped;
+  };
+  // What the status reports: the smallest pool this policy renders anywhere.
+  int32_t effectiveMaxSize = mineAll.empty() ? uncapped : mineAll.front()->effectiveMaxSize;
+  for (const auto* pb : mineAll) effectiveMaxSize = std::min(effectiveMaxSize, pb->effectiveMaxSize);
 
   in.policyName = name;
   in.mode = pol.spec.mode;
@@ -145,10 +194,13 @@ Plan plan(const Snapshot& s) {
   in.budget.worstCase = db.worstCase;
   in.budget.unclampedWorstCase = db.unclampedWorstCase;
   in.budget.effectiveMaxSize = effectiveMaxSize;
-  if (mine) {
-    in.budget.policySteadyState = mine->steadyState;
-    in.budget.policyWorstCase = mine->worstCase;
-    in.budget.clamped = mine->clamped;
+  for (const auto* pb : mineAll) {
+    in.budget.policySteadyState += pb->steadyState;
+    in.budget.policyWorstCase += pb->worstCase;
+    in.budget.clamped = in.budget.clamped || pb->clamped;
+  }
+  // A namespaced policy counts against one share (a cluster policy's namespaces may be in several).
+  if (mine && !pol.clusterScoped()) {
     if (const budget::AllocationBudget* share = db.shareOf(*mine)) in.budget.allocation = *share;
   }
   if (cluster) {
@@ -167,106 +219,124 @@ Plan plan(const Snapshot& s) {
   }
 
   // Workload by workload: who governs it, what it should carry, and whether that needs a write.
-  std::set<std::pair<WorkloadKind, std::string>> governed;
+  std::set<std::tuple<WorkloadKind, std::string, std::string>> governed;  // kind, namespace, name
   std::set<std::string> wantedConfigMaps;
   render::RenderOptions ropts;
-  ropts.effectiveMaxSize = effectiveMaxSize;
   ropts.requireLeakDetection = cluster && cluster->ceilings.requireLeakDetection;
-  for (WorkloadKind kind : pol.spec.kinds) {
-    for (const auto& view : workloadsOf(s, ns)) {
-      const model::Workload& w = *view.object;
-      if (view.kind != kind || !policy::selects(pol, kind, ns, w.meta.labels)) continue;
-      WorkloadStatus ws;
-      ws.kind = kind;
-      ws.name = w.meta.name;
-      auto facts = factsOf(view);
-      ws.replicas = facts.podsNow;
-      ws.maxReplicas = facts.podsMax;
-      ws.maxSize = effectiveMaxSize;
-      std::string winnerName = governingPolicy(kind, w, s.policies);
-      if (winnerName != name) {
-        ws.state = WorkloadState::kConflicted;
-        ws.message = "governed by policy " + winnerName + " (higher priority, or older at equal priority)";
+  const std::vector<std::string> selfNamespaces = namespacesOf(s, pol);
+  for (const auto& ns : selfNamespaces) {
+    const auto nsLabels = namespaceLabelsOf(s, ns);
+    ropts.effectiveMaxSize = effectiveIn(ns);
+    for (WorkloadKind kind : pol.spec.kinds) {
+      for (const auto& view : workloadsOf(s, ns)) {
+        const model::Workload& w = *view.object;
+        if (view.kind != kind || !policy::selects(pol, kind, ns, w.meta.labels, &nsLabels)) continue;
+        WorkloadStatus ws;
+        ws.kind = kind;
+        ws.namespace_ = pol.clusterScoped() ? ns : "";
+        ws.name = w.meta.name;
+        auto facts = factsOf(view);
+        ws.replicas = facts.podsNow;
+        ws.maxReplicas = facts.podsMax;
+        ws.maxSize = *ropts.effectiveMaxSize;
+        const policy::Policy* winner = governingPolicy(kind, w, s.policies, &nsLabels);
+        if (winner == nullptr || !policy::sameObject(*winner, pol)) {
+          // A cluster policy leaves the workloads of a namespace's own policies alone: not its to govern, and no
+          // conflict. Among policies of one scope the loser says who won.
+          if (pol.clusterScoped() && winner != nullptr && !winner->clusterScoped()) continue;
+          ws.state = WorkloadState::kConflicted;
+          std::string by = winner == nullptr         ? "another policy"
+                           : winner->clusterScoped() ? policy::describe(*winner)
+                                                     : "policy " + winner->name;
+          ws.message = "governed by " + by + " (higher priority, or older at equal priority)";
+          in.workloads.push_back(std::move(ws));
+          continue;
+        }
+        governed.insert({kind, ns, ws.name});
+        auto desired = render::renderWorkload(pol, w, ropts);
+        if (!desired.ok()) {
+          ws.state = WorkloadState::kFailed;
+          ws.message = desired.error().message();
+          in.workloads.push_back(std::move(ws));
+          continue;
+        }
+        ws.settingsHash = desired->settings.hash;
+        const model::ConfigMap* liveConfigMap = nullptr;
+        if (desired->configMap) {
+          const std::string cmKey = runtime::objectKey(ns, (*desired->configMap)["metadata"].value("name", ""));
+          wantedConfigMaps.insert(cmKey);
+          if (auto it = s.configMaps.find(cmKey); it != s.configMaps.end()) liveConfigMap = it->second.get();
+        }
+        // The workload and its ConfigMap are compared apart, so only the one that differs is written.
+        auto workloadDiff = render::compareWorkload(w, *desired);
+        auto configMapDiff = render::compareConfigMap(liveConfigMap, *desired);
+        const bool workloadInSync = workloadDiff.inSync();
+        const bool configMapInSync = configMapDiff.inSync();
+        std::vector<std::string> differences = std::move(workloadDiff.differences);
+        for (auto& d : configMapDiff.differences) differences.push_back(std::move(d));
+        const std::string& rv = w.meta.resourceVersion;
+        const WriteMemory* memory = nullptr;
+        if (auto it = s.writes.find(workloadKey(kind, w)); it != s.writes.end()) memory = &it->second;
+        PlannedWorkload pw;
+        pw.statusIndex = in.workloads.size();
+        pw.kind = kind;
+        pw.namespace_ = ns;
+        pw.name = ws.name;
+        pw.cached = view.object;
+        pw.apply = desired->apply;
+        pw.configMap = desired->configMap;
+        pw.missingContainers = desired->missingContainers;
+        pw.hash = desired->settings.hash;
+        pw.summary = summarizeDifferences(differences);
+        if (workloadInSync && configMapInSync) {
+          ws.state = WorkloadState::kApplied;
+        } else if (pol.spec.mode == policy::Mode::kAudit) {
+          ws.state = WorkloadState::kDrifted;
+          ws.message = pw.summary;
+        } else if (!workloadInSync && memory && memory->backingOffUntil && s.steadyNow < *memory->backingOffUntil) {
+          // Another manager keeps undoing the settings: leave it alone until the back-off ends, and say so.
+          ws.state = WorkloadState::kFailed;
+          ws.message = memory->contestMessage;
+          auto retry =
+              std::max(std::chrono::milliseconds(1000),
+                       std::chrono::duration_cast<std::chrono::milliseconds>(*memory->backingOffUntil - s.steadyNow));
+          out.requeueAfter = out.requeueAfter ? std::min(*out.requeueAfter, retry) : retry;
+        } else if (memory && memory->hash == pw.hash && memory->resourceVersionBefore == rv && configMapInSync) {
+          ws.state = WorkloadState::kApplied;  // our last apply has not reached the cache yet
+        } else {
+          ws.state = WorkloadState::kApplied;
+          pw.writeConfigMap = !configMapInSync;
+          pw.writeWorkload = !workloadInSync;
+          pw.correction = !workloadInSync && memory && memory->hash == pw.hash && memory->resourceVersionBefore != rv;
+        }
+        out.workloads.push_back(std::move(pw));
         in.workloads.push_back(std::move(ws));
-        continue;
       }
-      governed.insert({kind, ws.name});
-      auto desired = render::renderWorkload(pol, w, ropts);
-      if (!desired.ok()) {
-        ws.state = WorkloadState::kFailed;
-        ws.message = desired.error().message();
-        in.workloads.push_back(std::move(ws));
-        continue;
-      }
-      ws.settingsHash = desired->settings.hash;
-      const model::ConfigMap* liveConfigMap = nullptr;
-      if (desired->configMap) {
-        const std::string cmName = (*desired->configMap)["metadata"].value("name", "");
-        wantedConfigMaps.insert(cmName);
-        if (auto it = s.configMaps.find(cmName); it != s.configMaps.end()) liveConfigMap = it->second.get();
-      }
-      // The workload and its ConfigMap are compared apart, so only the one that differs is written.
-      auto workloadDiff = render::compareWorkload(w, *desired);
-      auto configMapDiff = render::compareConfigMap(liveConfigMap, *desired);
-      const bool workloadInSync = workloadDiff.inSync();
-      const bool configMapInSync = configMapDiff.inSync();
-      std::vector<std::string> differences = std::move(workloadDiff.differences);
-      for (auto& d : configMapDiff.differences) differences.push_back(std::move(d));
-      const std::string& rv = w.meta.resourceVersion;
-      const WriteMemory* memory = nullptr;
-      if (auto it = s.writes.find(workloadKey(kind, w)); it != s.writes.end()) memory = &it->second;
-      PlannedWorkload pw;
-      pw.statusIndex = in.workloads.size();
-      pw.kind = kind;
-      pw.name = ws.name;
-      pw.cached = view.object;
-      pw.apply = desired->apply;
-      pw.configMap = desired->configMap;
-      pw.missingContainers = desired->missingContainers;
-      pw.hash = desired->settings.hash;
-      pw.summary = summarizeDifferences(differences);
-      if (workloadInSync && configMapInSync) {
-        ws.state = WorkloadState::kApplied;
-      } else if (pol.spec.mode == policy::Mode::kAudit) {
-        ws.state = WorkloadState::kDrifted;
-        ws.message = pw.summary;
-      } else if (!workloadInSync && memory && memory->backingOffUntil && s.steadyNow < *memory->backingOffUntil) {
-        // Another manager keeps undoing the settings: leave it alone until the back-off ends, and say so.
-        ws.state = WorkloadState::kFailed;
-        ws.message = memory->contestMessage;
-        auto retry =
-            std::max(std::chrono::milliseconds(1000),
-                     std::chrono::duration_cast<std::chrono::milliseconds>(*memory->backingOffUntil - s.steadyNow));
-        out.requeueAfter = out.requeueAfter ? std::min(*out.requeueAfter, retry) : retry;
-      } else if (memory && memory->hash == pw.hash && memory->resourceVersionBefore == rv && configMapInSync) {
-        ws.state = WorkloadState::kApplied;  // our last apply has not reached the cache yet
-      } else {
-        ws.state = WorkloadState::kApplied;
-        pw.writeConfigMap = !configMapInSync;
-        pw.writeWorkload = !workloadInSync;
-        pw.correction = !workloadInSync && memory && memory->hash == pw.hash && memory->resourceVersionBefore != rv;
-      }
-      out.workloads.push_back(std::move(pw));
-      in.workloads.push_back(std::move(ws));
     }
   }
 
   if (pol.spec.mode == policy::Mode::kEnforce) {
+    const char* owner = render::ownerKey(pol);
     // A governed workload given its settings by Env keeps no ConfigMap of this policy (a delivery switch).
-    for (const auto& [kind, workloadName] : governed) {
-      const std::string cmName = render::configMapName(kind, workloadName);
-      if (wantedConfigMaps.count(cmName)) continue;
-      auto it = s.configMaps.find(cmName);
-      if (it == s.configMaps.end() || labelOf(*it->second, render::kPolicyLabel) != name) continue;
-      out.configMapDeletes.push_back(cmName);
+    for (const auto& [kind, workloadNs, workloadName] : governed) {
+      const std::string cmKey = runtime::objectKey(workloadNs, render::configMapName(kind, workloadName));
+      if (wantedConfigMaps.count(cmKey)) continue;
+      auto it = s.configMaps.find(cmKey);
+      if (it == s.configMaps.end() || labelOf(*it->second, owner) != name) continue;
+      out.configMapDeletes.push_back({workloadNs, it->second->meta.name});
     }
-    // Workloads this policy wrote that it no longer governs (they left the selector): give back its fields,
-    // unless another policy now governs them and will write its own.
-    for (const auto& view : workloadsOf(s, ns)) {
-      const model::Workload& w = *view.object;
-      if (annotationOf(w, kPolicyAnnotation) != name || governed.count({view.kind, w.meta.name})) continue;
-      if (!governingPolicy(view.kind, w, s.policies).empty()) continue;
-      out.releases.emplace_back(view.kind, w.meta.name);
+    // Workloads this policy wrote that it no longer governs (they left the selector, or a cluster policy's
+    // namespace left its namespaceSelector): give back its fields, unless another policy now governs them and
+    // will write its own.
+    for (const auto& [workloadNs, views] : s.workloads) {
+      if (!pol.clusterScoped() && workloadNs != pol.namespace_) continue;
+      const auto nsLabels = namespaceLabelsOf(s, workloadNs);
+      for (const auto& view : views) {
+        const model::Workload& w = *view.object;
+        if (annotationOf(w, owner) != name || governed.count({view.kind, workloadNs, w.meta.name})) continue;
+        if (governingPolicy(view.kind, w, s.policies, &nsLabels) != nullptr) continue;
+        out.releases.push_back({view.kind, workloadNs, w.meta.name});
+      }
     }
   }
 
@@ -283,7 +353,7 @@ Plan plan(const Snapshot& s) {
     for (const auto& e : s.policies) {
       if (!e.parsed || e.parsed->spec.database.name != pol.spec.database.name) continue;
       std::string k = runtime::objectKey(*e.object);
-      if (k != runtime::objectKey(ns, name)) out.alsoEnqueue.push_back(k);
+      if (k != runtime::objectKey(*s.self.object)) out.alsoEnqueue.push_back(k);
     }
   }
   return out;

@@ -53,17 +53,21 @@ struct WriteMemory {
 struct Snapshot {
   PolicyView self;                   // the policy reconciled: valid, not suspended, not being deleted
   std::vector<PolicyView> policies;  // every policy of the cluster, self included
-  // Deployments and StatefulSets of self's namespace and of every namespace with a policy of self's database.
+  // Deployments and StatefulSets of self's namespaces, of every namespace with a policy of self's database, and of
+  // the namespaces the cluster policies of the database may govern.
   std::map<std::string, std::vector<WorkloadView>> workloads;
-  std::map<std::string, std::shared_ptr<const model::ConfigMap>> configMaps;  // poolguard's, of self's namespace
+  // poolguard's ConfigMaps of self's namespaces (a cluster policy's: every namespace it may govern), by
+  // "namespace/name".
+  std::map<std::string, std::shared_ptr<const model::ConfigMap>> configMaps;
   json storedStatus = json::object();               // the status as last written by this process, else as cached
   std::optional<usage::AnalysisResult> usage;       // the last usage check; nullopt without a usage block
   std::optional<int32_t> discoveredMaxConnections;  // read live from self's database server
   // The ClusterConnectionBudget of self's database, when there is one: its capacity and ceilings bind every policy
   // of the database.
   std::optional<policy::ClusterBudget> clusterBudget;
-  // The labels of the namespaces with a policy of self's database, for the budget's allocations. A namespace not
-  // here carries only kubernetes.io/metadata.name, as the API server gives every namespace.
+  // The labels of the namespaces in `workloads`, for cluster policies' namespaceSelectors and the budget's
+  // allocations. A namespace not here carries only kubernetes.io/metadata.name, as the API server gives every
+  // namespace.
   std::map<std::string, std::map<std::string, std::string>> namespaceLabels;
   std::map<std::string, WriteMemory> writes;  // by policy::WorkloadKey::toString()
   Clock::steady_point steadyNow{};
@@ -73,6 +77,7 @@ struct Snapshot {
 struct PlannedWorkload {
   size_t statusIndex = 0;  // into Plan::status.workloads
   policy::WorkloadKind kind = policy::WorkloadKind::kDeployment;
+  std::string namespace_;
   std::string name;
   std::shared_ptr<const model::Workload> cached;  // the cached workload the decision was made on
   json apply;                                     // the desired server-side apply body of the workload
@@ -93,9 +98,15 @@ struct Plan {
   StatusInput status;  // workload states as if every planned write succeeds; the apply step marks failures
   std::vector<PlannedWorkload> workloads;  // every governed workload that renders, in status order
   // Workloads this policy wrote that no policy governs any more: their fields are given back.
-  std::vector<std::pair<policy::WorkloadKind, std::string>> releases;
-  // ConfigMaps of governed workloads whose delivery is now Env; deleted once every apply went through.
-  std::vector<std::string> configMapDeletes;
+  struct Release {
+    policy::WorkloadKind kind;
+    std::string namespace_;
+    std::string name;
+  };
+  std::vector<Release> releases;
+  // ConfigMaps (namespace, name) of governed workloads whose delivery is now Env; deleted once every apply went
+  // through.
+  std::vector<std::pair<std::string, std::string>> configMapDeletes;
   std::optional<std::chrono::milliseconds> requeueAfter;  // a fight's back-off ends
   std::vector<std::string> alsoEnqueue;                   // policies of the database, when its totals moved
   budget::DatabaseBudget database;
@@ -107,11 +118,21 @@ std::string workloadKey(policy::WorkloadKind kind, const kube::Object& workload)
 // The labels of namespace `ns` as the Snapshot knows them (see Snapshot::namespaceLabels).
 std::map<std::string, std::string> namespaceLabelsOf(const Snapshot& s, const std::string& ns);
 
-// The policy governing the workload among `candidates` (valid, not being deleted ones count); "" if none.
-std::string governingPolicy(policy::WorkloadKind kind, const kube::Object& workload,
-                            const std::vector<PolicyView>& candidates);
+// The policy governing the workload among `candidates` (valid, not being deleted ones count): the winner among the
+// ConnectionPoolPolicies of its namespace that select it, else among the ClusterConnectionPoolPolicies whose
+// namespaceSelector matches `namespaceLabels` (null: cluster policies are not considered); nullptr if none.
+const policy::Policy* governingPolicy(policy::WorkloadKind kind, const kube::Object& workload,
+                                      const std::vector<PolicyView>& candidates,
+                                      const std::map<std::string, std::string>* namespaceLabels);
 
-// The workloads self governs in its namespace, as the usage check reads them (pool size as last rendered).
+// The namespaces `p` may govern workloads in, of those in the Snapshot: its own, or for a cluster policy those
+// whose labels its namespaceSelector matches.
+std::vector<std::string> namespacesOf(const Snapshot& s, const policy::Policy& p);
+
+// Whether `p` governs the workload: it selects it and wins among the candidates of s.policies.
+bool governs(const Snapshot& s, const policy::Policy& p, const WorkloadView& w);
+
+// The workloads self governs in its namespaces, as the usage check reads them (pool size as last rendered).
 std::vector<usage::GovernedWorkload> governedWorkloads(const Snapshot& s);
 
 Plan plan(const Snapshot& s);

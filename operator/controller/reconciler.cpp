@@ -30,8 +30,8 @@ std::shared_ptr<const model::PolicyObject> policyRecord(const runtime::ObjectPtr
 
 }  // namespace
 
-json policyReference(const kube::Object& policy) {
-  return model::referenceTo(policy, "poolguard.dev/v1alpha1", "ConnectionPoolPolicy");
+json policyReference(const model::PolicyObject& policy) {
+  return model::referenceTo(policy, "poolguard.dev/v1alpha1", resourceOfPolicy(policy).kind);
 }
 
 Reconciler::Reconciler(kube::Client& client, Caches caches, const Clock& clock, runtime::EventRecorder* events,
@@ -50,16 +50,51 @@ std::vector<std::string> Reconciler::policiesInNamespace(const std::string& ns) 
   return keys;
 }
 
-std::vector<PolicyView> Reconciler::candidatePolicies(const std::string& ns) const {
-  std::vector<PolicyView> out;
-  for (const auto& obj : caches_.policies->listInNamespace(ns)) out.push_back(viewOf(policyRecord(obj)));
-  return out;
-}
-
 std::vector<PolicyView> Reconciler::allPolicies() const {
   std::vector<PolicyView> out;
   for (const auto& obj : caches_.policies->list()) out.push_back(viewOf(policyRecord(obj)));
+  if (caches_.clusterPolicies) {
+    for (const auto& obj : caches_.clusterPolicies->list()) out.push_back(viewOf(policyRecord(obj)));
+  }
   return out;
+}
+
+std::map<std::string, std::string> Reconciler::namespaceLabels(const std::string& ns) const {
+  std::map<std::string, std::string> labels;
+  if (caches_.namespaces) {
+    if (auto n = caches_.namespaces->get(ns)) labels = n->meta.labels;
+  }
+  labels.emplace(model::kNamespaceNameLabel, ns);
+  return labels;
+}
+
+std::vector<std::pair<WorkloadKind, runtime::ObjectPtr>> Reconciler::writtenByClusterPolicy(
+    const std::string& name) const {
+  std::vector<std::pair<WorkloadKind, runtime::ObjectPtr>> out;
+  for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
+    for (auto& w : storeFor(kind)->byIndex(kClusterPolicyIndex, name)) out.emplace_back(kind, std::move(w));
+  }
+  return out;
+}
+
+std::vector<std::string> Reconciler::clusterPoliciesFor(const std::string& ns) const {
+  std::vector<std::string> keys;
+  if (!caches_.clusterPolicies) return keys;
+  const auto labels = namespaceLabels(ns);
+  for (const auto& o : caches_.clusterPolicies->list()) {
+    const auto& p = runtime::recordAs<model::PolicyObject>(*o);
+    if (p.parsed && p.parsed->spec.namespaceSelector && poolguard::matches(*p.parsed->spec.namespaceSelector, labels))
+      keys.push_back(p.meta.name);
+  }
+  return keys;
+}
+
+std::vector<std::string> Reconciler::allClusterPolicies() const {
+  std::vector<std::string> keys;
+  if (caches_.clusterPolicies) {
+    for (const auto& o : caches_.clusterPolicies->list()) keys.push_back(o->meta.name);
+  }
+  return keys;
 }
 
 Status Reconciler::ensureFinalizer(const model::PolicyObject& obj) {
@@ -72,8 +107,7 @@ Status Reconciler::ensureFinalizer(const model::PolicyObject& obj) {
   } else {
     patch.push_back({{"op", "add"}, {"path", "/metadata/finalizers"}, {"value", json::array({kFinalizer})}});
   }
-  auto r = client_.patch(kube::resources::connectionPoolPolicies(), meta.namespace_, meta.name, kube::PatchType::kJson,
-                         patch);
+  auto r = client_.patch(resourceOfPolicy(obj), meta.namespace_, meta.name, kube::PatchType::kJson, patch);
   if (!r.ok()) return r.error();
   return okStatus();
 }
@@ -87,8 +121,7 @@ Status Reconciler::removeFinalizer(const model::PolicyObject& obj) {
   if (index < 0) return okStatus();
   json patch = json::array({{{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", meta.resourceVersion}},
                             {{"op", "remove"}, {"path", "/metadata/finalizers/" + std::to_string(index)}}});
-  auto r = client_.patch(kube::resources::connectionPoolPolicies(), meta.namespace_, meta.name, kube::PatchType::kJson,
-                         patch);
+  auto r = client_.patch(resourceOfPolicy(obj), meta.namespace_, meta.name, kube::PatchType::kJson, patch);
   if (!r.ok() && r.error().code() != ErrorCode::kNotFound) return r.error();
   return okStatus();
 }
@@ -97,30 +130,39 @@ Result<ReconcileOutcome> Reconciler::finalize(const model::PolicyObject& obj) {
   const std::string ns = obj.meta.namespace_;
   const std::string name = obj.meta.name;
   if (!hasFinalizer(obj)) return ReconcileOutcome{};
-  auto candidates = candidatePolicies(ns);
+  const auto candidates = allPolicies();
+  const char* owner = obj.cluster ? render::kClusterPolicyAnnotation : kPolicyAnnotation;
   ReconcileOutcome outcome;
-  std::set<std::string> handedOverConfigMaps;
-  for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
-    for (const auto& w : storeFor(kind)->listInNamespace(ns)) {
-      if (annotationOf(*w, kPolicyAnnotation) != name) continue;
-      // Another policy taking the workload over writes its own settings over ours: no cleanup, or we would
-      // remove what it is about to own under the same field manager.
-      std::string next = governingPolicy(kind, *w, candidates);
-      if (!next.empty()) {
-        outcome.alsoEnqueue.push_back(runtime::objectKey(ns, next));
-        handedOverConfigMaps.insert(render::configMapName(kind, w->meta.name));
-        continue;
-      }
-      auto st = cleanupWorkload(kind, ns, w->meta.name, name);
-      if (!st.ok()) return st.error();
+  std::set<std::string> handedOverConfigMaps;  // "namespace/name"
+  std::vector<std::pair<WorkloadKind, runtime::ObjectPtr>> written;
+  if (obj.cluster) {
+    written = writtenByClusterPolicy(name);
+  } else {
+    for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
+      for (auto& w : storeFor(kind)->listInNamespace(ns)) written.emplace_back(kind, std::move(w));
     }
   }
-  for (const auto& cm : caches_.configMaps->listInNamespace(ns)) {
-    if (labelOf(*cm, render::kPolicyLabel) != name) continue;
+  for (const auto& [kind, w] : written) {
+    if (annotationOf(*w, owner) != name) continue;
+    const std::string& workloadNs = w->meta.namespace_;
+    // Another policy taking the workload over writes its own settings over ours: no cleanup, or we would
+    // remove what it is about to own under the same field manager.
+    const auto labels = namespaceLabels(workloadNs);
+    if (const policy::Policy* next = governingPolicy(kind, *w, candidates, &labels)) {
+      outcome.alsoEnqueue.push_back(runtime::objectKey(next->namespace_, next->name));
+      handedOverConfigMaps.insert(runtime::objectKey(workloadNs, render::configMapName(kind, w->meta.name)));
+      continue;
+    }
+    auto st = cleanupWorkload(kind, workloadNs, w->meta.name, name);
+    if (!st.ok()) return st.error();
+  }
+  const char* ownerLabel = obj.cluster ? render::kClusterPolicyLabel : render::kPolicyLabel;
+  for (const auto& cm : obj.cluster ? caches_.configMaps->list() : caches_.configMaps->listInNamespace(ns)) {
+    if (labelOf(*cm, ownerLabel) != name) continue;
     // The ConfigMap of a workload another policy takes over is relabelled and rewritten by that policy; every
     // other ConfigMap of this policy goes.
-    if (handedOverConfigMaps.count(cm->meta.name)) continue;
-    auto del = client_.remove(kube::resources::configMaps(), ns, cm->meta.name);
+    if (handedOverConfigMaps.count(runtime::objectKey(*cm))) continue;
+    auto del = client_.remove(kube::resources::configMaps(), cm->meta.namespace_, cm->meta.name);
     if (!del.ok() && del.error().code() != ErrorCode::kNotFound) return del.error();
   }
   if (usage_) usage_->forget(ns, name);
@@ -137,7 +179,7 @@ Result<ReconcileOutcome> Reconciler::finalize(const model::PolicyObject& obj) {
   }
   auto st = removeFinalizer(obj);
   if (!st.ok()) return st.error();
-  spdlog::info("policy {}/{} deleted: its settings were removed", ns, name);
+  spdlog::info("{} {} deleted: its settings were removed", resourceOfPolicy(obj).kind, runtime::objectKey(obj));
   return outcome;
 }
 
@@ -164,7 +206,14 @@ Reconciler::StateSizes Reconciler::stateSizes() const {
 }
 
 Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
-  auto cachedObj = caches_.policies->get(key);
+  // A ClusterConnectionPoolPolicy's key is its name alone.
+  const bool clusterKey = key.find('/') == std::string::npos;
+  runtime::ObjectPtr cachedObj;
+  if (!clusterKey) {
+    cachedObj = caches_.policies->get(key);
+  } else if (caches_.clusterPolicies) {
+    cachedObj = caches_.clusterPolicies->get(key);
+  }
   if (!cachedObj) {
     auto [ns, name] = runtime::splitKey(key);
     if (usage_) usage_->forget(ns, name);
@@ -173,7 +222,7 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
       std::lock_guard l(mu_);
       lastWrittenStatus_.erase(key);
     }
-    pruneWrites(ns);
+    if (!clusterKey) pruneWrites(ns);
     return ReconcileOutcome{};
   }
   const auto obj = policyRecord(cachedObj);
@@ -211,14 +260,21 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   }
 
   // Gather.
-  pruneWrites(ns);
+  if (!pol.clusterScoped()) pruneWrites(ns);
   Snapshot snapshot = gather(obj, storedStatus);
+  if (pol.clusterScoped()) {
+    for (const auto& workloadNs : namespacesOf(snapshot, pol)) pruneWrites(workloadNs);
+  }
   const std::string& uid = policyObj.meta.uid;
 
   // Live usage: the monitor checks off this path (controller/usage_monitor.h) and enqueues the policy when its
   // findings change; a check reads the server's max_connections, which the budget needs when no policy declares it.
   bool firstCheckPending = false;
-  if (usage_ && (pol.spec.usage.postgres || pol.spec.usage.prometheus)) {
+  if (pol.clusterScoped()) {
+    // Usage checks of a cluster policy (with Secrets in the operator's namespace) are not implemented yet; its
+    // UsageHealthy condition says so (controller/status.cpp).
+    if (usage_) usage_->forget(ns, name);
+  } else if (usage_ && (pol.spec.usage.postgres || pol.spec.usage.prometheus)) {
     usage_->want(policyReference(policyObj), pol, governedWorkloads(snapshot));
     snapshot.usage = usage_->latest(key, uid);
     firstCheckPending = !snapshot.usage;

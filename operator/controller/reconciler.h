@@ -57,7 +57,14 @@ struct Caches {
   runtime::Store* configMaps = nullptr;  // model::ConfigMap, only those labelled app.kubernetes.io/managed-by=poolguard
   runtime::Store* budgets = nullptr;     // model::BudgetObject; null when ClusterConnectionBudgets are not watched
   runtime::Store* namespaces = nullptr;  // kube::Object with labels; watched with the budgets, else null
+  // model::PolicyObject of ClusterConnectionPoolPolicies; null when they are not watched. Their keys are their
+  // names (no namespace): the policy queue tells the two kinds apart by the "/".
+  runtime::Store* clusterPolicies = nullptr;
 };
+
+// A secondary index of Deployments and StatefulSets by the ClusterConnectionPoolPolicy that last wrote them (the
+// poolguard.dev/cluster-policy annotation), so a cluster policy finds its workloads in any namespace.
+inline constexpr const char* kClusterPolicyIndex = "clusterPolicy";
 
 struct ReconcileOutcome {
   std::optional<std::chrono::milliseconds> requeueAfter;
@@ -74,6 +81,9 @@ class Reconciler {
 
   // The policies (keys) a workload or HPA event in `ns` may concern: every policy of the namespace.
   std::vector<std::string> policiesInNamespace(const std::string& ns) const;
+  // The ClusterConnectionPoolPolicies (keys: their names) whose namespaceSelector matches namespace `ns`.
+  std::vector<std::string> clusterPoliciesFor(const std::string& ns) const;
+  std::vector<std::string> allClusterPolicies() const;
   // The policies (keys) naming `database`: those a ClusterConnectionBudget change concerns.
   std::vector<std::string> policiesOfDatabase(const std::string& database) const;
   // The database a cached policy names ("" when it is not cached or invalid).
@@ -97,8 +107,14 @@ class Reconciler {
   StateSizes stateSizes() const;
 
  private:
-  std::vector<PolicyView> candidatePolicies(const std::string& ns) const;
+  // Every policy of the cluster, ConnectionPoolPolicies and ClusterConnectionPoolPolicies.
   std::vector<PolicyView> allPolicies() const;
+  // The labels of a namespace as the cache holds them (with kubernetes.io/metadata.name); only the name label when
+  // namespaces are not watched.
+  std::map<std::string, std::string> namespaceLabels(const std::string& ns) const;
+  // The workloads (kind, record) a cluster policy's annotation names, in any namespace.
+  std::vector<std::pair<policy::WorkloadKind, runtime::ObjectPtr>> writtenByClusterPolicy(
+      const std::string& name) const;
   runtime::Store* storeFor(policy::WorkloadKind kind) const;
   // The Snapshot plan() decides on, for a valid policy that is not suspended (gather.cpp).
   Snapshot gather(const std::shared_ptr<const model::PolicyObject>& policyObj, json storedStatus) const;
@@ -157,6 +173,6 @@ class Reconciler {
 };
 
 // The reference Events and the usage monitor take to a policy.
-json policyReference(const kube::Object& policy);
+json policyReference(const model::PolicyObject& policy);
 
 }  // namespace poolguard::controller

@@ -62,7 +62,8 @@ std::string listWorkloads(const std::vector<WorkloadStatus>& workloads, Workload
     ++total;
     if (shown == limit) continue;
     if (!out.empty()) out += "; ";
-    out += std::string(policy::toString(w.kind)) + " " + w.name + (w.message.empty() ? "" : ": " + w.message);
+    out += std::string(policy::toString(w.kind)) + " " + (w.namespace_.empty() ? "" : w.namespace_ + "/") + w.name +
+           (w.message.empty() ? "" : ": " + w.message);
     ++shown;
   }
   if (total > shown) out += "; and " + std::to_string(total - shown) + " more";
@@ -74,6 +75,11 @@ std::string conflictWinners(const std::vector<WorkloadStatus>& workloads) {
 }
 
 Condition usageCondition(const StatusInput& in) {
+  if (in.usageNotChecked) {
+    return unknownCondition(condition::kUsageHealthy, "NotChecked",
+                            "usage checks of a ClusterConnectionPoolPolicy are not implemented yet: check live usage "
+                            "with a ConnectionPoolPolicy's usage block in the namespace");
+  }
   if (!in.usage) {
     return unknownCondition(condition::kUsageHealthy, "NotConfigured",
                             "no usage source: set spec.usage.postgres or spec.usage.prometheus to check live usage");
@@ -240,11 +246,12 @@ json buildStatus(const StatusInput& in, const std::vector<Condition>& previous, 
     if (list.size() == kMaxWorkloadStatuses) break;
     json j = {{"kind", policy::toString(w.kind)}, {"name", w.name},       {"replicas", w.replicas},
               {"maxReplicas", w.maxReplicas},     {"maxSize", w.maxSize}, {"state", toString(w.state)}};
+    if (!w.namespace_.empty()) j["namespace"] = w.namespace_;
     if (!w.settingsHash.empty()) j["settingsHash"] = w.settingsHash;
     std::optional<int32_t> connections = w.connections;
     if (!connections && in.usage) {
       for (const auto& wu : in.usage->workloads) {
-        if (wu.name == w.name) connections = wu.connections;
+        if (wu.name == w.name && (w.namespace_.empty() || wu.namespace_ == w.namespace_)) connections = wu.connections;
       }
     }
     if (connections) j["connections"] = *connections;

@@ -23,6 +23,7 @@ const char* toString(WorkloadState s);
 
 struct WorkloadStatus {
   policy::WorkloadKind kind = policy::WorkloadKind::kDeployment;
+  std::string namespace_;  // a ClusterConnectionPoolPolicy's workloads carry it; "" for a ConnectionPoolPolicy's
   std::string name;
   int32_t replicas = 0;
   int32_t maxReplicas = 0;
@@ -65,6 +66,8 @@ struct StatusInput {
   std::vector<WorkloadStatus> workloads;
   BudgetFigures budget;
   std::optional<usage::AnalysisResult> usage;  // nullopt: usage not configured
+  // A ClusterConnectionPoolPolicy with a usage block: not checked yet (UsageHealthy says so).
+  bool usageNotChecked = false;
 };
 
 inline constexpr size_t kMaxWorkloadStatuses = 100;

@@ -21,6 +21,9 @@ Resource connectionPoolPolicies() {
 Resource clusterConnectionBudgets() {
   return {"poolguard.dev", "v1alpha1", "clusterconnectionbudgets", "ClusterConnectionBudget", false};
 }
+Resource clusterConnectionPoolPolicies() {
+  return {"poolguard.dev", "v1alpha1", "clusterconnectionpoolpolicies", "ClusterConnectionPoolPolicy", false};
+}
 }  // namespace resources
 
 Result<ListAllResult> listAll(Client& client, const Resource& r, const std::string& ns, ListOptions opts) {

@@ -40,7 +40,8 @@ Resource events();
 Resource leases();
 Resource namespaces();
 Resource connectionPoolPolicies();
-Resource clusterConnectionBudgets();  // cluster scoped
+Resource clusterConnectionBudgets();       // cluster scoped
+Resource clusterConnectionPoolPolicies();  // cluster scoped
 }  // namespace resources
 
 struct ListOptions {

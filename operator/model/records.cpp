@@ -222,6 +222,11 @@ bool isPolicy(const json& obj) {
   return obj.is_object() && kindOf(obj) == "ConnectionPoolPolicy" && apiVersionOf(obj).starts_with("poolguard.dev/");
 }
 
+bool isClusterPolicy(const json& obj) {
+  return obj.is_object() && kindOf(obj) == policy::Policy::kClusterPolicyKind &&
+         apiVersionOf(obj).starts_with("poolguard.dev/");
+}
+
 ObjectMeta decodeMeta(const json& obj, Diagnostics& d) {
   ObjectMeta m;
   At top = root(obj);
@@ -354,6 +359,7 @@ PolicyObject decodePolicy(const json& obj) {
   PolicyObject p;
   Diagnostics ignored;  // the API server validated the object; policy::fromJson reports what the spec breaks
   p.meta = decodeMeta(obj, ignored);
+  p.cluster = isClusterPolicy(obj);
   auto parsed = policy::fromJson(obj);
   if (parsed.ok()) {
     p.parsed = std::make_shared<const policy::Policy>(std::move(parsed).value());

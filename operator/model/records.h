@@ -115,6 +115,7 @@ struct ConfigMap : kube::Object {
 // A ConnectionPoolPolicy as the operator caches it: parsed and validated once, when it arrives, and the status
 // poolguard last wrote (its own output, read back after a restart so an unchanged status is not written again).
 struct PolicyObject : kube::Object {
+  bool cluster = false;                          // a ClusterConnectionPoolPolicy
   std::shared_ptr<const policy::Policy> parsed;  // null when the spec is invalid
   std::string invalidMessage;                    // why, when it is
   json status = json::object();
@@ -133,6 +134,7 @@ BudgetObject decodeBudget(const json& obj);
 std::optional<policy::WorkloadKind> workloadKindOf(const json& obj);
 bool isHpa(const json& obj);            // autoscaling/v2 HorizontalPodAutoscaler
 bool isPolicy(const json& obj);         // poolguard.dev ConnectionPoolPolicy
+bool isClusterPolicy(const json& obj);  // poolguard.dev ClusterConnectionPoolPolicy
 bool isClusterBudget(const json& obj);  // poolguard.dev ClusterConnectionBudget
 
 // What every Kubernetes object must be, whatever its kind: apiVersion and kind strings, metadata a mapping whose

@@ -63,8 +63,14 @@ std::string policyLabel(const PolicyEntry& e) {
     if (auto it = meta->find("namespace"); it != meta->end() && it->is_string()) ns = it->get<std::string>();
     if (auto it = meta->find("name"); it != meta->end() && it->is_string()) name = it->get<std::string>();
   }
+  if (model::isClusterPolicy(e.object)) return "ClusterConnectionPoolPolicy " + (name.empty() ? "<unnamed>" : name);
   return "ConnectionPoolPolicy " + (ns.empty() ? std::string("default") : ns) + "/" +
          (name.empty() ? std::string("<unnamed>") : name);
+}
+
+// "policy shop/orders" or "ClusterConnectionPoolPolicy baseline".
+std::string policyName(const policy::Policy& p) {
+  return p.clusterScoped() ? policy::describe(p) : "policy " + p.namespace_ + "/" + p.name;
 }
 
 std::string budgetLabel(const BudgetEntry& b) {
@@ -251,17 +257,16 @@ int runRenderLoaded(const Loaded& loaded, const std::string& output, std::ostrea
     }
     const auto& pe = ws.policies[static_cast<size_t>(w->governedBy)];
     const policy::Policy& p = *pe.parsed;
-    std::string header = "# " + workloadLabel(*w) + ": policy " + p.namespace_ + "/" + p.name;
+    std::string header = "# " + workloadLabel(*w) + ": " + policyName(p);
     for (int i : w->outranked) {
       const auto& other = *ws.policies[static_cast<size_t>(i)].parsed;
-      header += " (outranks " + other.namespace_ + "/" + other.name + ")";
+      header += " (outranks " + (other.clusterScoped() ? policyName(other) : other.namespace_ + "/" + other.name) + ")";
     }
     if (p.spec.suspend) {
-      err << "note: " << workloadLabel(*w) << ": policy " << p.namespace_ << "/" << p.name
-          << " is suspended; nothing to write\n";
+      err << "note: " << workloadLabel(*w) << ": " << policyName(p) << " is suspended; nothing to write\n";
       continue;
     }
-    int32_t effective = effectiveMaxSize(ws, p);
+    int32_t effective = effectiveMaxSize(ws, p, w->record.meta.namespace_);
     if (effective != p.spec.pool.maxSize) {
       header += "; maxSize clamped from " + std::to_string(p.spec.pool.maxSize) + " to " + std::to_string(effective);
     }
@@ -273,20 +278,23 @@ int runRenderLoaded(const Loaded& loaded, const std::string& output, std::ostrea
     const controller::Plan& plan = cached->second;
     const controller::PlannedWorkload* desired = nullptr;
     for (const auto& pw : plan.workloads) {
-      if (pw.kind == w->record.kind && pw.name == w->record.meta.name) desired = &pw;
+      if (pw.kind == w->record.kind && pw.namespace_ == w->record.meta.namespace_ && pw.name == w->record.meta.name)
+        desired = &pw;
     }
     if (!desired) {
       std::string why = "cannot be rendered";
       for (const auto& st : plan.status.workloads) {
-        if (st.kind == w->record.kind && st.name == w->record.meta.name && !st.message.empty()) why = st.message;
+        if (st.kind == w->record.kind && st.name == w->record.meta.name &&
+            (st.namespace_.empty() || st.namespace_ == w->record.meta.namespace_) && !st.message.empty())
+          why = st.message;
       }
       err << w->source << ": document " << w->document << ": " << why << "\n";
       failed = true;
       continue;
     }
     for (const auto& missing : desired->missingContainers) {
-      err << "warning: " << workloadLabel(*w) << ": container " << missing << " named in spec.containers of policy "
-          << p.namespace_ << "/" << p.name << " does not exist\n";
+      err << "warning: " << workloadLabel(*w) << ": container " << missing << " named in spec.containers of "
+          << policyName(p) << " does not exist\n";
     }
     if (desired->configMap) {
       // Offline input rarely carries a uid; Enforce adds the owner reference from the live workload.
@@ -354,6 +362,7 @@ int runPlanLoaded(const Loaded& loaded, const std::string& output, std::ostream&
     for (const auto& pb : db.policies) {
       json pj{{"namespace", pb.namespace_},
               {"name", pb.name},
+              {"kind", pb.cluster ? "ClusterConnectionPoolPolicy" : "ConnectionPoolPolicy"},
               {"onExceeded", policy::toString(pb.onExceeded)},
               {"weight", pb.weight},
               {"maxSize", pb.maxSize},
@@ -423,19 +432,24 @@ int runPlanLoaded(const Loaded& loaded, const std::string& output, std::ostream&
         std::string maxSize = std::to_string(pb.effectiveMaxSize);
         if (pb.clamped) maxSize += " (clamped from " + std::to_string(pb.maxSize) + ")";
         for (const auto& pe : ws.policies) {
-          if (!pe.parsed || pe.parsed->namespace_ != pb.namespace_ || pe.parsed->name != pb.name) continue;
+          if (!pe.parsed || pe.parsed->clusterScoped() != pb.cluster || pe.parsed->name != pb.name ||
+              (!pb.cluster && pe.parsed->namespace_ != pb.namespace_))
+            continue;
           if (pe.parsed->spec.pool.maxSize > pb.maxSize) {
             maxSize += " (ceiling; asks " + std::to_string(pe.parsed->spec.pool.maxSize) + ")";
           }
         }
-        std::string policyName = pb.namespace_ + "/" + pb.name;
-        if (pb.workloads.empty()) rows.push_back({policyName, "(none)", "0", "0", "0", "-", "0", "0", maxSize});
+        // A cluster policy has a row per namespace it governs workloads in: "ccpol/<name>", the namespace in the
+        // workload column.
+        const std::string policyColumn = pb.cluster ? "ccpol/" + pb.name : pb.namespace_ + "/" + pb.name;
+        const std::string workloadPrefix = pb.cluster && !pb.namespace_.empty() ? pb.namespace_ + "/" : "";
+        if (pb.workloads.empty()) rows.push_back({policyColumn, "(none)", "0", "0", "0", "-", "0", "0", maxSize});
         for (const auto& wb : pb.workloads) {
-          rows.push_back({policyName, std::string(policy::toString(wb.facts.kind)) + "/" + wb.facts.name,
-                          std::to_string(wb.facts.podsNow),
-                          std::to_string(wb.facts.podsMax) + (wb.facts.autoscaled ? " (HPA)" : ""),
-                          std::to_string(wb.facts.surge), std::to_string(wb.perPod), std::to_string(wb.steadyState),
-                          std::to_string(wb.worstCase), maxSize});
+          rows.push_back(
+              {policyColumn, std::string(policy::toString(wb.facts.kind)) + "/" + workloadPrefix + wb.facts.name,
+               std::to_string(wb.facts.podsNow),
+               std::to_string(wb.facts.podsMax) + (wb.facts.autoscaled ? " (HPA)" : ""), std::to_string(wb.facts.surge),
+               std::to_string(wb.perPod), std::to_string(wb.steadyState), std::to_string(wb.worstCase), maxSize});
         }
       }
       printTable(rows, out, "  ");

@@ -143,8 +143,10 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
         }
       }
       ws.budgets.push_back(std::move(b));
-    } else if (model::isPolicy(d.object)) {
-      PolicyEntry e{d.source, d.index + 1, withNamespace(), std::nullopt, {}};
+    } else if (model::isPolicy(d.object) || model::isClusterPolicy(d.object)) {
+      // A cluster policy has no namespace.
+      PolicyEntry e{
+          d.source, d.index + 1, model::isClusterPolicy(d.object) ? d.object : withNamespace(), std::nullopt, {}};
       auto parsed = policy::fromJson(e.object, &e.errors);
       if (parsed) e.parsed = *parsed;
       ws.policies.push_back(std::move(e));
@@ -168,16 +170,23 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
   for (auto& w : ws.workloads) {
     std::vector<int> selecting;
     std::vector<const policy::Policy*> candidates;
+    const auto namespaceLabels = labelsOfNamespace(ws, w.record.meta.namespace_);
     for (int i = 0; i < static_cast<int>(ws.policies.size()); ++i) {
       const auto& p = ws.policies[static_cast<size_t>(i)].parsed;
-      if (!p || !policy::selects(*p, w.record.kind, w.record.meta.namespace_, w.record.meta.labels)) continue;
+      if (!p || !policy::selects(*p, w.record.kind, w.record.meta.namespace_, w.record.meta.labels, &namespaceLabels))
+        continue;
       selecting.push_back(i);
       candidates.push_back(&*p);
     }
     int best = policy::winner(candidates);
     if (best >= 0) w.governedBy = selecting[static_cast<size_t>(best)];
     for (int i : selecting) {
-      if (i != w.governedBy) w.outranked.push_back(i);
+      // A cluster policy a namespace's own policy replaces is not outranked: the workload was never its to govern.
+      if (i == w.governedBy) continue;
+      if (best >= 0 && !candidates[static_cast<size_t>(best)]->clusterScoped() &&
+          ws.policies[static_cast<size_t>(i)].parsed->clusterScoped())
+        continue;
+      w.outranked.push_back(i);
     }
   }
 
@@ -186,6 +195,7 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
     auto record = std::make_shared<model::PolicyObject>();
     model::Diagnostics ignored;  // the document was checked above
     record->meta = model::decodeMeta(e.object, ignored);
+    record->cluster = model::isClusterPolicy(e.object);
     if (e.parsed) {
       record->parsed = std::make_shared<const policy::Policy>(*e.parsed);
     } else {
@@ -200,6 +210,10 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
                                  hpa ? std::optional<model::Hpa>(*hpa) : std::nullopt});
   }
 
+  // "policy shop/orders", or "ClusterConnectionPoolPolicy baseline".
+  auto shortName = [](const policy::Policy& p) {
+    return p.clusterScoped() ? policy::describe(p) : "policy " + p.namespace_ + "/" + p.name;
+  };
   // One budget per database.name across namespaces, as plan() computes it for any of its policies.
   std::map<std::string, size_t> firstOfDatabase;
   std::map<std::string, std::optional<int32_t>> declared;
@@ -211,10 +225,9 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
     if (!p->spec.database.maxConnections) continue;
     if (const auto* b = budgetFor(ws, database); b && b->maxConnections) {
       if (*b->maxConnections != *p->spec.database.maxConnections) {
-        ws.warnings.push_back("database " + database + ": policy " + p->namespace_ + "/" + p->name +
-                              " declares maxConnections " + std::to_string(*p->spec.database.maxConnections) +
-                              "; ClusterConnectionBudget " + database + " sets " + std::to_string(*b->maxConnections) +
-                              ", which is used");
+        ws.warnings.push_back("database " + database + ": " + shortName(*p) + " declares maxConnections " +
+                              std::to_string(*p->spec.database.maxConnections) + "; ClusterConnectionBudget " +
+                              database + " sets " + std::to_string(*b->maxConnections) + ", which is used");
       }
       continue;
     }
@@ -222,7 +235,7 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
     if (seen && *seen != *p->spec.database.maxConnections) {
       ws.warnings.push_back("database " + database + ": policies declare different maxConnections (" +
                             std::to_string(*seen) + " and " + std::to_string(*p->spec.database.maxConnections) +
-                            " in " + p->namespace_ + "/" + p->name + "); the smallest is used");
+                            " in " + shortName(*p) + "); the smallest is used");
     }
     seen = std::min(seen.value_or(INT32_MAX), *p->spec.database.maxConnections);
   }
@@ -249,12 +262,20 @@ const policy::ClusterBudget* budgetFor(const Workspace& ws, const std::string& d
   return nullptr;
 }
 
-int32_t effectiveMaxSize(const Workspace& ws, const policy::Policy& p) {
+int32_t effectiveMaxSize(const Workspace& ws, const policy::Policy& p, const std::string& ns) {
   for (const auto& db : ws.databases) {
     if (db.database != p.spec.database.name) continue;
-    if (const auto* pb = db.find(p.namespace_, p.name)) return pb->effectiveMaxSize;
+    if (const auto* pb = db.find(p.clusterScoped() ? ns : p.namespace_, p.name, p.clusterScoped()))
+      return pb->effectiveMaxSize;
   }
   return p.spec.pool.maxSize;
+}
+
+std::map<std::string, std::string> labelsOfNamespace(const Workspace& ws, const std::string& ns) {
+  std::map<std::string, std::string> labels;
+  if (auto it = ws.namespaceLabels.find(ns); it != ws.namespaceLabels.end()) labels = it->second;
+  labels.emplace(model::kNamespaceNameLabel, ns);
+  return labels;
 }
 
 }  // namespace poolguard::offline

@@ -90,8 +90,11 @@ const policy::ClusterBudget* budgetFor(const Workspace& ws, const std::string& d
 // Objects without metadata.namespace are in "default", as kubectl apply would put them.
 Workspace buildWorkspace(const std::vector<policy::Document>& documents);
 
-// The effective maxSize of a policy after Clamp.
-int32_t effectiveMaxSize(const Workspace& ws, const policy::Policy& p);
+// The effective maxSize of a policy after Clamp (a cluster policy's in namespace `ns`).
+int32_t effectiveMaxSize(const Workspace& ws, const policy::Policy& p, const std::string& ns = "");
+
+// The labels of a namespace: its Namespace object's in the files, and kubernetes.io/metadata.name.
+std::map<std::string, std::string> labelsOfNamespace(const Workspace& ws, const std::string& ns);
 
 // What the operator would decide for the valid policy ws.policies[index], given the files as the cluster.
 controller::Plan planFor(const Workspace& ws, size_t index);

@@ -80,6 +80,8 @@ json selectorTo(const LabelSelector& sel) {
 
 Spec specFrom(const json& s) {
   Spec spec;
+  if (auto ns = s.find("namespaceSelector"); ns != s.end() && ns->is_object())
+    spec.namespaceSelector = selectorFrom(*ns);
   spec.selector = selectorFrom(s.at("selector"));
   spec.kinds.clear();
   for (const auto& k : s.at("kinds")) spec.kinds.push_back(enumFrom(k.get<std::string>(), kKinds));
@@ -163,7 +165,10 @@ Result<Policy> fromJson(const json& obj, std::vector<FieldError>* errors) {
   auto problems = validate(obj);
   if (errors != nullptr) *errors = problems;
   std::string name = obj.is_object() ? str(obj.value("metadata", json::object()), "name") : "";
-  if (!problems.empty()) return invalidObject("ConnectionPoolPolicy", name, problems);
+  const std::string kind = obj.is_object() && obj.value("kind", json()) == Policy::kClusterPolicyKind
+                               ? Policy::kClusterPolicyKind
+                               : "ConnectionPoolPolicy";
+  if (!problems.empty()) return invalidObject(kind, name, problems);
   try {
     json defaulted = applyDefaults(obj);
     Policy p;
@@ -179,7 +184,7 @@ Result<Policy> fromJson(const json& obj, std::vector<FieldError>* errors) {
     return p;
   } catch (const json::exception& e) {
     // validate() accepted the object, so this is a gap between the schema and the model, not bad input.
-    return Error(ErrorCode::kInternal, "ConnectionPoolPolicy \"" + name + "\": cannot convert: " + e.what());
+    return Error(ErrorCode::kInternal, kind + " \"" + name + "\": cannot convert: " + e.what());
   }
 }
 
@@ -230,6 +235,7 @@ json toJson(const Policy& p) {
 
   const Spec& s = p.spec;
   json spec;
+  if (s.namespaceSelector) spec["namespaceSelector"] = selectorTo(*s.namespaceSelector);
   spec["selector"] = selectorTo(s.selector);
   json kinds = json::array();
   for (auto k : s.kinds) kinds.push_back(toString(k));

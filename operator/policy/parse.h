@@ -48,9 +48,9 @@ Result<std::vector<Document>> parseDocuments(const std::string& text, const std:
 // Reads a file ("-" = standard input) and parses it with parseDocuments.
 Result<std::vector<Document>> readDocuments(const std::string& path);
 
-// Converts a ConnectionPoolPolicy object to the model, applying defaults. Returns every problem the API server
-// would report (schema and CEL rules, same messages), so `poolguard validate` and admission agree. On failure
-// the Error (kInvalid) lists every cause, and *errors, when given, receives them.
+// Converts a ConnectionPoolPolicy or ClusterConnectionPoolPolicy object to the model, applying defaults. Returns every
+// problem the API server would report (schema and CEL rules, same messages), so `poolguard validate` and admission
+// agree. On failure the Error (kInvalid) lists every cause, and *errors, when given, receives them.
 Result<Policy> fromJson(const json& obj, std::vector<FieldError>* errors = nullptr);
 
 // The same for a ClusterConnectionBudget (cluster scoped: metadata.name is the database's name).

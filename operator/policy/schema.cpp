@@ -456,6 +456,14 @@ Node buildSpec() {
       {"selector", "pool", "database"});
 }
 
+// A ClusterConnectionPoolPolicy's spec: a ConnectionPoolPolicy's, plus the namespaces it may govern.
+Node buildClusterPolicySpec() {
+  Node n = buildSpec();
+  n.properties.insert(n.properties.begin(), {"namespaceSelector", buildSelector()});
+  n.required.insert(n.required.begin(), "namespaceSelector");
+  return n;
+}
+
 Node buildAllocations() {
   Node allocation = object(
       {
@@ -501,6 +509,11 @@ Node buildBudgetSpec() {
 
 const Node& spec() {
   static const Node kSpec = buildSpec();
+  return kSpec;
+}
+
+const Node& clusterPolicySpec() {
+  static const Node kSpec = buildClusterPolicySpec();
   return kSpec;
 }
 
@@ -830,6 +843,16 @@ struct KindSchema {
 const KindSchema kPolicyKind{"ConnectionPoolPolicy", "connectionpoolpolicy", &schema::spec,
                              "Required value: a ConnectionPoolPolicy needs a spec with at least selector, "
                              "pool.maxSize and database.name"};
+const KindSchema kClusterPolicyKind{
+    "ClusterConnectionPoolPolicy", "clusterconnectionpoolpolicy", &schema::clusterPolicySpec,
+    "Required value: a ClusterConnectionPoolPolicy needs a spec with at least namespaceSelector, selector, "
+    "pool.maxSize and database.name"};
+// The policy kind an object says it is: a ClusterConnectionPoolPolicy, else a ConnectionPoolPolicy (whose checks
+// then report any other kind).
+const KindSchema& policyKindOf(const json& obj) {
+  if (obj.is_object() && obj.value("kind", json()) == kClusterPolicyKind.kind) return kClusterPolicyKind;
+  return kPolicyKind;
+}
 const KindSchema kBudgetKind{"ClusterConnectionBudget", "clusterconnectionbudget", &schema::budgetSpec, nullptr};
 
 json defaultsFor(const json& obj, const KindSchema& k) {
@@ -894,10 +917,10 @@ std::vector<FieldError> validateKind(const json& obj, const KindSchema& k) {
 
 }  // namespace
 
-json applyDefaults(const json& obj) { return defaultsFor(obj, kPolicyKind); }
+json applyDefaults(const json& obj) { return defaultsFor(obj, policyKindOf(obj)); }
 json applyBudgetDefaults(const json& obj) { return defaultsFor(obj, kBudgetKind); }
 
-std::vector<FieldError> validate(const json& obj) { return validateKind(obj, kPolicyKind); }
+std::vector<FieldError> validate(const json& obj) { return validateKind(obj, policyKindOf(obj)); }
 std::vector<FieldError> validateBudget(const json& obj) { return validateKind(obj, kBudgetKind); }
 
 }  // namespace poolguard::policy

@@ -55,6 +55,9 @@ struct Node {
 
 // ConnectionPoolPolicy.spec as the CRD declares it.
 const Node& spec();
+// ClusterConnectionPoolPolicy.spec as its CRD (crds/poolguard.dev_clusterconnectionpoolpolicies.yaml) declares it:
+// spec() plus a required namespaceSelector.
+const Node& clusterPolicySpec();
 // ClusterConnectionBudget.spec as its CRD (crds/poolguard.dev_clusterconnectionbudgets.yaml) declares it.
 const Node& budgetSpec();
 

@@ -9,13 +9,20 @@ std::string WorkloadKey::toString() const {
 }
 
 bool selects(const policy::Policy& p, policy::WorkloadKind kind, const std::string& ns,
-             const std::map<std::string, std::string>& labels) {
-  if (p.namespace_ != ns) return false;
+             const std::map<std::string, std::string>& labels,
+             const std::map<std::string, std::string>* namespaceLabels) {
+  if (p.clusterScoped()) {
+    if (namespaceLabels == nullptr || !p.spec.namespaceSelector) return false;
+    if (!poolguard::matches(*p.spec.namespaceSelector, *namespaceLabels)) return false;
+  } else if (p.namespace_ != ns) {
+    return false;
+  }
   if (std::find(p.spec.kinds.begin(), p.spec.kinds.end(), kind) == p.spec.kinds.end()) return false;
   return poolguard::matches(p.spec.selector, labels);
 }
 
 bool outranks(const policy::Policy& a, const policy::Policy& b) {
+  if (a.clusterScoped() != b.clusterScoped()) return !a.clusterScoped();  // the namespace's own policy wins
   if (a.spec.priority != b.spec.priority) return a.spec.priority > b.spec.priority;
   // RFC 3339 timestamps in UTC with a fixed layout compare correctly as strings; an empty one (not yet
   // persisted) sorts last.

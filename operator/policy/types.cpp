@@ -95,4 +95,13 @@ int allocationOf(const ClusterBudget& budget, const std::map<std::string, std::s
   return -1;
 }
 
+std::string describe(const Policy& p) {
+  return p.clusterScoped() ? std::string(Policy::kClusterPolicyKind) + " " + p.name
+                           : "ConnectionPoolPolicy " + p.namespace_ + "/" + p.name;
+}
+
+bool sameObject(const Policy& a, const Policy& b) {
+  return a.clusterScoped() == b.clusterScoped() && a.namespace_ == b.namespace_ && a.name == b.name;
+}
+
 }  // namespace poolguard::policy

@@ -130,6 +130,9 @@ struct Usage {
 };
 
 struct Spec {
+  // A ClusterConnectionPoolPolicy's: the namespaces whose workloads it may govern (required there; nullopt for a
+  // ConnectionPoolPolicy).
+  std::optional<LabelSelector> namespaceSelector;
   LabelSelector selector;
   std::vector<WorkloadKind> kinds{WorkloadKind::kDeployment, WorkloadKind::kStatefulSet};
   std::vector<std::string> containers;  // empty: all containers
@@ -154,7 +157,17 @@ struct Policy {
   int64_t generation = 0;
   std::string creationTimestamp;  // RFC 3339, used for the priority tie-break (oldest wins)
   Spec spec;
+
+  // A ClusterConnectionPoolPolicy (cluster scoped, namespace_ empty): it governs the selected workloads of the
+  // namespaces its namespaceSelector matches that no ConnectionPoolPolicy governs.
+  bool clusterScoped() const { return kind == kClusterPolicyKind; }
+  static constexpr const char* kClusterPolicyKind = "ClusterConnectionPoolPolicy";
 };
+
+// "ConnectionPoolPolicy shop/orders" or "ClusterConnectionPoolPolicy baseline", for messages.
+std::string describe(const Policy& p);
+// The same object: same kind, namespace and name.
+bool sameObject(const Policy& a, const Policy& b);
 
 const char* toString(WorkloadKind k);
 const char* toString(Mode m);

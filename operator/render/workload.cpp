@@ -164,10 +164,10 @@ Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const model::Wor
     containers.push_back(c);
   }
 
-  json body{{"apiVersion", "apps/v1"},
-            {"kind", kindName},
-            {"metadata",
-             {{"name", id->name}, {"namespace", id->namespace_}, {"annotations", {{kPolicyAnnotation, p.name}}}}}};
+  json body{
+      {"apiVersion", "apps/v1"},
+      {"kind", kindName},
+      {"metadata", {{"name", id->name}, {"namespace", id->namespace_}, {"annotations", {{ownerKey(p), p.name}}}}}};
   json tmpl = json::object();
   if (p.spec.rollout.restartOnChange)
     tmpl["metadata"] = {{"annotations", {{kSettingsHashAnnotation, out.settings.hash}}}};
@@ -181,11 +181,9 @@ Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const model::Wor
     if (!out.settings.pgbouncerIni.empty()) data[kPgBouncerIniKey] = out.settings.pgbouncerIni;
     json labels{{kManagedByLabel, kManagedByValue}};
     // A label value holds at most 63 characters; the annotation always carries the full policy name.
-    if (p.name.size() <= kMaxLabelValueLength) labels[kPolicyLabel] = p.name;
-    json metadata{{"name", cmName},
-                  {"namespace", id->namespace_},
-                  {"labels", labels},
-                  {"annotations", {{kPolicyAnnotation, p.name}}}};
+    if (p.name.size() <= kMaxLabelValueLength) labels[ownerKey(p)] = p.name;
+    json metadata{
+        {"name", cmName}, {"namespace", id->namespace_}, {"labels", labels}, {"annotations", {{ownerKey(p), p.name}}}};
     // The workload owns its ConfigMap so garbage collection removes it with the workload. Not a controller
     // reference (poolguard, not the workload's controller, manages it) and not blocking deletion (that would
     // need update rights on the workload's finalizers).
@@ -211,11 +209,14 @@ Comparison compareWorkload(const model::Workload& live, const DesiredWorkload& d
   auto& diff = out.differences;
 
   const json& body = desired.apply;
-  std::string wantPolicy = body["metadata"]["annotations"].value(kPolicyAnnotation, "");
-  std::string livePolicy = mapValue(live.meta.annotations, kPolicyAnnotation);
-  if (livePolicy != wantPolicy) {
-    diff.push_back(std::string("annotation ") + kPolicyAnnotation + ": " +
-                   (livePolicy.empty() ? "missing" : "live " + livePolicy) + ", desired " + wantPolicy);
+  // The owner annotation of the governing policy's scope, and none of the other (a workload handed over between a
+  // cluster policy and its namespace's own is rewritten, which drops the other).
+  for (const char* key : {kPolicyAnnotation, kClusterPolicyAnnotation}) {
+    std::string want = body["metadata"]["annotations"].value(key, "");
+    std::string have = mapValue(live.meta.annotations, key);
+    if (have == want) continue;
+    diff.push_back(std::string("annotation ") + key + ": " + (have.empty() ? "missing" : "live " + have) +
+                   ", desired " + (want.empty() ? "none" : want));
   }
 
   static const json::json_pointer hashPtr("/spec/template/metadata/annotations/poolguard.dev~1settings-hash");
@@ -302,6 +303,12 @@ Comparison compareConfigMap(const model::ConfigMap* live, const DesiredWorkload&
       diff.push_back("ConfigMap " + cmName + " label " + it.key() + ": " + (have.empty() ? "missing" : "live " + have) +
                      ", desired " + it.value().get<std::string>());
     }
+  }
+  // The other scope's owner label goes when a policy of the other scope takes the workload over.
+  for (const char* key : {kPolicyLabel, kClusterPolicyLabel}) {
+    std::string have = mapValue(live->meta.labels, key);
+    if (!have.empty() && !wantLabels.contains(key))
+      diff.push_back("ConfigMap " + cmName + " label " + key + ": live " + have + ", desired none");
   }
   return out;
 }

@@ -2,7 +2,8 @@
 // The objects Enforce writes for one workload, as server-side-apply bodies that carry exactly the fields
 // poolguard owns (field manager "poolguard"), and the comparison Audit and the no-op check use. Pure.
 //
-// Workload body: apiVersion, kind, metadata{name, namespace, annotations[poolguard.dev/policy]},
+// Workload body: apiVersion, kind, metadata{name, namespace, annotations[poolguard.dev/policy, or
+// poolguard.dev/cluster-policy for a ClusterConnectionPoolPolicy]},
 // spec.template.metadata.annotations[poolguard.dev/settings-hash] (when rollout.restartOnChange), and
 // spec.template.spec.containers[] = {name, env[]} (Env) or {name, envFrom[]} (ConfigMap) for the selected
 // containers only, never initContainers. The API server merges the body into the live object and validates the
@@ -30,6 +31,13 @@ using json = nlohmann::json;
 inline constexpr const char* kSettingsHashAnnotation = "poolguard.dev/settings-hash";
 inline constexpr const char* kPolicyAnnotation = "poolguard.dev/policy";
 inline constexpr const char* kPolicyLabel = "poolguard.dev/policy";
+// A ClusterConnectionPoolPolicy marks what it writes with these instead.
+inline constexpr const char* kClusterPolicyAnnotation = "poolguard.dev/cluster-policy";
+inline constexpr const char* kClusterPolicyLabel = "poolguard.dev/cluster-policy";
+// The annotation (and ConfigMap label) key that names `p` on what it writes.
+inline const char* ownerKey(const policy::Policy& p) {
+  return p.clusterScoped() ? kClusterPolicyAnnotation : kPolicyAnnotation;
+}
 inline constexpr const char* kManagedByLabel = "app.kubernetes.io/managed-by";
 inline constexpr const char* kManagedByValue = "poolguard";
 inline constexpr const char* kPgBouncerIniKey = "pgbouncer.ini";

@@ -11,7 +11,8 @@ using json = nlohmann::json;
 void installCrds() {
   auto r = cluster().kubectl({"apply", "-f", sourceDir() + "/crds/"});
   ASSERT_EQ(r.exitCode, 0) << r.err;
-  for (const char* crd : {"crd/connectionpoolpolicies.poolguard.dev", "crd/clusterconnectionbudgets.poolguard.dev"}) {
+  for (const char* crd : {"crd/connectionpoolpolicies.poolguard.dev", "crd/clusterconnectionbudgets.poolguard.dev",
+                          "crd/clusterconnectionpoolpolicies.poolguard.dev"}) {
     r = cluster().waitEstablished(crd);
     ASSERT_EQ(r.exitCode, 0) << r.err;
   }

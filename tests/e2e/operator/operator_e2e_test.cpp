@@ -4,6 +4,7 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "support/cluster.h"
@@ -341,6 +342,83 @@ TEST_F(OperatorE2E, AllocationsShareADatabaseByNamespaceLabelsAndRelabellingMove
       60s))
       << budgetStatus().dump(2);
   cluster().kubectl({"delete", "ccb", database, "--ignore-not-found"});
+}
+
+TEST_F(OperatorE2E, AClusterPolicyGovernsNamespacesWithoutTheirOwnAndHandsOverWithOneRollout) {
+  const std::string a = testNamespace("ccpol-a");
+  const std::string database = g_database;
+  const std::string b = createNamespace("ccpol-b");
+  const std::string key = "e2e.poolguard.dev/tier-" + a;  // a label only this test uses
+  const std::string name = "baseline-" + a;
+  for (const auto& ns : {a, b}) {
+    auto r = cluster().kubectl({"label", "namespace", ns, key + "=apps"});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    applyYaml(ns, deploymentYaml("web", 1));
+  }
+  auto r = cluster().kubectl(
+      {"apply", "-f", "-"},
+      "apiVersion: poolguard.dev/v1alpha1\nkind: ClusterConnectionPoolPolicy\nmetadata:\n  name: " + name +
+          "\nspec:\n  namespaceSelector: {matchLabels: {" + key +
+          ": apps}}\n  selector: {matchLabels: {app: web}}\n  containers: [app]\n"
+          "  pool: {maxSize: 6}\n  database: {name: " +
+          database + ", maxConnections: 100}\n");
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  auto web = [&](const std::string& ns) { return getJson(ns, "deployment/web"); };
+  auto maxSizeIn = [&](const std::string& ns) { return envValue(web(ns), "app", "POOL_MAX_SIZE"); };
+  auto owner = [&](const std::string& ns, const std::string& annotation) {
+    return web(ns)["metadata"].value("annotations", json::object()).value(annotation, "");
+  };
+  auto clusterPolicy = [&] {
+    auto got = cluster().kubectl({"get", "ccpol", name, "-o", "json"});
+    return got.exitCode == 0 ? json::parse(got.out, nullptr, false) : json();
+  };
+  ASSERT_TRUE(eventually([&] { return maxSizeIn(a) == "6" && maxSizeIn(b) == "6"; }, 60s)) << clusterPolicy().dump(2);
+  EXPECT_EQ(owner(a, "poolguard.dev/cluster-policy"), name);
+  ASSERT_TRUE(eventually(
+      [&] {
+        json st = clusterPolicy().value("status", json::object());
+        return st.value("workloads", json::object()).value("applied", -1) == 2;
+      },
+      60s))
+      << clusterPolicy().dump(2);
+  std::set<std::string> listed;
+  const json governing = clusterPolicy();
+  for (const auto& w : governing["status"]["workloadStatuses"]) listed.insert(w.value("namespace", ""));
+  EXPECT_EQ(listed, (std::set<std::string>{a, b})) << "each workload status names its namespace";
+
+  // b's own policy takes its workload over: one write (one new generation, one rollout), owned by the policy.
+  const int64_t before = web(b)["metadata"].value("generation", int64_t{0});
+  applyYaml(b, policyYaml("own", 10, "", database));
+  ASSERT_TRUE(eventually([&] { return maxSizeIn(b) == "10"; }, 60s)) << getJson(b, "cpol/own").dump(2);
+  EXPECT_TRUE(eventually([&] { return owner(b, "poolguard.dev/policy") == "own"; }, 30s));
+  EXPECT_EQ(owner(b, "poolguard.dev/cluster-policy"), "") << "the cluster policy's mark is gone with its fields";
+  std::this_thread::sleep_for(3s);  // anything else that would write has had its turn
+  EXPECT_EQ(web(b)["metadata"].value("generation", int64_t{0}), before + 1) << "handed over in one write";
+  EXPECT_TRUE(eventually(
+      [&] { return clusterPolicy()["status"].value("workloads", json::object()).value("matched", -1) == 1; }, 30s))
+      << "b's workload is no longer the cluster policy's: " << clusterPolicy().dump(2);
+  EXPECT_EQ(maxSizeIn(a), "6");
+
+  // Deleting b's policy hands the workload back, again in one write.
+  auto del = cluster().kubectl({"-n", b, "delete", "cpol", "own"});
+  ASSERT_EQ(del.exitCode, 0) << del.err;
+  EXPECT_TRUE(eventually([&] { return maxSizeIn(b) == "6" && owner(b, "poolguard.dev/cluster-policy") == name; }, 60s))
+      << web(b).dump(2);
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(web(b)["metadata"].value("generation", int64_t{0}), before + 2);
+
+  // a leaves the namespaceSelector: its workload's settings are given back.
+  auto unlabel = cluster().kubectl({"label", "namespace", a, key + "-"});
+  ASSERT_EQ(unlabel.exitCode, 0) << unlabel.err;
+  EXPECT_TRUE(eventually([&] { return maxSizeIn(a).empty() && owner(a, "poolguard.dev/cluster-policy").empty(); }, 60s))
+      << web(a).dump(2);
+  EXPECT_EQ(envValue(web(a), "app", "KEEP_ME"), "mine") << "only poolguard's fields go";
+
+  // Deleting the cluster policy removes what it wrote.
+  auto gone = cluster().kubectl({"delete", "ccpol", name});
+  ASSERT_EQ(gone.exitCode, 0) << gone.err;
+  EXPECT_TRUE(eventually([&] { return maxSizeIn(b).empty() && owner(b, "poolguard.dev/cluster-policy").empty(); }, 60s))
+      << web(b).dump(2);
 }
 
 TEST_F(OperatorE2E, DeletingThePolicyRemovesOnlyPoolguardFields) {

@@ -1,11 +1,13 @@
 // The offline commands and the operator decide with one engine (controller/plan.h): for each manifest set of
 // tests/testdata/parity (profiles, ConfigMap delivery, HPAs and rollout strategies, Clamp across namespaces,
-// conflicts and Audit, a ClusterConnectionBudget with ceilings, and one with allocations), apply it to the local
+// conflicts and Audit, a ClusterConnectionBudget with ceilings, one with allocations, and a
+// ClusterConnectionPoolPolicy), apply it to the local
 // cluster, let the operator converge, and compare every field poolguard owns on the workloads and ConfigMaps with
 // `poolguard render`, and every policy's status.budget with `poolguard plan`.
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -90,8 +92,11 @@ std::vector<std::string> differences(const json& rendered, const json& planned) 
       }
       continue;
     }
-    const std::string policyName = item["metadata"]["annotations"].value("poolguard.dev/policy", "");
-    json policy = getJson(ns, "cpol/" + policyName);
+    const json& annotations = item["metadata"]["annotations"];
+    const bool byClusterPolicy = annotations.contains("poolguard.dev/cluster-policy");
+    const std::string policyName =
+        annotations.value(byClusterPolicy ? "poolguard.dev/cluster-policy" : "poolguard.dev/policy", "");
+    json policy = getJson(ns, (byClusterPolicy ? "ccpol/" : "cpol/") + policyName);
     json live = getJson(ns, (kind == "Deployment" ? "deployment/" : "statefulset/") + name);
     if (!live.is_object() || !policy.is_object()) {
       diffs.push_back(what + ": cannot read it or its policy " + policyName);
@@ -106,12 +111,22 @@ std::vector<std::string> differences(const json& rendered, const json& planned) 
     compareWorkload(item, live, what, diffs);
   }
   for (const auto& db : planned["databases"]) {
+    // A cluster policy has an entry per namespace it governs workloads in; its status sums them.
+    std::map<std::string, std::pair<int64_t, int64_t>> clusterTotals;  // name -> (worst case, smallest maxSize)
     for (const auto& p : db["policies"]) {
+      if (p.value("kind", "") != "ClusterConnectionPoolPolicy") continue;
+      auto [it, fresh] = clusterTotals.try_emplace(p.value("name", ""), 0, INT64_MAX);
+      it->second.first += p["worstCase"].get<int64_t>();
+      it->second.second = std::min(it->second.second, p["effectiveMaxSize"].get<int64_t>());
+    }
+    for (const auto& p : db["policies"]) {
+      const bool clusterPolicy = p.value("kind", "") == "ClusterConnectionPoolPolicy";
       const std::string ns = p.value("namespace", ""), name = p.value("name", "");
-      json live = getJson(ns, "cpol/" + name);
+      json live = getJson(clusterPolicy ? "default" : ns, (clusterPolicy ? "ccpol/" : "cpol/") + name);
       const json status = live.is_object() ? live.value("status", json::object()) : json::object();
       const json budget = status.value("budget", json::object());
-      const std::string what = "policy " + ns + "/" + name + " status.budget";
+      const std::string what =
+          (clusterPolicy ? "ClusterConnectionPoolPolicy " : "policy " + ns + "/") + name + " status.budget";
       if (!live.is_object() || status.value("observedGeneration", -1) != live["metadata"].value("generation", 0)) {
         diffs.push_back("policy " + ns + "/" + name + ": status not yet for its generation");
         continue;
@@ -127,6 +142,11 @@ std::vector<std::string> differences(const json& rendered, const json& planned) 
       expect("available", db.value("available", json()));
       expect("steadyState", db["steadyState"]);
       expect("worstCase", db["worstCase"]);
+      if (clusterPolicy) {
+        expect("policyWorstCase", clusterTotals[name].first);
+        expect("effectiveMaxSize", clusterTotals[name].second);
+        continue;
+      }
       expect("policyWorstCase", p["worstCase"]);
       expect("effectiveMaxSize", p["effectiveMaxSize"]);
       if (db.contains("allocations")) {
@@ -197,7 +217,7 @@ TEST_P(ParityE2E, RenderAndPlanSayWhatTheOperatorWritesAndReports) {
 
 INSTANTIATE_TEST_SUITE_P(ManifestSets, ParityE2E,
                          ::testing::Values("profiles", "configmap", "hpa", "clamp", "conflicts", "budget",
-                                           "allocations"));
+                                           "allocations", "cluster"));
 
 }  // namespace
 }  // namespace poolguard::testing

@@ -308,5 +308,96 @@ TEST(Plan, APolicyWhoseAllocationIsOverIsOverBudgetThoughTheDatabaseFits) {
   EXPECT_EQ(status["budget"]["allocation"], json({{"name", "retail"}, {"maxConnections", 50}, {"worstCase", 80}}));
 }
 
+PolicyView clusterPolicyView(const std::string& name, json namespaceSelector, json spec = json::object()) {
+  json base = {{"namespaceSelector", std::move(namespaceSelector)},
+               {"selector", {{"matchLabels", {{"app", "web"}}}}},
+               {"containers", {"app"}},
+               {"pool", {{"maxSize", 10}}},
+               {"database", {{"name", "orders"}, {"maxConnections", 100}}}};
+  base.merge_patch(spec);
+  json obj = {
+      {"apiVersion", "poolguard.dev/v1alpha1"},
+      {"kind", "ClusterConnectionPoolPolicy"},
+      {"metadata",
+       {{"name", name}, {"generation", 1}, {"resourceVersion", "1"}, {"creationTimestamp", "2026-01-01T00:00:00Z"}}},
+      {"spec", base}};
+  auto record = std::make_shared<const model::PolicyObject>(model::decodePolicy(obj));
+  EXPECT_TRUE(record->parsed) << record->invalidMessage;
+  EXPECT_TRUE(record->cluster);
+  return viewOf(record);
+}
+
+TEST(Plan, AClusterPolicyGovernsTheMatchingNamespacesThatHaveNoPolicyOfTheirOwn) {
+  auto baseline = clusterPolicyView("baseline", {{"matchLabels", {{"tier", "apps"}}}});
+  auto own = policyView("team-b", "pool", {{"pool", {{"maxSize", 4}}}});
+  auto s = snapshotOf(baseline, {baseline, own},
+                      {deployment("team-a", "web", 2), deployment("team-b", "web", 2), deployment("other", "web", 2)});
+  s.namespaceLabels = {{"team-a", {{"tier", "apps"}}}, {"team-b", {{"tier", "apps"}}}};
+  Plan p = plan(s);
+  // team-a: governed; team-b: its own policy's, left alone (no conflict); other: not selected by namespace.
+  ASSERT_EQ(p.workloads.size(), 1u);
+  EXPECT_EQ(p.workloads[0].namespace_, "team-a");
+  EXPECT_TRUE(p.workloads[0].writeWorkload);
+  EXPECT_EQ(p.workloads[0].apply["metadata"]["annotations"]["poolguard.dev/cluster-policy"], "baseline");
+  EXPECT_FALSE(p.workloads[0].apply["metadata"]["annotations"].contains("poolguard.dev/policy"));
+  ASSERT_EQ(p.status.workloads.size(), 1u);
+  EXPECT_EQ(p.status.workloads[0].namespace_, "team-a");
+  json status = buildStatus(p.status, {}, "2026-01-01T00:00:00Z");
+  EXPECT_EQ(status["workloadStatuses"][0]["namespace"], "team-a");
+  // The budget counts both: the cluster policy's pool in team-a, the namespace's own in team-b.
+  EXPECT_EQ(p.database.worstCase, (2 + 1) * 10 + (2 + 1) * 4);
+  ASSERT_NE(p.database.find("team-a", "baseline", /*cluster=*/true), nullptr);
+  EXPECT_EQ(p.database.find("team-a", "baseline"), nullptr) << "not a ConnectionPoolPolicy of team-a";
+
+  // The namespace's own policy sees the same budget, and governs its workload.
+  s.self = own;
+  Plan q = plan(s);
+  EXPECT_EQ(q.database.worstCase, p.database.worstCase);
+  ASSERT_EQ(q.workloads.size(), 1u);
+  EXPECT_EQ(envIn(q.workloads[0].apply, "POOL_MAX_SIZE"), "4");
+}
+
+TEST(Plan, AmongClusterPoliciesPriorityDecidesAndTheLoserSaysSo) {
+  auto low = clusterPolicyView("low", json::object());
+  auto high = clusterPolicyView("high", json::object(), {{"priority", 5}});
+  auto s = snapshotOf(low, {low, high}, {deployment("team-a", "web", 1)});
+  Plan p = plan(s);
+  ASSERT_EQ(p.status.workloads.size(), 1u);
+  EXPECT_EQ(p.status.workloads[0].state, WorkloadState::kConflicted);
+  EXPECT_THAT(p.status.workloads[0].message, ::testing::HasSubstr("governed by ClusterConnectionPoolPolicy high"));
+  EXPECT_TRUE(p.workloads.empty());
+}
+
+TEST(Plan, AClusterPolicysPoolsAreClampedPerAllocationOfTheirNamespace) {
+  auto baseline = clusterPolicyView("baseline", json::object(), {{"budget", {{"onExceeded", "Clamp"}}}});
+  // (6 + 2 surge) x 10 = 80 in each namespace.
+  auto s = snapshotOf(baseline, {baseline}, {deployment("team-a", "web", 6), deployment("team-b", "web", 6)});
+  s.clusterBudget = clusterBudget(1000, std::nullopt);
+  s.clusterBudget->allocations = {allocation("small", "small", 40)};
+  s.namespaceLabels = {{"team-a", {{"team", "small"}}}};
+  Plan p = plan(s);
+  ASSERT_EQ(p.workloads.size(), 2u);
+  std::map<std::string, std::string> sizes;
+  for (const auto& w : p.workloads) sizes[w.namespace_] = envIn(w.apply, "POOL_MAX_SIZE");
+  EXPECT_EQ(sizes["team-a"], "5") << "40 / 8 pods in the small allocation";
+  EXPECT_EQ(sizes["team-b"], "10") << "the rest fits";
+  EXPECT_EQ(p.status.budget.effectiveMaxSize, 5) << "the status reports the smallest pool";
+  EXPECT_EQ(p.status.budget.policyWorstCase, 40 + 80);
+  EXPECT_FALSE(p.status.budget.allocation) << "a cluster policy's namespaces may be in several shares";
+}
+
+TEST(Plan, AClusterPolicyReleasesAWorkloadWhoseNamespaceLeftItsSelectorButNotOneHandedOver) {
+  auto baseline = clusterPolicyView("baseline", {{"matchLabels", {{"tier", "apps"}}}});
+  json mine = {{"annotations", {{"poolguard.dev/cluster-policy", "baseline"}}}};
+  auto s = snapshotOf(baseline, {baseline}, {deployment("left", "web", 1, mine), deployment("taken", "web", 1, mine)});
+  s.namespaceLabels = {{"taken", {{"tier", "apps"}}}};  // "left" lost its label
+  auto own = policyView("taken", "pool", json::object());
+  s.policies.push_back(own);
+  Plan p = plan(s);
+  ASSERT_EQ(p.releases.size(), 1u);
+  EXPECT_EQ(p.releases[0].namespace_, "left");
+  EXPECT_TRUE(p.workloads.empty()) << "taken is its own policy's now: that policy writes over ours";
+}
+
 }  // namespace
 }  // namespace poolguard::controller

@@ -236,6 +236,50 @@ TEST_F(OfflineCommands, PlanPrintsEachAllocationAndClampsOnlyWithinTheOneOver) {
   EXPECT_NE(over.str().find("an allocation's worst case is above its share"), std::string::npos) << over.str();
 }
 
+TEST_F(OfflineCommands, AClusterPolicyGovernsTheNamespacesItSelectsThatHaveNoPolicyOfTheirOwn) {
+  // baseline (maxSize 6) for namespaces labelled tier=apps: team-a has no policy of its own, team-b has one (10),
+  // team-c is not labelled.
+  const std::string baseline =
+      "apiVersion: poolguard.dev/v1alpha1\nkind: ClusterConnectionPoolPolicy\nmetadata:\n  name: baseline\n"
+      "  creationTimestamp: \"2024-01-01T00:00:00Z\"\nspec:\n  namespaceSelector:\n    matchLabels:\n      tier: apps\n"
+      "  selector:\n    matchLabels:\n      app: web\n  pool:\n    maxSize: 6\n  database:\n    name: orders\n"
+      "    maxConnections: 100\n";
+  auto f =
+      write("all.yaml",
+            baseline +
+                "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-b\n  labels:\n"
+                "    tier: apps\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n"
+                "  labels:\n    tier: apps\n---\n" +
+                policyYaml("team-b", "own", "web", 10) + "---\n" + deploymentYaml("team-a", "web", "web", 2) + "---\n" +
+                deploymentYaml("team-b", "web", "web", 2) + "---\n" + deploymentYaml("team-c", "web", "web", 2));
+  EXPECT_EQ(runValidate({f}, "text", out_, err_), kExitOk) << out_.str() << err_.str();
+  EXPECT_NE(out_.str().find("ClusterConnectionPoolPolicy baseline: valid"), std::string::npos) << out_.str();
+
+  std::ostringstream rendered, rerr;
+  EXPECT_EQ(runRender({f}, "json", rendered, rerr), kExitOk) << rerr.str();
+  std::map<std::string, std::string> sizes, owners;
+  const json list = json::parse(rendered.str());
+  for (const auto& item : list["items"]) {
+    const std::string ns = item["metadata"]["namespace"];
+    for (const auto& e : item["spec"]["template"]["spec"]["containers"][0]["env"])
+      if (e["name"] == "POOL_MAX_SIZE") sizes[ns] = e["value"];
+    for (const auto& [k, v] : item["metadata"]["annotations"].items()) owners[ns] = k + "=" + v.get<std::string>();
+  }
+  EXPECT_EQ(sizes, (std::map<std::string, std::string>{{"team-a", "6"}, {"team-b", "10"}}));
+  EXPECT_EQ(owners["team-a"], "poolguard.dev/cluster-policy=baseline");
+  EXPECT_EQ(owners["team-b"], "poolguard.dev/policy=own");
+  EXPECT_NE(rerr.str().find("Deployment team-c/web: no valid policy selects it"), std::string::npos) << rerr.str();
+
+  std::ostringstream planned, perr;
+  EXPECT_EQ(runPlan({f}, "text", planned, perr), kExitOk) << perr.str();
+  // (2 + 1) x 6 + (2 + 1) x 10 = 48.
+  EXPECT_NE(planned.str().find("ccpol/baseline  Deployment/team-a/web  2     2         1      6        12      18"),
+            std::string::npos)
+      << planned.str();
+  EXPECT_NE(planned.str().find("orders    100  3         97         32      48     WithinBudget"), std::string::npos)
+      << planned.str();
+}
+
 TEST_F(OfflineCommands, AnInvalidOrSecondClusterBudgetIsReportedAndNotUsed) {
   auto f = write("b.yaml", budgetYaml("  maxConnections: 10\n  reservedConnections: 10\n  ceilings:\n"
                                       "    maxSize: 0\n") +

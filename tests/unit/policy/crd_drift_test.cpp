@@ -127,6 +127,23 @@ TEST(CrdDrift, EveryFieldIsDescribed) {
   EXPECT_GT(checked, 100);
 }
 
+TEST(CrdDrift, TheClusterPolicySpecIsAPolicySpecWithANamespaceSelector) {
+  json crd = loadCrd("poolguard.dev_clusterconnectionpoolpolicies.yaml");
+  EXPECT_EQ(crd["metadata"]["name"], "clusterconnectionpoolpolicies.poolguard.dev");
+  EXPECT_EQ(crd["spec"]["scope"], "Cluster");
+  EXPECT_EQ(crd["spec"]["names"]["kind"], "ClusterConnectionPoolPolicy");
+  EXPECT_EQ(crd["spec"]["names"]["shortNames"], json::array({"ccpol"}));
+  const json& spec = version(crd)["schema"]["openAPIV3Schema"]["properties"]["spec"];
+  compare(spec, schema::clusterPolicySpec(), "spec");
+  // The same printer columns as a ConnectionPoolPolicy's, and each workload status names its namespace.
+  EXPECT_EQ(version(crd)["additionalPrinterColumns"], version(loadCrd())["additionalPrinterColumns"]);
+  EXPECT_TRUE(version(crd)["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["workloadStatuses"]
+                          ["items"]["properties"]
+                              .contains("namespace"));
+  int checked = 0;
+  requireDescriptions(version(crd)["schema"]["openAPIV3Schema"], "", checked);
+}
+
 TEST(CrdDrift, NamesAndColumnsPerContract) {
   json crd = loadCrd();
   EXPECT_EQ(crd["metadata"]["name"], "connectionpoolpolicies.poolguard.dev");
