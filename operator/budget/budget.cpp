@@ -174,6 +174,17 @@ DatabaseBudget computeDatabase(const std::string& database, std::optional<int32_
       const AllocationBudget& share = g < allocations.size() ? db.allocations[g] : *db.unallocated;
       if (share.maxConnections) clampWithin(policies, members, *share.maxConnections, worstFactor, effective);
     }
+    // Allocations that promise more than there is (each share fits, the sum does not): the database as a whole is
+    // still held to available, from what each share left.
+    if (db.available) {
+      std::vector<PolicyInput> afterShares = policies;
+      std::vector<size_t> all(policies.size());
+      for (size_t i = 0; i < all.size(); ++i) {
+        all[i] = i;
+        afterShares[i].maxSize = effective[i];
+      }
+      clampWithin(afterShares, all, *db.available, worstFactor, effective);
+    }
   }
 
   for (size_t i = 0; i < policies.size(); ++i) {

@@ -140,7 +140,7 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
       const auto& p = v.object;
       if (!p->parsed || !p->meta.deletionTimestamp.empty() || p->parsed->spec.database.name != name) continue;
       ++policies;
-      if (p->parsed->spec.usage.postgres && !p->parsed->clusterScoped()) {
+      if (p->parsed->spec.usage.postgres) {
         checksTheServer = true;
         aCheckEnded = aCheckEnded || (usage_ && usage_->latest(runtime::objectKey(*p), p->meta.uid).has_value());
       }

@@ -22,13 +22,11 @@ Snapshot Reconciler::gather(const std::shared_ptr<const model::PolicyObject>& po
   // cluster policy of the database may govern (by its namespaceSelector, or because it wrote a workload there that
   // it may have to give back).
   std::set<std::string> namespaces;
-  bool clusterPolicies = false;
   auto addNamespacesOf = [&](const policy::Policy& p) {
     if (!p.clusterScoped()) {
       namespaces.insert(p.namespace_);
       return;
     }
-    clusterPolicies = true;
     if (caches_.namespaces && p.spec.namespaceSelector) {
       for (const auto& n : caches_.namespaces->list()) {
         if (poolguard::matches(*p.spec.namespaceSelector, namespaceLabels(n->meta.name)))
@@ -67,8 +65,9 @@ Snapshot Reconciler::gather(const std::shared_ptr<const model::PolicyObject>& po
       if (budget.parsed && budget.meta.deletionTimestamp.empty()) s.clusterBudget = *budget.parsed;
     }
   }
-  // Namespace labels decide what cluster policies govern and which allocation a namespace counts against.
-  if ((clusterPolicies || (s.clusterBudget && !s.clusterBudget->allocations.empty())) && caches_.namespaces) {
+  // Namespace labels decide what cluster policies govern (any database's: they decide whether a workload a
+  // policy no longer selects is another's now) and which allocation a namespace counts against.
+  if (caches_.namespaces) {
     for (const auto& ns : namespaces) {
       if (auto n = caches_.namespaces->get(ns)) s.namespaceLabels.emplace(ns, n->meta.labels);
     }

@@ -256,6 +256,7 @@ int runOperator(const RunOptions& o) {
       },
       &events);
   Reconciler reconciler(*api, caches, SystemClock::instance(), &events, &metrics, &usageMonitor);
+  reconciler.setOperatorNamespace(podNamespace());
 
   runtime::ControllerOptions copts;
   copts.name = "connectionpoolpolicy";
@@ -328,7 +329,9 @@ int runOperator(const RunOptions& o) {
   }
   if (clusterPolicies) {
     // A cluster policy's own change; and, like a policy, the budget of its database (or both, when it moved).
-    clusterPolicies->addHandlers(runtime::enqueueKeys(controller->queue(), {}, policyChanged));
+    clusterPolicies->addHandlers(runtime::enqueueKeys(
+        controller->queue(), [&reconciler](const kube::Object& obj) { return reconciler.affectedByClusterPolicy(obj); },
+        policyChanged));
     if (budgetController) {
       clusterPolicies->addHandlers(runtime::enqueueKeys(
           budgetController->queue(),

@@ -111,7 +111,6 @@ Plan plan(const Snapshot& s) {
   StatusInput& in = out.status;
   in.generation = s.self.object->meta.generation;
   in.usage = s.usage;
-  in.usageNotChecked = pol.clusterScoped() && (pol.spec.usage.postgres || pol.spec.usage.prometheus);
 
   // Budget: the facts of every governed workload of every valid policy naming this database. Every policy of a
   // database sees the same budget, whichever reconciles: the smallest declared max_connections and the largest
@@ -202,6 +201,13 @@ Plan plan(const Snapshot& s) {
   // A namespaced policy counts against one share (a cluster policy's namespaces may be in several).
   if (mine && !pol.clusterScoped()) {
     if (const budget::AllocationBudget* share = db.shareOf(*mine)) in.budget.allocation = *share;
+  }
+  if (pol.clusterScoped()) {
+    std::set<const budget::AllocationBudget*> seen;
+    for (const auto* pb : mineAll) {
+      const budget::AllocationBudget* share = db.shareOf(*pb);
+      if (share && seen.insert(share).second) in.budget.shares.push_back(*share);
+    }
   }
   if (cluster) {
     const std::string source = "ClusterConnectionBudget " + cluster->database;
@@ -334,7 +340,9 @@ Plan plan(const Snapshot& s) {
       for (const auto& view : views) {
         const model::Workload& w = *view.object;
         if (annotationOf(w, owner) != name || governed.count({view.kind, workloadNs, w.meta.name})) continue;
-        if (governingPolicy(view.kind, w, s.policies, &nsLabels) != nullptr) continue;
+        if (const policy::Policy* next = governingPolicy(view.kind, w, s.policies, &nsLabels);
+            next != nullptr && writesSettings(*next))
+          continue;
         out.releases.push_back({view.kind, workloadNs, w.meta.name});
       }
     }

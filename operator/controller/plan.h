@@ -125,6 +125,11 @@ const policy::Policy* governingPolicy(policy::WorkloadKind kind, const kube::Obj
                                       const std::vector<PolicyView>& candidates,
                                       const std::map<std::string, std::string>* namespaceLabels);
 
+// Whether `p` writes its settings to the workloads it governs (Enforce, not suspended): a policy that takes a
+// workload over from another writes over the other's settings; one in Audit or suspended does not, and the other's
+// settings are released instead.
+inline bool writesSettings(const policy::Policy& p) { return p.spec.mode == policy::Mode::kEnforce && !p.spec.suspend; }
+
 // The namespaces `p` may govern workloads in, of those in the Snapshot: its own, or for a cluster policy those
 // whose labels its namespaceSelector matches.
 std::vector<std::string> namespacesOf(const Snapshot& s, const policy::Policy& p);

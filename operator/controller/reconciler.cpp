@@ -89,6 +89,28 @@ std::vector<std::string> Reconciler::clusterPoliciesFor(const std::string& ns) c
   return keys;
 }
 
+std::vector<std::string> Reconciler::affectedByClusterPolicy(const kube::Object& obj) const {
+  // Every cluster policy (one may win or lose workloads to it), and the policies of each namespace it may govern
+  // or has written to (a namespaced policy that stopped selecting a workload holds it back while this one
+  // governs it).
+  std::vector<std::string> keys = allClusterPolicies();
+  keys.push_back(obj.meta.name);
+  std::set<std::string> namespaces;
+  const auto& p = runtime::recordAs<model::PolicyObject>(obj);
+  if (p.parsed && p.parsed->spec.namespaceSelector && caches_.namespaces) {
+    for (const auto& n : caches_.namespaces->list()) {
+      if (poolguard::matches(*p.parsed->spec.namespaceSelector, namespaceLabels(n->meta.name)))
+        namespaces.insert(n->meta.name);
+    }
+  }
+  for (const auto& [kind, w] : writtenByClusterPolicy(obj.meta.name)) namespaces.insert(w->meta.namespace_);
+  for (const auto& ns : namespaces) {
+    auto more = policiesInNamespace(ns);
+    keys.insert(keys.end(), more.begin(), more.end());
+  }
+  return keys;
+}
+
 std::vector<std::string> Reconciler::allClusterPolicies() const {
   std::vector<std::string> keys;
   if (caches_.clusterPolicies) {
@@ -148,7 +170,7 @@ Result<ReconcileOutcome> Reconciler::finalize(const model::PolicyObject& obj) {
     // Another policy taking the workload over writes its own settings over ours: no cleanup, or we would
     // remove what it is about to own under the same field manager.
     const auto labels = namespaceLabels(workloadNs);
-    if (const policy::Policy* next = governingPolicy(kind, *w, candidates, &labels)) {
+    if (const policy::Policy* next = governingPolicy(kind, *w, candidates, &labels); next && writesSettings(*next)) {
       outcome.alsoEnqueue.push_back(runtime::objectKey(next->namespace_, next->name));
       handedOverConfigMaps.insert(runtime::objectKey(workloadNs, render::configMapName(kind, w->meta.name)));
       continue;
@@ -270,12 +292,10 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   // Live usage: the monitor checks off this path (controller/usage_monitor.h) and enqueues the policy when its
   // findings change; a check reads the server's max_connections, which the budget needs when no policy declares it.
   bool firstCheckPending = false;
-  if (pol.clusterScoped()) {
-    // Usage checks of a cluster policy (with Secrets in the operator's namespace) are not implemented yet; its
-    // UsageHealthy condition says so (controller/status.cpp).
-    if (usage_) usage_->forget(ns, name);
-  } else if (usage_ && (pol.spec.usage.postgres || pol.spec.usage.prometheus)) {
-    usage_->want(policyReference(policyObj), pol, governedWorkloads(snapshot));
+  if (usage_ && (pol.spec.usage.postgres || pol.spec.usage.prometheus)) {
+    // A cluster policy's Secrets are in the operator's namespace: app namespaces never hold them.
+    usage_->want(policyReference(policyObj), pol, governedWorkloads(snapshot),
+                 pol.clusterScoped() ? operatorNamespace_ : "");
     snapshot.usage = usage_->latest(key, uid);
     firstCheckPending = !snapshot.usage;
   } else if (usage_) {

@@ -84,6 +84,8 @@ class Reconciler {
   // The ClusterConnectionPoolPolicies (keys: their names) whose namespaceSelector matches namespace `ns`.
   std::vector<std::string> clusterPoliciesFor(const std::string& ns) const;
   std::vector<std::string> allClusterPolicies() const;
+  // What a ClusterConnectionPoolPolicy's change (or deletion) may change the decisions of.
+  std::vector<std::string> affectedByClusterPolicy(const kube::Object& clusterPolicy) const;
   // The policies (keys) naming `database`: those a ClusterConnectionBudget change concerns.
   std::vector<std::string> policiesOfDatabase(const std::string& database) const;
   // The database a cached policy names ("" when it is not cached or invalid).
@@ -105,6 +107,9 @@ class Reconciler {
     bool operator==(const StateSizes&) const = default;
   };
   StateSizes stateSizes() const;
+
+  // The namespace poolguard runs in: where a ClusterConnectionPoolPolicy's usage Secrets are read.
+  void setOperatorNamespace(std::string ns) { operatorNamespace_ = std::move(ns); }
 
  private:
   // Every policy of the cluster, ConnectionPoolPolicies and ClusterConnectionPoolPolicies.
@@ -147,6 +152,7 @@ class Reconciler {
   runtime::EventRecorder* events_;
   ControllerMetrics* metrics_;
   UsageMonitor* usage_;
+  std::string operatorNamespace_ = "default";
 
   // Everything remembered per object carries the object's uid: a policy or workload deleted and created again
   // under the same name is a new object, and starts with no memory.

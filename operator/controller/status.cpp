@@ -75,11 +75,6 @@ std::string conflictWinners(const std::vector<WorkloadStatus>& workloads) {
 }
 
 Condition usageCondition(const StatusInput& in) {
-  if (in.usageNotChecked) {
-    return unknownCondition(condition::kUsageHealthy, "NotChecked",
-                            "usage checks of a ClusterConnectionPoolPolicy are not implemented yet: check live usage "
-                            "with a ConnectionPoolPolicy's usage block in the namespace");
-  }
   if (!in.usage) {
     return unknownCondition(condition::kUsageHealthy, "NotConfigured",
                             "no usage source: set spec.usage.postgres or spec.usage.prometheus to check live usage");
@@ -114,10 +109,16 @@ Condition budgetCondition(const StatusInput& in) {
                (a->maxConnections ? std::to_string(*a->maxConnections) : std::string("an unknown share"));
     shareOver = a->over();
   }
+  for (const auto& a : b.shares) {  // a cluster policy's: every share that is over
+    if (!a.over()) continue;
+    shareOver = true;
+    figures += "; " + (a.name.empty() ? std::string("the namespaces in no allocation") : "allocation " + a.name) +
+               ": worst case " + std::to_string(a.worstCase) + " against " + std::to_string(*a.maxConnections);
+  }
   if (shareOver) {
     std::string fix = in.onExceeded == policy::OnExceeded::kClamp
-                          ? "; even clamped to 1 connection per process the allocation cannot hold it: lower HPA "
-                            "maxReplicas or ask for a larger allocation"
+                          ? "; Clamp cannot fit it (the share's policies that Warn, or pools already at 1 "
+                            "connection per process, hold more): lower HPA maxReplicas or ask for a larger allocation"
                           : "; lower pool.maxSize or HPA maxReplicas, ask for a larger allocation, or set "
                             "budget.onExceeded: Clamp";
     return makeCondition(condition::kWithinBudget, false, "BudgetExceeded", "over budget: " + figures + fix);
@@ -133,8 +134,8 @@ Condition budgetCondition(const StatusInput& in) {
   }
   if (b.worstCase > *b.available) {
     std::string fix = in.onExceeded == policy::OnExceeded::kClamp
-                          ? "; even clamped to 1 connection per process the database cannot hold it: lower HPA "
-                            "maxReplicas or raise max_connections"
+                          ? "; Clamp cannot fit it (the database's policies that Warn, or pools already at 1 "
+                            "connection per process, hold more): lower HPA maxReplicas or raise max_connections"
                           : "; lower pool.maxSize or HPA maxReplicas, raise max_connections, or set "
                             "budget.onExceeded: Clamp";
     return makeCondition(condition::kWithinBudget, false, "BudgetExceeded", "over budget: " + figures + fix);

@@ -53,6 +53,9 @@ struct BudgetFigures {
   // The budget's allocation this policy's namespace counts against (name "" for the namespaces in none); nullopt
   // when the database has no allocations.
   std::optional<budget::AllocationBudget> allocation;
+  // A ClusterConnectionPoolPolicy's: the shares its namespaces count against (each once), when the database has
+  // allocations. Not in the status object; the WithinBudget condition names the ones that are over.
+  std::vector<budget::AllocationBudget> shares;
   // What the ClusterConnectionBudget changed of this policy's own settings, for the WithinBudget message.
   std::vector<std::string> notes;
 };
@@ -66,8 +69,6 @@ struct StatusInput {
   std::vector<WorkloadStatus> workloads;
   BudgetFigures budget;
   std::optional<usage::AnalysisResult> usage;  // nullopt: usage not configured
-  // A ClusterConnectionPoolPolicy with a usage block: not checked yet (UsageHealthy says so).
-  bool usageNotChecked = false;
 };
 
 inline constexpr size_t kMaxWorkloadStatuses = 100;

@@ -37,11 +37,11 @@ UsageMonitor::UsageMonitor(usage::Checker& checker, kube::Client& client, const 
 
 UsageMonitor::~UsageMonitor() { stop(); }
 
-std::string UsageMonitor::targetOf(const policy::Policy& p) {
+std::string UsageMonitor::targetOf(const policy::Policy& p, const std::string& secretNamespace) {
   if (const auto& pg = p.spec.usage.postgres) {
-    return "postgres " + usage::postgresTarget(*pg) + " as " + pg->credentialsSecretRef.name + "@" + p.namespace_;
+    return "postgres " + usage::postgresTarget(*pg) + " as " + pg->credentialsSecretRef.name + "@" + secretNamespace;
   }
-  // Per namespace too: one tenant's slow queries must not hold up another's checks.
+  // Per namespace too: one tenant's slow queries must not hold up another's checks (a cluster policy's: "").
   if (const auto& prom = p.spec.usage.prometheus) {
     return "prometheus " + usage::prometheusTarget(prom->url) + " for " + p.namespace_;
   }
@@ -49,11 +49,12 @@ std::string UsageMonitor::targetOf(const policy::Policy& p) {
 }
 
 void UsageMonitor::want(const json& policyObject, const policy::Policy& policy,
-                        std::vector<usage::GovernedWorkload> workloads) {
+                        std::vector<usage::GovernedWorkload> workloads, const std::string& secretNamespace) {
   const std::string key = runtime::objectKey(policy.namespace_, policy.name);
   const auto& meta = policyObject.value("metadata", json::object());
   const std::string uid = meta.value("uid", "");
-  const std::string target = targetOf(policy);
+  const std::string secrets = secretNamespace.empty() ? policy.namespace_ : secretNamespace;
+  const std::string target = targetOf(policy, secrets);
   std::vector<std::thread> finished;
   {
     std::lock_guard l(mu_);
@@ -67,6 +68,7 @@ void UsageMonitor::want(const json& policyObject, const policy::Policy& policy,
                 {"metadata", {{"name", policy.name}, {"namespace", policy.namespace_}, {"uid", uid}}}};
     w.policy = policy;
     w.workloads = std::move(workloads);
+    w.secretNamespace = secrets;
     w.target = target;
     if (moved) {
       w.due = clock_.steadyNow();
@@ -206,7 +208,7 @@ void UsageMonitor::run(const std::string& target, Target* self) {
 void UsageMonitor::checkOne(const std::string& key, Wanted wanted) {
   usage::UsageReport report;
   try {
-    report = checker_.check(wanted.policy, wanted.workloads, client_);
+    report = checker_.check(wanted.policy, wanted.workloads, client_, wanted.secretNamespace);
   } catch (const std::exception& e) {
     // A check must never end the process from a monitor thread: the policy reports the failure instead.
     spdlog::error("usage check of {} failed: {}", key, e.what());

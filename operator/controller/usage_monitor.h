@@ -43,8 +43,10 @@ class UsageMonitor {
 
   // What the policy (its object: apiVersion, kind, metadata) needs checked now. The first want, and a want that
   // moves the policy to another target, schedules a check at once.
+  // A ClusterConnectionPoolPolicy's Secrets are read from `secretNamespace` (the operator's); "" is the policy's
+  // own namespace.
   void want(const nlohmann::json& policyObject, const policy::Policy& policy,
-            std::vector<usage::GovernedWorkload> workloads);
+            std::vector<usage::GovernedWorkload> workloads, const std::string& secretNamespace = "");
   // No more checks for the policy (deleted, suspended, invalid, or no usage block); its findings go.
   void forget(const std::string& ns, const std::string& name);
   // The latest findings for the policy object with this uid; nullopt before its first check ends.
@@ -63,6 +65,7 @@ class UsageMonitor {
     nlohmann::json object;  // for Events
     policy::Policy policy;
     std::vector<usage::GovernedWorkload> workloads;
+    std::string secretNamespace;  // where its Secrets are read
     std::string target;
     Clock::steady_point due{};
   };
@@ -77,7 +80,7 @@ class UsageMonitor {
   };
   // Policies whose usage.postgres names the same server, database and Secret share a target; the Secret is part
   // of it so that each Secret's own grant decides its own checks.
-  static std::string targetOf(const policy::Policy& p);
+  static std::string targetOf(const policy::Policy& p, const std::string& secretNamespace);
   void run(const std::string& target, Target* self);
   void checkOne(const std::string& key, Wanted wanted);
   void collectFinishedLocked(std::vector<std::thread>& finished);

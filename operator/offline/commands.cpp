@@ -113,7 +113,7 @@ std::string optionalNumber(const std::optional<int64_t>& v) { return v ? std::to
 std::vector<std::string> shareNamespaces(const budget::DatabaseBudget& db, int allocation) {
   std::set<std::string> names;
   for (const auto& pb : db.policies) {
-    if (pb.allocation == allocation) names.insert(pb.namespace_);
+    if (pb.allocation == allocation && !pb.namespace_.empty()) names.insert(pb.namespace_);
   }
   return {names.begin(), names.end()};
 }

@@ -29,10 +29,11 @@ Checker::Checker(const Clock& clock, prometheus::Registry* registry, const Check
 Checker::~Checker() = default;
 
 UsageReport Checker::check(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads,
-                           kube::Client& client) {
+                           kube::Client& client, const std::string& secretNamespace) {
   std::optional<Result<PostgresCredentials>> credentials;
   if (policy.spec.usage.postgres) {
-    credentials.emplace(fetchCredentials(client, policy.namespace_, *policy.spec.usage.postgres));
+    const std::string& ns = secretNamespace.empty() ? policy.namespace_ : secretNamespace;
+    credentials.emplace(fetchCredentials(client, ns, *policy.spec.usage.postgres));
   }
   return check(policy, workloads, credentials);
 }

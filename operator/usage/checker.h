@@ -57,8 +57,10 @@ class Checker {
   Checker(const Checker&) = delete;
   Checker& operator=(const Checker&) = delete;
 
-  // Reads the credentials Secret through the client (GET by name), then checks.
-  UsageReport check(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads, kube::Client& client);
+  // Reads the credentials Secret through the client (GET by name) in `secretNamespace` ("" = the policy's own
+  // namespace; a ClusterConnectionPoolPolicy's Secrets are in the operator's), then checks.
+  UsageReport check(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads, kube::Client& client,
+                    const std::string& secretNamespace = "");
   // With credentials already at hand (or the error that kept them away); ignored without usage.postgres.
   UsageReport check(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads,
                     const std::optional<Result<PostgresCredentials>>& credentials);

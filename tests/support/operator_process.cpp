@@ -60,6 +60,7 @@ void OperatorProcess::start() {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     // KUBECONFIG of the test environment must not matter: --kubeconfig wins, and nothing else is read.
     unsetenv("KUBECONFIG");
+    for (const auto& [name, value] : env_) setenv(name.c_str(), value.c_str(), 1);
     int fd = open(logPath_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
@@ -152,9 +153,10 @@ std::vector<nlohmann::json> operatorRequests(size_t sinceLine, bool writesOnly) 
   return out;
 }
 
-void SuiteOperator::start(std::vector<std::string> extraArgs) {
+void SuiteOperator::start(std::vector<std::string> extraArgs, std::vector<std::pair<std::string, std::string>> env) {
   ASSERT_NO_FATAL_FAILURE(installCrds());
   op_ = std::make_unique<OperatorProcess>(std::move(extraArgs));
+  for (auto& [name, value] : env) op_->setEnv(std::move(name), std::move(value));
   op_->start();
   ASSERT_TRUE(op_->waitReady()) << op_->logs();
 }

@@ -23,6 +23,8 @@ class OperatorProcess {
   OperatorProcess& operator=(const OperatorProcess&) = delete;
 
   void start();
+  // An environment variable the process starts with (say POD_NAMESPACE, the namespace it runs in).
+  void setEnv(std::string name, std::string value) { env_.emplace_back(std::move(name), std::move(value)); }
   // Blocks until /readyz answers 200 (caches synced); false on timeout or exit.
   bool waitReady(int seconds = 60);
   // Sends sig and waits for the exit (SIGKILL after `grace`); returns the exit status, or -1 when a signal ended
@@ -36,6 +38,7 @@ class OperatorProcess {
 
  private:
   std::vector<std::string> extraArgs_;
+  std::vector<std::pair<std::string, std::string>> env_;
   std::string kubeconfig_;
   pid_t pid_ = -1;
   int metricsPort_ = 0;
@@ -48,7 +51,7 @@ class OperatorProcess {
 class SuiteOperator {
  public:
   // gtest ASSERTs inside: call it with ASSERT_NO_FATAL_FAILURE.
-  void start(std::vector<std::string> extraArgs = {});
+  void start(std::vector<std::string> extraArgs = {}, std::vector<std::pair<std::string, std::string>> env = {});
   void stop();
   void printLogTailIfFailed() const;
   OperatorProcess* get() const { return op_.get(); }

@@ -20,6 +20,7 @@ using namespace std::chrono_literals;
 
 constexpr const char* kMonitorRole = "security_monitor";
 constexpr const char* kMonitorPassword = "security-monitor-pw-4c1e";
+constexpr const char* kOperatorNamespace = "poolguard-ops";
 
 std::string policyYaml(const std::string& name, const std::string& ns, const std::string& usage) {
   return "apiVersion: poolguard.dev/v1alpha1\nkind: ConnectionPoolPolicy\nmetadata:\n  name: " + name +
@@ -58,8 +59,12 @@ class SecurityE2E : public ::testing::Test {
     ASSERT_EQ(role.exitCode, 0) << role.err;
     impostor_ = new PostgresImpostor();
     ASSERT_TRUE(impostor_->start());
+    // The namespace poolguard runs in: where a ClusterConnectionPoolPolicy's Secrets are read.
+    auto ns = cluster().kubectl({"create", "namespace", kOperatorNamespace});
+    ASSERT_TRUE(ns.exitCode == 0 || ns.err.find("AlreadyExists") != std::string::npos) << ns.err;
     // Nothing listens on port 1: an allowed URL there fails to connect, a refused one is never tried.
-    ASSERT_NO_FATAL_FAILURE(op_.start({"--prometheus-allowed-url-prefixes=http://127.0.0.1:1/allowed/"}));
+    ASSERT_NO_FATAL_FAILURE(op_.start({"--prometheus-allowed-url-prefixes=http://127.0.0.1:1/allowed/"},
+                                      {{"POD_NAMESPACE", kOperatorNamespace}}));
   }
   static void TearDownTestSuite() {
     op_.stop();
@@ -201,6 +206,44 @@ TEST_F(SecurityE2E, APrometheusUrlOutsideTheAllowedPrefixesIsRefused) {
       },
       60s))
       << usageMessage(ns, "prom");
+}
+
+TEST_F(SecurityE2E, AClusterPolicyReadsItsSecretsFromTheOperatorsNamespaceOnly) {
+  // The app namespace holds the workload and a Secret by the same name, granted for the real server: a cluster
+  // policy must not use it. The operator's namespace holds none yet.
+  std::string ns = authorNamespace("ccpol-usage");
+  const std::string name = "central-" + ns;
+  auto apply = [&](const std::string& secret) {
+    auto r = cluster().kubectl(
+        {"apply", "-f", "-"},
+        "apiVersion: poolguard.dev/v1alpha1\nkind: ClusterConnectionPoolPolicy\nmetadata:\n  name: " + name +
+            "\nspec:\n  namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: " + ns +
+            "}}\n  selector:\n    matchLabels: {app: web}\n  pool:\n    maxSize: 5\n  database:\n    name: db-" + ns +
+            "\n    maxConnections: 100\n  usage:\n    interval: 5s\n" + postgresUsage(cluster().pgPort, secret));
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+  };
+  auto usage = [&] { return condition(getJson("default", "ccpol/" + name), "UsageHealthy"); };
+  ASSERT_NO_FATAL_FAILURE(apply("db-monitor"));
+  ASSERT_TRUE(eventually([&] { return usage().value("reason", "") == "UsageUnavailable"; }, 60s))
+      << getJson("default", "ccpol/" + name).dump(2);
+  EXPECT_NE(usage().value("message", "").find(kOperatorNamespace), std::string::npos)
+      << "the Secret is looked for in the operator's namespace: " << usage().dump();
+
+  // The monitoring Secret in the operator's namespace, granted for the real server: checked, healthy.
+  const std::string secret = "central-monitor-" + ns;
+  auto r = cluster().kubectl({"-n", kOperatorNamespace, "create", "secret", "generic", secret,
+                              std::string("--from-literal=username=") + kMonitorRole,
+                              std::string("--from-literal=password=") + kMonitorPassword});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  r = cluster().kubectl({"-n", kOperatorNamespace, "annotate", "secret", secret,
+                         "poolguard.dev/allowed-servers=127.0.0.1:" + std::to_string(cluster().pgPort)});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  ASSERT_NO_FATAL_FAILURE(apply(secret));
+  EXPECT_TRUE(eventually([&] { return usage().value("reason", "") == "Healthy"; }, 60s))
+      << getJson("default", "ccpol/" + name).dump(2);
+  EXPECT_GT(
+      getJson("default", "ccpol/" + name)["status"].value("usage", json::object()).value("serverMaxConnections", 0), 0);
+  cluster().kubectl({"delete", "ccpol", name, "--ignore-not-found"});
 }
 
 }  // namespace

@@ -279,6 +279,15 @@ TEST(ComputeDatabase, OvercommittedAllocationsLeaveTheRestNothing) {
   EXPECT_EQ(db.unallocated->maxConnections, 0);
   EXPECT_FALSE(db.anyShareOver()) << "each allocation holds its own";
   EXPECT_TRUE(db.overBudget()) << "but 120 > 100: the allocations promised more than there is";
+
+  // With Clamp, the database as a whole is held to available: 100 shared by weight, 50 each, 8 per pool (48).
+  auto clamped = computeDatabase("orders", 100, 0,
+                                 {inAllocation(input("a", "p", 10, {facts(6, 6, 0)}, OnExceeded::kClamp), 0),
+                                  inAllocation(input("b", "p", 10, {facts(6, 6, 0)}, OnExceeded::kClamp), 1)},
+                                 {{"team-a", 60}, {"team-b", 60}});
+  EXPECT_EQ(clamped.find("a", "p")->effectiveMaxSize, 8);
+  EXPECT_EQ(clamped.find("b", "p")->effectiveMaxSize, 8);
+  EXPECT_TRUE(clamped.withinBudget()) << clamped.worstCase;
 }
 
 TEST(ComputeDatabase, WithoutAllocationsThereAreNoShares) {

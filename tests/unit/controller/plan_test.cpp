@@ -399,5 +399,30 @@ TEST(Plan, AClusterPolicyReleasesAWorkloadWhoseNamespaceLeftItsSelectorButNotOne
   EXPECT_TRUE(p.workloads.empty()) << "taken is its own policy's now: that policy writes over ours";
 }
 
+TEST(Plan, AWorkloadWhoseNewGovernorIsInAuditIsReleasedNotLeftBehind) {
+  // P wrote web, then stopped selecting it; an Audit cluster policy selects it now but writes nothing.
+  auto p = policyView("shop", "pool", {{"selector", {{"matchLabels", {{"app", "other"}}}}}});
+  auto audit = clusterPolicyView("baseline", json::object(), {{"mode", "Audit"}});
+  json written = {{"annotations", {{"poolguard.dev/policy", "pool"}}}};
+  auto s = snapshotOf(p, {p, audit}, {deployment("shop", "web", 1, written)});
+  Plan plan1 = plan(s);
+  ASSERT_EQ(plan1.releases.size(), 1u) << "an Audit successor writes nothing: P gives its fields back";
+  // In Enforce the cluster policy writes over P's settings in one apply: nothing to release.
+  s.policies[1] = clusterPolicyView("baseline", json::object());
+  EXPECT_TRUE(plan(s).releases.empty());
+}
+
+TEST(Plan, AClusterPolicyOverAShareOfOneOfItsNamespacesIsOverBudget) {
+  auto baseline = clusterPolicyView("baseline", json::object());  // Warn: (6 + 2) x 10 = 80 per namespace
+  auto s = snapshotOf(baseline, {baseline}, {deployment("team-a", "web", 6), deployment("team-b", "web", 6)});
+  s.clusterBudget = clusterBudget(1000, std::nullopt);
+  s.clusterBudget->allocations = {allocation("small", "small", 40)};
+  s.namespaceLabels = {{"team-a", {{"team", "small"}}}};
+  Plan p = plan(s);
+  const Condition& c = withinBudgetOf(computeConditions(p.status));
+  EXPECT_EQ(c.reason, "BudgetExceeded");
+  EXPECT_THAT(c.message, ::testing::HasSubstr("allocation small: worst case 80 against 40"));
+}
+
 }  // namespace
 }  // namespace poolguard::controller
