@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <sstream>
+#include <tuple>
 
 namespace poolguard::usage {
 
@@ -266,6 +268,24 @@ AnalysisResult analyze(const AnalysisInput& in) {
     r.condition = {ConditionStatus::kTrue, reasons::kHealthy, msg};
   }
   return r;
+}
+
+std::vector<ClientSessions> ungovernedSessions(const ServerSnapshot& snapshot,
+                                               const std::vector<GovernedWorkload>& workloads, size_t limit) {
+  std::set<std::string> governed;
+  for (const auto& w : workloads) {
+    if (!w.applicationName.empty()) governed.insert(w.applicationName);
+  }
+  std::vector<ClientSessions> out;
+  for (const auto& c : snapshot.clients) {
+    if (c.connections > 0 && !governed.count(c.applicationName)) out.push_back(c);
+  }
+  std::sort(out.begin(), out.end(), [](const ClientSessions& a, const ClientSessions& b) {
+    return std::tie(b.connections, a.applicationName, a.user, a.clientAddress) <
+           std::tie(a.connections, b.applicationName, b.user, b.clientAddress);
+  });
+  if (out.size() > limit) out.resize(limit);
+  return out;
 }
 
 }  // namespace poolguard::usage

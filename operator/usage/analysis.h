@@ -52,6 +52,16 @@ struct ApplicationActivity {
   int32_t idleInTransaction() const;  // both idle-in-transaction states
 };
 
+// Client backends of one application_name, role and client address (pg_stat_activity's application_name,
+// usename, client_addr; "local" for a Unix socket).
+struct ClientSessions {
+  std::string applicationName;
+  std::string user;
+  std::string clientAddress;
+  int32_t connections = 0;
+  bool operator==(const ClientSessions&) const = default;
+};
+
 struct ServerSnapshot {
   Clock::time_point readAt{};
   int32_t maxConnections = 0;
@@ -59,6 +69,8 @@ struct ServerSnapshot {
   int32_t reservedConnections = 0;
   // Client backends on the whole server by application_name (poolguard's own session excluded).
   std::map<std::string, ApplicationActivity> byApplication;
+  // The same sessions by application_name, role and client address, in no particular order.
+  std::vector<ClientSessions> clients;
 
   int32_t totalConnections() const;
 };
@@ -152,6 +164,12 @@ struct AnalysisResult {
 };
 
 AnalysisResult analyze(const AnalysisInput& in);
+
+// The sessions on the server that no governed workload accounts for (their application_name is none of the
+// workloads'), grouped by application_name, role and client address, largest first (then by name), at most
+// `limit` groups.
+std::vector<ClientSessions> ungovernedSessions(const ServerSnapshot& snapshot,
+                                               const std::vector<GovernedWorkload>& workloads, size_t limit = 20);
 
 // The most connections a workload may hold without exceeding its policy. Uses current pods, widened by the
 // rollout surge and by pods observed to exist (old ReplicaSets still draining), never by HPA headroom.

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <sstream>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include <libpq-fe.h>
@@ -144,15 +145,15 @@ constexpr const char* kSettingsSql =
     "SELECT current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int, "
     "coalesce(current_setting('reserved_connections', true), '0')::int";
 
-// Grouped by application and state; the ages of idle-in-transaction sessions come along per group so the
-// threshold is applied by the analysis against the injected clock. Only client backends take slots counted
-// by max_connections; this session is poolguard's own and left out.
+// Grouped by application, state, role and client address; the ages of idle-in-transaction sessions come along per group
+// so the threshold is applied by the analysis against the injected clock. Only client backends take slots counted by
+// max_connections; this session is poolguard's own and left out.
 constexpr const char* kActivitySql =
     "SELECT coalesce(application_name, ''), coalesce(state, 'unknown'), count(*)::int, "
     "array_to_string(array_agg(round(extract(epoch FROM clock_timestamp() - state_change)::numeric, 3)) "
     "FILTER (WHERE state IN ('idle in transaction', 'idle in transaction (aborted)') AND state_change IS NOT NULL),"
-    " ',') "
-    "FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1, 2";
+    " ','), coalesce(usename::text, ''), coalesce(host(client_addr), 'local') "
+    "FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1, 2, 5, 6";
 
 int32_t intField(PGresult* r, int row, int col) {
   if (PQgetisnull(r, row, col)) return 0;
@@ -369,9 +370,12 @@ struct PostgresReader::Impl {
       return pgError(ErrorCode::kUnavailable, postgres_reasons::kQueryFailed,
                      where + ": reading pg_stat_activity failed: " + conciseLibpqMessage(PQerrorMessage(conn)));
     }
+    std::map<std::tuple<std::string, std::string, std::string>, int32_t> clients;
     for (int row = 0; row < PQntuples(res.r); ++row) {
       ApplicationActivity& a = snap.byApplication[PQgetvalue(res.r, row, 0)];
       a.countByState[PQgetvalue(res.r, row, 1)] += intField(res.r, row, 2);
+      clients[{PQgetvalue(res.r, row, 0), PQgetvalue(res.r, row, 4), PQgetvalue(res.r, row, 5)}] +=
+          intField(res.r, row, 2);
       if (PQgetisnull(res.r, row, 3)) continue;
       std::istringstream ages(PQgetvalue(res.r, row, 3));
       std::string age;
@@ -381,6 +385,8 @@ struct PostgresReader::Impl {
                                                              std::chrono::duration<double>(std::max(0.0, seconds))));
       }
     }
+    for (const auto& [k, n] : clients)
+      snap.clients.push_back(ClientSessions{std::get<0>(k), std::get<1>(k), std::get<2>(k), n});
     return snap;
   }
 };

@@ -289,6 +289,33 @@ TEST(PostgresReaderLive, ReusesOneConnectionReconnectsAfterLossAndLeavesItselfOu
   EXPECT_EQ(reader.openConnections(), 0u);
 }
 
+TEST(PostgresReaderLive, SessionsAreGroupedByApplicationRoleAndClientAddress) {
+  // Two superuser sessions over the Unix socket from "rogue-batch", one from "shop/web".
+  std::vector<PGconn*> held{server->connect("rogue-batch"), server->connect("rogue-batch"),
+                            server->connect("shop/web")};
+  for (PGconn* c : held) ASSERT_EQ(PQstatus(c), CONNECTION_OK);
+  PostgresReader reader(SystemClock::instance());
+  auto p = makePolicy();
+  auto snap = reader.read(*p.spec.usage.postgres, monitorCredentials());
+  ASSERT_TRUE(snap.ok()) << snap.error().message();
+  const std::string superuser = server->exec(
+      "SELECT usename FROM pg_stat_activity WHERE application_name = "
+      "'rogue-batch' LIMIT 1");
+  const ClientSessions rogue{"rogue-batch", superuser, "local", 2};
+  EXPECT_NE(std::find(snap->clients.begin(), snap->clients.end(), rogue), snap->clients.end())
+      << "sessions over the Unix socket have no client address: local";
+  // Governed by a workload whose pool reports shop/web: that one is not listed as ungoverned.
+  GovernedWorkload web;
+  web.namespace_ = "shop";
+  web.name = "web";
+  web.applicationName = "shop/web";
+  auto ungoverned = ungovernedSessions(*snap, {web});
+  ASSERT_FALSE(ungoverned.empty());
+  EXPECT_EQ(ungoverned.front(), rogue) << "largest first";
+  for (const auto& u : ungoverned) EXPECT_NE(u.applicationName, "shop/web");
+  for (PGconn* c : held) PQfinish(c);
+}
+
 // poolguard's own sessions follow the policies: one per (server, database, user) in use, none once no policy
 // checks a target (the defect was 4 sessions left open, 3 of them to databases no policy named).
 TEST(CheckerLive, SessionsCloseWhenNoPolicyNeedsTheirTargetThroughChurnOf50Policies) {

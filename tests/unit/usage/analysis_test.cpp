@@ -309,5 +309,24 @@ TEST(FormatDuration, Compact) {
   EXPECT_EQ(formatDuration(std::chrono::seconds(3603)), "1h0m3s");
 }
 
+TEST(UngovernedSessions, WhatNoGovernedWorkloadAccountsForLargestFirstAndCapped) {
+  ServerSnapshot snap;
+  snap.clients = {{"shop/web", "app", "10.0.0.1", 7},
+                  {"psql", "alice", "10.0.0.9", 1},
+                  {"", "batch", "10.0.0.5", 3},
+                  {"psql", "bob", "10.0.0.8", 1}};
+  for (int i = 0; i < 30; ++i) snap.clients.push_back({"tool-" + std::to_string(i), "x", "local", 1});
+  GovernedWorkload web;
+  web.applicationName = "shop/web";
+  GovernedWorkload silent;  // application_name disabled: attributes nothing, and excludes nothing
+  auto out = ungovernedSessions(snap, {web, silent});
+  ASSERT_EQ(out.size(), 20u) << "at most 20 groups";
+  EXPECT_EQ(out[0], (ClientSessions{"", "batch", "10.0.0.5", 3})) << "largest first; no application_name counts";
+  EXPECT_EQ(out[1], (ClientSessions{"psql", "alice", "10.0.0.9", 1})) << "then by name, role";
+  EXPECT_EQ(out[2], (ClientSessions{"psql", "bob", "10.0.0.8", 1}));
+  for (const auto& c : out) EXPECT_NE(c.applicationName, "shop/web");
+  EXPECT_EQ(ungovernedSessions(snap, {web}, 2).size(), 2u);
+}
+
 }  // namespace
 }  // namespace poolguard::usage
