@@ -2,10 +2,15 @@
 // database (every policy of a database sees the same budget), with WithinBudget and Ready.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <map>
+#include <tuple>
+
 #include "controller/conditions.h"
 #include "controller/reconciler.h"
 #include "controller/status.h"
 #include "controller/usage_monitor.h"
+#include "render/workload.h"
 
 namespace poolguard::controller {
 
@@ -24,6 +29,44 @@ std::string Reconciler::databaseOf(const std::string& policyKey) const {
   if (!o) return "";
   const auto& p = runtime::recordAs<model::PolicyObject>(*o);
   return p.parsed ? p.parsed->spec.database.name : "";
+}
+
+policy::Policy Reconciler::usagePolicyOf(const policy::ClusterBudget& b, const budget::DatabaseBudget& db) const {
+  // The usage monitor checks policies: the budget's check is one, named so that no policy's key can be the same.
+  policy::Policy p;
+  p.kind = "ClusterConnectionBudget";
+  p.name = budgetUsageKey(b.database);
+  p.uid = b.uid;
+  p.spec.database.name = b.database;
+  p.spec.database.maxConnections = b.maxConnections;
+  p.spec.database.reservedConnections = db.reservedConnections;
+  p.spec.usage = *b.usage;
+  return p;
+}
+
+std::vector<usage::GovernedWorkload> Reconciler::governedWorkloadsOf(const budget::DatabaseBudget& db) const {
+  // The application_name each governed workload's pool reports, from its policy's delivery.applicationName.
+  std::map<std::tuple<bool, std::string, std::string>, std::string> templates;
+  for (const auto& v : allPolicies()) {
+    if (v.parsed) {
+      templates[{v.parsed->clusterScoped(), v.parsed->namespace_, v.parsed->name}] =
+          v.parsed->spec.delivery.applicationName;
+    }
+  }
+  std::vector<usage::GovernedWorkload> out;
+  for (const auto& pb : db.policies) {
+    auto t = templates.find({pb.cluster, pb.cluster ? "" : pb.namespace_, pb.name});
+    for (const auto& wb : pb.workloads) {
+      const auto& f = wb.facts;
+      const int32_t perProcess = std::max(1, pb.effectiveMaxSize);
+      out.push_back(usage::GovernedWorkload{
+          f.namespace_, f.name,
+          t == templates.end() ? "" : render::expandApplicationName(t->second, f.namespace_, f.name), f.podsNow,
+          f.podsMax, f.surge, std::nullopt, pb.effectiveMaxSize,
+          static_cast<int32_t>(std::max<int64_t>(1, wb.perPod / perProcess))});
+    }
+  }
+  return out;
 }
 
 std::vector<std::string> Reconciler::budgetsWithAllocations() const {
@@ -54,6 +97,68 @@ std::string shareName(const budget::AllocationBudget& a) {
 std::string shareFigures(const budget::AllocationBudget& a) {
   return shareName(a) + ": worst case " + std::to_string(a.worstCase) + " against its " +
          (a.maxConnections ? std::to_string(*a.maxConnections) : std::string("unknown share"));
+}
+
+// What the status says of the central check: the server's connections, the governed ones, and the rest.
+json budgetUsageJson(const usage::AnalysisResult& r) {
+  json u = json::object();
+  const auto& us = r.usage;
+  if (!us.source.empty()) u["source"] = us.source;
+  if (us.lastCheckTime) u["lastCheckTime"] = formatRfc3339(*us.lastCheckTime);
+  if (r.databaseConnections) u["connections"] = *r.databaseConnections;
+  if (us.connections) u["governed"] = *us.connections;
+  if (r.databaseConnections && us.connections) u["ungovernedConnections"] = *r.databaseConnections - *us.connections;
+  if (us.serverMaxConnections) u["serverMaxConnections"] = *us.serverMaxConnections;
+  if (r.databaseConnections) {
+    json list = json::array();
+    for (const auto& c : r.ungoverned) {
+      list.push_back({{"applicationName", c.applicationName},
+                      {"user", c.user},
+                      {"clientAddress", c.clientAddress},
+                      {"connections", c.connections}});
+    }
+    u["ungoverned"] = list;
+  }
+  return u;
+}
+
+// The governed workloads with the largest worst case, then the most live connections; at most 20.
+json topWorkloadsJson(const budget::DatabaseBudget& db, const std::optional<usage::AnalysisResult>& checked) {
+  struct Row {
+    const budget::WorkloadBudget* w;
+    std::string policy;
+    std::optional<int32_t> connections;
+  };
+  std::map<std::pair<std::string, std::string>, int32_t> live;
+  if (checked) {
+    for (const auto& wu : checked->workloads) {
+      if (wu.connections) live[{wu.namespace_, wu.name}] = *wu.connections;
+    }
+  }
+  std::vector<Row> rows;
+  for (const auto& pb : db.policies) {
+    for (const auto& wb : pb.workloads) {
+      Row r{&wb, pb.cluster ? pb.name : pb.namespace_ + "/" + pb.name, std::nullopt};
+      if (auto it = live.find({wb.facts.namespace_, wb.facts.name}); it != live.end()) r.connections = it->second;
+      rows.push_back(std::move(r));
+    }
+  }
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    return std::make_tuple(-a.w->worstCase, -a.connections.value_or(-1), a.w->facts.namespace_, a.w->facts.name) <
+           std::make_tuple(-b.w->worstCase, -b.connections.value_or(-1), b.w->facts.namespace_, b.w->facts.name);
+  });
+  json out = json::array();
+  for (const auto& r : rows) {
+    if (out.size() == 20) break;
+    json j{{"kind", policy::toString(r.w->facts.kind)},
+           {"namespace", r.w->facts.namespace_},
+           {"name", r.w->facts.name},
+           {"policy", r.policy},
+           {"worstCase", r.w->worstCase}};
+    if (r.connections) j["connections"] = *r.connections;
+    out.push_back(std::move(j));
+  }
+  return out;
 }
 
 json shareJson(const budget::AllocationBudget& a, int32_t namespaces) {
@@ -107,6 +212,7 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
   if (!caches_.budgets) return ReconcileOutcome{};
   auto cached = caches_.budgets->get(name);
   if (!cached) {
+    if (usage_) usage_->forget("", budgetUsageKey(name));
     std::lock_guard l(mu_);
     lastWrittenBudgetStatus_.erase(name);
     return ReconcileOutcome{};
@@ -184,11 +290,43 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
         status["allocations"].push_back(shareJson(db.allocations[i], counted[i]));
       if (db.unallocated) status["unallocated"] = shareJson(*db.unallocated, counted.back());
     }
+    // The central usage check: the whole server, for every governed workload of the database, with the
+    // Secrets of the operator's namespace.
+    std::optional<usage::AnalysisResult> checked;
+    if (b.parsed->usage && usage_) {
+      usage_->want(model::referenceTo(b, "poolguard.dev/v1alpha1", "ClusterConnectionBudget"),
+                   usagePolicyOf(*b.parsed, db), governedWorkloadsOf(db), operatorNamespace_);
+      checked = usage_->latest(budgetUsageKey(name), b.meta.uid);
+    } else if (usage_) {
+      usage_->forget("", budgetUsageKey(name));
+    }
+    if (checked) {
+      desired.push_back(Condition{condition::kUsageHealthy, usage::toString(checked->condition.status),
+                                  checked->condition.reason, checked->condition.message, 0, ""});
+      status["usage"] = budgetUsageJson(*checked);
+    } else if (b.parsed->usage) {
+      desired.push_back(
+          unknownCondition(condition::kUsageHealthy, "Pending", "the first check of the server has not ended yet"));
+    } else {
+      desired.push_back(unknownCondition(condition::kUsageHealthy, usage::reasons::kNotConfigured,
+                                         "no usage source: set spec.usage.postgres to see who holds the server's "
+                                         "connections"));
+    }
+    status["topWorkloads"] = topWorkloadsJson(db, checked);
   }
   const Condition within = desired.front();  // a copy: desired grows below
-  desired.push_back(within.status == "True"
-                        ? makeCondition(condition::kReady, true, "Ready", "the database's worst case fits")
-                        : makeCondition(condition::kReady, false, within.reason, within.message));
+  const Condition* usageHealthy = nullptr;
+  for (const auto& c : desired) {
+    if (c.type == condition::kUsageHealthy) usageHealthy = &c;
+  }
+  if (within.status != "True") {
+    desired.push_back(makeCondition(condition::kReady, false, within.reason, within.message));
+  } else if (usageHealthy && usageHealthy->status == "False") {
+    const Condition unhealthy = *usageHealthy;
+    desired.push_back(makeCondition(condition::kReady, false, unhealthy.reason, unhealthy.message));
+  } else {
+    desired.push_back(makeCondition(condition::kReady, true, "Ready", "the database's worst case fits"));
+  }
   const auto conditions = mergeConditions(previous, desired, b.meta.generation, formatRfc3339(clock_.now()));
   status["observedGeneration"] = b.meta.generation;
   status["conditions"] = json::array();

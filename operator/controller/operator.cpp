@@ -249,9 +249,15 @@ int runOperator(const RunOptions& o) {
                 clusterPolicies ? const_cast<runtime::Store*>(&clusterPolicies->store()) : nullptr};
   // Checks run on the monitor's threads; a policy whose findings changed is reconciled (queue set below).
   runtime::Controller* controller = nullptr;
+  runtime::Controller* budgetController = nullptr;
   UsageMonitor usageMonitor(
       usageChecker, *api, SystemClock::instance(),
-      [&controller](const std::string& key) {
+      [&controller, &budgetController](const std::string& key) {
+        // A budget's central check is reported under its own key; every other key is a policy's.
+        if (key.rfind(kBudgetUsagePrefix, 0) == 0) {
+          if (budgetController) budgetController->queue().add(key.substr(std::string(kBudgetUsagePrefix).size()));
+          return;
+        }
         if (controller) controller->queue().add(key);
       },
       &events);
@@ -261,7 +267,6 @@ int runOperator(const RunOptions& o) {
   runtime::ControllerOptions copts;
   copts.name = "connectionpoolpolicy";
   copts.workers = o.workers;
-  runtime::Controller* budgetController = nullptr;
   controller = &manager.addController(copts, [&](const std::string& key) -> Result<runtime::ReconcileResult> {
     auto start = std::chrono::steady_clock::now();
     auto out = reconciler.reconcile(key);

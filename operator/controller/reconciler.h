@@ -62,6 +62,11 @@ struct Caches {
   runtime::Store* clusterPolicies = nullptr;
 };
 
+// The usage monitor's key for a ClusterConnectionBudget's central check ("ClusterConnectionBudget:<name>"): no
+// policy key has a ':'. The monitor reports findings under it, and they go to the budget's queue.
+inline constexpr const char* kBudgetUsagePrefix = "ClusterConnectionBudget:";
+inline std::string budgetUsageKey(const std::string& name) { return kBudgetUsagePrefix + name; }
+
 // A secondary index of Deployments and StatefulSets by the ClusterConnectionPoolPolicy that last wrote them (the
 // poolguard.dev/cluster-policy annotation), so a cluster policy finds its workloads in any namespace.
 inline constexpr const char* kClusterPolicyIndex = "clusterPolicy";
@@ -123,6 +128,10 @@ class Reconciler {
   runtime::Store* storeFor(policy::WorkloadKind kind) const;
   // The Snapshot plan() decides on, for a valid policy that is not suspended (gather.cpp).
   Snapshot gather(const std::shared_ptr<const model::PolicyObject>& policyObj, json storedStatus) const;
+  // The central usage check of a budget, as the usage monitor takes it: a policy named budgetUsageKey(), with the
+  // budget's usage block, over every governed workload of the database.
+  policy::Policy usagePolicyOf(const policy::ClusterBudget& budget, const budget::DatabaseBudget& db) const;
+  std::vector<usage::GovernedWorkload> governedWorkloadsOf(const budget::DatabaseBudget& db) const;
   // Makes the writes the plan asks for and marks failed ones in its status (apply.cpp); returns how many failed.
   int applyPlan(const std::string& key, const model::PolicyObject& policyObj, Plan& plan, ReconcileOutcome& outcome);
 

@@ -63,9 +63,10 @@ void UsageMonitor::want(const json& policyObject, const policy::Policy& policy,
     Wanted& w = it->second;
     const bool moved = added || w.uid != uid || w.target != target;
     w.uid = uid;
-    w.object = {{"apiVersion", policyObject.value("apiVersion", "")},
-                {"kind", policyObject.value("kind", "")},
-                {"metadata", {{"name", policy.name}, {"namespace", policy.namespace_}, {"uid", uid}}}};
+    w.object = {
+        {"apiVersion", policyObject.value("apiVersion", "")},
+        {"kind", policyObject.value("kind", "")},
+        {"metadata", {{"name", meta.value("name", policy.name)}, {"namespace", policy.namespace_}, {"uid", uid}}}};
     w.policy = policy;
     w.workloads = std::move(workloads);
     w.secretNamespace = secrets;

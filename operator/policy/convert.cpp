@@ -78,6 +78,8 @@ json selectorTo(const LabelSelector& sel) {
   return j;
 }
 
+Usage usageFrom(const json& usage);
+
 Spec specFrom(const json& s) {
   Spec spec;
   if (auto ns = s.find("namespaceSelector"); ns != s.end() && ns->is_object())
@@ -119,8 +121,13 @@ Spec specFrom(const json& s) {
   spec.budget.onExceeded = enumFrom(budget.at("onExceeded").get<std::string>(), kOnExceeded);
   spec.budget.weight = budget.at("weight").get<int32_t>();
 
-  const json& usage = s.at("usage");
-  spec.usage.interval = millis(usage, "interval");
+  spec.usage = usageFrom(s.at("usage"));
+  return spec;
+}
+
+Usage usageFrom(const json& usage) {
+  Usage out;
+  out.interval = millis(usage, "interval");
   if (auto it = usage.find("postgres"); it != usage.end()) {
     PostgresSource pg;
     pg.host = it->at("host").get<std::string>();
@@ -133,16 +140,16 @@ Spec specFrom(const json& s) {
     if (auto ca = it->find("caSecretRef"); ca != it->end()) {
       pg.caSecretRef = SecretKeyRef{ca->at("name").get<std::string>(), ca->at("key").get<std::string>()};
     }
-    spec.usage.postgres = std::move(pg);
+    out.postgres = std::move(pg);
   }
   if (auto it = usage.find("prometheus"); it != usage.end()) {
-    spec.usage.prometheus =
+    out.prometheus =
         PrometheusSource{it->at("url").get<std::string>(), str(*it, "connectionsQuery"), str(*it, "pendingQuery")};
   }
   const json& thresholds = usage.at("thresholds");
-  spec.usage.thresholds.saturationPercent = thresholds.at("saturationPercent").get<int32_t>();
-  spec.usage.thresholds.idleInTransaction = millis(thresholds, "idleInTransaction");
-  return spec;
+  out.thresholds.saturationPercent = thresholds.at("saturationPercent").get<int32_t>();
+  out.thresholds.idleInTransaction = millis(thresholds, "idleInTransaction");
+  return out;
 }
 
 // The API server's answer to an invalid object: `KIND "NAME" is invalid: FIELD: MESSAGE`, the causes in brackets
@@ -215,6 +222,10 @@ Result<ClusterBudget> budgetFromJson(const json& obj, std::vector<FieldError>* e
       }
     }
     b.admissionMode = enumFrom(spec.value("admission", json::object()).value("mode", "None"), kAdmissionModes);
+    if (auto u = spec.find("usage"); u != spec.end() && u->is_object()) {
+      Usage usage = usageFrom(*u);
+      if (usage.postgres || usage.prometheus) b.usage = std::move(usage);
+    }
     const json ceilings = spec.value("ceilings", json::object());
     if (auto m = ceilings.find("maxSize"); m != ceilings.end() && m->is_number_integer())
       b.ceilings.maxSize = m->get<int32_t>();

@@ -494,6 +494,7 @@ Node buildBudgetSpec() {
                    json::object())},
       {"admission",
        withDefault(object({{"mode", withDefault(enumeration({"None", "Warn", "Deny"}), "None")}}), json::object())},
+      {"usage", buildUsage()},
   });
   b.rules.push_back(
       Rule{"reservedConnections must be < maxConnections; lower reservedConnections or raise maxConnections",

@@ -51,41 +51,6 @@ struct Database {
   int32_t reservedConnections = 3;
 };
 
-// A ClusterConnectionBudget (cluster-scoped, one per database, named after it): the capacity and the ceilings
-// every policy naming the database is held to. See docs/api.md "ClusterConnectionBudget".
-struct BudgetCeilings {
-  std::optional<int32_t> maxSize;     // no pool of the database renders more
-  bool requireLeakDetection = false;  // a pool with leakDetectionThreshold 0 renders kRequiredLeakDetection
-};
-inline constexpr std::chrono::milliseconds kRequiredLeakDetection{30000};
-
-// A share of the database for the workloads of the namespaces its selector matches (the first allocation that
-// matches a namespace counts it). Namespaces matching none share what the allocations leave of available.
-struct BudgetAllocation {
-  std::string name;
-  LabelSelector namespaceSelector;
-  int32_t maxConnections = 0;
-};
-
-// What the API server does with a change that breaks the budget. Accepted in the spec; the admission policies
-// that act on it are not generated yet (docs/api.md).
-enum class AdmissionMode { kNone, kWarn, kDeny };
-
-struct ClusterBudget {
-  std::string database;  // metadata.name
-  std::string uid;
-  int64_t generation = 0;
-  std::optional<int32_t> maxConnections;       // wins over every policy's database.maxConnections
-  std::optional<int32_t> reservedConnections;  // wins over the policies' when set
-  std::vector<BudgetAllocation> allocations;   // in spec order: the first match wins
-  BudgetCeilings ceilings;
-  AdmissionMode admissionMode = AdmissionMode::kNone;
-};
-
-// The allocation of `budget` that counts a namespace with these labels: the first whose namespaceSelector
-// matches; -1 when none does.
-int allocationOf(const ClusterBudget& budget, const std::map<std::string, std::string>& namespaceLabels);
-
 struct Budget {
   OnExceeded onExceeded = OnExceeded::kWarn;
   int32_t weight = 1;
@@ -128,6 +93,43 @@ struct Usage {
   std::optional<PrometheusSource> prometheus;
   Thresholds thresholds;
 };
+
+// A ClusterConnectionBudget (cluster-scoped, one per database, named after it): the capacity and the ceilings
+// every policy naming the database is held to. See docs/api.md "ClusterConnectionBudget".
+struct BudgetCeilings {
+  std::optional<int32_t> maxSize;     // no pool of the database renders more
+  bool requireLeakDetection = false;  // a pool with leakDetectionThreshold 0 renders kRequiredLeakDetection
+};
+inline constexpr std::chrono::milliseconds kRequiredLeakDetection{30000};
+
+// A share of the database for the workloads of the namespaces its selector matches (the first allocation that
+// matches a namespace counts it). Namespaces matching none share what the allocations leave of available.
+struct BudgetAllocation {
+  std::string name;
+  LabelSelector namespaceSelector;
+  int32_t maxConnections = 0;
+};
+
+// What the API server does with a change that breaks the budget. Accepted in the spec; the admission policies
+// that act on it are not generated yet (docs/api.md).
+enum class AdmissionMode { kNone, kWarn, kDeny };
+
+struct ClusterBudget {
+  std::string database;  // metadata.name
+  std::string uid;
+  int64_t generation = 0;
+  std::optional<int32_t> maxConnections;       // wins over every policy's database.maxConnections
+  std::optional<int32_t> reservedConnections;  // wins over the policies' when set
+  std::vector<BudgetAllocation> allocations;   // in spec order: the first match wins
+  BudgetCeilings ceilings;
+  AdmissionMode admissionMode = AdmissionMode::kNone;
+  // One check of the whole server (Secrets in the operator's namespace); nullopt without a usage source.
+  std::optional<Usage> usage;
+};
+
+// The allocation of `budget` that counts a namespace with these labels: the first whose namespaceSelector
+// matches; -1 when none does.
+int allocationOf(const ClusterBudget& budget, const std::map<std::string, std::string>& namespaceLabels);
 
 struct Spec {
   // A ClusterConnectionPoolPolicy's: the namespaces whose workloads it may govern (required there; nullopt for a

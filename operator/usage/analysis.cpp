@@ -122,6 +122,7 @@ AnalysisResult analyze(const AnalysisInput& in) {
     const ServerSnapshot& snap = in.postgres.result->value();
     r.usage.serverMaxConnections = snap.maxConnections;
     r.databaseConnections = snap.totalConnections();
+    r.ungoverned = ungovernedSessions(snap, in.workloads);
     if (in.declaredMaxConnections && *in.declaredMaxConnections != snap.maxConnections) {
       r.maxConnectionsMismatch = "spec.database.maxConnections is " + std::to_string(*in.declaredMaxConnections) +
                                  " but the server reports max_connections=" + std::to_string(snap.maxConnections);

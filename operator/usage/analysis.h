@@ -161,6 +161,9 @@ struct AnalysisResult {
   std::optional<int32_t> databaseConnections;
   // Set when spec.database.maxConnections disagrees with the server's max_connections.
   std::optional<std::string> maxConnectionsMismatch;
+  // Sessions on the server that none of the input's workloads accounts for (ungovernedSessions), when
+  // PostgreSQL was read.
+  std::vector<ClientSessions> ungoverned;
 };
 
 AnalysisResult analyze(const AnalysisInput& in);

@@ -317,6 +317,29 @@ TEST_F(RbacE2E, TheShippedRolesAreExactlyWhatTheOperatorUses) {
     cluster().kubectl({"delete", "ccb", budget, "--ignore-not-found"});
   }
   {
+    SCOPED_TRACE("A ClusterConnectionPoolPolicy gets its finalizer and its status, and its deletion completes");
+    // It selects nothing the namespace's own policies govern: a label no workload carries.
+    const std::string name = "rbac-baseline-" + ns;
+    auto r =
+        cluster().kubectl({"apply", "-f", "-"},
+                          "apiVersion: poolguard.dev/v1alpha1\nkind: ClusterConnectionPoolPolicy\nmetadata:\n"
+                          "  name: " +
+                              name + "\nspec:\n  namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: " + ns +
+                              "}}\n  selector: {matchLabels: {app: nothing-here}}\n  pool: {maxSize: 2}\n"
+                              "  database: {name: " +
+                              db + "-baseline}\n");
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_TRUE(eventually(
+        [&] {
+          auto st = cluster().kubectl({"get", "ccpol", name, "-o", "jsonpath={.status.observedGeneration}"});
+          return st.exitCode == 0 && st.out == "1";
+        },
+        60s))
+        << cluster().kubectl({"get", "ccpol", name, "-o", "yaml"}).out;
+    auto del = cluster().kubectl({"delete", "ccpol", name, "--wait=true", "--timeout=60s"});
+    EXPECT_EQ(del.exitCode, 0) << del.err << "\n" << tail(op.logs(), 30);
+  }
+  {
     SCOPED_TRACE("Deleting a policy gives its fields back and deletes its ConfigMap");
     auto del = cluster().kubectl({"-n", ns, "delete", "cpol/cache", "--wait=true", "--timeout=60s"});
     // Not fatal: a forbidden cleanup is reported from the audit log below, with the request that failed.

@@ -101,6 +101,16 @@ class SecurityE2E : public ::testing::Test {
                   ns + "}]\n");
     return ns;
   }
+  // The monitoring Secret in the operator's namespace, granted for the real server only.
+  static void operatorSecret(const std::string& secret) {
+    auto r = cluster().kubectl({"-n", kOperatorNamespace, "create", "secret", "generic", secret,
+                                std::string("--from-literal=username=") + kMonitorRole,
+                                std::string("--from-literal=password=") + kMonitorPassword});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    r = cluster().kubectl({"-n", kOperatorNamespace, "annotate", "secret", secret,
+                           "poolguard.dev/allowed-servers=127.0.0.1:" + std::to_string(cluster().pgPort)});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+  }
   static CommandResult asAuthor(const std::string& ns, std::vector<std::string> args, const std::string& input = "") {
     args.insert(args.begin(), {"--as=system:serviceaccount:" + ns + ":author", "-n", ns});
     return cluster().kubectl(args, input);
@@ -231,19 +241,65 @@ TEST_F(SecurityE2E, AClusterPolicyReadsItsSecretsFromTheOperatorsNamespaceOnly) 
 
   // The monitoring Secret in the operator's namespace, granted for the real server: checked, healthy.
   const std::string secret = "central-monitor-" + ns;
-  auto r = cluster().kubectl({"-n", kOperatorNamespace, "create", "secret", "generic", secret,
-                              std::string("--from-literal=username=") + kMonitorRole,
-                              std::string("--from-literal=password=") + kMonitorPassword});
-  ASSERT_EQ(r.exitCode, 0) << r.err;
-  r = cluster().kubectl({"-n", kOperatorNamespace, "annotate", "secret", secret,
-                         "poolguard.dev/allowed-servers=127.0.0.1:" + std::to_string(cluster().pgPort)});
-  ASSERT_EQ(r.exitCode, 0) << r.err;
+  ASSERT_NO_FATAL_FAILURE(operatorSecret(secret));
   ASSERT_NO_FATAL_FAILURE(apply(secret));
   EXPECT_TRUE(eventually([&] { return usage().value("reason", "") == "Healthy"; }, 60s))
       << getJson("default", "ccpol/" + name).dump(2);
   EXPECT_GT(
       getJson("default", "ccpol/" + name)["status"].value("usage", json::object()).value("serverMaxConnections", 0), 0);
   cluster().kubectl({"delete", "ccpol", name, "--ignore-not-found"});
+}
+
+TEST_F(SecurityE2E, ABudgetsCentralCheckShowsWhoHoldsTheServerWithNoSecretInTheAppNamespaces) {
+  // An app namespace with a workload and a policy without a usage block, and no Secret at all.
+  const std::string ns = createNamespace("ccb-usage");
+  const std::string database = "db-" + ns;
+  applyYaml(ns,
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, labels: {app: web}}\nspec:\n  replicas: 2\n"
+            "  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n"
+            "      containers: [{name: app, image: example.invalid/app:1}]\n");
+  applyYaml(ns,
+            "apiVersion: poolguard.dev/v1alpha1\nkind: ConnectionPoolPolicy\nmetadata:\n  name: p\nspec:\n"
+            "  selector:\n    matchLabels: {app: web}\n  pool:\n    maxSize: 5\n  database:\n    name: " +
+                database + "\n");
+  // The monitoring Secret lives in the operator's namespace, granted for the real server only.
+  const std::string secret = "central-" + ns;
+  ASSERT_NO_FATAL_FAILURE(operatorSecret(secret));
+  // A client no policy governs holds a session while the server is checked.
+  const std::string rogue = "rogue-report-" + ns;
+  std::thread holder([&] {
+    run({"psql", "-X", "-q", "-h", cluster().pgHost, "-p", std::to_string(cluster().pgPort), "-U", cluster().pgUser,
+         "-d", "postgres", "-c", "SELECT pg_sleep(25)"},
+        "", {{"PGAPPNAME", rogue}});
+  });
+  auto r = cluster().kubectl(
+      {"apply", "-f", "-"},
+      "apiVersion: poolguard.dev/v1alpha1\nkind: ClusterConnectionBudget\nmetadata:\n  name: " + database +
+          "\nspec:\n  maxConnections: 100\n  usage:\n    interval: 5s\n" + postgresUsage(cluster().pgPort, secret));
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  auto status = [&] { return getJson("default", "ccb/" + database).value("status", json::object()); };
+  auto rogueListed = [&] {
+    for (const auto& u : status().value("usage", json::object()).value("ungoverned", json::array())) {
+      if (u.value("applicationName", "") == rogue && u.value("connections", 0) >= 1) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(eventually(rogueListed, 30s)) << status().dump(2);
+  json st = status();
+  EXPECT_EQ(condition(json{{"status", st}}, "UsageHealthy").value("reason", ""), "Healthy") << st.dump(2);
+  EXPECT_GE(st["usage"].value("connections", 0), 1);
+  EXPECT_GT(st["usage"].value("serverMaxConnections", 0), 0);
+  ASSERT_FALSE(st.value("topWorkloads", json::array()).empty()) << st.dump(2);
+  EXPECT_EQ(st["topWorkloads"][0].value("name", ""), "web");
+  EXPECT_EQ(st["topWorkloads"][0].value("worstCase", 0), (2 + 1) * 5);
+  // kubectl shows the live connections next to the capacity.
+  auto table = cluster().kubectl({"get", "ccb", database});
+  EXPECT_NE(table.out.find("LIVE"), std::string::npos) << table.out;
+  // The app namespace holds no Secret: the central check needs none there.
+  json secrets = getJson(ns, "secrets");
+  EXPECT_TRUE(secrets.is_object() && secrets.value("items", json::array()).empty()) << secrets.dump(2);
+  holder.join();
+  cluster().kubectl({"delete", "ccb", database, "--ignore-not-found"});
 }
 
 }  // namespace

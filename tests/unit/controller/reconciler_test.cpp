@@ -160,6 +160,13 @@ TEST_F(ReconcilerTest, AppliesOnceThenANoOpReconcileWritesNothing) {
   EXPECT_EQ(writes(), before) << ::testing::PrintToString(client.calls());
 }
 
+json condition(const json& status, const std::string& type) {
+  for (const auto& c : status.value("conditions", json::array())) {
+    if (c.value("type", "") == type) return c;
+  }
+  return json::object();
+}
+
 TEST_F(ReconcilerTest, ABudgetsStatusCountsItsPoliciesAndABudgetNoPolicyNamesIsReady) {
   put(kBudgets, budgetJson("billing", {{"maxConnections", 100}, {"reservedConnections", 10}}));
   ASSERT_TRUE(reconciler.reconcileBudget("billing").ok());
@@ -172,8 +179,10 @@ TEST_F(ReconcilerTest, ABudgetsStatusCountsItsPoliciesAndABudgetNoPolicyNamesIsR
   EXPECT_EQ(st.value("available", -1), 90) << st.dump(2);
   EXPECT_EQ(st.value("worstCase", -1), 0);
   EXPECT_EQ(st.value("policies", -1), 0);
-  ASSERT_EQ(st["conditions"].size(), 2u) << st.dump(2);
-  EXPECT_EQ(st["conditions"][1].value("status", ""), "True") << "Ready with nothing to count";
+  ASSERT_EQ(st["conditions"].size(), 3u) << st.dump(2);
+  EXPECT_EQ(condition(st, "Ready").value("status", ""), "True") << "Ready with nothing to count";
+  EXPECT_EQ(condition(st, "UsageHealthy").value("reason", ""), "NotConfigured") << st.dump(2);
+  EXPECT_EQ(st["topWorkloads"], json::array());
 
   // The budget of the policies' database: their totals, within its ceiling; unchanged totals write nothing.
   put(kDeployments, deploymentJson("web"));
@@ -188,6 +197,10 @@ TEST_F(ReconcilerTest, ABudgetsStatusCountsItsPoliciesAndABudgetNoPolicyNamesIsR
   EXPECT_EQ(st.value("worstCase", -1), (2 + 1) * 6) << st.dump(2);
   EXPECT_EQ(st.value("policies", -1), 1);
   EXPECT_EQ(st.value("available", -1), 37);
+  ASSERT_EQ(st["topWorkloads"].size(), 1u) << st.dump(2);
+  EXPECT_EQ(
+      st["topWorkloads"][0],
+      json({{"kind", "Deployment"}, {"namespace", "shop"}, {"name", "web"}, {"policy", "shop/p"}, {"worstCase", 18}}));
   const int before = writes();
   ASSERT_TRUE(reconciler.reconcileBudget("orders").ok());
   EXPECT_EQ(writes(), before) << "the same totals: no status write";

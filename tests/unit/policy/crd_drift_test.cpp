@@ -181,7 +181,7 @@ TEST(CrdDrift, TheBudgetSpecMatchesItsOfflineSchemaAndTheContract) {
   EXPECT_GT(checked, 15);
   std::vector<std::string> columns;
   for (const auto& c : v["additionalPrinterColumns"]) columns.push_back(c["name"]);
-  EXPECT_EQ(columns, (std::vector<std::string>{"Max", "Available", "Worst", "Ready", "Age"}));
+  EXPECT_EQ(columns, (std::vector<std::string>{"Max", "Available", "Worst", "Live", "Ready", "Age"}));
 }
 
 // The hand-written pattern checks accept exactly what the CRD's patterns accept, on probes chosen at the edges.
