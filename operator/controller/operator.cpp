@@ -250,18 +250,25 @@ int runOperator(const RunOptions& o) {
   // Checks run on the monitor's threads; a policy whose findings changed is reconciled (queue set below).
   runtime::Controller* controller = nullptr;
   runtime::Controller* budgetController = nullptr;
+  Reconciler* reconcilerForUsage = nullptr;  // set below; checks start only once reconciles run
   UsageMonitor usageMonitor(
       usageChecker, *api, SystemClock::instance(),
-      [&controller, &budgetController](const std::string& key) {
-        // A budget's central check is reported under its own key; every other key is a policy's.
+      [&controller, &budgetController, &reconcilerForUsage](const std::string& key) {
+        // A budget's central check is reported under its own key, and its findings are the policies' of the
+        // database that have no usage block; every other key is a policy's.
         if (key.rfind(kBudgetUsagePrefix, 0) == 0) {
-          if (budgetController) budgetController->queue().add(key.substr(std::string(kBudgetUsagePrefix).size()));
+          const std::string database = key.substr(std::string(kBudgetUsagePrefix).size());
+          if (budgetController) budgetController->queue().add(database);
+          if (controller && reconcilerForUsage) {
+            for (const auto& k : reconcilerForUsage->policiesOfDatabase(database)) controller->queue().add(k);
+          }
           return;
         }
         if (controller) controller->queue().add(key);
       },
       &events);
   Reconciler reconciler(*api, caches, SystemClock::instance(), &events, &metrics, &usageMonitor);
+  reconcilerForUsage = &reconciler;
   reconciler.setOperatorNamespace(podNamespace());
 
   runtime::ControllerOptions copts;

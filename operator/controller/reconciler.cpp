@@ -111,6 +111,24 @@ std::vector<std::string> Reconciler::affectedByClusterPolicy(const kube::Object&
   return keys;
 }
 
+std::optional<usage::AnalysisResult> Reconciler::centralUsage(const policy::Policy& pol,
+                                                              std::vector<usage::GovernedWorkload> workloads) const {
+  if (!caches_.budgets || !usage_) return std::nullopt;
+  auto cached = caches_.budgets->get(pol.spec.database.name);
+  if (!cached) return std::nullopt;
+  const auto& b = runtime::recordAs<model::BudgetObject>(*cached);
+  if (!b.parsed || !b.parsed->usage) return std::nullopt;
+  auto input = usage_->latestInput(budgetUsageKey(b.meta.name), b.meta.uid);
+  if (!input) return std::nullopt;
+  usage::AnalysisInput in = *input;
+  in.workloads = std::move(workloads);
+  in.declaredMaxConnections = pol.spec.database.maxConnections;
+  in.declaredReservedConnections = pol.spec.database.reservedConnections;
+  usage::AnalysisResult r = usage::analyze(in);
+  r.condition.message = "from the check of ClusterConnectionBudget " + b.meta.name + ": " + r.condition.message;
+  return r;
+}
+
 std::vector<std::string> Reconciler::allClusterPolicies() const {
   std::vector<std::string> keys;
   if (caches_.clusterPolicies) {
@@ -300,6 +318,9 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     firstCheckPending = !snapshot.usage;
   } else if (usage_) {
     usage_->forget(ns, name);  // its usage block was removed: release the connections only it used
+    // Without a usage block of its own: the findings of its database's ClusterConnectionBudget check, over its
+    // own workloads.
+    snapshot.usage = centralUsage(pol, governedWorkloads(snapshot));
   }
   if (firstCheckPending) {
     // Nothing is decided before the policy's first usage check ends (bounded by the sources' timeouts; the

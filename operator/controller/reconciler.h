@@ -132,6 +132,10 @@ class Reconciler {
   // budget's usage block, over every governed workload of the database.
   policy::Policy usagePolicyOf(const policy::ClusterBudget& budget, const budget::DatabaseBudget& db) const;
   std::vector<usage::GovernedWorkload> governedWorkloadsOf(const budget::DatabaseBudget& db) const;
+  // For a policy without a usage block: the last check of its database's ClusterConnectionBudget, analyzed over
+  // `workloads` (the policy's own); nullopt when the budget has no usage block or no check has ended yet.
+  std::optional<usage::AnalysisResult> centralUsage(const policy::Policy& pol,
+                                                    std::vector<usage::GovernedWorkload> workloads) const;
   // Makes the writes the plan asks for and marks failed ones in its status (apply.cpp); returns how many failed.
   int applyPlan(const std::string& key, const model::PolicyObject& policyObj, Plan& plan, ReconcileOutcome& outcome);
 

@@ -121,6 +121,14 @@ std::optional<usage::AnalysisResult> UsageMonitor::latest(const std::string& pol
   return it->second.result;
 }
 
+std::shared_ptr<const usage::AnalysisInput> UsageMonitor::latestInput(const std::string& policyKey,
+                                                                      const std::string& uid) const {
+  std::lock_guard l(mu_);
+  auto it = found_.find(policyKey);
+  if (it == found_.end() || it->second.uid != uid) return nullptr;
+  return it->second.input;
+}
+
 std::optional<int32_t> UsageMonitor::serverMaxConnections(const std::string& database) const {
   std::lock_guard l(mu_);
   auto it = serverMaxConnections_.find(database);
@@ -223,7 +231,7 @@ void UsageMonitor::checkOne(const std::string& key, Wanted wanted) {
     if (w == wanted_.end() || w->second.uid != wanted.uid || w->second.target != wanted.target) return;  // gone
     auto& f = found_[key];
     changed = f.uid != wanted.uid || !sameFindings(f.result, report.result);
-    f = Found{wanted.uid, report.result};
+    f = Found{wanted.uid, report.result, report.input};
     if (report.result.usage.serverMaxConnections) {
       serverMaxConnections_[wanted.policy.spec.database.name] = *report.result.usage.serverMaxConnections;
     }

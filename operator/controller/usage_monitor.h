@@ -51,6 +51,8 @@ class UsageMonitor {
   void forget(const std::string& ns, const std::string& name);
   // The latest findings for the policy object with this uid; nullopt before its first check ends.
   std::optional<usage::AnalysisResult> latest(const std::string& policyKey, const std::string& uid) const;
+  // What the latest check read (its sources), for the object with this uid; null before its first check ends.
+  std::shared_ptr<const usage::AnalysisInput> latestInput(const std::string& policyKey, const std::string& uid) const;
   // max_connections as last read from the server of a database, by database name.
   std::optional<int32_t> serverMaxConnections(const std::string& database) const;
 
@@ -72,6 +74,7 @@ class UsageMonitor {
   struct Found {
     std::string uid;
     usage::AnalysisResult result;
+    std::shared_ptr<const usage::AnalysisInput> input;
   };
   struct Target {
     std::thread thread;

@@ -71,6 +71,7 @@ UsageReport Checker::check(const policy::Policy& policy, const std::vector<Gover
   }
   in.now = clock_.now();
   report.result = analyze(in);
+  report.input = std::make_shared<const AnalysisInput>(in);
 
   if (metrics_) {
     std::vector<UsageMetrics::SourceRead> sources;

@@ -33,6 +33,9 @@ class UsageMetrics;
 
 struct UsageReport {
   AnalysisResult result;
+  // What the analysis read (sources, thresholds, time): a ClusterConnectionBudget's check shares it with the
+  // policies of its database, each analyzed over its own workloads.
+  std::shared_ptr<const AnalysisInput> input;
   // What failed, one entry per failing source; result.condition already carries the messages.
   std::vector<Error> errors;
   Clock::steady_point nextCheckDue{};

@@ -292,6 +292,12 @@ TEST_F(SecurityE2E, ABudgetsCentralCheckShowsWhoHoldsTheServerWithNoSecretInTheA
   ASSERT_FALSE(st.value("topWorkloads", json::array()).empty()) << st.dump(2);
   EXPECT_EQ(st["topWorkloads"][0].value("name", ""), "web");
   EXPECT_EQ(st["topWorkloads"][0].value("worstCase", 0), (2 + 1) * 5);
+  // The policy has no usage block of its own: it reports the findings of the budget's check over its workloads.
+  auto policyUsage = [&] { return condition(getJson(ns, "cpol/p"), "UsageHealthy"); };
+  EXPECT_TRUE(eventually([&] { return policyUsage().value("reason", "") == "Healthy"; }, 30s))
+      << getJson(ns, "cpol/p").dump(2);
+  EXPECT_NE(policyUsage().value("message", "").find("ClusterConnectionBudget " + database), std::string::npos)
+      << policyUsage().dump();
   // kubectl shows the live connections next to the capacity.
   auto table = cluster().kubectl({"get", "ccb", database});
   EXPECT_NE(table.out.find("LIVE"), std::string::npos) << table.out;
