@@ -275,7 +275,9 @@ TEST_F(SecurityE2E, ABudgetsCentralCheckShowsWhoHoldsTheServerWithNoSecretInTheA
   auto r = cluster().kubectl(
       {"apply", "-f", "-"},
       "apiVersion: poolguard.dev/v1alpha1\nkind: ClusterConnectionBudget\nmetadata:\n  name: " + database +
-          "\nspec:\n  maxConnections: 100\n  usage:\n    interval: 5s\n" + postgresUsage(cluster().pgPort, secret));
+          "\nspec:\n  maxConnections: 100\n  usage:\n    interval: 5s\n"
+          "    thresholds: {idleInTransaction: 2s}\n" +
+          postgresUsage(cluster().pgPort, secret));
   ASSERT_EQ(r.exitCode, 0) << r.err;
   auto status = [&] { return getJson("default", "ccb/" + database).value("status", json::object()); };
   auto rogueListed = [&] {
@@ -298,6 +300,22 @@ TEST_F(SecurityE2E, ABudgetsCentralCheckShowsWhoHoldsTheServerWithNoSecretInTheA
       << getJson(ns, "cpol/p").dump(2);
   EXPECT_NE(policyUsage().value("message", "").find("ClusterConnectionBudget " + database), std::string::npos)
       << policyUsage().dump();
+  // A leak in the governed workload: a session reporting its application_name, left idle in a transaction past
+  // the budget's threshold, shows on the budget and on the policy.
+  std::thread leak([&] {
+    run({"psql", "-X", "-q", "-h", cluster().pgHost, "-p", std::to_string(cluster().pgPort), "-U", cluster().pgUser,
+         "-d", "postgres"},
+        "BEGIN;\nSELECT 1;\n\\! sleep 20\nCOMMIT;\n", {{"PGAPPNAME", ns + "/web"}});
+  });
+  EXPECT_TRUE(eventually(
+      [&] {
+        return condition(json{{"status", status()}}, "UsageHealthy").value("reason", "") == "LeakSuspected";
+      },
+      30s))
+      << status().dump(2);
+  EXPECT_TRUE(eventually([&] { return policyUsage().value("reason", "") == "LeakSuspected"; }, 30s))
+      << getJson(ns, "cpol/p").dump(2);
+  leak.join();
   // kubectl shows the live connections next to the capacity.
   auto table = cluster().kubectl({"get", "ccb", database});
   EXPECT_NE(table.out.find("LIVE"), std::string::npos) << table.out;

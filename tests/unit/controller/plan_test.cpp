@@ -424,5 +424,20 @@ TEST(Plan, AClusterPolicyOverAShareOfOneOfItsNamespacesIsOverBudget) {
   EXPECT_THAT(c.message, ::testing::HasSubstr("allocation small: worst case 80 against 40"));
 }
 
+TEST(Plan, AClusterPolicyWithAnInvalidSpecNeverBreaksTheNamespacedOnes) {
+  auto own = policyView("shop", "pool", json::object());
+  // As the cache holds one the operator cannot parse (say, stored under an older, looser schema).
+  auto broken = std::make_shared<model::PolicyObject>();
+  broken->cluster = true;
+  broken->meta.name = "broken";
+  broken->invalidMessage = "ClusterConnectionPoolPolicy \"broken\" is invalid: spec.pool.maxSize: Required value";
+  auto s = snapshotOf(own, {own, viewOf(broken)}, {deployment("shop", "web", 2)});
+  Plan p = plan(s);
+  ASSERT_EQ(p.workloads.size(), 1u);
+  EXPECT_TRUE(p.workloads[0].writeWorkload);
+  EXPECT_EQ(p.status.workloads[0].state, WorkloadState::kApplied);
+  EXPECT_EQ(p.database.policies.size(), 1u) << "an invalid policy counts nothing";
+}
+
 }  // namespace
 }  // namespace poolguard::controller
