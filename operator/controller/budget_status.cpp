@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "controller/conditions.h"
 #include "controller/reconciler.h"
 #include "controller/status.h"
 #include "controller/usage_monitor.h"
+#include "policy/selection.h"
 #include "render/workload.h"
 
 namespace poolguard::controller {
@@ -18,6 +20,16 @@ std::vector<std::string> Reconciler::policiesOfDatabase(const std::string& datab
   std::vector<std::string> keys;
   for (const auto& v : allPolicies()) {
     if (v.parsed && v.parsed->spec.database.name == database) keys.push_back(runtime::objectKey(*v.object));
+  }
+  return keys;
+}
+
+std::vector<std::string> Reconciler::policiesWithoutUsageOf(const std::string& database) const {
+  std::vector<std::string> keys;
+  for (const auto& v : allPolicies()) {
+    const auto& p = v.parsed;
+    if (p && p->spec.database.name == database && !p->spec.usage.postgres && !p->spec.usage.prometheus)
+      keys.push_back(runtime::objectKey(*v.object));
   }
   return keys;
 }
@@ -69,6 +81,44 @@ std::vector<usage::GovernedWorkload> Reconciler::governedWorkloadsOf(const budge
   return out;
 }
 
+std::set<std::string> Reconciler::applicationNamesOf(const budget::DatabaseBudget& db) const {
+  std::set<std::string> names;
+  for (const auto& w : governedWorkloadsOf(db)) {
+    if (!w.applicationName.empty()) names.insert(w.applicationName);
+  }
+  return names;
+}
+
+std::set<std::string> Reconciler::knownApplicationNames() const {
+  // The application_name every workload a policy selects reports, whatever its database: such sessions are a
+  // policy's, even where another policy of the same namespace wins the workload.
+  std::set<std::string> names;
+  for (const auto& v : allPolicies()) {
+    if (!v.parsed || v.deleting) continue;
+    const policy::Policy& p = *v.parsed;
+    std::vector<std::string> namespaces;
+    if (!p.clusterScoped()) {
+      namespaces.push_back(p.namespace_);
+    } else if (caches_.namespaces && p.spec.namespaceSelector) {
+      for (const auto& n : caches_.namespaces->list()) {
+        if (poolguard::matches(*p.spec.namespaceSelector, namespaceLabels(n->meta.name)))
+          namespaces.push_back(n->meta.name);
+      }
+    }
+    for (const auto& ns : namespaces) {
+      const auto nsLabels = namespaceLabels(ns);
+      for (policy::WorkloadKind kind : p.spec.kinds) {
+        for (const auto& w : storeFor(kind)->listInNamespace(ns)) {
+          if (!policy::selects(p, kind, ns, w->meta.labels, &nsLabels)) continue;
+          std::string name = render::expandApplicationName(p.spec.delivery.applicationName, ns, w->meta.name);
+          if (!name.empty()) names.insert(std::move(name));
+        }
+      }
+    }
+  }
+  return names;
+}
+
 std::vector<std::string> Reconciler::budgetsWithAllocations() const {
   std::vector<std::string> names;
   if (!caches_.budgets) return names;
@@ -99,19 +149,26 @@ std::string shareFigures(const budget::AllocationBudget& a) {
          (a.maxConnections ? std::to_string(*a.maxConnections) : std::string("unknown share"));
 }
 
-// What the status says of the central check: the server's connections, the governed ones, and the rest.
-json budgetUsageJson(const usage::AnalysisResult& r) {
+constexpr size_t kMaxUsageMessage = 4096;
+
+// What the status says of the central check: the server's connections, those of this database's governed
+// workloads (each application_name counted once), and the sessions no policy of any database accounts for.
+json budgetUsageJson(const usage::AnalysisResult& r, const usage::AnalysisInput* input,
+                     const std::set<std::string>& governed, const std::set<std::string>& known) {
   json u = json::object();
   const auto& us = r.usage;
   if (!us.source.empty()) u["source"] = us.source;
   if (us.lastCheckTime) u["lastCheckTime"] = formatRfc3339(*us.lastCheckTime);
-  if (r.databaseConnections) u["connections"] = *r.databaseConnections;
-  if (us.connections) u["governed"] = *us.connections;
-  if (r.databaseConnections && us.connections) u["ungovernedConnections"] = *r.databaseConnections - *us.connections;
   if (us.serverMaxConnections) u["serverMaxConnections"] = *us.serverMaxConnections;
-  if (r.databaseConnections) {
+  if (input && input->postgres.ok()) {
+    const usage::ServerSnapshot& snap = input->postgres.result->value();
+    u["connections"] = snap.totalConnections();
+    u["governed"] = usage::sessionsOf(snap, governed);
+    int32_t rest = 0;
+    for (const auto& c : usage::ungovernedSessions(snap, known, 0)) rest += c.connections;
+    u["ungovernedConnections"] = rest;
     json list = json::array();
-    for (const auto& c : r.ungoverned) {
+    for (const auto& c : usage::ungovernedSessions(snap, known)) {
       list.push_back({{"applicationName", c.applicationName},
                       {"user", c.user},
                       {"clientAddress", c.clientAddress},
@@ -234,6 +291,7 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
   std::vector<Condition> desired;
   json status = json::object();
   if (!b.parsed) {
+    if (usage_) usage_->forget("", budgetUsageKey(name));  // no checks while invalid: release its session
     // The API server validates the spec; this is a budget written before a stricter version, say.
     desired.push_back(makeCondition(condition::kWithinBudget, false, "InvalidSpec", b.invalidMessage));
   } else {
@@ -257,10 +315,6 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
       Snapshot s = gather(anchor, anchor->status);
       if (usage_) s.discoveredMaxConnections = usage_->serverMaxConnections(name);
       db = plan(s).database;
-      // max_connections can only come from the server, and no check of it has ended yet: wait for the first (the
-      // policy it ends for is reconciled, and enqueues this budget) rather than report it unknown for a moment.
-      // A check that ended without it (the server unreachable, say) does not hold the status back.
-      if (!db.maxConnections && checksTheServer && usage_ && !aCheckEnded) return ReconcileOutcome{};
     } else {
       std::vector<budget::AllocationInput> allocations;
       for (const auto& a : b.parsed->allocations) allocations.push_back({a.name, a.maxConnections});
@@ -268,6 +322,24 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
                                    b.parsed->reservedConnections.value_or(policy::Database{}.reservedConnections), {},
                                    allocations);
     }
+    // The central usage check: the whole server, for every governed workload of the database, with the
+    // Secrets of the operator's namespace.
+    std::optional<usage::AnalysisResult> checked;
+    if (b.parsed->usage && usage_) {
+      usage_->want(model::referenceTo(b, "poolguard.dev/v1alpha1", "ClusterConnectionBudget"),
+                   usagePolicyOf(*b.parsed, db), governedWorkloadsOf(db), operatorNamespace_);
+      checked = usage_->latest(budgetUsageKey(name), b.meta.uid);
+      if (b.parsed->usage->postgres) {
+        checksTheServer = true;
+        aCheckEnded = aCheckEnded || checked.has_value();
+      }
+    } else if (usage_) {
+      usage_->forget("", budgetUsageKey(name));
+    }
+    // max_connections can only come from the server, and no check of it has ended yet: wait for the first (the
+    // policy or budget it ends for enqueues this budget) rather than report it unknown for a moment. A check that
+    // ended without it (the server unreachable, say) does not hold the status back.
+    if (!db.maxConnections && checksTheServer && usage_ && !aCheckEnded) return ReconcileOutcome{};
     desired.push_back(budgetCondition(db, name, policies));
     if (db.maxConnections) status["maxConnections"] = *db.maxConnections;
     if (db.available) status["available"] = *db.available;
@@ -290,20 +362,15 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
         status["allocations"].push_back(shareJson(db.allocations[i], counted[i]));
       if (db.unallocated) status["unallocated"] = shareJson(*db.unallocated, counted.back());
     }
-    // The central usage check: the whole server, for every governed workload of the database, with the
-    // Secrets of the operator's namespace.
-    std::optional<usage::AnalysisResult> checked;
-    if (b.parsed->usage && usage_) {
-      usage_->want(model::referenceTo(b, "poolguard.dev/v1alpha1", "ClusterConnectionBudget"),
-                   usagePolicyOf(*b.parsed, db), governedWorkloadsOf(db), operatorNamespace_);
-      checked = usage_->latest(budgetUsageKey(name), b.meta.uid);
-    } else if (usage_) {
-      usage_->forget("", budgetUsageKey(name));
-    }
     if (checked) {
+      // Every workload of the database may have a finding: the message stays within what a condition may hold.
+      std::string message = checked->condition.message;
+      if (message.size() > kMaxUsageMessage) message = message.substr(0, kMaxUsageMessage - 3) + "...";
       desired.push_back(Condition{condition::kUsageHealthy, usage::toString(checked->condition.status),
-                                  checked->condition.reason, checked->condition.message, 0, ""});
-      status["usage"] = budgetUsageJson(*checked);
+                                  checked->condition.reason, message, 0, ""});
+      auto input = usage_->latestInput(budgetUsageKey(name), b.meta.uid);
+      status["usage"] =
+          budgetUsageJson(*checked, input ? input.get() : nullptr, applicationNamesOf(db), knownApplicationNames());
     } else if (b.parsed->usage) {
       desired.push_back(
           unknownCondition(condition::kUsageHealthy, "Pending", "the first check of the server has not ended yet"));

@@ -260,7 +260,7 @@ int runOperator(const RunOptions& o) {
           const std::string database = key.substr(std::string(kBudgetUsagePrefix).size());
           if (budgetController) budgetController->queue().add(database);
           if (controller && reconcilerForUsage) {
-            for (const auto& k : reconcilerForUsage->policiesOfDatabase(database)) controller->queue().add(k);
+            for (const auto& k : reconcilerForUsage->policiesWithoutUsageOf(database)) controller->queue().add(k);
           }
           return;
         }

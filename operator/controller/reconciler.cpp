@@ -111,6 +111,21 @@ std::vector<std::string> Reconciler::affectedByClusterPolicy(const kube::Object&
   return keys;
 }
 
+bool Reconciler::onlyTheBudgetReadsMaxConnections(const policy::Policy& pol, const Snapshot& s) const {
+  if (!caches_.budgets || !usage_) return false;
+  auto cached = caches_.budgets->get(pol.spec.database.name);
+  if (!cached) return false;
+  const auto& b = runtime::recordAs<model::BudgetObject>(*cached);
+  if (!b.parsed || b.parsed->maxConnections || !b.parsed->usage || !b.parsed->usage->postgres) return false;
+  if (usage_->serverMaxConnections(pol.spec.database.name) || usage_->latest(budgetUsageKey(b.meta.name), b.meta.uid))
+    return false;
+  for (const auto& v : s.policies) {
+    if (v.parsed && v.parsed->spec.database.name == pol.spec.database.name && v.parsed->spec.database.maxConnections)
+      return false;  // declared: the budget is known without the server
+  }
+  return true;
+}
+
 std::optional<usage::AnalysisResult> Reconciler::centralUsage(const policy::Policy& pol,
                                                               std::vector<usage::GovernedWorkload> workloads) const {
   if (!caches_.budgets || !usage_) return std::nullopt;
@@ -321,6 +336,10 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
     // Without a usage block of its own: the findings of its database's ClusterConnectionBudget check, over its
     // own workloads.
     snapshot.usage = centralUsage(pol, governedWorkloads(snapshot));
+    // As for a policy's own first check (below): when only the budget's check can tell max_connections, nothing
+    // is decided before it ends (the budget's findings enqueue this policy), so a restart does not write
+    // unclamped settings only to clamp them moments later.
+    if (!snapshot.usage && onlyTheBudgetReadsMaxConnections(pol, snapshot)) return ReconcileOutcome{};
   }
   if (firstCheckPending) {
     // Nothing is decided before the policy's first usage check ends (bounded by the sources' timeouts; the

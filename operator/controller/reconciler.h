@@ -93,6 +93,8 @@ class Reconciler {
   std::vector<std::string> affectedByClusterPolicy(const kube::Object& clusterPolicy) const;
   // The policies (keys) naming `database`: those a ClusterConnectionBudget change concerns.
   std::vector<std::string> policiesOfDatabase(const std::string& database) const;
+  // The same, only those without a usage block of their own (they report the budget's central check).
+  std::vector<std::string> policiesWithoutUsageOf(const std::string& database) const;
   // The database a cached policy names ("" when it is not cached or invalid).
   std::string databaseOf(const std::string& policyKey) const;
   // The policies of every database whose ClusterConnectionBudget has allocations: a namespace's labels decide
@@ -132,10 +134,16 @@ class Reconciler {
   // budget's usage block, over every governed workload of the database.
   policy::Policy usagePolicyOf(const policy::ClusterBudget& budget, const budget::DatabaseBudget& db) const;
   std::vector<usage::GovernedWorkload> governedWorkloadsOf(const budget::DatabaseBudget& db) const;
+  // The application_names those workloads report; and those of every workload any policy selects.
+  std::set<std::string> applicationNamesOf(const budget::DatabaseBudget& db) const;
+  std::set<std::string> knownApplicationNames() const;
   // For a policy without a usage block: the last check of its database's ClusterConnectionBudget, analyzed over
   // `workloads` (the policy's own); nullopt when the budget has no usage block or no check has ended yet.
   std::optional<usage::AnalysisResult> centralUsage(const policy::Policy& pol,
                                                     std::vector<usage::GovernedWorkload> workloads) const;
+  // The database's max_connections can come only from its budget's check (a usage.postgres block, nothing
+  // declared), and that check has not ended yet.
+  bool onlyTheBudgetReadsMaxConnections(const policy::Policy& pol, const Snapshot& s) const;
   // Makes the writes the plan asks for and marks failed ones in its status (apply.cpp); returns how many failed.
   int applyPlan(const std::string& key, const model::PolicyObject& policyObj, Plan& plan, ReconcileOutcome& outcome);
 

@@ -19,7 +19,7 @@ bool sameFindings(const usage::AnalysisResult& a, const usage::AnalysisResult& b
   if (a.condition.status != b.condition.status || a.condition.reason != b.condition.reason ||
       a.condition.message != b.condition.message || figures(a.usage) != figures(b.usage) ||
       a.databaseConnections != b.databaseConnections || a.maxConnectionsMismatch != b.maxConnectionsMismatch ||
-      a.workloads.size() != b.workloads.size()) {
+      a.workloads.size() != b.workloads.size() || a.ungoverned != b.ungoverned) {
     return false;
   }
   for (size_t i = 0; i < a.workloads.size(); ++i) {

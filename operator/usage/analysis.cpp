@@ -277,16 +277,30 @@ std::vector<ClientSessions> ungovernedSessions(const ServerSnapshot& snapshot,
   for (const auto& w : workloads) {
     if (!w.applicationName.empty()) governed.insert(w.applicationName);
   }
+  return ungovernedSessions(snapshot, governed, limit);
+}
+
+std::vector<ClientSessions> ungovernedSessions(const ServerSnapshot& snapshot, const std::set<std::string>& governed,
+                                               size_t limit) {
   std::vector<ClientSessions> out;
   for (const auto& c : snapshot.clients) {
-    if (c.connections > 0 && !governed.count(c.applicationName)) out.push_back(c);
+    if (c.connections > 0 && !governed.count(c.applicationName) && c.applicationName != kOwnApplicationName)
+      out.push_back(c);
   }
   std::sort(out.begin(), out.end(), [](const ClientSessions& a, const ClientSessions& b) {
     return std::tie(b.connections, a.applicationName, a.user, a.clientAddress) <
            std::tie(a.connections, b.applicationName, b.user, b.clientAddress);
   });
-  if (out.size() > limit) out.resize(limit);
+  if (limit > 0 && out.size() > limit) out.resize(limit);
   return out;
+}
+
+int32_t sessionsOf(const ServerSnapshot& snapshot, const std::set<std::string>& applicationNames) {
+  int32_t n = 0;
+  for (const auto& name : applicationNames) {
+    if (auto it = snapshot.byApplication.find(name); it != snapshot.byApplication.end()) n += it->second.total();
+  }
+  return n;
 }
 
 }  // namespace poolguard::usage

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,9 @@
 #include "policy/types.h"
 
 namespace poolguard::usage {
+
+// The application_name of poolguard's own sessions.
+inline constexpr const char* kOwnApplicationName = "poolguard";
 
 // pg_stat_activity.state values poolguard looks at.
 inline constexpr const char* kStateActive = "active";
@@ -173,6 +177,12 @@ AnalysisResult analyze(const AnalysisInput& in);
 // `limit` groups.
 std::vector<ClientSessions> ungovernedSessions(const ServerSnapshot& snapshot,
                                                const std::vector<GovernedWorkload>& workloads, size_t limit = 20);
+// The same against a set of application_names that policies account for (poolguard's own, "poolguard", is never
+// listed). With limit 0, every group.
+std::vector<ClientSessions> ungovernedSessions(const ServerSnapshot& snapshot, const std::set<std::string>& governed,
+                                               size_t limit = 20);
+// The sessions of these application_names on the server, each name counted once.
+int32_t sessionsOf(const ServerSnapshot& snapshot, const std::set<std::string>& applicationNames);
 
 // The most connections a workload may hold without exceeding its policy. Uses current pods, widened by the
 // rollout surge and by pods observed to exist (old ReplicaSets still draining), never by HPA headroom.

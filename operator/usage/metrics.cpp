@@ -82,9 +82,13 @@ void UsageMetrics::record(const policy::Policy& policy, const std::vector<Govern
   }
   impl_->useTargets(policy.namespace_ + "/" + policy.name, targets);
   Impl::Series next;
-  for (size_t i = 0; i < result.workloads.size() && i < workloads.size(); ++i) {
+  // A ClusterConnectionBudget's central check covers the policies' workloads: their series are the policies' own
+  // (or absent), never a second copy that a sum would count twice.
+  const size_t perWorkload = policy.kind == "ClusterConnectionBudget" ? 0 : result.workloads.size();
+  for (size_t i = 0; i < perWorkload && i < workloads.size(); ++i) {
     const WorkloadUsage& u = result.workloads[i];
-    const Labels base{{"namespace", policy.namespace_}, {"policy", policy.name}, {"workload", u.name}};
+    // The workload's own namespace: a cluster policy's workloads of one name in two namespaces are two series.
+    const Labels base{{"namespace", u.namespace_}, {"policy", policy.name}, {"workload", u.name}};
     auto setConnections = [&](const std::string& state, double value) {
       Labels labels = base;
       labels["state"] = state;

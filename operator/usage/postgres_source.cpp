@@ -319,7 +319,7 @@ struct PostgresReader::Impl {
                                     c.password.c_str(),
                                     sslModeKeyword(s.sslMode),
                                     connectTimeout.c_str(),
-                                    "poolguard",
+                                    kOwnApplicationName,
                                     serverOptions.c_str(),
                                     "1",
                                     "10",

@@ -290,6 +290,10 @@ TEST_F(SecurityE2E, ABudgetsCentralCheckShowsWhoHoldsTheServerWithNoSecretInTheA
   json st = status();
   EXPECT_EQ(condition(json{{"status", st}}, "UsageHealthy").value("reason", ""), "Healthy") << st.dump(2);
   EXPECT_GE(st["usage"].value("connections", 0), 1);
+  EXPECT_GE(st["usage"].value("ungovernedConnections", 0), 1) << st.dump(2);
+  EXPECT_LE(st["usage"].value("governed", 0), st["usage"].value("connections", 0));
+  for (const auto& u : st["usage"].value("ungoverned", json::array()))
+    EXPECT_NE(u.value("applicationName", ""), "poolguard") << "poolguard's own sessions are not a client's";
   EXPECT_GT(st["usage"].value("serverMaxConnections", 0), 0);
   ASSERT_FALSE(st.value("topWorkloads", json::array()).empty()) << st.dump(2);
   EXPECT_EQ(st["topWorkloads"][0].value("name", ""), "web");

@@ -309,7 +309,7 @@ TEST(PostgresReaderLive, SessionsAreGroupedByApplicationRoleAndClientAddress) {
   web.namespace_ = "shop";
   web.name = "web";
   web.applicationName = "shop/web";
-  auto ungoverned = ungovernedSessions(*snap, {web});
+  auto ungoverned = ungovernedSessions(*snap, std::vector<GovernedWorkload>{web});
   ASSERT_FALSE(ungoverned.empty());
   EXPECT_EQ(ungoverned.front(), rogue) << "largest first";
   for (const auto& u : ungoverned) EXPECT_NE(u.applicationName, "shop/web");

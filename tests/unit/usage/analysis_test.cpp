@@ -319,13 +319,18 @@ TEST(UngovernedSessions, WhatNoGovernedWorkloadAccountsForLargestFirstAndCapped)
   GovernedWorkload web;
   web.applicationName = "shop/web";
   GovernedWorkload silent;  // application_name disabled: attributes nothing, and excludes nothing
-  auto out = ungovernedSessions(snap, {web, silent});
+  auto out = ungovernedSessions(snap, std::vector<GovernedWorkload>{web, silent});
   ASSERT_EQ(out.size(), 20u) << "at most 20 groups";
   EXPECT_EQ(out[0], (ClientSessions{"", "batch", "10.0.0.5", 3})) << "largest first; no application_name counts";
   EXPECT_EQ(out[1], (ClientSessions{"psql", "alice", "10.0.0.9", 1})) << "then by name, role";
   EXPECT_EQ(out[2], (ClientSessions{"psql", "bob", "10.0.0.8", 1}));
   for (const auto& c : out) EXPECT_NE(c.applicationName, "shop/web");
-  EXPECT_EQ(ungovernedSessions(snap, {web}, 2).size(), 2u);
+  EXPECT_EQ(ungovernedSessions(snap, std::vector<GovernedWorkload>{web}, 2).size(), 2u);
+  // poolguard's own sessions (other checks of the server) are never listed; limit 0 lists every group.
+  snap.clients.push_back({"poolguard", "monitor", "10.0.0.2", 9});
+  auto all = ungovernedSessions(snap, std::set<std::string>{"shop/web"}, 0);
+  EXPECT_EQ(all.size(), 33u);
+  for (const auto& c : all) EXPECT_NE(c.applicationName, "poolguard");
 }
 
 }  // namespace
