@@ -318,7 +318,10 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
     } else {
       std::vector<budget::AllocationInput> allocations;
       for (const auto& a : b.parsed->allocations) allocations.push_back({a.name, a.maxConnections});
-      db = budget::computeDatabase(name, b.parsed->maxConnections,
+      // No policy: the budget's capacity, else what its own check read from the server.
+      std::optional<int32_t> maxConnections = b.parsed->maxConnections;
+      if (!maxConnections && usage_) maxConnections = usage_->serverMaxConnections(name);
+      db = budget::computeDatabase(name, maxConnections,
                                    b.parsed->reservedConnections.value_or(policy::Database{}.reservedConnections), {},
                                    allocations);
     }
