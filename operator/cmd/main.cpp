@@ -72,8 +72,8 @@ int run(int argc, char** argv) {
   bool recursive = false;
   auto* validateCmd = app.add_subcommand(
       "validate",
-      "Check policies and ClusterConnectionBudgets offline; exit 1 when any is invalid, 2 when a document or file "
-      "cannot be read");
+      "Check ConnectionPoolPolicies, ClusterConnectionPoolPolicies and ClusterConnectionBudgets offline; exit 1 "
+      "when any is invalid, 2 when a document or file cannot be read");
   addOfflineFiles(validateCmd, files, recursive, output);
   auto* renderCmd =
       app.add_subcommand("render",
