@@ -241,11 +241,12 @@ policy::BudgetAllocation allocation(const std::string& name, const std::string& 
   return a;
 }
 
-const Condition& withinBudgetOf(const std::vector<Condition>& conditions) {
+// A copy: callers pass the conditions as a temporary.
+Condition withinBudgetOf(const std::vector<Condition>& conditions) {
   auto it = std::find_if(conditions.begin(), conditions.end(),
                          [](const Condition& c) { return c.type == condition::kWithinBudget; });
   EXPECT_NE(it, conditions.end());
-  return *it;
+  return it == conditions.end() ? Condition{} : *it;
 }
 
 TEST(Plan, ANamespaceCountsAgainstTheFirstAllocationThatMatchesItsLabels) {
@@ -277,7 +278,7 @@ TEST(Plan, ANamespaceCountsAgainstTheFirstAllocationThatMatchesItsLabels) {
   Plan q = plan(s);
   EXPECT_EQ(q.status.budget.effectiveMaxSize, 5) << "40 / (6 + 2)";
   EXPECT_TRUE(q.status.budget.clamped);
-  const Condition& clamped = withinBudgetOf(computeConditions(q.status));
+  const Condition clamped = withinBudgetOf(computeConditions(q.status));
   EXPECT_EQ(clamped.reason, "Clamped");
   EXPECT_THAT(clamped.message, ::testing::HasSubstr("allocation payments (this namespace's share): worst case 40 "
                                                     "against 40"));
@@ -298,7 +299,7 @@ TEST(Plan, APolicyWhoseAllocationIsOverIsOverBudgetThoughTheDatabaseFits) {
   s.clusterBudget->allocations = {allocation("retail", "retail", 50)};
   s.namespaceLabels = {{"shop", {{"team", "retail"}}}};
   Plan p = plan(s);
-  const Condition& over = withinBudgetOf(computeConditions(p.status));
+  const Condition over = withinBudgetOf(computeConditions(p.status));
   EXPECT_EQ(over.status, "False");
   EXPECT_EQ(over.reason, "BudgetExceeded");
   EXPECT_THAT(over.message,
@@ -419,7 +420,7 @@ TEST(Plan, AClusterPolicyOverAShareOfOneOfItsNamespacesIsOverBudget) {
   s.clusterBudget->allocations = {allocation("small", "small", 40)};
   s.namespaceLabels = {{"team-a", {{"team", "small"}}}};
   Plan p = plan(s);
-  const Condition& c = withinBudgetOf(computeConditions(p.status));
+  const Condition c = withinBudgetOf(computeConditions(p.status));
   EXPECT_EQ(c.reason, "BudgetExceeded");
   EXPECT_THAT(c.message, ::testing::HasSubstr("allocation small: worst case 80 against 40"));
 }
