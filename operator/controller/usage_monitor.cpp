@@ -231,7 +231,9 @@ void UsageMonitor::checkOne(const std::string& key, Wanted wanted) {
     if (w == wanted_.end() || w->second.uid != wanted.uid || w->second.target != wanted.target) return;  // gone
     auto& f = found_[key];
     changed = f.uid != wanted.uid || !sameFindings(f.result, report.result);
-    f = Found{wanted.uid, report.result, report.input};
+    // Only a ClusterConnectionBudget's sources are read again (by the policies of its database): a policy's own
+    // check keeps no copy of the server's sessions.
+    f = Found{wanted.uid, report.result, wanted.policy.kind == "ClusterConnectionBudget" ? report.input : nullptr};
     if (report.result.usage.serverMaxConnections) {
       serverMaxConnections_[wanted.policy.spec.database.name] = *report.result.usage.serverMaxConnections;
     }

@@ -51,7 +51,8 @@ class UsageMonitor {
   void forget(const std::string& ns, const std::string& name);
   // The latest findings for the policy object with this uid; nullopt before its first check ends.
   std::optional<usage::AnalysisResult> latest(const std::string& policyKey, const std::string& uid) const;
-  // What the latest check read (its sources), for the object with this uid; null before its first check ends.
+  // What the latest check of a ClusterConnectionBudget read (its sources), for the object with this uid; null
+  // before its first check ends, and for a policy's check.
   std::shared_ptr<const usage::AnalysisInput> latestInput(const std::string& policyKey, const std::string& uid) const;
   // max_connections as last read from the server of a database, by database name.
   std::optional<int32_t> serverMaxConnections(const std::string& database) const;
