@@ -112,6 +112,8 @@ struct AllocationBudget {
   int64_t unclampedWorstCase = 0;
   size_t policies = 0;
   bool over() const { return maxConnections && worstCase > *maxConnections; }
+  // "allocation <name>", or "the namespaces in no allocation", for messages.
+  std::string label() const { return name.empty() ? "the namespaces in no allocation" : "allocation " + name; }
 };
 
 struct DatabaseBudget {

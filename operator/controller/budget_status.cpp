@@ -140,12 +140,8 @@ std::vector<std::string> Reconciler::policiesUnderAllocations() const {
 
 namespace {
 
-std::string shareName(const budget::AllocationBudget& a) {
-  return a.name.empty() ? "the namespaces in no allocation" : "allocation " + a.name;
-}
-
 std::string shareFigures(const budget::AllocationBudget& a) {
-  return shareName(a) + ": worst case " + std::to_string(a.worstCase) + " against its " +
+  return a.label() + ": worst case " + std::to_string(a.worstCase) + " against its " +
          (a.maxConnections ? std::to_string(*a.maxConnections) : std::string("unknown share"));
 }
 

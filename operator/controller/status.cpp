@@ -104,16 +104,15 @@ Condition budgetCondition(const StatusInput& in) {
   // With allocations, this policy's share binds it: the database may fit while its allocation is over.
   bool shareOver = false;
   if (const auto& a = b.allocation) {
-    std::string share = a->name.empty() ? "the namespaces in no allocation" : "allocation " + a->name;
-    figures += "; " + share + " (this namespace's share): worst case " + std::to_string(a->worstCase) + " against " +
-               (a->maxConnections ? std::to_string(*a->maxConnections) : std::string("an unknown share"));
+    figures += "; " + a->label() + " (this namespace's share): worst case " + std::to_string(a->worstCase) +
+               " against " + (a->maxConnections ? std::to_string(*a->maxConnections) : std::string("an unknown share"));
     shareOver = a->over();
   }
   for (const auto& a : b.shares) {  // a cluster policy's: every share that is over
     if (!a.over()) continue;
     shareOver = true;
-    figures += "; " + (a.name.empty() ? std::string("the namespaces in no allocation") : "allocation " + a.name) +
-               ": worst case " + std::to_string(a.worstCase) + " against " + std::to_string(*a.maxConnections);
+    figures += "; " + a.label() + ": worst case " + std::to_string(a.worstCase) + " against " +
+               std::to_string(*a.maxConnections);
   }
   if (shareOver) {
     std::string fix = in.onExceeded == policy::OnExceeded::kClamp
