@@ -17,14 +17,16 @@ WorkloadFacts factsFor(const WorkloadShape& shape) {
   f.podsNow = std::max(0, shape.replicas);
   f.autoscaled = shape.hpaMaxReplicas.has_value();
   f.podsMax = std::max(f.podsNow, shape.hpaMaxReplicas.value_or(0));
-  if (shape.kind == policy::WorkloadKind::kStatefulSet || shape.recreate) {
-    f.surge = 0;
-  } else if (shape.maxSurge.percent) {
-    f.surge = static_cast<int32_t>(ceilDiv(int64_t{f.podsMax} * shape.maxSurge.value, 100));
-  } else {
-    f.surge = shape.maxSurge.value;
-  }
+  f.surges = shape.kind != policy::WorkloadKind::kStatefulSet && !shape.recreate;
+  f.maxSurge = shape.maxSurge;
+  f.surge = f.surgeAt(f.podsMax);
   return f;
+}
+
+int32_t WorkloadFacts::surgeAt(int32_t pods) const {
+  if (!surges) return 0;
+  if (maxSurge.percent) return static_cast<int32_t>(ceilDiv(int64_t{pods} * maxSurge.value, 100));
+  return maxSurge.value;
 }
 
 WorkloadShape shapeOf(const model::Workload& workload, const model::Hpa* hpa) {

@@ -40,6 +40,11 @@ struct WorkloadFacts {
   int32_t podsMax = 1;  // HPA maxReplicas, never below podsNow (a workload above its HPA's max has those pods now)
   int32_t surge = 0;    // extra pods a rollout adds at pods max; 0 for Recreate and StatefulSets
   bool autoscaled = false;
+  // The rule surge follows: none for Recreate and StatefulSets, else the RollingUpdate maxSurge.
+  bool surges = true;
+  Surge maxSurge = kDefaultMaxSurge;
+  // Extra pods a rollout adds at `pods` pods.
+  int32_t surgeAt(int32_t pods) const;
 };
 
 WorkloadFacts factsFor(const WorkloadShape& shape);

@@ -1,0 +1,336 @@
+#include "budget/admission.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+
+namespace poolguard::budget {
+namespace {
+
+constexpr size_t kMaxNameLength = 253;
+constexpr size_t kMaxKeyLength = 253;  // a ConfigMap key
+
+// Connections a workload holds at worst with `pods` pods at most (a rollout's surge on top).
+int64_t worstAt(const WorkloadBudget& w, int32_t pods) { return (int64_t{pods} + w.facts.surgeAt(pods)) * w.perPod; }
+
+// The most pods the workload may reach when `room` connections more than today's worst case are its own.
+int32_t podsWithin(const WorkloadBudget& w, int64_t room) {
+  const int32_t from = w.facts.podsMax;
+  const int64_t base = worstAt(w, from);
+  if (w.perPod <= 0 || room <= 0) return from;
+  // worstAt grows by at least perPod per pod: the answer is below from + room / perPod + 1.
+  int64_t lo = from, hi = std::min<int64_t>(int64_t{from} + room / w.perPod + 1, INT32_MAX);
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo + 1) / 2;
+    if (worstAt(w, static_cast<int32_t>(mid)) - base <= room)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return static_cast<int32_t>(lo);
+}
+
+struct Member {
+  const WorkloadBudget* workload;
+  size_t share;
+};
+
+std::string resourceOf(policy::WorkloadKind kind) {
+  return kind == policy::WorkloadKind::kStatefulSet ? "statefulsets" : "deployments";
+}
+
+std::string shortDigest(const std::string& s) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  return std::string(out, 8);
+}
+
+}  // namespace
+
+std::vector<Allotment> allotments(const DatabaseBudget& db) {
+  std::vector<Allotment> out;
+  if (!db.available) return out;
+
+  // The shares: without allocations the whole database; with them each allocation and the namespaces in none.
+  struct Share {
+    std::string label;
+    int64_t limit = 0;
+    int64_t worstCase = 0;
+    int64_t room = 0;
+    std::vector<const WorkloadBudget*> members;
+  };
+  std::vector<Share> shares;
+  if (db.allocations.empty()) {
+    shares.push_back(Share{"the database", *db.available, db.worstCase, 0, {}});
+  } else {
+    for (const auto& a : db.allocations)
+      shares.push_back(Share{a.label(), a.maxConnections.value_or(0), a.worstCase, 0, {}});
+    shares.push_back(
+        Share{db.unallocated->label(), db.unallocated->maxConnections.value_or(0), db.unallocated->worstCase, 0, {}});
+  }
+  for (const auto& p : db.policies) {
+    size_t g = 0;
+    if (!db.allocations.empty())
+      g = p.allocation >= 0 && static_cast<size_t>(p.allocation) < db.allocations.size()
+              ? static_cast<size_t>(p.allocation)
+              : db.allocations.size();
+    for (const auto& w : p.workloads) shares[g].members.push_back(&w);
+  }
+
+  // Each share's room, and the database's: when allocations promise more than there is, the shares' rooms are
+  // scaled down so that together they never exceed what the database has left.
+  int64_t total = 0;
+  for (auto& s : shares) {
+    s.room = std::max<int64_t>(0, s.limit - s.worstCase);
+    total += s.room;
+  }
+  const int64_t dbRoom = std::max<int64_t>(0, *db.available - db.worstCase);
+  if (total > dbRoom) {
+    for (auto& s : shares) s.room = total > 0 ? s.room * dbRoom / total : 0;
+  }
+
+  for (const auto& s : shares) {
+    if (s.members.empty()) continue;
+    // Order: largest worst case first, then by name, so the split is the same on every reconcile.
+    std::vector<const WorkloadBudget*> members = s.members;
+    std::stable_sort(members.begin(), members.end(), [](const WorkloadBudget* a, const WorkloadBudget* b) {
+      if (a->worstCase != b->worstCase) return a->worstCase > b->worstCase;
+      return std::tie(a->facts.namespace_, a->facts.name, a->facts.kind) <
+             std::tie(b->facts.namespace_, b->facts.name, b->facts.kind);
+    });
+    int64_t sumWorst = 0;
+    for (const auto* w : members) sumWorst += w->worstCase;
+    // First in proportion to each workload's worst case (equal parts when none has any), in whole pods.
+    std::vector<int32_t> pods(members.size());
+    int64_t used = 0;
+    for (size_t i = 0; i < members.size(); ++i) {
+      const auto& w = *members[i];
+      int64_t part = sumWorst > 0 ? s.room * w.worstCase / sumWorst : s.room / static_cast<int64_t>(members.size());
+      pods[i] = podsWithin(w, part);
+      used += worstAt(w, pods[i]) - worstAt(w, w.facts.podsMax);
+    }
+    // Then what whole pods left over, a pod at a time in the same order, while one more still fits.
+    for (bool added = true; added;) {
+      added = false;
+      for (size_t i = 0; i < members.size(); ++i) {
+        const auto& w = *members[i];
+        if (pods[i] == INT32_MAX) continue;
+        int64_t cost = worstAt(w, pods[i] + 1) - worstAt(w, pods[i]);
+        if (cost <= 0 || used + cost > s.room) continue;
+        ++pods[i];
+        used += cost;
+        added = true;
+      }
+    }
+    for (size_t i = 0; i < members.size(); ++i) {
+      const auto& w = *members[i];
+      Allotment a;
+      a.kind = w.facts.kind;
+      a.namespace_ = w.facts.namespace_;
+      a.name = w.facts.name;
+      a.autoscaled = w.facts.autoscaled;
+      a.podsMax = w.facts.podsMax;
+      a.maxPods = pods[i];
+      a.perPod = w.perPod;
+      a.allotted = worstAt(w, pods[i]) - worstAt(w, w.facts.podsMax);
+      a.share = s.label;
+      a.shareLimit = s.limit;
+      a.shareWorstCase = s.worstCase;
+      out.push_back(std::move(a));
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const Allotment& a, const Allotment& b) {
+    return std::tie(a.namespace_, a.name, a.kind) < std::tie(b.namespace_, b.name, b.kind);
+  });
+  return out;
+}
+
+std::string admissionObjectName(const std::string& database) {
+  const std::string prefix = "poolguard-budget-";
+  if (prefix.size() + database.size() <= kMaxNameLength) return prefix + database;
+  std::string digest = shortDigest(database);
+  std::string head = database.substr(0, kMaxNameLength - prefix.size() - digest.size() - 1);
+  while (!head.empty() && (head.back() == '-' || head.back() == '.')) head.pop_back();
+  return prefix + head + "-" + digest;
+}
+
+std::string allotmentKey(policy::WorkloadKind kind, const std::string& ns, const std::string& name) {
+  return resourceOf(kind) + "_" + ns + "_" + name;
+}
+
+namespace {
+
+// The CEL of the policy. params is the ConfigMap: data.database, data.maxSize (the ceiling, when set),
+// data.requireLeakDetection ("true" when set), and per workload allotmentKey() ->
+// "maxPods|autoscaled (1 or 0)|share|share's connections|share's worst case|connections per pod".
+json variables() {
+  auto var = [](const char* name, const char* expression) { return json{{"name", name}, {"expression", expression}}; };
+  return json::array({
+      var("database", "params.data['database']"),
+      var("isPolicy", "request.resource.group == 'poolguard.dev'"),
+      var("isWorkload",
+          "request.resource.group == 'apps' && "
+          "(request.resource.resource == 'deployments' || request.resource.resource == 'statefulsets')"),
+      var("isHpa",
+          "request.resource.group == 'autoscaling' && request.resource.resource == 'horizontalpodautoscalers'"),
+      // A policy of this database, new here: created, or moved from another database.
+      var("policyHere",
+          "variables.isPolicy && has(object.spec.database) && object.spec.database.name == variables.database"),
+      var("policyNewHere",
+          "request.operation == 'CREATE' || !has(oldObject.spec.database) || "
+          "oldObject.spec.database.name != variables.database"),
+      var("maxSize", "has(object.spec.pool) && has(object.spec.pool.maxSize) ? object.spec.pool.maxSize : 0"),
+      var("oldMaxSize",
+          "request.operation == 'UPDATE' && has(oldObject.spec.pool) && has(oldObject.spec.pool.maxSize) ? "
+          "oldObject.spec.pool.maxSize : 0"),
+      var("leakOff",
+          "!has(object.spec.pool) || !has(object.spec.pool.leakDetectionThreshold) || "
+          "duration(object.spec.pool.leakDetectionThreshold) == duration('0s')"),
+      var("leakWasOff",
+          "request.operation == 'CREATE' || !has(oldObject.spec.pool) || "
+          "!has(oldObject.spec.pool.leakDetectionThreshold) || "
+          "duration(oldObject.spec.pool.leakDetectionThreshold) == duration('0s')"),
+      var("targetResource",
+          "variables.isHpa && object.spec.scaleTargetRef.apiVersion.startsWith('apps/') ? "
+          "(object.spec.scaleTargetRef.kind == 'Deployment' ? 'deployments' : "
+          "object.spec.scaleTargetRef.kind == 'StatefulSet' ? 'statefulsets' : '') : ''"),
+      var("key",
+          "variables.isWorkload ? request.resource.resource + '_' + request.namespace + '_' + request.name : "
+          "variables.targetResource != '' ? variables.targetResource + '_' + request.namespace + '_' + "
+          "object.spec.scaleTargetRef.name : ''"),
+      var("allotment",
+          "variables.key != '' && variables.key in params.data ? params.data[variables.key].split('|') : []"),
+  });
+}
+
+json validations() {
+  auto rule = [](const char* expression, const char* messageExpression) {
+    return json{{"expression", expression},
+                {"messageExpression", messageExpression},
+                {"message", "the change breaks the database's connection budget (ClusterConnectionBudget)"},
+                {"reason", "Forbidden"}};
+  };
+  return json::array({
+      rule("!variables.policyHere || !('maxSize' in params.data) || variables.maxSize <= int(params.data['maxSize']) "
+           "|| (!variables.policyNewHere && variables.maxSize <= variables.oldMaxSize)",
+           "'database ' + variables.database + ': pool.maxSize ' + string(variables.maxSize) + ' is above the "
+           "ceiling of ' + params.data['maxSize'] + ' connections per pool (ClusterConnectionBudget ' + "
+           "variables.database + ', spec.ceilings.maxSize); set pool.maxSize to ' + params.data['maxSize'] + ' or "
+           "less'"),
+      rule("!variables.policyHere || !('requireLeakDetection' in params.data) || !variables.leakOff || "
+           "(!variables.policyNewHere && variables.leakWasOff)",
+           "'database ' + variables.database + ': pool.leakDetectionThreshold is 0s (off), and ClusterConnectionBudget "
+           "' + variables.database + ' requires leak detection (spec.ceilings.requireLeakDetection); set it to "
+           "30s, say'"),
+      // replicas of a workload no HPA scales, directly or through the scale subresource (kubectl scale): a raise
+      // beyond the allotment. Keeping or lowering a value is always allowed.
+      rule("!variables.isWorkload || size(variables.allotment) != 6 || variables.allotment[1] == '1' || "
+           "!has(object.spec.replicas) || object.spec.replicas <= int(variables.allotment[0]) || "
+           "(request.operation == 'UPDATE' && has(oldObject.spec.replicas) && "
+           "object.spec.replicas <= oldObject.spec.replicas)",
+           "'database ' + variables.database + ': ' + (request.resource.resource == 'deployments' ? 'Deployment ' : "
+           "'StatefulSet ') + request.namespace + '/' + request.name + ' asks for ' + string(object.spec.replicas) + "
+           "' replicas; its allotment in ' + variables.allotment[2] + ' (' + variables.allotment[3] + ' connections, ' "
+           "+ variables.allotment[4] + ' taken at worst) has room for ' + variables.allotment[0] + ' at ' + "
+           "variables.allotment[5] + ' connections per pod. Keep the replicas at ' + variables.allotment[0] + ' or "
+           "fewer, or ask the owners of the database to raise the share (ClusterConnectionBudget ' + "
+           "variables.database + ')'"),
+      // an HPA's maxReplicas: created, moved to another target, or raised beyond the allotment.
+      rule("!variables.isHpa || size(variables.allotment) != 6 || "
+           "object.spec.maxReplicas <= int(variables.allotment[0]) || "
+           "(request.operation == 'UPDATE' && oldObject.spec.scaleTargetRef == object.spec.scaleTargetRef && "
+           "object.spec.maxReplicas <= oldObject.spec.maxReplicas)",
+           "'database ' + variables.database + ': HorizontalPodAutoscaler ' + request.namespace + '/' + request.name "
+           "+ ' asks for maxReplicas ' + string(object.spec.maxReplicas) + '; the allotment of ' + "
+           "object.spec.scaleTargetRef.kind + ' ' + object.spec.scaleTargetRef.name + ' in ' + "
+           "variables.allotment[2] + ' (' + variables.allotment[3] + ' connections, ' + variables.allotment[4] + ' "
+           "taken at worst) has room for ' + variables.allotment[0] + ' pods at ' + variables.allotment[5] + ' "
+           "connections per pod. Keep maxReplicas at ' + variables.allotment[0] + ' or fewer, or ask the owners of "
+           "the database to raise the share (ClusterConnectionBudget ' + variables.database + ')'"),
+  });
+}
+
+json ownerReference(const std::string& database, const std::string& uid) {
+  return json::array({{{"apiVersion", "poolguard.dev/v1alpha1"},
+                       {"kind", "ClusterConnectionBudget"},
+                       {"name", database},
+                       {"uid", uid}}});
+}
+
+json labels(const std::string& database) {
+  json l = {{"app.kubernetes.io/part-of", "poolguard"}};
+  // A label value holds at most 63 characters: longer database names are found by the owner reference.
+  if (database.size() <= 63) l["poolguard.dev/budget"] = database;
+  return l;
+}
+
+}  // namespace
+
+AdmissionObjects admissionObjects(const policy::ClusterBudget& budget, const std::string& uid,
+                                  const std::optional<DatabaseBudget>& db, const std::string& paramsNamespace) {
+  AdmissionObjects o;
+  o.name = admissionObjectName(budget.database);
+  const json meta = {
+      {"name", o.name}, {"labels", labels(budget.database)}, {"ownerReferences", ownerReference(budget.database, uid)}};
+
+  json data = {{"database", budget.database}};
+  if (budget.ceilings.maxSize) data["maxSize"] = std::to_string(*budget.ceilings.maxSize);
+  if (budget.ceilings.requireLeakDetection) data["requireLeakDetection"] = "true";
+  if (db) {
+    for (const auto& a : allotments(*db)) {
+      std::string key = allotmentKey(a.kind, a.namespace_, a.name);
+      if (key.size() > kMaxKeyLength) continue;  // not checked: documented
+      data[key] = std::to_string(a.maxPods) + "|" + (a.autoscaled ? "1" : "0") + "|" + a.share + "|" +
+                  std::to_string(a.shareLimit) + "|" + std::to_string(a.shareWorstCase) + "|" +
+                  std::to_string(a.perPod);
+      ++o.allotted;
+    }
+  }
+  json paramsMeta = meta;
+  paramsMeta["namespace"] = paramsNamespace;
+  o.params = {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", paramsMeta}, {"data", data}};
+
+  auto rules = json::array({
+      {{"apiGroups", {"poolguard.dev"}},
+       {"apiVersions", {"*"}},
+       {"operations", {"CREATE", "UPDATE"}},
+       {"resources", {"connectionpoolpolicies", "clusterconnectionpoolpolicies"}}},
+      {{"apiGroups", {"apps"}},
+       {"apiVersions", {"*"}},
+       {"operations", {"UPDATE"}},
+       {"resources", {"deployments", "deployments/scale", "statefulsets", "statefulsets/scale"}}},
+      {{"apiGroups", {"autoscaling"}},
+       {"apiVersions", {"*"}},
+       {"operations", {"CREATE", "UPDATE"}},
+       {"resources", {"horizontalpodautoscalers"}}},
+  });
+  o.policy = {{"apiVersion", "admissionregistration.k8s.io/v1"},
+              {"kind", "ValidatingAdmissionPolicy"},
+              {"metadata", meta},
+              {"spec",
+               {
+                   // An expression that cannot be evaluated lets the change through: a refusal is a guard in front
+                   // of the budget, which still reports and clamps what gets past it (docs/admission.md).
+                   {"failurePolicy", "Ignore"},
+                   {"paramKind", {{"apiVersion", "v1"}, {"kind", "ConfigMap"}}},
+                   {"matchConstraints", {{"resourceRules", rules}}},
+                   {"variables", variables()},
+                   {"validations", validations()},
+               }}};
+  o.binding = {{"apiVersion", "admissionregistration.k8s.io/v1"},
+               {"kind", "ValidatingAdmissionPolicyBinding"},
+               {"metadata", meta},
+               {"spec",
+                {{"policyName", o.name},
+                 {"paramRef", {{"name", o.name}, {"namespace", paramsNamespace}, {"parameterNotFoundAction", "Allow"}}},
+                 {"validationActions", budget.admissionMode == policy::AdmissionMode::kWarn ? json::array({"Warn"})
+                                                                                            : json::array({"Deny"})}}}};
+  return o;
+}
+
+}  // namespace poolguard::budget

@@ -1,0 +1,160 @@
+#include "budget/admission.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace poolguard::budget {
+namespace {
+
+using policy::WorkloadKind;
+
+WorkloadFacts facts(const std::string& ns, const std::string& name, int32_t replicas,
+                    std::optional<int32_t> hpaMax = std::nullopt, WorkloadKind kind = WorkloadKind::kDeployment,
+                    Surge surge = kDefaultMaxSurge) {
+  WorkloadShape s;
+  s.kind = kind;
+  s.namespace_ = ns;
+  s.name = name;
+  s.replicas = replicas;
+  s.hpaMaxReplicas = hpaMax;
+  s.maxSurge = surge;
+  return factsFor(s);
+}
+
+PolicyInput policyOf(const std::string& ns, const std::string& name, int32_t maxSize,
+                     std::vector<WorkloadFacts> workloads, int allocation = -1) {
+  PolicyInput p;
+  p.namespace_ = ns;
+  p.name = name;
+  p.maxSize = maxSize;
+  p.allocation = allocation;
+  p.workloads = std::move(workloads);
+  return p;
+}
+
+std::map<std::string, Allotment> byName(const std::vector<Allotment>& all) {
+  std::map<std::string, Allotment> m;
+  for (const auto& a : all) m[a.namespace_ + "/" + a.name] = a;
+  return m;
+}
+
+// What a workload's worst case is at `pods` pods at most, as budget.cpp counts it.
+int64_t worst(const Allotment& a, const WorkloadFacts& f, int32_t pods) { return (pods + f.surgeAt(pods)) * a.perPod; }
+
+TEST(Allotments, SplitTheRoomSoThatEveryRaiseAtOnceStillFits) {
+  // No surge, to keep the figures plain: 2 pods x 10 and 1 pod x 10, 100 available: 70 of room.
+  Surge none{0, false};
+  auto big = facts("a", "big", 2, std::nullopt, WorkloadKind::kDeployment, none);
+  auto small = facts("b", "small", 1, std::nullopt, WorkloadKind::kDeployment, none);
+  auto db = computeDatabase("orders", 103, 3, {policyOf("a", "p", 10, {big}), policyOf("b", "q", 10, {small})});
+  ASSERT_EQ(db.worstCase, 30);
+  auto all = byName(allotments(db));
+  ASSERT_EQ(all.size(), 2u);
+  const auto& a = all["a/big"];
+  const auto& b = all["b/small"];
+  EXPECT_EQ(a.share, "the database");
+  EXPECT_EQ(a.shareLimit, 100);
+  EXPECT_EQ(a.shareWorstCase, 30);
+  EXPECT_EQ(a.perPod, 10);
+  // 70 of room, in proportion 2:1 then pod by pod: 5 more pods for the larger, 2 for the smaller.
+  EXPECT_EQ(a.maxPods, 2 + 5);
+  EXPECT_EQ(b.maxPods, 1 + 2);
+  EXPECT_LE(a.allotted + b.allotted, 70) << "both raised at once still fit";
+  EXPECT_EQ(db.worstCase + a.allotted + b.allotted, 100) << "whole pods: nothing left that one more pod could use";
+}
+
+TEST(Allotments, ASurgeThatGrowsWithThePodsIsCountedInEachStep) {
+  // 25% surge: 4 pods cost (4 + 1) x 5 = 25; one more pod costs (5 + 2) x 5 = 35.
+  auto w = facts("a", "api", 4);
+  auto db = computeDatabase("orders", 38, 3, {policyOf("a", "p", 5, {w})});
+  ASSERT_EQ(db.worstCase, 25);
+  auto all = allotments(db);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].maxPods, 5) << "35 fits in 35";
+  EXPECT_EQ(worst(all[0], w, all[0].maxPods), 35);
+  auto tighter = allotments(computeDatabase("orders", 37, 3, {policyOf("a", "p", 5, {w})}));
+  EXPECT_EQ(tighter[0].maxPods, 4) << "34 available: the fifth pod and its surge do not fit";
+}
+
+TEST(Allotments, AShareThatIsOverHasNoRoomAndAnHpaIsCountedAtItsMaximum) {
+  auto scaled = facts("a", "api", 2, 6);
+  auto db = computeDatabase("orders", 50, 3, {policyOf("a", "p", 10, {scaled})});
+  ASSERT_GT(db.worstCase, *db.available);
+  auto all = allotments(db);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_TRUE(all[0].autoscaled);
+  EXPECT_EQ(all[0].podsMax, 6);
+  EXPECT_EQ(all[0].maxPods, 6) << "no room: the maximum may stay, not grow";
+  EXPECT_EQ(all[0].allotted, 0);
+}
+
+TEST(Allotments, EachAllocationSplitsItsOwnRoomAndTheDatabaseBindsThemAll) {
+  Surge none{0, false};
+  auto a = facts("team-a", "api", 1, std::nullopt, WorkloadKind::kDeployment, none);
+  auto b = facts("team-b", "web", 1, std::nullopt, WorkloadKind::kStatefulSet, none);
+  auto c = facts("misc", "job", 1, std::nullopt, WorkloadKind::kDeployment, none);
+  std::vector<PolicyInput> in{policyOf("team-a", "p", 10, {a}, 0), policyOf("team-b", "q", 10, {b}, 1),
+                              policyOf("misc", "r", 10, {c})};
+  // 100 available; team-a 40, team-b 30, the rest 30.
+  auto db = computeDatabase("orders", 103, 3, in, {{"team-a", 40}, {"team-b", 30}});
+  auto all = byName(allotments(db));
+  EXPECT_EQ(all["team-a/api"].share, "allocation team-a");
+  EXPECT_EQ(all["team-a/api"].maxPods, 4);
+  EXPECT_EQ(all["team-b/web"].share, "allocation team-b");
+  EXPECT_EQ(all["team-b/web"].maxPods, 3);
+  EXPECT_EQ(all["misc/job"].share, "the namespaces in no allocation");
+  EXPECT_EQ(all["misc/job"].maxPods, 3);
+
+  // Allocations promising 150 of 100: the shares' rooms shrink so that all of them together still fit.
+  auto over = computeDatabase("orders", 103, 3, in, {{"team-a", 80}, {"team-b", 70}});
+  int64_t allotted = 0;
+  for (const auto& x : allotments(over)) allotted += x.allotted;
+  EXPECT_LE(over.worstCase + allotted, *over.available);
+}
+
+TEST(Allotments, NoneWhileTheCapacityIsUnknown) {
+  auto db = computeDatabase("orders", std::nullopt, 3, {policyOf("a", "p", 10, {facts("a", "api", 1)})});
+  EXPECT_TRUE(allotments(db).empty());
+}
+
+TEST(AdmissionObjects, NamesKeysAndTheModeOfTheBinding) {
+  EXPECT_EQ(admissionObjectName("orders"), "poolguard-budget-orders");
+  std::string longName(250, 'x');
+  std::string shortened = admissionObjectName(longName);
+  EXPECT_LE(shortened.size(), 253u);
+  EXPECT_NE(shortened, admissionObjectName(std::string(249, 'x') + "y")) << "unique per database";
+  EXPECT_EQ(allotmentKey(WorkloadKind::kStatefulSet, "shop", "db.v2"), "statefulsets_shop_db.v2");
+
+  policy::ClusterBudget b;
+  b.database = "orders";
+  b.ceilings.maxSize = 20;
+  b.ceilings.requireLeakDetection = true;
+  b.admissionMode = policy::AdmissionMode::kWarn;
+  Surge none{0, false};
+  auto db = computeDatabase(
+      "orders", 103, 3,
+      {policyOf("shop", "p", 10, {facts("shop", "api", 2, std::nullopt, WorkloadKind::kDeployment, none)})});
+  auto o = admissionObjects(b, "uid-1", db, "poolguard-system");
+  EXPECT_EQ(o.name, "poolguard-budget-orders");
+  EXPECT_EQ(o.allotted, 1u);
+  EXPECT_EQ(o.params["metadata"]["namespace"], "poolguard-system");
+  EXPECT_EQ(o.params["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+  EXPECT_EQ(o.params["data"]["database"], "orders");
+  EXPECT_EQ(o.params["data"]["maxSize"], "20");
+  EXPECT_EQ(o.params["data"]["requireLeakDetection"], "true");
+  EXPECT_EQ(o.params["data"]["deployments_shop_api"], "10|0|the database|100|20|10");
+  EXPECT_EQ(o.binding["spec"]["validationActions"], json::array({"Warn"}));
+  EXPECT_EQ(o.binding["spec"]["paramRef"]["namespace"], "poolguard-system");
+  EXPECT_EQ(o.policy["spec"]["failurePolicy"], "Ignore");
+  EXPECT_EQ(o.policy["spec"]["validations"].size(), 4u);
+
+  b.admissionMode = policy::AdmissionMode::kDeny;
+  b.ceilings = {};
+  auto unknown = admissionObjects(b, "uid-1", std::nullopt, "ops");
+  EXPECT_EQ(unknown.binding["spec"]["validationActions"], json::array({"Deny"}));
+  EXPECT_EQ(unknown.params["data"], json({{"database", "orders"}})) << "no ceiling, no allotments while unknown";
+}
+
+}  // namespace
+}  // namespace poolguard::budget
