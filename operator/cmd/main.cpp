@@ -9,6 +9,7 @@
 #include "common/guard.h"
 #include "controller/operator.h"
 #include "offline/commands.h"
+#include "runtime/leader_election.h"
 
 namespace {
 
@@ -40,7 +41,10 @@ int run(int argc, char** argv) {
                      "namespace of the leader-election Lease (default: the pod's namespace, else default)");
   runCmd->add_option("--leader-election-id", run.leaderElectionId, "name of the Lease")->capture_default_str();
   runCmd->add_option("--lease-duration", run.leaseDurationSeconds, "seconds a lease is valid")->capture_default_str();
-  runCmd->add_option("--renew-deadline", run.renewDeadlineSeconds, "seconds the leader keeps trying to renew")
+  runCmd
+      ->add_option("--renew-deadline", run.renewDeadlineSeconds,
+                   "seconds the leader keeps trying to renew; less than --lease-duration, more than 1.2 times "
+                   "--retry-period")
       ->capture_default_str();
   runCmd->add_option("--retry-period", run.retryPeriodSeconds, "seconds between lease attempts")->capture_default_str();
   runCmd->add_option("--metrics-bind-address", run.metricsBindAddress, "address of /metrics; 0 disables")
@@ -93,7 +97,16 @@ int run(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
 
-  if (runCmd->parsed()) return poolguard::controller::runOperator(run);
+  if (runCmd->parsed()) {
+    // A usage error (exit 2) before anything starts, as CLI11 reports one.
+    if (auto timing = poolguard::runtime::validateLeaderElectionFlags(run.leaseDurationSeconds,
+                                                                      run.renewDeadlineSeconds, run.retryPeriodSeconds);
+        !timing.ok()) {
+      std::cerr << "error: " << timing.error().message() << "\n";
+      return 2;
+    }
+    return poolguard::controller::runOperator(run);
+  }
   namespace offline = poolguard::offline;
   if (validateCmd->parsed() || renderCmd->parsed() || planCmd->parsed()) {
     const offline::Loaded loaded = offline::loadDocuments(files, recursive);

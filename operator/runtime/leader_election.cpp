@@ -15,6 +15,32 @@ namespace poolguard::runtime {
 
 using kube::json;
 
+Status validateLeaderElectionFlags(int64_t leaseDurationSeconds, int64_t renewDeadlineSeconds,
+                                   int64_t retryPeriodSeconds) {
+  auto invalid = [](const std::string& message) { return Status(Error(ErrorCode::kInvalidArgument, message)); };
+  for (const auto& [flag, value] : {std::pair<const char*, int64_t>{"--lease-duration", leaseDurationSeconds},
+                                    {"--renew-deadline", renewDeadlineSeconds},
+                                    {"--retry-period", retryPeriodSeconds}}) {
+    if (value < 1)
+      return invalid(std::string(flag) + " " + std::to_string(value) + ": use a whole number of seconds of 1 or more");
+  }
+  const std::string lease = std::to_string(leaseDurationSeconds);
+  const std::string renew = std::to_string(renewDeadlineSeconds);
+  const std::string retry = std::to_string(retryPeriodSeconds);
+  if (renewDeadlineSeconds >= leaseDurationSeconds) {
+    return invalid("--renew-deadline " + renew + " must be less than --lease-duration " + lease +
+                   ", or the leader could still write after its lease expired; lower --renew-deadline or raise "
+                   "--lease-duration (the defaults are 10 and 15)");
+  }
+  // renewDeadline > 1.2 x retryPeriod, in whole numbers.
+  if (renewDeadlineSeconds * 5 <= retryPeriodSeconds * 6) {
+    return invalid("--renew-deadline " + renew + " must be more than 1.2 times --retry-period " + retry +
+                   ", so a failed renewal is tried again before the deadline; raise --renew-deadline or lower "
+                   "--retry-period (the defaults are 10 and 2)");
+  }
+  return okStatus();
+}
+
 std::string defaultIdentity() {
   char host[256] = {0};
   if (gethostname(host, sizeof host - 1) != 0 || host[0] == 0) std::snprintf(host, sizeof host, "unknown");

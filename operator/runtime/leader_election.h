@@ -56,6 +56,13 @@ struct LeaderElectionConfig {
   std::chrono::milliseconds clockPoll = kDefaultClockPoll;
 };
 
+// The --lease-duration, --renew-deadline and --retry-period values (seconds), checked as client-go checks them:
+// each positive; the renew deadline shorter than the lease (or the write fence stays open after the lease may
+// have expired); the renew deadline longer than 1.2 retry periods (client-go's jitter factor), so a failed renewal
+// is tried again before the deadline. The error (kInvalidArgument) is one line naming the flags and the fix.
+Status validateLeaderElectionFlags(int64_t leaseDurationSeconds, int64_t renewDeadlineSeconds,
+                                   int64_t retryPeriodSeconds);
+
 // "<hostname>_<pid>": unique per process on a node, and readable in `kubectl get lease`.
 std::string defaultIdentity();
 

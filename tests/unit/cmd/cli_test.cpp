@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -90,6 +91,31 @@ TEST(Cli, MalformedBindAddressesAreUsageErrorsNamingTheFlag) {
     EXPECT_EQ(r.output, std::string("error: ") + flag +
                             " \"abc:http\": the port \"http\" is not a number; use HOST:PORT, :PORT for every "
                             "interface, or 0 to disable\n");
+  }
+}
+
+TEST(Cli, LeaderElectionTimingThatClientGoRejectsIsAUsageErrorNamingTheFlags) {
+  struct Case {
+    std::string flags;
+    std::string error;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"--lease-duration 15 --renew-deadline 15",
+            "error: --renew-deadline 15 must be less than --lease-duration 15, or the leader could still write after "
+            "its lease expired; lower --renew-deadline or raise --lease-duration (the defaults are 10 and 15)\n"},
+           {"--renew-deadline 2 --retry-period 2",
+            "error: --renew-deadline 2 must be more than 1.2 times --retry-period 2, so a failed renewal is tried "
+            "again before the deadline; raise --renew-deadline or lower --retry-period (the defaults are 10 and 2)\n"},
+           {"--retry-period 0", "error: --retry-period 0: use a whole number of seconds of 1 or more\n"},
+           {"--lease-duration -1", "error: --lease-duration -1: use a whole number of seconds of 1 or more\n"},
+       }) {
+    // No cluster is needed: the flags are checked before anything starts, with or without --leader-elect.
+    for (const char* elect : {"", "--leader-elect "}) {
+      Outcome r = run("run --kubeconfig /nonexistent " + std::string(elect) + c.flags);
+      EXPECT_EQ(r.signal, 0) << r.output;
+      EXPECT_EQ(r.exitCode, 2) << c.flags << "\n" << r.output;
+      EXPECT_EQ(r.output, c.error) << c.flags;
+    }
   }
 }
 

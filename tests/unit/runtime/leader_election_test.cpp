@@ -52,6 +52,33 @@ TEST(LeaderElection, MicroTimeHasSixFractionalDigits) {
   EXPECT_EQ(formatMicroTime(t), "2023-11-14T22:13:20.250000Z");
 }
 
+std::string timing(int64_t lease, int64_t renew, int64_t retry) {
+  auto s = validateLeaderElectionFlags(lease, renew, retry);
+  if (s.ok()) return "ok";
+  EXPECT_EQ(s.error().code(), ErrorCode::kInvalidArgument);
+  return s.error().message();
+}
+
+TEST(LeaderElection, TimingFlagsAreCheckedAsClientGoChecksThem) {
+  EXPECT_EQ(timing(15, 10, 2), "ok") << "the defaults";
+  EXPECT_EQ(timing(137, 107, 26), "ok") << "controller-runtime's defaults";
+  EXPECT_EQ(timing(2, 1, 0), "--retry-period 0: use a whole number of seconds of 1 or more");
+  EXPECT_EQ(timing(-15, 10, 2), "--lease-duration -15: use a whole number of seconds of 1 or more");
+  EXPECT_EQ(timing(15, 0, 2), "--renew-deadline 0: use a whole number of seconds of 1 or more");
+  // A renew deadline as long as the lease keeps the write fence open after another replica may have taken over.
+  EXPECT_EQ(timing(15, 15, 2),
+            "--renew-deadline 15 must be less than --lease-duration 15, or the leader could still write after its "
+            "lease expired; lower --renew-deadline or raise --lease-duration (the defaults are 10 and 15)");
+  EXPECT_NE(timing(10, 30, 2), "ok");
+  // The deadline must leave room to retry a failed renewal.
+  EXPECT_EQ(timing(15, 2, 2),
+            "--renew-deadline 2 must be more than 1.2 times --retry-period 2, so a failed renewal is tried again "
+            "before the deadline; raise --renew-deadline or lower --retry-period (the defaults are 10 and 2)");
+  EXPECT_NE(timing(15, 6, 5), "ok") << "6 is not more than 1.2 x 5";
+  EXPECT_EQ(timing(15, 7, 5), "ok");
+  EXPECT_NE(timing(15, 1, 10), "ok");
+}
+
 TEST(LeaderElection, DefaultIdentityIsHostnameUnderscorePid) {
   auto id = defaultIdentity();
   EXPECT_NE(id.find('_'), std::string::npos);
