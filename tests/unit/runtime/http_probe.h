@@ -5,6 +5,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/time.h>
+
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -25,10 +28,18 @@ inline int connectIdle(int port) {
   return fd;
 }
 
-// A minimal HTTP GET over loopback: returns the status code and body.
-inline std::pair<int, std::string> httpGet(int port, const std::string& path) {
+// A minimal HTTP GET over loopback: returns the status code and body. With a timeout, a server that does not answer
+// within it gives {-1, what came}.
+inline std::pair<int, std::string> httpGet(int port, const std::string& path,
+                                           std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
   int fd = connectIdle(port);
   if (fd < 0) return {-1, ""};
+  if (timeout.count() > 0) {
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
   std::string req = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
   (void)send(fd, req.data(), req.size(), 0);
   std::string resp;
