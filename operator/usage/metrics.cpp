@@ -15,8 +15,13 @@ struct UsageMetrics::Impl {
   prometheus::Family<prometheus::Counter>& errors;
   prometheus::Family<prometheus::Gauge>& up;
   std::mutex mu;
-  // Per up series: the policies whose last check used that target.
-  std::map<std::map<std::string, std::string>, std::set<std::string>> upUsers;
+  using Labels = std::map<std::string, std::string>;
+  // Per series shared by several policies (an up series, a database's figures): the policies (or budget checks)
+  // whose last check reported it. A series goes with the last of them.
+  using Users = std::map<Labels, std::set<std::string>>;
+  Users upUsers;
+  Users databaseConnectionsUsers;
+  Users databaseMaxUsers;
   // Per policy ("namespace/name"): the series it set last time, so the ones that disappear are removed.
   struct Series {
     std::map<std::map<std::string, std::string>, prometheus::Gauge*> connections;
@@ -50,18 +55,29 @@ struct UsageMetrics::Impl {
                .Help("1 when the last usage check read the source, 0 when it failed")
                .Register(r)) {}
 
-  // Moves `policyKey` onto exactly the up series in `now`; removes the series no policy uses any more.
-  void useTargets(const std::string& policyKey, const std::set<std::map<std::string, std::string>>& now) {
-    for (auto it = upUsers.begin(); it != upUsers.end();) {
+  // Moves `policyKey` onto exactly the series of `family` in `now`; removes the series no policy reports any more.
+  static void use(prometheus::Family<prometheus::Gauge>& family, Users& users, const std::string& policyKey,
+                  const std::set<Labels>& now) {
+    for (auto it = users.begin(); it != users.end();) {
       if (!now.count(it->first)) it->second.erase(policyKey);
       if (it->second.empty()) {
-        up.Remove(&up.Add(it->first));
-        it = upUsers.erase(it);
+        family.Remove(&family.Add(it->first));
+        it = users.erase(it);
       } else {
         ++it;
       }
     }
-    for (const auto& labels : now) upUsers[labels].insert(policyKey);
+    for (const auto& labels : now) users[labels].insert(policyKey);
+  }
+  // Removes a series at once, whoever reported it.
+  static void drop(prometheus::Family<prometheus::Gauge>& family, Users& users, const Labels& labels) {
+    family.Remove(&family.Add(labels));
+    users.erase(labels);
+  }
+  void forgetShared(const std::string& policyKey) {
+    use(up, upUsers, policyKey, {});
+    use(databaseConnections, databaseConnectionsUsers, policyKey, {});
+    use(databaseMax, databaseMaxUsers, policyKey, {});
   }
 };
 
@@ -80,7 +96,8 @@ void UsageMetrics::record(const policy::Policy& policy, const std::vector<Govern
     targets.insert(labels);
     postgresFailed = postgresFailed || (s.source == "postgres" && !s.up);
   }
-  impl_->useTargets(policy.namespace_ + "/" + policy.name, targets);
+  const std::string key = policy.namespace_ + "/" + policy.name;
+  Impl::use(impl_->up, impl_->upUsers, key, targets);
   Impl::Series next;
   // A ClusterConnectionBudget's central check covers the policies' workloads: their series are the policies' own
   // (or absent), never a second copy that a sum would count twice.
@@ -107,7 +124,7 @@ void UsageMetrics::record(const policy::Policy& policy, const std::vector<Govern
       next.oldest[base] = &g;
     }
   }
-  Impl::Series& previous = impl_->byPolicy[policy.namespace_ + "/" + policy.name];
+  Impl::Series& previous = impl_->byPolicy[key];
   for (const auto& [labels, gauge] : previous.connections) {
     if (!next.connections.count(labels)) impl_->connections.Remove(gauge);
   }
@@ -116,15 +133,21 @@ void UsageMetrics::record(const policy::Policy& policy, const std::vector<Govern
   }
   previous = std::move(next);
 
+  // The database's figures: this check reports them, or no longer does (another database, no figure); a series
+  // goes when no check reports it any more.
   const Labels database{{"database", policy.spec.database.name}};
   if (postgresFailed) {
     // The last good figures would read as current: remove them until a check reads the server again.
-    impl_->databaseConnections.Remove(&impl_->databaseConnections.Add(database));
-    impl_->databaseMax.Remove(&impl_->databaseMax.Add(database));
-    return;
+    Impl::drop(impl_->databaseConnections, impl_->databaseConnectionsUsers, database);
+    Impl::drop(impl_->databaseMax, impl_->databaseMaxUsers, database);
   }
-  if (result.databaseConnections) impl_->databaseConnections.Add(database).Set(*result.databaseConnections);
-  if (result.usage.serverMaxConnections) impl_->databaseMax.Add(database).Set(*result.usage.serverMaxConnections);
+  const bool connections = !postgresFailed && result.databaseConnections;
+  const bool max = !postgresFailed && result.usage.serverMaxConnections;
+  if (connections) impl_->databaseConnections.Add(database).Set(*result.databaseConnections);
+  if (max) impl_->databaseMax.Add(database).Set(*result.usage.serverMaxConnections);
+  Impl::use(impl_->databaseConnections, impl_->databaseConnectionsUsers, key,
+            connections ? std::set<Labels>{database} : std::set<Labels>{});
+  Impl::use(impl_->databaseMax, impl_->databaseMaxUsers, key, max ? std::set<Labels>{database} : std::set<Labels>{});
 }
 
 void UsageMetrics::recordError(const std::string& ns, const std::string& policy, const std::string& reason) {
@@ -134,7 +157,7 @@ void UsageMetrics::recordError(const std::string& ns, const std::string& policy,
 
 void UsageMetrics::forget(const std::string& ns, const std::string& policy) {
   std::lock_guard lock(impl_->mu);
-  impl_->useTargets(ns + "/" + policy, {});
+  impl_->forgetShared(ns + "/" + policy);
   auto it = impl_->byPolicy.find(ns + "/" + policy);
   if (it == impl_->byPolicy.end()) return;
   for (const auto& [labels, gauge] : it->second.connections) impl_->connections.Remove(gauge);

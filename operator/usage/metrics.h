@@ -17,9 +17,11 @@
 //       source "postgres", target "host:port/database"; source "prometheus", target the URL without userinfo,
 //       query or fragment.
 //
-// Series of a workload that is no longer governed are removed at the next record() for its policy. A figure is
-// never left standing from an earlier check: while the PostgreSQL source fails, the policy's workload series and
-// its database's connection figures are absent, and poolguard_usage_up says why.
+// Series of a workload that is no longer governed are removed at the next record() for its policy. A database's
+// series and an up series go when no policy or budget check reports them any more (each was forgotten, moved to
+// another database or target, or its last check read no such figure). A figure is never left standing from an
+// earlier check: while the PostgreSQL source fails, the policy's workload series and its database's connection
+// figures are absent, and poolguard_usage_up says why.
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,8 +54,8 @@ class UsageMetrics {
   void record(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads,
               const AnalysisResult& result, const std::vector<SourceRead>& sources = {});
   void recordError(const std::string& ns, const std::string& policy, const std::string& reason);
-  // Drops the policy's workload series (the policy was deleted or suspended), and the up series of targets no
-  // other policy uses.
+  // Drops the policy's workload series (the policy was deleted or suspended), and the up and database series no
+  // other policy (or budget check) reports.
   void forget(const std::string& ns, const std::string& policy);
 
  private:
