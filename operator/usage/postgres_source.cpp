@@ -67,6 +67,20 @@ std::string conciseLibpqMessage(const std::string& raw) {
   return out.empty() ? trim(raw) : out;
 }
 
+// PostgreSQL keeps the first 63 bytes of a longer name, fewer when that would cut a character (4 bytes at most).
+constexpr size_t kNameMaxBytes = 63;
+constexpr size_t kShortestCutName = kNameMaxBytes - 3;
+
+// How many bytes of `text` from `at` are `value`, whole or as PostgreSQL cuts a name; 0 when none.
+size_t echoLength(std::string_view text, size_t at, std::string_view value) {
+  if (value.empty()) return 0;
+  std::string_view rest = text.substr(at);
+  size_t n = 0;
+  while (n < rest.size() && n < value.size() && rest[n] == value[n]) ++n;
+  if (n == value.size()) return n;
+  return value.size() > kNameMaxBytes && n >= kShortestCutName ? n : 0;
+}
+
 const char* sslModeKeyword(policy::SslMode m) {
   switch (m) {
     case policy::SslMode::kDisable:
@@ -174,6 +188,47 @@ struct Connection {
 
 }  // namespace
 
+std::string hideCredentials(const std::string& libpqMessage, const PostgresCredentials& credentials,
+                            const std::string& database) {
+  struct Hidden {
+    std::string_view value;
+    std::string placeholder;
+  };
+  std::vector<Hidden> hidden;
+  auto hide = [&](const std::string& value, const std::string& from, const char* otherwise) {
+    if (!value.empty()) hidden.push_back({value, "<" + (from.empty() ? std::string(otherwise) : from) + ">"});
+  };
+  hide(credentials.username, credentials.usernameFrom, "the user name");
+  hide(credentials.password, credentials.passwordFrom, "the password");
+  constexpr std::string_view kDatabaseQuoted = "database \"";
+  const std::string_view text = libpqMessage;
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    // The longest match: a password that begins with the user name goes whole (the user name wins a tie).
+    const Hidden* found = nullptr;
+    size_t length = 0;
+    for (const auto& h : hidden) {
+      if (size_t n = echoLength(text, i, h.value); n > length) {
+        found = &h;
+        length = n;
+      }
+    }
+    if (found) {
+      out += found->placeholder;
+      i += length;
+    } else if (text.substr(i).starts_with(kDatabaseQuoted)) {
+      const size_t name = i + kDatabaseQuoted.size();
+      const size_t end = name + echoLength(text, name, database);
+      out.append(text.substr(i, end - i));
+      i = end;
+    } else {
+      out += text[i++];
+    }
+  }
+  return out;
+}
+
 bool libpqAccepts(const char* keyword) {
   PQconninfoOption* options = PQconndefaults();
   if (!options) return false;
@@ -221,13 +276,20 @@ Result<PostgresCredentials> fetchCredentials(kube::Client& client, const std::st
   };
 
   const auto& ref = source.credentialsSecretRef;
+  const std::string usernameKey = ref.usernameKey.empty() ? "username" : ref.usernameKey;
+  const std::string passwordKey = ref.passwordKey.empty() ? "password" : ref.passwordKey;
   PostgresCredentials creds;
-  auto user = readKey(ref.name, ref.usernameKey.empty() ? "username" : ref.usernameKey);
+  auto user = readKey(ref.name, usernameKey);
   if (!user) return user.error();
-  auto password = readKey(ref.name, ref.passwordKey.empty() ? "password" : ref.passwordKey);
+  auto password = readKey(ref.name, passwordKey);
   if (!password) return password.error();
   creds.username = std::move(*user);
   creds.password = std::move(*password);
+  auto from = [&](const std::string& key) {
+    return "the value of key \"" + key + "\" of Secret " + ns + "/" + ref.name;
+  };
+  creds.usernameFrom = from(usernameKey);
+  creds.passwordFrom = from(passwordKey);
   if (source.caSecretRef) {
     auto ca = readKey(source.caSecretRef->name, source.caSecretRef->key.empty() ? "ca.crt" : source.caSecretRef->key);
     if (!ca) return ca.error();
@@ -346,20 +408,22 @@ struct PostgresReader::Impl {
                      "postgres " + endpoint + ": libpq could not allocate a connection");
     }
     if (PQstatus(conn) != CONNECTION_OK) {
-      std::string message = PQerrorMessage(conn);
+      std::string message = hideCredentials(PQerrorMessage(conn), c, s.database);
       PQfinish(conn);
       return classifyConnectionError(endpoint, message);
     }
     return conn;
   }
 
-  Result<ServerSnapshot> query(PGconn* conn, const std::string& where) {
+  Result<ServerSnapshot> query(PGconn* conn, const std::string& where, const PostgresCredentials& c,
+                               const std::string& database) {
+    auto failure = [&] { return conciseLibpqMessage(hideCredentials(PQerrorMessage(conn), c, database)); };
     ServerSnapshot snap;
     {
       PgResult res(PQexec(conn, kSettingsSql));
       if (PQresultStatus(res.r) != PGRES_TUPLES_OK || PQntuples(res.r) != 1) {
         return pgError(ErrorCode::kUnavailable, postgres_reasons::kQueryFailed,
-                       where + ": reading max_connections failed: " + conciseLibpqMessage(PQerrorMessage(conn)));
+                       where + ": reading max_connections failed: " + failure());
       }
       snap.maxConnections = intField(res.r, 0, 0);
       snap.reservedConnections = intField(res.r, 0, 1) + intField(res.r, 0, 2);
@@ -368,7 +432,7 @@ struct PostgresReader::Impl {
     snap.readAt = clock.now();
     if (PQresultStatus(res.r) != PGRES_TUPLES_OK) {
       return pgError(ErrorCode::kUnavailable, postgres_reasons::kQueryFailed,
-                     where + ": reading pg_stat_activity failed: " + conciseLibpqMessage(PQerrorMessage(conn)));
+                     where + ": reading pg_stat_activity failed: " + failure());
     }
     std::map<std::tuple<std::string, std::string, std::string>, int32_t> clients;
     for (int row = 0; row < PQntuples(res.r); ++row) {
@@ -413,7 +477,7 @@ Result<ServerSnapshot> PostgresReader::read(const policy::PostgresSource& source
       entry->conn = *conn;
       entry->fingerprint = fingerprint;
     }
-    auto snap = impl_->query(entry->conn, "postgres " + endpoint + "/" + source.database);
+    auto snap = impl_->query(entry->conn, "postgres " + endpoint + "/" + source.database, credentials, source.database);
     if (snap) return snap;
     // A connection the server or the network dropped shows only when used: reopen once.
     if (PQstatus(entry->conn) != CONNECTION_OK) {

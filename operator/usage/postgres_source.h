@@ -30,6 +30,10 @@ struct PostgresCredentials {
   std::string username;
   std::string password;
   std::optional<std::string> caPem;  // from caSecretRef; the trust anchor for verify-ca / verify-full
+  // What a message says instead of the user name and the password: `the value of key "password" of Secret
+  // ns1/pg-monitor`; when empty, `the user name` and `the password`.
+  std::string usernameFrom{};
+  std::string passwordFrom{};
 };
 
 // Reads credentialsSecretRef (usernameKey, passwordKey) and, when set, caSecretRef (key default ca.crt) from
@@ -38,11 +42,20 @@ struct PostgresCredentials {
 Result<PostgresCredentials> fetchCredentials(kube::Client& client, const std::string& ns,
                                              const policy::PostgresSource& source);
 
+// `libpqMessage` with the user name and the password replaced, wherever they appear, by a placeholder that says
+// where they came from (`<the value of key "password" of Secret ns1/pg-monitor>`): PostgreSQL quotes the user
+// name back, and the policy author chooses which key of the Secret is sent as the user name. A value longer than a
+// PostgreSQL name (63 bytes) is also found as PostgreSQL cuts it. The database name PostgreSQL quotes back
+// (`database "..."`) is the policy's own and stays as it is whatever it equals: else naming a guess as the
+// database would tell whether it is the password.
+std::string hideCredentials(const std::string& libpqMessage, const PostgresCredentials& credentials,
+                            const std::string& database);
+
 // Whether the libpq linked at run time knows a connection keyword (require_auth came with libpq 16).
 bool libpqAccepts(const char* keyword);
 
-// Turns a libpq connection failure into a typed Error whose message says what failed:
-// "postgres db.example:5432: password authentication failed for user "monitor"".
+// Turns a libpq connection failure (credentials already hidden) into a typed Error whose message says what
+// failed: "postgres db.example:5432: password authentication failed for user "<the user name>"".
 Error classifyConnectionError(const std::string& endpoint, const std::string& libpqMessage);
 
 struct PostgresReaderOptions {

@@ -159,17 +159,38 @@ TEST_F(UsagePostgres, VerificationIsOnWithoutACaSecret) {
   EXPECT_EQ(report.errors[0].reason(), postgres_reasons::kTls) << report.errors[0].message();
 }
 
-TEST_F(UsagePostgres, WrongPasswordIsUnknownWithAClearReasonAndNoPassword) {
+TEST_F(UsagePostgres, WrongPasswordIsUnknownWithAClearReasonAndNoSecretValue) {
   auto creds = monitorCredentials();
   creds.password = "not-the-password-31337";
+  creds.usernameFrom = "the value of key \"username\" of Secret ns1/pg-monitor";
   auto report = check(makePolicy(), {workload("app", 1, 5)}, creds);
   EXPECT_EQ(report.result.condition.status, ConditionStatus::kUnknown);
   EXPECT_EQ(report.result.condition.reason, "UsageUnavailable");
-  EXPECT_EQ(report.result.condition.message, "postgres localhost:" + std::to_string(server->port()) +
-                                                 ": password authentication failed for user \"monitor\"");
+  // PostgreSQL quotes the user name back; the status names where it came from instead.
+  EXPECT_EQ(
+      report.result.condition.message,
+      "postgres localhost:" + std::to_string(server->port()) +
+          ": password authentication failed for user \"<the value of key \"username\" of Secret ns1/pg-monitor>\"");
+  EXPECT_THAT(report.result.condition.message, Not(HasSubstr("user \"monitor\"")));
   EXPECT_THAT(report.result.condition.message, Not(HasSubstr("31337")));
   ASSERT_EQ(report.errors.size(), 1u);
   EXPECT_EQ(report.errors[0].reason(), postgres_reasons::kAuthFailed);
+}
+
+TEST_F(UsagePostgres, APasswordSentAsTheUserNameNeverShows) {
+  // usernameKey naming the password's key; PostgreSQL quotes a user name back, cut to 63 bytes when longer.
+  for (const std::string& password :
+       {std::string(testing::PostgresServer::kMonitorPassword), "long-secret-" + std::string(68, 'q')}) {
+    PostgresCredentials creds{password, password, server->caPem()};
+    creds.usernameFrom = creds.passwordFrom = "the value of key \"password\" of Secret ns1/pg-monitor";
+    auto report = check(makePolicy(), {}, creds);
+    ASSERT_EQ(report.errors.size(), 1u);
+    EXPECT_EQ(report.errors[0].reason(), postgres_reasons::kAuthFailed) << report.errors[0].message();
+    for (const std::string& message : {report.result.condition.message, report.errors[0].message()}) {
+      EXPECT_THAT(message, Not(HasSubstr(password.substr(0, 12))));
+      EXPECT_THAT(message, HasSubstr("for user \"<the value of key \"password\" of Secret ns1/pg-monitor>\""));
+    }
+  }
 }
 
 TEST_F(UsagePostgres, UnreachableServer) {

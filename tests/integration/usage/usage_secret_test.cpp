@@ -15,6 +15,7 @@ namespace {
 
 using poolguard::testing::cluster;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::unique_ptr<kube::RestClient> makeClient() {
   auto config = kube::loadKubeconfig(cluster().kubeconfig);
@@ -107,6 +108,38 @@ TEST(UsageSecret, AServerTheSecretDoesNotNameNeverSeesAConnection) {
   EXPECT_EQ(impostor.connections(), 0);
   EXPECT_TRUE(impostor.passwords().empty());
   EXPECT_EQ(checker.openPostgresConnections(), 0u);
+}
+
+// The policy author chooses which key of the Secret is sent as the user name, and PostgreSQL quotes the user name
+// back when it refuses the login: none of it reaches the status, a placeholder names the key instead.
+TEST(UsageSecret, NoSecretValueShowsWhenTheUserNameKeyNamesAnotherKey) {
+  const std::string ns = poolguard::testing::createNamespace("usage");
+  const std::string longValue = "long-secret-" + std::string(68, 'q');  // 80 bytes: PostgreSQL cuts a name to 63
+  auto created =
+      cluster().kubectl({"-n", ns, "create", "secret", "generic", "pg-leaky", "--from-literal=user=usage_monitor",
+                         "--from-literal=password=usage-monitor-pw", "--from-literal=long=" + longValue});
+  ASSERT_EQ(created.exitCode, 0) << created.err;
+  auto granted =
+      cluster().kubectl({"-n", ns, "annotate", "secret", "pg-leaky",
+                         "poolguard.dev/allowed-servers=" + cluster().pgHost + ":" + std::to_string(cluster().pgPort)});
+  ASSERT_EQ(granted.exitCode, 0) << granted.err;
+
+  auto client = makeClient();
+  Checker checker(SystemClock::instance());
+  for (const char* key : {"password", "long"}) {
+    auto policy = makePolicy(ns, "pg-leaky");
+    policy.spec.usage.postgres->credentialsSecretRef.usernameKey = key;
+    auto report = checker.check(policy, {}, *client);
+    EXPECT_EQ(report.result.condition.reason, "UsageUnavailable") << key;
+    ASSERT_EQ(report.errors.size(), 1u) << key;
+    EXPECT_EQ(report.errors[0].reason(), postgres_reasons::kAuthFailed) << report.errors[0].message();
+    for (const std::string& message : {report.result.condition.message, report.errors[0].message()}) {
+      EXPECT_THAT(message, Not(HasSubstr("usage-monitor-pw")));
+      EXPECT_THAT(message, Not(HasSubstr("long-secret")));
+      EXPECT_THAT(message,
+                  HasSubstr("\"<the value of key \"" + std::string(key) + "\" of Secret " + ns + "/pg-leaky>\""));
+    }
+  }
 }
 
 }  // namespace

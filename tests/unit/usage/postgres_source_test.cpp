@@ -72,6 +72,80 @@ TEST(ClassifyConnectionError, UnreachableKeepsOneLinePerCauseWithoutHints) {
   EXPECT_EQ(timeout.message(), "postgres 10.1.1.1:5432: unreachable: connect timed out");
 }
 
+// The credentials fetchCredentials reads when usernameKey names the password's key: PostgreSQL quotes the user name
+// back, so the password would reach the status.
+PostgresCredentials passwordAsUserName(const std::string& password) {
+  PostgresCredentials c{password, password, std::nullopt};
+  c.usernameFrom = c.passwordFrom = "the value of key \"password\" of Secret ns1/pg-monitor";
+  return c;
+}
+
+TEST(HideCredentials, TheUserNamePostgresQuotesBackIsNamedByItsSecretKey) {
+  const auto creds = passwordAsUserName("s3cr3t-pw");
+  auto e = classifyConnectionError(
+      "db:5432", hideCredentials("connection to server at \"db\" (10.0.0.7), port 5432 failed: FATAL:  password "
+                                 "authentication failed for user \"s3cr3t-pw\"\n",
+                                 creds, "app"));
+  EXPECT_EQ(e.reason(), postgres_reasons::kAuthFailed);
+  EXPECT_EQ(e.message(),
+            "postgres db:5432: password authentication failed for user \"<the value of key \"password\" of Secret "
+            "ns1/pg-monitor>\"");
+
+  for (const char* text :
+       {"FATAL:  role \"s3cr3t-pw\" does not exist", "FATAL:  too many connections for role \"s3cr3t-pw\"",
+        "FATAL:  no pg_hba.conf entry for host \"10.0.0.9\", user \"s3cr3t-pw\", database \"app\", SSL off",
+        "FATAL:  pg_hba.conf rejects connection for host \"10.0.0.9\", user \"s3cr3t-pw\", database \"app\""}) {
+    auto hidden = hideCredentials(text, creds, "app");
+    EXPECT_THAT(hidden, Not(HasSubstr("s3cr3t"))) << text;
+    EXPECT_THAT(hidden, HasSubstr("\"<the value of key \"password\" of Secret ns1/pg-monitor>\"")) << text;
+    if (std::string_view(text).find("database") != std::string_view::npos) {
+      EXPECT_THAT(hidden, HasSubstr("database \"app\"")) << text;
+    }
+  }
+  PostgresCredentials plain{"monitor", "pw-8f2c", std::nullopt};
+  EXPECT_EQ(hideCredentials("FATAL:  password authentication failed for user \"monitor\"", plain, "app"),
+            "FATAL:  password authentication failed for user \"<the user name>\"");
+}
+
+TEST(HideCredentials, ALongValueIsFoundAsPostgresCutsItAndAPasswordGoesWhole) {
+  const std::string longPassword(80, 'k');
+  auto cut = hideCredentials("FATAL:  password authentication failed for user \"" + longPassword.substr(0, 63) + "\"",
+                             passwordAsUserName(longPassword), "app");
+  EXPECT_EQ(cut,
+            "FATAL:  password authentication failed for user \"<the value of key \"password\" of Secret "
+            "ns1/pg-monitor>\"");
+  EXPECT_EQ(hideCredentials(std::string(59, 'k'), passwordAsUserName(longPassword), "app"), std::string(59, 'k'))
+      << "fewer than 60 bytes are not a cut name";
+
+  // A password that begins with the user name is replaced whole, not after the user name's placeholder.
+  PostgresCredentials creds{"mon", "mon-secret", std::nullopt};
+  EXPECT_EQ(hideCredentials("x mon-secret y mon z", creds, "app"), "x <the password> y <the user name> z");
+  // A line break in a value does not split it past recognition (the raw message is hidden before it is cut into
+  // lines).
+  auto lines = hideCredentials("FATAL:  role \"ab\ncd\" does not exist\n", passwordAsUserName("ab\ncd"), "app");
+  EXPECT_THAT(lines, Not(HasSubstr("ab")));
+  EXPECT_THAT(lines, Not(HasSubstr("cd\"")));
+}
+
+TEST(HideCredentials, TheDatabaseNameIsNeverAGuessingOracle) {
+  // The author names a guess as the database: what PostgreSQL quotes back of it is shown as it is, so the status
+  // reads the same whether or not the guess is the password.
+  const std::string guess = "hunter2";
+  for (const std::string& database : {guess, std::string("x\", user \"") + guess}) {
+    const std::string text = "FATAL:  database \"" + database + "\" does not exist";
+    PostgresCredentials right{"monitor", guess, std::nullopt};
+    PostgresCredentials wrong{"monitor", "other-pw", std::nullopt};
+    EXPECT_EQ(hideCredentials(text, right, database), text) << database;
+    EXPECT_EQ(hideCredentials(text, wrong, database), text) << database;
+  }
+  // The user name quoted beside it is hidden whatever the database is called.
+  const auto creds = passwordAsUserName(guess);
+  EXPECT_EQ(hideCredentials("FATAL:  no pg_hba.conf entry for host \"h\", user \"hunter2\", database \"hunter2\"",
+                            creds, guess),
+            "FATAL:  no pg_hba.conf entry for host \"h\", user \"<the value of key \"password\" of Secret "
+            "ns1/pg-monitor>\", database \"hunter2\"");
+}
+
 // The grant the tests' Secrets carry: db.example on port 5432, the server of source().
 const std::map<std::string, std::string> kGrant = {{kAllowedServersAnnotation, "db.example"}};
 
@@ -91,6 +165,8 @@ TEST(FetchCredentials, ReadsTheNamedSecretByName) {
   EXPECT_EQ(creds->username, "monitor");
   EXPECT_EQ(creds->password, "s3cr3t!");
   EXPECT_FALSE(creds->caPem);
+  EXPECT_EQ(creds->usernameFrom, "the value of key \"username\" of Secret ns1/pg-monitor");
+  EXPECT_EQ(creds->passwordFrom, "the value of key \"password\" of Secret ns1/pg-monitor");
   for (const auto& call : client.calls) EXPECT_THAT(call, HasSubstr("get secrets ns1/pg-monitor"));
 }
 
@@ -106,6 +182,8 @@ TEST(FetchCredentials, CustomKeysAndCaWithDefaultKey) {
   ASSERT_TRUE(creds.ok()) << creds.error().message();
   EXPECT_EQ(creds->password, "x");
   EXPECT_EQ(creds->caPem, "-----BEGIN");
+  EXPECT_EQ(creds->usernameFrom, "the value of key \"user\" of Secret ns1/pg-monitor");
+  EXPECT_EQ(creds->passwordFrom, "the value of key \"pass\" of Secret ns1/pg-monitor");
   EXPECT_THAT(client.calls, Not(::testing::Contains(HasSubstr("list"))));
 }
 
