@@ -13,6 +13,12 @@ namespace {
 
 std::string keyOf(const std::string& ns, const std::string& name) { return ns + "/" + name; }
 
+// A ClusterConnectionPoolPolicy and a ClusterConnectionBudget are cluster-scoped: only a cluster admin creates
+// them, so the Prometheus endpoints they name are the admin's own choice, not a policy author's.
+bool choosesItsOwnPrometheus(const policy::Policy& policy) {
+  return policy.clusterScoped() || policy.kind == "ClusterConnectionBudget";
+}
+
 }  // namespace
 
 std::string postgresTarget(const policy::PostgresSource& pg) {
@@ -62,8 +68,11 @@ UsageReport Checker::check(const policy::Policy& policy, const std::vector<Gover
     if (!in.postgres.ok()) report.errors.push_back(in.postgres.result->error());
   }
   if (prometheusConfigured(usage, policy.spec.profile)) {
-    // Only endpoints the cluster admin allows: a policy author must not reach other addresses through poolguard.
-    auto allowed = checkPrometheusUrl(usage.prometheus->url, prometheusAllowedUrlPrefixes_);
+    // A ConnectionPoolPolicy only under the prefixes the cluster admin allows: its author must not reach other
+    // addresses through poolguard.
+    auto allowed = choosesItsOwnPrometheus(policy)
+                       ? okStatus()
+                       : checkPrometheusUrl(usage.prometheus->url, prometheusAllowedUrlPrefixes_);
     in.prometheus = SourceOutcome<PrometheusValues>::of(
         allowed.ok() ? readPrometheus(prometheus_, *usage.prometheus, policy.spec.profile, workloads)
                      : Result<PrometheusValues>(allowed.error()));

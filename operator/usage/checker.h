@@ -44,7 +44,8 @@ struct UsageReport {
 struct CheckerOptions {
   PostgresReaderOptions postgres;
   std::chrono::milliseconds prometheusTimeout{5000};
-  // The URL prefixes a policy's usage.prometheus.url must lie under (usage/grant.h); empty: none is allowed.
+  // The URL prefixes a ConnectionPoolPolicy's usage.prometheus.url must lie under (usage/grant.h); empty: none is
+  // allowed. A ClusterConnectionPoolPolicy's and a ClusterConnectionBudget's (a cluster admin's) need none.
   std::vector<std::string> prometheusAllowedUrlPrefixes;
 };
 

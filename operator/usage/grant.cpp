@@ -270,8 +270,8 @@ Status checkPrometheusUrl(const std::string& url, const std::vector<std::string>
     allowed += (allowed.empty() ? "" : ", ") + shown(*p);
   }
   return urlNotAllowed(what +
-                       "not allowed: a namespaced policy may query only the Prometheus endpoints the cluster admin "
-                       "allows (" +
+                       "not allowed: a ConnectionPoolPolicy may query only the Prometheus endpoints the cluster "
+                       "admin allows (" +
                        (allowed.empty() ? std::string("none are allowed now") : "allowed: " + allowed) +
                        "); the admin can add it with the operator flag --prometheus-allowed-url-prefixes (Helm value "
                        "usage.prometheusAllowedUrlPrefixes)");

@@ -1,5 +1,5 @@
 #pragma once
-// Where a Secret's credentials may go, and which Prometheus endpoints a namespaced policy may query.
+// Where a Secret's credentials may go, and which Prometheus endpoints a ConnectionPoolPolicy may query.
 //
 // A policy author names a Secret and a server; poolguard reads the Secret with its own rights. So the Secret
 // itself must say where its contents may be used: the annotation poolguard.dev/allowed-servers lists the servers
@@ -8,9 +8,10 @@
 // (the server must prove its name); with disable, require or verify-ca the server must be named itself. Every
 // Secret a policy's usage.postgres names (credentials and CA) needs the annotation. See docs/security.md.
 //
-// Prometheus: a namespaced policy's usage.prometheus.url must lie under one of the URL prefixes the cluster admin
-// allows (--prometheus-allowed-url-prefixes): the same scheme, host and port, and a path at or below the
+// Prometheus: a ConnectionPoolPolicy's usage.prometheus.url must lie under one of the URL prefixes the cluster
+// admin allows (--prometheus-allowed-url-prefixes): the same scheme, host and port, and a path at or below the
 // prefix's path. Userinfo, queries, fragments, dot segments, percent-encoding and ';' in the path are refused.
+// The cluster-scoped kinds, a cluster admin's own, are not held to it (usage/checker.cpp).
 #include <string>
 #include <string_view>
 #include <vector>

@@ -5,6 +5,7 @@
 #include <prometheus/registry.h>
 
 #include "fake_client.h"
+#include "usage/grant.h"
 #include "usage/metrics.h"
 
 namespace poolguard::usage {
@@ -233,6 +234,38 @@ TEST(Checker, PrometheusClientsGoWithTheLastPolicyThatUsesThem) {
   EXPECT_EQ(checker.openPrometheusClients(), 1u) << "c moved to /c: /b is closed";
   checker.forget("ns1", "c");
   EXPECT_EQ(checker.openPrometheusClients(), 0u);
+}
+
+TEST(Checker, OnlyAConnectionPoolPolicyIsHeldToTheAllowedPrometheusPrefixes) {
+  ManualClock clock;
+  CheckerOptions options;
+  options.prometheusTimeout = 500ms;
+  Checker checker(clock, nullptr, options);  // no prefix is allowed
+  auto withKind = [](const std::string& kind, const std::string& ns, const std::string& name) {
+    auto p = makePolicy();
+    p.kind = kind;
+    p.namespace_ = ns;
+    p.name = name;
+    p.spec.usage.prometheus = policy::PrometheusSource{"http://127.0.0.1:1/prom", "sum(up)", "sum(up)"};
+    return p;
+  };
+  auto refused = checker.check(withKind("ConnectionPoolPolicy", "ns1", "orders"), {workload("app")}, std::nullopt);
+  ASSERT_EQ(refused.errors.size(), 1u);
+  EXPECT_EQ(refused.errors[0].reason(), grant_reasons::kPrometheusUrlNotAllowed);
+  EXPECT_THAT(refused.errors[0].message(),
+              HasSubstr("not allowed: a ConnectionPoolPolicy may query only the Prometheus endpoints the cluster "
+                        "admin allows"));
+  EXPECT_EQ(checker.openPrometheusClients(), 0u) << "nothing was asked";
+
+  // The cluster-scoped kinds are a cluster admin's own: their endpoint is asked (nothing listens on port 1).
+  for (const auto& [kind, name] : {std::pair{"ClusterConnectionPoolPolicy", "baseline"},
+                                   std::pair{"ClusterConnectionBudget", "ClusterConnectionBudget:orders-db"}}) {
+    auto report = checker.check(withKind(kind, "", name), {workload("app")}, std::nullopt);
+    ASSERT_EQ(report.errors.size(), 1u) << kind;
+    EXPECT_NE(report.errors[0].reason(), grant_reasons::kPrometheusUrlNotAllowed)
+        << kind << ": " << report.errors[0].message();
+  }
+  EXPECT_EQ(checker.openPrometheusClients(), 1u) << "the cluster-scoped kinds' checks used a client";
 }
 
 TEST(UsageTargets, NameTheServerAndNeverACredential) {
