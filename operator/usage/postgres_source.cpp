@@ -229,6 +229,11 @@ std::string hideCredentials(const std::string& libpqMessage, const PostgresCrede
   return out;
 }
 
+const char* requireAuthFor(policy::SslMode mode) {
+  // verify-ca proves only that the CA signed the server's certificate, not that it was issued for this server.
+  return mode == policy::SslMode::kVerifyFull ? nullptr : "!password";
+}
+
 bool libpqAccepts(const char* keyword) {
   PQconninfoOption* options = PQconndefaults();
   if (!options) return false;
@@ -391,13 +396,11 @@ struct PostgresReader::Impl {
       keys.push_back("sslrootcert");
       values.push_back(rootCert.c_str());
     }
-    // Without proof of the server, never answer a request for the password in clear text, where the libpq in use
-    // can refuse it (require_auth, libpq 16 and later; Debian 12's libpq 15 cannot: there the Secret's grant is
-    // the only guard, see docs/security.md).
+    // Debian 12's libpq 15 has no require_auth: there the Secret's grant is the only guard (docs/security.md).
     static const bool canRefuseCleartext = libpqAccepts("require_auth");
-    if (!verifiesCertificate(s.sslMode) && canRefuseCleartext) {
+    if (const char* requireAuth = requireAuthFor(s.sslMode); requireAuth && canRefuseCleartext) {
       keys.push_back("require_auth");
-      values.push_back("!password");
+      values.push_back(requireAuth);
     }
     keys.push_back(nullptr);
     values.push_back(nullptr);

@@ -51,6 +51,11 @@ Result<PostgresCredentials> fetchCredentials(kube::Client& client, const std::st
 std::string hideCredentials(const std::string& libpqMessage, const PostgresCredentials& credentials,
                             const std::string& database);
 
+// The require_auth poolguard asks for with this sslMode: "!password" (never answer a request for the password in
+// clear text) unless verify-full proves the server's name; nullptr for none. Passed only where the libpq linked at
+// run time knows the keyword (libpq 16 and later).
+const char* requireAuthFor(policy::SslMode mode);
+
 // Whether the libpq linked at run time knows a connection keyword (require_auth came with libpq 16).
 bool libpqAccepts(const char* keyword);
 

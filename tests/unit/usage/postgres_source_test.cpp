@@ -280,6 +280,14 @@ TEST(FetchCredentials, ASecretThatDoesNotAllowTheServerIsNotUsed) {
   EXPECT_EQ(client.calls.size(), 1u);
 }
 
+TEST(RequireAuth, NoClearTextPasswordWithoutProofOfTheServersName) {
+  for (auto mode : {policy::SslMode::kDisable, policy::SslMode::kRequire, policy::SslMode::kVerifyCa}) {
+    ASSERT_NE(requireAuthFor(mode), nullptr) << policy::toString(mode);
+    EXPECT_STREQ(requireAuthFor(mode), "!password") << policy::toString(mode);
+  }
+  EXPECT_EQ(requireAuthFor(policy::SslMode::kVerifyFull), nullptr) << "the server proved its name";
+}
+
 TEST(LibpqAccepts, KnowsItsOwnKeywords) {
   EXPECT_TRUE(libpqAccepts("sslmode"));
   EXPECT_FALSE(libpqAccepts("no_such_keyword"));
