@@ -101,6 +101,10 @@ Status Reconciler::cleanupWorkload(WorkloadKind kind, const std::string& ns, con
   if (metrics_) metrics_->workloadWrite(policy::toString(kind), "cleanup", ok);
   if (!ok) return r.error();
   spdlog::info("removed poolguard settings from {} {}/{} (policy {})", policy::toString(kind), ns, name, policyName);
+  {
+    std::lock_guard l(mu_);
+    writes_.erase(WorkloadKey{kind, ns, name}.toString());
+  }
   const std::string cmName = render::configMapName(kind, name);
   if (caches_.configMaps->get(ns, cmName)) {
     auto del = client_.remove(kube::resources::configMaps(), ns, cmName);

@@ -255,9 +255,35 @@ Reconciler::StateSizes Reconciler::stateSizes() const {
     std::lock_guard l(mu_);
     sizes.writes = writes_.size();
     sizes.statuses = lastWrittenStatus_.size();
+    sizes.budgetStatuses = lastWrittenBudgetStatus_.size();
   }
   if (usage_) sizes.usage = usage_->policies();
   return sizes;
+}
+
+void Reconciler::pruneWritesEverywhere() {
+  std::vector<std::pair<std::string, std::string>> records;  // workload key, uid
+  {
+    std::lock_guard l(mu_);
+    for (const auto& [key, rec] : writes_) records.emplace_back(key, rec.uid);
+  }
+  std::map<std::string, std::string> gone;  // workload key -> the uid of its record
+  for (const auto& [key, uid] : records) {
+    // "Deployment ns/name" (WorkloadKey::toString).
+    const size_t space = key.find(' ');
+    const size_t slash = key.find('/', space);
+    const WorkloadKind kind = key.compare(0, space, policy::toString(WorkloadKind::kStatefulSet)) == 0
+                                  ? WorkloadKind::kStatefulSet
+                                  : WorkloadKind::kDeployment;
+    auto live = storeFor(kind)->get(key.substr(space + 1, slash - space - 1), key.substr(slash + 1));
+    if (!live || live->meta.uid != uid) gone.emplace(key, uid);
+  }
+  std::lock_guard l(mu_);
+  std::erase_if(writes_, [&](const auto& entry) {
+    // Unless written again meanwhile, for the object that now has the name.
+    auto it = gone.find(entry.first);
+    return it != gone.end() && it->second == entry.second.uid;
+  });
 }
 
 Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
@@ -277,7 +303,8 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
       std::lock_guard l(mu_);
       lastWrittenStatus_.erase(key);
     }
-    if (!clusterKey) pruneWrites(ns);
+    // The workloads it wrote that went meanwhile (unseen by its finalize), wherever they were.
+    pruneWritesEverywhere();
     return ReconcileOutcome{};
   }
   const auto obj = policyRecord(cachedObj);
@@ -315,11 +342,13 @@ Result<ReconcileOutcome> Reconciler::reconcile(const std::string& key) {
   }
 
   // Gather.
-  if (!pol.clusterScoped()) pruneWrites(ns);
-  Snapshot snapshot = gather(obj, storedStatus);
+  // A cluster policy's workloads may have gone with a namespace it no longer covers: every namespace is pruned.
   if (pol.clusterScoped()) {
-    for (const auto& workloadNs : namespacesOf(snapshot, pol)) pruneWrites(workloadNs);
+    pruneWritesEverywhere();
+  } else {
+    pruneWrites(ns);
   }
+  Snapshot snapshot = gather(obj, storedStatus);
   const std::string& uid = policyObj.meta.uid;
 
   // Live usage: the monitor checks off this path (controller/usage_monitor.h) and enqueues the policy when its

@@ -108,9 +108,10 @@ class Reconciler {
 
   // How many entries the reconciler's memory holds (each goes with its object): for tests and diagnostics.
   struct StateSizes {
-    size_t writes = 0;    // workloads written, with their fight records
-    size_t statuses = 0;  // statuses last written
-    size_t usage = 0;     // the usage monitor's entries for policies and databases
+    size_t writes = 0;          // workloads written, with their fight records
+    size_t statuses = 0;        // policy statuses last written
+    size_t budgetStatuses = 0;  // ClusterConnectionBudget statuses last written
+    size_t usage = 0;           // the usage monitor's entries for policies and databases
     bool operator==(const StateSizes&) const = default;
   };
   StateSizes stateSizes() const;
@@ -150,12 +151,16 @@ class Reconciler {
   Status ensureFinalizer(const model::PolicyObject& obj);
   Status removeFinalizer(const model::PolicyObject& obj);
   Result<ReconcileOutcome> finalize(const model::PolicyObject& obj);
+  // Releases the workload's settings (and its ConfigMap), and forgets its write record: poolguard owns nothing
+  // there any more.
   Status cleanupWorkload(policy::WorkloadKind kind, const std::string& ns, const std::string& name,
                          const std::string& policyName);
   Status writeStatus(const std::string& key, const model::PolicyObject& obj, const json& status);
   json statusBaseline(const std::string& key, const model::PolicyObject& obj) const;
   // Forgets the write records of workloads of `ns` that are gone, or were re-created (another uid).
   void pruneWrites(const std::string& ns);
+  // The same in every namespace: for what a ClusterConnectionPoolPolicy wrote, and when a policy is gone.
+  void pruneWritesEverywhere();
 
   void recordWrite(policy::WorkloadKind kind, const model::Workload& w, const std::string& hash);
   // Counts a correction of our settings on this workload by another field manager (controller/contest.h). When it

@@ -6,6 +6,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "../runtime/fake_client.h"
 #include "controller/cache_shapes.h"
 #include "render/workload.h"
@@ -23,6 +25,7 @@ const kube::Resource kPolicies = kube::resources::connectionPoolPolicies();
 const kube::Resource kDeployments = kube::resources::deployments();
 const kube::Resource kConfigMaps = kube::resources::configMaps();
 const kube::Resource kBudgets = kube::resources::clusterConnectionBudgets();
+const kube::Resource kClusterPolicies = kube::resources::clusterConnectionPoolPolicies();
 
 json budgetJson(const std::string& database, json spec) {
   return {{"apiVersion", "poolguard.dev/v1alpha1"},
@@ -47,6 +50,20 @@ json policyJson(const std::string& name, json spec, int priority = 0) {
             {"generation", 1},
             {"creationTimestamp", "2026-01-01T00:00:00Z"}}},
           {"spec", base}};
+}
+
+json clusterPolicyJson(const std::string& name, const std::string& uid, json spec) {
+  json base = {{"namespaceSelector", {{"matchLabels", {{"team", "shop"}}}}},
+               {"selector", {{"matchLabels", {{"app", "web"}}}}},
+               {"containers", {"app"}},
+               {"pool", {{"maxSize", 5}}},
+               {"database", {{"name", "orders"}, {"maxConnections", 100}}}};
+  base.merge_patch(spec);
+  return {
+      {"apiVersion", "poolguard.dev/v1alpha1"},
+      {"kind", "ClusterConnectionPoolPolicy"},
+      {"metadata", {{"name", name}, {"uid", uid}, {"generation", 1}, {"creationTimestamp", "2026-01-01T00:00:00Z"}}},
+      {"spec", base}};
 }
 
 json deploymentJson(const std::string& name, const std::string& app = "web", const std::string& uid = "") {
@@ -77,29 +94,54 @@ std::string envOf(const json& workload, const std::string& var) {
 
 class ReconcilerTest : public ::testing::Test {
  protected:
-  ReconcilerTest() { hpas.addIndex(kScaleTargetIndex, scaleTargetRefIndex()); }
+  ReconcilerTest() {
+    hpas.addIndex(kScaleTargetIndex, scaleTargetRefIndex());
+    deployments.addIndex(kClusterPolicyIndex, clusterPolicyIndex());
+    statefulSets.addIndex(kClusterPolicyIndex, clusterPolicyIndex());
+    // The namespace ClusterConnectionPoolPolicies select.
+    client.put(kube::resources::namespaces(),
+               {{"apiVersion", "v1"},
+                {"kind", "Namespace"},
+                {"metadata", {{"name", "shop"}, {"uid", "uid-ns-shop"}, {"labels", {{"team", "shop"}}}}}});
+    sync();
+  }
 
   // What the informers would do after the API changed: each object parsed through its kind's FieldFilter and
-  // decoded into its record.
-  static std::vector<runtime::ObjectPtr> records(const std::vector<json>& objects, const kube::FieldFilter& fields,
-                                                 const runtime::Decoder& decode) {
+  // decoded into its record, once per resourceVersion (an informer decodes only what changed).
+  std::vector<runtime::ObjectPtr> records(const kube::Resource& r, const std::vector<json>& objects,
+                                          const kube::FieldFilter& fields, const runtime::Decoder& decode) {
     std::vector<runtime::ObjectPtr> out;
-    for (const auto& o : objects) out.push_back(decode(fields.parse(o.dump())));
+    for (const auto& o : objects) {
+      const json& m = o["metadata"];
+      auto [it, fresh] = decoded_.try_emplace(r.key() + "/" + m.value("namespace", "") + "/" + m.value("name", "") +
+                                              "@" + m.value("resourceVersion", ""));
+      if (fresh) it->second = decode(fields.parse(o.dump()));
+      out.push_back(it->second);
+    }
     return out;
   }
   void sync() {
-    policies.replace(records(client.storedOf(kPolicies), wholeObjectFields(), policyDecoder()));
-    deployments.replace(records(client.storedOf(kDeployments), workloadFields(), workloadDecoder()));
-    statefulSets.replace(
-        records(client.storedOf(kube::resources::statefulSets()), workloadFields(), workloadDecoder()));
-    hpas.replace(records(client.storedOf(kube::resources::horizontalPodAutoscalers()), hpaFields(), hpaDecoder()));
+    static const kube::FieldFilter whole = wholeObjectFields(), workload = workloadFields(), hpa = hpaFields(),
+                                   ns = namespaceFields();
+    static const runtime::Decoder policy = policyDecoder(), workloadRecord = workloadDecoder(),
+                                  hpaRecord = hpaDecoder(), configMap = configMapDecoder(), budget = budgetDecoder(),
+                                  nsRecord = namespaceDecoder();
+    const kube::Resource kStatefulSets = kube::resources::statefulSets();
+    const kube::Resource kHpas = kube::resources::horizontalPodAutoscalers();
+    const kube::Resource kNamespaces = kube::resources::namespaces();
+    policies.replace(records(kPolicies, client.storedOf(kPolicies), whole, policy));
+    deployments.replace(records(kDeployments, client.storedOf(kDeployments), workload, workloadRecord));
+    statefulSets.replace(records(kStatefulSets, client.storedOf(kStatefulSets), workload, workloadRecord));
+    hpas.replace(records(kHpas, client.storedOf(kHpas), hpa, hpaRecord));
     std::vector<json> owned;
     for (auto& cm : client.storedOf(kConfigMaps)) {
       if (cm["metadata"].value("labels", json::object()).value(render::kManagedByLabel, "") == render::kManagedByValue)
         owned.push_back(cm);
     }
-    configMaps.replace(records(owned, wholeObjectFields(), configMapDecoder()));
-    budgets.replace(records(client.storedOf(kBudgets), wholeObjectFields(), budgetDecoder()));
+    configMaps.replace(records(kConfigMaps, owned, whole, configMap));
+    budgets.replace(records(kBudgets, client.storedOf(kBudgets), whole, budget));
+    namespaces.replace(records(kNamespaces, client.storedOf(kNamespaces), ns, nsRecord));
+    clusterPolicies.replace(records(kClusterPolicies, client.storedOf(kClusterPolicies), whole, policy));
   }
   void put(const kube::Resource& r, json obj) {
     client.put(r, std::move(obj));
@@ -139,12 +181,17 @@ class ReconcilerTest : public ::testing::Test {
     return {all.begin() + static_cast<std::ptrdiff_t>(std::min(from, all.size())), all.end()};
   }
 
+  std::map<std::string, runtime::ObjectPtr> decoded_;  // by kind, namespace, name and resourceVersion
   FakeClient client;
   ManualClock clock;
-  runtime::Store policies, deployments, statefulSets, hpas, configMaps, budgets;
-  Reconciler reconciler{client,  Caches{&policies, &deployments, &statefulSets, &hpas, &configMaps, &budgets},
-                        clock,   nullptr,
-                        nullptr, nullptr};
+  runtime::Store policies, deployments, statefulSets, hpas, configMaps, budgets, namespaces, clusterPolicies;
+  Reconciler reconciler{
+      client,
+      Caches{&policies, &deployments, &statefulSets, &hpas, &configMaps, &budgets, &namespaces, &clusterPolicies},
+      clock,
+      nullptr,
+      nullptr,
+      nullptr};
 };
 
 TEST_F(ReconcilerTest, AppliesOnceThenANoOpReconcileWritesNothing) {
@@ -318,29 +365,82 @@ TEST_F(ReconcilerTest, APolicyCreatedAgainUnderItsNameGetsItsOwnStatus) {
 
 TEST_F(ReconcilerTest, ChurnOf5000ObjectsLeavesItsMemoryAtTheStartingSize) {
   const auto start = reconciler.stateSizes();
-  bool grew = false;
+  Reconciler::StateSizes most;
+  // Marks a policy deleted (a finalizer holds it) and reconciles it, then lets the API server remove it.
+  auto deletePolicy = [&](const kube::Resource& kind, const std::string& ns, const std::string& name,
+                          const std::string& key) {
+    json deleting = client.stored(kind, ns, name).value();
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-02T00:00:00Z";
+    put(kind, deleting);
+    ASSERT_TRUE(reconciler.reconcile(key).ok());
+    ASSERT_TRUE(client.remove(kind, ns, name).ok());
+    sync();
+    ASSERT_TRUE(reconciler.reconcile(key).ok());
+  };
   for (int i = 0; i < 2500; ++i) {
     const std::string n = std::to_string(i);
-    json w = deploymentJson("web-" + n, "web", "uid-web-" + n);
-    put(kDeployments, w);
-    json p = policyJson("p-" + n, {{"database", {{"name", "db-" + n}}}});
-    p["metadata"]["uid"] = "uid-p-" + n;
-    put(kPolicies, p);
-    ASSERT_TRUE(reconcile("p-" + n).ok());
-    grew = grew || reconciler.stateSizes().writes > start.writes;
-    // The workload goes, then the policy (its finalizer runs, then the API server removes it).
-    ASSERT_TRUE(client.remove(kDeployments, "shop", "web-" + n).ok());
-    json deleting = stored(kPolicies, "p-" + n);
-    deleting["metadata"]["deletionTimestamp"] = "2026-01-02T00:00:00Z";
-    put(kPolicies, deleting);
-    ASSERT_TRUE(reconcile("p-" + n).ok());
-    ASSERT_TRUE(client.remove(kPolicies, "shop", "p-" + n).ok());
+    // Each round is one workload and one policy (a namespaced one, or a cluster policy every other round), with a
+    // ClusterConnectionBudget for a round in ten; the order of the deletions varies.
+    const bool cluster = i % 2 == 1;
+    const int order = (i / 2) % 3;  // 0: the workload goes first; 1: the policy; 2: both before the finalizer runs
+    client.put(kDeployments, deploymentJson("web-" + n, "web", "uid-web-" + n));
+    std::string key;
+    if (cluster) {
+      put(kClusterPolicies, clusterPolicyJson("cp-" + n, "uid-cp-" + n, {{"database", {{"name", "db-" + n}}}}));
+      key = "cp-" + n;
+    } else {
+      json p = policyJson("p-" + n, {{"database", {{"name", "db-" + n}}}});
+      p["metadata"]["uid"] = "uid-p-" + n;
+      put(kPolicies, p);
+      key = "shop/p-" + n;
+    }
+    ASSERT_TRUE(reconciler.reconcile(key).ok());
     sync();
-    ASSERT_TRUE(reconcile("p-" + n).ok());
+    ASSERT_EQ(envOf(stored(kDeployments, "web-" + n), "POOL_MAX_SIZE"), "5") << key;
+    if (i % 10 == 0) {
+      put(kBudgets, budgetJson("db-" + n, {{"maxConnections", 100}}));
+      ASSERT_TRUE(reconciler.reconcileBudget("db-" + n).ok());
+    }
+    const auto sizes = reconciler.stateSizes();
+    most.writes = std::max(most.writes, sizes.writes);
+    most.statuses = std::max(most.statuses, sizes.statuses);
+    most.budgetStatuses = std::max(most.budgetStatuses, sizes.budgetStatuses);
+
+    const kube::Resource& kind = cluster ? kClusterPolicies : kPolicies;
+    const std::string policyNs = cluster ? "" : "shop";
+    const std::string policyName = cluster ? "cp-" + n : "p-" + n;
+    if (order == 0) {
+      // The workload goes; the event reconciles its policy, which is deleted later.
+      ASSERT_TRUE(client.remove(kDeployments, "shop", "web-" + n).ok());
+      sync();
+      ASSERT_TRUE(reconciler.reconcile(key).ok());
+      deletePolicy(kind, policyNs, policyName, key);
+    } else if (order == 1) {
+      // The policy goes first and gives the workload its settings back; the workload goes later, in a namespace no
+      // policy reconciles any more.
+      deletePolicy(kind, policyNs, policyName, key);
+      ASSERT_EQ(reconciler.stateSizes().writes, start.writes) << key << ": its release forgets the workload";
+      ASSERT_TRUE(client.remove(kDeployments, "shop", "web-" + n).ok());
+      sync();
+    } else {
+      // Both go at once (their namespace is deleted, say): the finalizer no longer sees the workload.
+      ASSERT_TRUE(client.remove(kDeployments, "shop", "web-" + n).ok());
+      sync();
+      deletePolicy(kind, policyNs, policyName, key);
+    }
+    if (i % 10 == 0) {
+      ASSERT_TRUE(client.remove(kBudgets, "", "db-" + n).ok());
+      sync();
+      ASSERT_TRUE(reconciler.reconcileBudget("db-" + n).ok());
+    }
   }
-  EXPECT_TRUE(grew) << "the memory never held anything: the test would prove nothing";
+  EXPECT_GT(most.writes, start.writes) << "the memory never held anything: the test would prove nothing";
+  EXPECT_GT(most.statuses, start.statuses);
+  EXPECT_GT(most.budgetStatuses, start.budgetStatuses);
   EXPECT_EQ(reconciler.stateSizes(), start);
   EXPECT_EQ(policies.size(), 0u);
+  EXPECT_EQ(clusterPolicies.size(), 0u);
+  EXPECT_EQ(deployments.size(), 0u);
 }
 
 TEST_F(ReconcilerTest, AnotherManagerUndoingTheSettingsIsBackedOffNotFought) {
