@@ -11,6 +11,7 @@
 #include "../runtime/fake_client.h"
 #include "controller/cache_shapes.h"
 #include "render/workload.h"
+#include "runtime/controller.h"
 #include "runtime/informer.h"
 
 namespace poolguard::controller {
@@ -300,6 +301,52 @@ TEST_F(ReconcilerTest, DeletingAPolicyHandsItsWorkloadToTheNextAndReleasesTheRes
   EXPECT_FALSE(client.stored(kConfigMaps, "shop", "web-deploy-poolguard")) << "the released one's ConfigMap goes";
   EXPECT_TRUE(client.stored(kConfigMaps, "shop", "api-deploy-poolguard")) << "the handed-over one's stays";
   EXPECT_EQ(stored(kPolicies, "first")["metadata"].value("finalizers", json::array()).size(), 0u);
+}
+
+TEST_F(ReconcilerTest, ABadRequestDuringFinalizeIsRetriedUntilTheFinalizerIsRemoved) {
+  put(kDeployments, deploymentJson("web"));
+  put(kPolicies, policyJson("p", json::object()));
+  converge("p");
+  ASSERT_EQ(envOf(stored(kDeployments, "web"), "POOL_MAX_SIZE"), "5");
+  json deleting = stored(kPolicies, "p");
+  deleting["metadata"]["deletionTimestamp"] = "2026-01-02T00:00:00Z";
+  put(kPolicies, deleting);
+
+  // The reconciler as the operator runs it: a controller over its queue, with the fixture's clock.
+  runtime::ControllerOptions options;
+  options.name = "finalize-bad-request";
+  options.workers = 1;
+  options.clock = &clock;
+  options.clockPoll = std::chrono::milliseconds(1);
+  options.rateLimiter =
+      std::make_shared<runtime::ItemExponentialRateLimiter>(std::chrono::milliseconds(5), std::chrono::seconds(1));
+  runtime::Controller controller(options, [&](const std::string& key) -> Result<runtime::ReconcileResult> {
+    auto r = reconciler.reconcile(key);
+    sync();
+    if (!r.ok()) return r.error();
+    return runtime::ReconcileResult{};
+  });
+  auto finalizers = [&] { return stored(kPolicies, "p")["metadata"].value("finalizers", json::array()); };
+  const Error badRequest = Error(ErrorCode::kInvalidArgument, "the server rejected our request").withHttpStatus(400);
+
+  // Releasing the workload gets a 400; then removing the finalizer does.
+  const size_t from = client.calls().size();
+  client.failNext("apply", badRequest);
+  controller.queue().add("shop/p");
+  for (const char* failing : {"releasing the workload", "removing the finalizer"}) {
+    if (std::string(failing) == "removing the finalizer") client.failNext("patch", badRequest);
+    ASSERT_TRUE(controller.processNextWorkItem());
+    EXPECT_EQ(finalizers().size(), 1u) << failing;
+    // Retried with back-off, not dropped as terminal.
+    ASSERT_EQ(controller.queue().delayedLen() + controller.queue().len(), 1u) << failing << ": dropped, not retried";
+    clock.advance(std::chrono::seconds(1));
+  }
+  ASSERT_TRUE(controller.processNextWorkItem());
+  EXPECT_EQ(finalizers().size(), 0u) << "the policy would stay Terminating";
+  const auto calls = callsSince(from);
+  EXPECT_GE(std::count(calls.begin(), calls.end(), "apply deployments.apps/shop/web"), 2)
+      << "the release that failed was made again";
+  EXPECT_EQ(controller.queue().numRequeues("shop/p"), 0) << "a success resets the back-off";
 }
 
 TEST_F(ReconcilerTest, SwitchingDeliveryFromConfigMapToEnvDeletesTheConfigMap) {
