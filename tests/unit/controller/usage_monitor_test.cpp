@@ -1,5 +1,5 @@
-// Usage checks off the reconcile path: a server that never answers holds no reconcile, and a policy is enqueued
-// when its findings change, not at every check.
+// Usage checks off the reconcile path: a PostgreSQL server or a Prometheus that never answers holds no reconcile,
+// and a policy is enqueued when its findings change, not at every check.
 #include "controller/usage_monitor.h"
 
 #include <gmock/gmock.h>
@@ -72,11 +72,14 @@ std::vector<runtime::ObjectPtr> decodeAll(const std::vector<json>& objects, cons
   return out;
 }
 
-TEST(UsageMonitor, AServerThatNeverAnswersHoldsNoReconcile) {
-  poolguard::testing::SilentServer silent;
+// A policy whose usage block reads `silent` (which accepts and never answers): its reconciles return at once and
+// wait for the first check, which ends on the source's own timeout and enqueues the policy; the next reconcile
+// reports it with a UsageHealthy message containing `reported`.
+void expectNoReconcileWaitsFor(const poolguard::testing::SilentServer& silent, const json& usageBlock,
+                               const usage::CheckerOptions& options, const std::string& reported) {
   FakeClient client;
   putMonitorSecret(client, silent.port());
-  client.put(kube::resources::connectionPoolPolicies(), policyJson(silentUsage(silent.port())));
+  client.put(kube::resources::connectionPoolPolicies(), policyJson(usageBlock));
   runtime::Store policies, deployments, statefulSets, hpas, configMaps;
   hpas.addIndex(kScaleTargetIndex, scaleTargetRefIndex());
   client.put(kube::resources::deployments(),
@@ -89,8 +92,6 @@ TEST(UsageMonitor, AServerThatNeverAnswersHoldsNoReconcile) {
     deployments.replace(decodeAll(client.storedOf(kube::resources::deployments()), workloadDecoder()));
   };
   sync();
-  usage::CheckerOptions options;
-  options.postgres.connectTimeout = 2s;
   usage::Checker checker(SystemClock::instance(), nullptr, options);
   std::atomic<int> changes{0};
   UsageMonitor monitor(checker, client, SystemClock::instance(), [&](const std::string& key) {
@@ -104,19 +105,39 @@ TEST(UsageMonitor, AServerThatNeverAnswersHoldsNoReconcile) {
   ASSERT_TRUE(reconciler.reconcile("shop/p").ok());
   sync();
   ASSERT_TRUE(reconciler.reconcile("shop/p").ok());
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << "the reconcile waited for the database";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << "the reconcile waited for the server";
   EXPECT_EQ(usageCondition(*policies.get("shop/p")), "") << "the status waits for the first check";
-  EXPECT_EQ(client.count("apply"), 0) << "nothing is decided before the first check reads max_connections";
+  EXPECT_EQ(client.count("apply"), 0) << "nothing is decided before the first check ends";
 
-  // The check ends on its own (connect timeout) and asks for a reconcile, which reports it.
+  // The check ends on its own (the source's timeout) and asks for a reconcile, which reports it.
   for (int i = 0; i < 200 && changes == 0; ++i) std::this_thread::sleep_for(50ms);
   ASSERT_EQ(changes.load(), 1);
   sync();
+  start = std::chrono::steady_clock::now();
   ASSERT_TRUE(reconciler.reconcile("shop/p").ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << "the reconcile waited for the next check";
   sync();
-  EXPECT_THAT(usageCondition(*policies.get("shop/p")), ::testing::HasSubstr("Unknown/postgres 127.0.0.1:"));
+  EXPECT_THAT(usageCondition(*policies.get("shop/p")), ::testing::HasSubstr(reported));
   EXPECT_GE(client.count("apply"), 1) << "once it ended, the settings are applied";
   monitor.stop();
+}
+
+TEST(UsageMonitor, AServerThatNeverAnswersHoldsNoReconcile) {
+  poolguard::testing::SilentServer silent;
+  usage::CheckerOptions options;
+  options.postgres.connectTimeout = 2s;
+  expectNoReconcileWaitsFor(silent, silentUsage(silent.port()), options, "Unknown/postgres 127.0.0.1:");
+}
+
+TEST(UsageMonitor, APrometheusThatNeverAnswersHoldsNoReconcile) {
+  poolguard::testing::SilentServer silent;
+  const std::string url = "http://127.0.0.1:" + std::to_string(silent.port());
+  usage::CheckerOptions options;
+  options.prometheusTimeout = 2s;
+  options.prometheusAllowedUrlPrefixes = {url};
+  expectNoReconcileWaitsFor(silent,
+                            {{"interval", "5s"}, {"prometheus", {{"url", url}, {"connectionsQuery", "sum(up)"}}}},
+                            options, "Unknown/prometheus");
 }
 
 TEST(UsageMonitor, ABudgetWhoseCapacityOnlyTheServerKnowsWaitsForTheFirstCheck) {
