@@ -8,7 +8,6 @@ namespace poolguard::budget {
 namespace {
 
 constexpr size_t kMaxNameLength = 253;
-constexpr size_t kMaxKeyLength = 253;  // a ConfigMap key
 
 // Connections a workload holds at worst with `pods` pods at most (a rollout's surge on top).
 int64_t worstAt(const WorkloadBudget& w, int32_t pods) { return (int64_t{pods} + w.facts.surgeAt(pods)) * w.perPod; }
@@ -165,13 +164,13 @@ std::string allotmentKey(policy::WorkloadKind kind, const std::string& ns, const
 
 namespace {
 
-// The CEL of the policy. params is the ConfigMap: data.database, data.maxSize (the ceiling, when set),
-// data.requireLeakDetection ("true" when set), and per workload allotmentKey() ->
-// "maxPods|autoscaled (1 or 0)|share|share's connections|share's worst case|connections per pod".
+// The CEL of the policy. params is the budget's ConnectionAllotment (crds/poolguard.dev_connectionallotments.yaml):
+// spec.database, spec.maxSize (the ceiling, when set), spec.requireLeakDetection and spec.allotments by
+// allotmentKey().
 json variables() {
   auto var = [](const char* name, const char* expression) { return json{{"name", name}, {"expression", expression}}; };
   return json::array({
-      var("database", "params.data['database']"),
+      var("database", "params.spec.database"),
       var("isPolicy", "request.resource.group == 'poolguard.dev'"),
       var("isWorkload",
           "request.resource.group == 'apps' && "
@@ -203,8 +202,13 @@ json variables() {
           "variables.isWorkload ? request.resource.resource + '_' + request.namespace + '_' + request.name : "
           "variables.targetResource != '' ? variables.targetResource + '_' + request.namespace + '_' + "
           "object.spec.scaleTargetRef.name : ''"),
-      var("allotment",
-          "variables.key != '' && variables.key in params.data ? params.data[variables.key].split('|') : []"),
+      var("allotted", "variables.key != '' && has(params.spec.allotments) && variables.key in params.spec.allotments"),
+      // Read only where allotted is true (variables are evaluated when first used).
+      var("allotment", "params.spec.allotments[variables.key]"),
+      var("room",
+          "' (' + string(variables.allotment.shareConnections) + ' connections, ' + "
+          "string(variables.allotment.shareWorstCase) + ' taken at worst) allows at most ' + "
+          "string(variables.allotment.maxPods)"),
   });
 }
 
@@ -216,84 +220,80 @@ json validations() {
                 {"reason", "Forbidden"}};
   };
   return json::array({
-      rule("!variables.policyHere || !('maxSize' in params.data) || variables.maxSize <= int(params.data['maxSize']) "
-           "|| (!variables.policyNewHere && variables.maxSize <= variables.oldMaxSize)",
+      rule("!variables.policyHere || !has(params.spec.maxSize) || variables.maxSize <= params.spec.maxSize || "
+           "(!variables.policyNewHere && variables.maxSize <= variables.oldMaxSize)",
            "'database ' + variables.database + ': pool.maxSize ' + string(variables.maxSize) + ' is above the "
-           "ceiling of ' + params.data['maxSize'] + ' connections per pool (ClusterConnectionBudget ' + "
-           "variables.database + ', spec.ceilings.maxSize); set pool.maxSize to ' + params.data['maxSize'] + ' or "
-           "less'"),
-      rule("!variables.policyHere || !('requireLeakDetection' in params.data) || !variables.leakOff || "
-           "(!variables.policyNewHere && variables.leakWasOff)",
+           "ceiling of ' + string(params.spec.maxSize) + ' connections per pool (ClusterConnectionBudget ' + "
+           "variables.database + ', spec.ceilings.maxSize); set pool.maxSize to ' + string(params.spec.maxSize) + "
+           "' or less'"),
+      rule("!variables.policyHere || !has(params.spec.requireLeakDetection) || !params.spec.requireLeakDetection || "
+           "!variables.leakOff || (!variables.policyNewHere && variables.leakWasOff)",
            "'database ' + variables.database + ': pool.leakDetectionThreshold is 0s (off), and ClusterConnectionBudget "
            "' + variables.database + ' requires leak detection (spec.ceilings.requireLeakDetection); set it to "
            "30s, say'"),
       // replicas of a workload no HPA scales, directly or through the scale subresource (kubectl scale): a raise
       // beyond the allotment. Keeping or lowering a value is always allowed.
-      rule("!variables.isWorkload || size(variables.allotment) != 6 || variables.allotment[1] == '1' || "
-           "!has(object.spec.replicas) || object.spec.replicas <= int(variables.allotment[0]) || "
+      rule("!variables.isWorkload || !variables.allotted || variables.allotment.autoscaled || "
+           "!has(object.spec.replicas) || object.spec.replicas <= variables.allotment.maxPods || "
            "(request.operation == 'UPDATE' && has(oldObject.spec.replicas) && "
            "object.spec.replicas <= oldObject.spec.replicas)",
            "'database ' + variables.database + ': ' + (request.resource.resource == 'deployments' ? 'Deployment ' : "
            "'StatefulSet ') + request.namespace + '/' + request.name + ' asks for ' + string(object.spec.replicas) + "
-           "' replicas; its allotment in ' + variables.allotment[2] + ' (' + variables.allotment[3] + ' connections, ' "
-           "+ variables.allotment[4] + ' taken at worst) has room for ' + variables.allotment[0] + ' at ' + "
-           "variables.allotment[5] + ' connections per pod. Keep the replicas at ' + variables.allotment[0] + ' or "
-           "fewer, or ask the owners of the database to raise the share (ClusterConnectionBudget ' + "
-           "variables.database + ')'"),
+           "' replicas; its allotment in ' + variables.allotment.share + variables.room + ' replicas at ' + "
+           "string(variables.allotment.perPod) + ' connections per pod. Keep the replicas at ' + "
+           "string(variables.allotment.maxPods) + ' or fewer, or ask the owners of the database to raise the share "
+           "(ClusterConnectionBudget ' + variables.database + ')'"),
       // an HPA's maxReplicas: created, moved to another target, or raised beyond the allotment.
-      rule("!variables.isHpa || size(variables.allotment) != 6 || "
-           "object.spec.maxReplicas <= int(variables.allotment[0]) || "
+      rule("!variables.isHpa || !variables.allotted || object.spec.maxReplicas <= variables.allotment.maxPods || "
            "(request.operation == 'UPDATE' && oldObject.spec.scaleTargetRef == object.spec.scaleTargetRef && "
            "object.spec.maxReplicas <= oldObject.spec.maxReplicas)",
            "'database ' + variables.database + ': HorizontalPodAutoscaler ' + request.namespace + '/' + request.name "
            "+ ' asks for maxReplicas ' + string(object.spec.maxReplicas) + '; the allotment of ' + "
            "object.spec.scaleTargetRef.kind + ' ' + object.spec.scaleTargetRef.name + ' in ' + "
-           "variables.allotment[2] + ' (' + variables.allotment[3] + ' connections, ' + variables.allotment[4] + ' "
-           "taken at worst) has room for ' + variables.allotment[0] + ' pods at ' + variables.allotment[5] + ' "
-           "connections per pod. Keep maxReplicas at ' + variables.allotment[0] + ' or fewer, or ask the owners of "
-           "the database to raise the share (ClusterConnectionBudget ' + variables.database + ')'"),
+           "variables.allotment.share + variables.room + ' pods at ' + string(variables.allotment.perPod) + ' "
+           "connections per pod. Keep maxReplicas at ' + string(variables.allotment.maxPods) + ' or fewer, or ask "
+           "the owners of the database to raise the share (ClusterConnectionBudget ' + variables.database + ')'"),
   });
 }
 
-json ownerReference(const std::string& database, const std::string& uid) {
-  return json::array({{{"apiVersion", "poolguard.dev/v1alpha1"},
-                       {"kind", "ClusterConnectionBudget"},
-                       {"name", database},
-                       {"uid", uid}}});
-}
-
-json labels(const std::string& database) {
-  json l = {{"app.kubernetes.io/part-of", "poolguard"}};
+json metadataFor(const std::string& name, const std::string& database, const std::string& uid) {
+  json labels = {{"app.kubernetes.io/part-of", "poolguard"}};
   // A label value holds at most 63 characters: longer database names are found by the owner reference.
-  if (database.size() <= 63) l["poolguard.dev/budget"] = database;
-  return l;
+  if (database.size() <= 63) labels["poolguard.dev/budget"] = database;
+  return {{"name", name},
+          {"labels", labels},
+          {"ownerReferences", json::array({{{"apiVersion", "poolguard.dev/v1alpha1"},
+                                            {"kind", "ClusterConnectionBudget"},
+                                            {"name", database},
+                                            {"uid", uid}}})}};
 }
 
 }  // namespace
 
 AdmissionObjects admissionObjects(const policy::ClusterBudget& budget, const std::string& uid,
-                                  const std::optional<DatabaseBudget>& db, const std::string& paramsNamespace) {
+                                  const std::optional<DatabaseBudget>& db) {
   AdmissionObjects o;
   o.name = admissionObjectName(budget.database);
-  const json meta = {
-      {"name", o.name}, {"labels", labels(budget.database)}, {"ownerReferences", ownerReference(budget.database, uid)}};
+  const json meta = metadataFor(o.name, budget.database, uid);
 
-  json data = {{"database", budget.database}};
-  if (budget.ceilings.maxSize) data["maxSize"] = std::to_string(*budget.ceilings.maxSize);
-  if (budget.ceilings.requireLeakDetection) data["requireLeakDetection"] = "true";
+  json spec = {{"database", budget.database}};
+  if (budget.ceilings.maxSize) spec["maxSize"] = *budget.ceilings.maxSize;
+  if (budget.ceilings.requireLeakDetection) spec["requireLeakDetection"] = true;
+  json allotted = json::object();
   if (db) {
     for (const auto& a : allotments(*db)) {
-      std::string key = allotmentKey(a.kind, a.namespace_, a.name);
-      if (key.size() > kMaxKeyLength) continue;  // not checked: documented
-      data[key] = std::to_string(a.maxPods) + "|" + (a.autoscaled ? "1" : "0") + "|" + a.share + "|" +
-                  std::to_string(a.shareLimit) + "|" + std::to_string(a.shareWorstCase) + "|" +
-                  std::to_string(a.perPod);
-      ++o.allotted;
+      allotted[allotmentKey(a.kind, a.namespace_, a.name)] = {{"maxPods", a.maxPods},
+                                                              {"autoscaled", a.autoscaled},
+                                                              {"share", a.share},
+                                                              {"shareConnections", a.shareLimit},
+                                                              {"shareWorstCase", a.shareWorstCase},
+                                                              {"perPod", a.perPod}};
     }
   }
-  json paramsMeta = meta;
-  paramsMeta["namespace"] = paramsNamespace;
-  o.params = {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", paramsMeta}, {"data", data}};
+  o.allotted = allotted.size();
+  spec["allotments"] = std::move(allotted);
+  o.params = {
+      {"apiVersion", "poolguard.dev/v1alpha1"}, {"kind", "ConnectionAllotment"}, {"metadata", meta}, {"spec", spec}};
 
   auto rules = json::array({
       {{"apiGroups", {"poolguard.dev"}},
@@ -317,7 +317,7 @@ AdmissionObjects admissionObjects(const policy::ClusterBudget& budget, const std
                    // An expression that cannot be evaluated lets the change through: a refusal is a guard in front
                    // of the budget, which still reports and clamps what gets past it (docs/admission.md).
                    {"failurePolicy", "Ignore"},
-                   {"paramKind", {{"apiVersion", "v1"}, {"kind", "ConfigMap"}}},
+                   {"paramKind", {{"apiVersion", "poolguard.dev/v1alpha1"}, {"kind", "ConnectionAllotment"}}},
                    {"matchConstraints", {{"resourceRules", rules}}},
                    {"variables", variables()},
                    {"validations", validations()},
@@ -327,7 +327,7 @@ AdmissionObjects admissionObjects(const policy::ClusterBudget& budget, const std
                {"metadata", meta},
                {"spec",
                 {{"policyName", o.name},
-                 {"paramRef", {{"name", o.name}, {"namespace", paramsNamespace}, {"parameterNotFoundAction", "Allow"}}},
+                 {"paramRef", {{"name", o.name}, {"parameterNotFoundAction", "Allow"}}},
                  {"validationActions", budget.admissionMode == policy::AdmissionMode::kWarn ? json::array({"Warn"})
                                                                                             : json::array({"Deny"})}}}};
   return o;

@@ -1,8 +1,10 @@
 #pragma once
 // Refusal at admission (docs/admission.md). A ClusterConnectionBudget with admission.mode Warn or Deny gets a
-// ValidatingAdmissionPolicy, its binding and a parameter ConfigMap: the API server evaluates the policy's CEL
-// itself, so refusals hold while poolguard is down. Pure: the budget and its computed totals in, the allotments and
-// the three objects out.
+// ValidatingAdmissionPolicy, its binding and its parameters (a ConnectionAllotment, cluster scoped): the API server
+// evaluates the policy's CEL itself, so refusals hold while poolguard is down. The parameters are a custom resource,
+// not a ConfigMap: only cluster admins may write it, and the API server's parameter cache for built-in kinds does
+// not recover once no binding uses the kind (kubernetes/kubernetes#133827). Pure: the budget and its computed totals
+// in, the allotments and the three objects out.
 //
 // Allotments: the room a share of the database has left (its limit minus its worst case) is split once among the
 // workloads that count against it, in whole pods, in proportion to their worst case. Each workload may grow only
@@ -52,12 +54,12 @@ struct AdmissionObjects {
 // "poolguard-budget-<database>", shortened with a hash when that would exceed 253 characters.
 std::string admissionObjectName(const std::string& database);
 
-// The ConfigMap key of a workload's allotment: "<resource>_<namespace>_<name>" (no name or namespace holds '_').
+// The key of a workload's allotment: "<resource>_<namespace>_<name>" (no name or namespace holds '_').
 std::string allotmentKey(policy::WorkloadKind kind, const std::string& ns, const std::string& name);
 
 // The objects for `budget` (mode Warn or Deny) with `uid` as their owner. `db` is the database's computed budget;
 // nullopt while it is unknown (then only the ceilings are enforced).
 AdmissionObjects admissionObjects(const policy::ClusterBudget& budget, const std::string& uid,
-                                  const std::optional<DatabaseBudget>& db, const std::string& paramsNamespace);
+                                  const std::optional<DatabaseBudget>& db);
 
 }  // namespace poolguard::budget

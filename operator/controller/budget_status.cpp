@@ -266,8 +266,13 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
   auto cached = caches_.budgets->get(name);
   if (!cached) {
     if (usage_) usage_->forget("", budgetUsageKey(name));
-    std::lock_guard l(mu_);
-    lastWrittenBudgetStatus_.erase(name);
+    {
+      std::lock_guard l(mu_);
+      lastWrittenBudgetStatus_.erase(name);
+    }
+    // Its admission objects go with it (their owner reference also lets the garbage collector remove them).
+    auto removed = keepAdmission(name, nullptr, nullptr);
+    if (!removed.ok()) return removed.error();
     return ReconcileOutcome{};
   }
   const auto& b = runtime::recordAs<model::BudgetObject>(*cached);
@@ -286,7 +291,21 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
   const std::vector<Condition> previous = conditionsFromJson(stored);
   std::vector<Condition> desired;
   json status = json::object();
+  // A failure to keep the admission objects is reported in the status and retried after it is written.
+  std::optional<Error> admissionError;
+  auto keepAdmissionIn = [&](const budget::DatabaseBudget* db) {
+    auto kept = keepAdmission(name, &b, db);
+    if (!kept.ok()) {
+      admissionError = kept.error();
+      status["admission"] = {
+          {"mode", policy::toString(b.parsed ? b.parsed->admissionMode : policy::AdmissionMode::kNone)},
+          {"message", kept.error().message()}};
+    } else if (!kept->is_null()) {
+      status["admission"] = *kept;
+    }
+  };
   if (!b.parsed) {
+    keepAdmissionIn(nullptr);
     if (usage_) usage_->forget("", budgetUsageKey(name));  // no checks while invalid: release its session
     // The API server validates the spec; this is a budget written before a stricter version, say.
     desired.push_back(makeCondition(condition::kWithinBudget, false, "InvalidSpec", b.invalidMessage));
@@ -339,6 +358,7 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
     // policy or budget it ends for enqueues this budget) rather than report it unknown for a moment. A check that
     // ended without it (the server unreachable, say) does not hold the status back.
     if (!db.maxConnections && checksTheServer && usage_ && !aCheckEnded) return ReconcileOutcome{};
+    keepAdmissionIn(&db);
     desired.push_back(budgetCondition(db, name, policies));
     if (db.maxConnections) status["maxConnections"] = *db.maxConnections;
     if (db.available) status["available"] = *db.available;
@@ -397,7 +417,10 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
   status["observedGeneration"] = b.meta.generation;
   status["conditions"] = json::array();
   for (const auto& c : conditions) status["conditions"].push_back(toJson(c));
-  if (status == stored) return ReconcileOutcome{};
+  if (status == stored) {
+    if (admissionError) return *admissionError;
+    return ReconcileOutcome{};
+  }
 
   json body = {{"apiVersion", "poolguard.dev/v1alpha1"},
                {"kind", "ClusterConnectionBudget"},
@@ -418,6 +441,7 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
                         conditions);
     }
   }
+  if (admissionError) return *admissionError;
   return ReconcileOutcome{};
 }
 

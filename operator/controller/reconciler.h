@@ -202,6 +202,17 @@ class Reconciler {
     std::string contestMessage;
   };
   std::map<std::string, WriteRecord> writes_;
+
+  // Keeps a ClusterConnectionBudget's admission objects as its admission.mode asks (admission.cpp): b null when
+  // the budget is gone, db null when its figures are unknown. Returns status.admission (null when there is none).
+  Result<json> keepAdmission(const std::string& name, const model::BudgetObject* b, const budget::DatabaseBudget* db);
+  // Per budget: the admission objects this process last applied (their bodies), or that it removed them.
+  struct AdmissionRecord {
+    std::string uid;  // the budget's
+    std::string params, policy, binding;
+    bool removed = false;
+  };
+  std::map<std::string, AdmissionRecord> admissionWritten_;
 };
 
 // The reference Events and the usage monitor take to a policy.

@@ -110,8 +110,8 @@ struct BudgetAllocation {
   int32_t maxConnections = 0;
 };
 
-// What the API server does with a change that breaks the budget. Accepted in the spec; the admission policies
-// that act on it are not generated yet (docs/api.md).
+// What the API server does with a change that breaks the budget: refuse it (Deny), let it through with a warning
+// (Warn), or nothing (None). See budget/admission.h.
 enum class AdmissionMode { kNone, kWarn, kDeny };
 
 struct ClusterBudget {

@@ -135,25 +135,33 @@ TEST(AdmissionObjects, NamesKeysAndTheModeOfTheBinding) {
   auto db = computeDatabase(
       "orders", 103, 3,
       {policyOf("shop", "p", 10, {facts("shop", "api", 2, std::nullopt, WorkloadKind::kDeployment, none)})});
-  auto o = admissionObjects(b, "uid-1", db, "poolguard-system");
+  auto o = admissionObjects(b, "uid-1", db);
   EXPECT_EQ(o.name, "poolguard-budget-orders");
   EXPECT_EQ(o.allotted, 1u);
-  EXPECT_EQ(o.params["metadata"]["namespace"], "poolguard-system");
+  EXPECT_EQ(o.params["kind"], "ConnectionAllotment");
   EXPECT_EQ(o.params["metadata"]["ownerReferences"][0]["uid"], "uid-1");
-  EXPECT_EQ(o.params["data"]["database"], "orders");
-  EXPECT_EQ(o.params["data"]["maxSize"], "20");
-  EXPECT_EQ(o.params["data"]["requireLeakDetection"], "true");
-  EXPECT_EQ(o.params["data"]["deployments_shop_api"], "10|0|the database|100|20|10");
+  EXPECT_EQ(o.policy["metadata"]["ownerReferences"][0]["kind"], "ClusterConnectionBudget");
+  EXPECT_EQ(o.params["spec"]["database"], "orders");
+  EXPECT_EQ(o.params["spec"]["maxSize"], 20);
+  EXPECT_EQ(o.params["spec"]["requireLeakDetection"], true);
+  EXPECT_EQ(o.params["spec"]["allotments"]["deployments_shop_api"], json({{"maxPods", 10},
+                                                                          {"autoscaled", false},
+                                                                          {"share", "the database"},
+                                                                          {"shareConnections", 100},
+                                                                          {"shareWorstCase", 20},
+                                                                          {"perPod", 10}}));
   EXPECT_EQ(o.binding["spec"]["validationActions"], json::array({"Warn"}));
-  EXPECT_EQ(o.binding["spec"]["paramRef"]["namespace"], "poolguard-system");
+  EXPECT_EQ(o.binding["spec"]["paramRef"], json({{"name", o.name}, {"parameterNotFoundAction", "Allow"}}));
+  EXPECT_EQ(o.policy["spec"]["paramKind"]["kind"], "ConnectionAllotment");
   EXPECT_EQ(o.policy["spec"]["failurePolicy"], "Ignore");
   EXPECT_EQ(o.policy["spec"]["validations"].size(), 4u);
 
   b.admissionMode = policy::AdmissionMode::kDeny;
   b.ceilings = {};
-  auto unknown = admissionObjects(b, "uid-1", std::nullopt, "ops");
+  auto unknown = admissionObjects(b, "uid-1", std::nullopt);
   EXPECT_EQ(unknown.binding["spec"]["validationActions"], json::array({"Deny"}));
-  EXPECT_EQ(unknown.params["data"], json({{"database", "orders"}})) << "no ceiling, no allotments while unknown";
+  EXPECT_EQ(unknown.params["spec"], json({{"database", "orders"}, {"allotments", json::object()}}))
+      << "no ceiling, no allotments while unknown";
 }
 
 }  // namespace
