@@ -9,16 +9,18 @@
 #include "common/guard.h"
 #include "controller/operator.h"
 #include "offline/commands.h"
+#include "offline/live.h"
 #include "runtime/leader_election.h"
 
 namespace {
 
-void addOfflineFiles(CLI::App* cmd, std::vector<std::string>& files, bool& recursive, std::string& output) {
-  cmd->add_option("-f,--filename", files,
-                  "YAML or JSON file(s) with one or more documents, or a directory of them (its .yaml, .yml and "
-                  ".json files); - reads standard input")
-      ->required()
-      ->type_name("FILE|DIR");
+void addOfflineFiles(CLI::App* cmd, std::vector<std::string>& files, bool& recursive, std::string& output,
+                     bool required = true) {
+  auto* f = cmd->add_option("-f,--filename", files,
+                            "YAML or JSON file(s) with one or more documents, or a directory of them (its .yaml, "
+                            ".yml and .json files); - reads standard input");
+  f->type_name("FILE|DIR");
+  if (required) f->required();
   cmd->add_flag("-R,--recursive", recursive, "read the subdirectories of the directories given with -f too");
   cmd->add_option("-o,--output", output, "output format")
       ->check(CLI::IsMember({"text", "json", "yaml"}))
@@ -87,7 +89,16 @@ int run(int argc, char** argv) {
   auto* planCmd = app.add_subcommand(
       "plan",
       "Print the connection budget per database; exit 1 when over budget, 2 when a document or file cannot be read");
-  addOfflineFiles(planCmd, files, recursive, output);
+  addOfflineFiles(planCmd, files, recursive, output, false);
+  bool live = false;
+  std::string liveKubeconfig, liveContext;
+  planCmd->add_flag("--live", live,
+                    "overlay the files on the cluster's live policies, budgets, namespaces, workloads and HPAs (by "
+                    "kind, namespace and name): read-only; -f is optional then");
+  planCmd->add_option("--kubeconfig", liveKubeconfig,
+                      "with --live: kubeconfig file (default: $KUBECONFIG, then "
+                      "in-cluster, then ~/.kube/config)");
+  planCmd->add_option("--context", liveContext, "with --live: kubeconfig context (default: the current context)");
   app.add_subcommand("version", "Print the version");
 
   try {
@@ -109,9 +120,26 @@ int run(int argc, char** argv) {
   }
   namespace offline = poolguard::offline;
   if (validateCmd->parsed() || renderCmd->parsed() || planCmd->parsed()) {
-    const offline::Loaded loaded = offline::loadDocuments(files, recursive);
+    if (planCmd->parsed() && !live && (!liveKubeconfig.empty() || !liveContext.empty())) {
+      std::cerr << "error: --kubeconfig and --context need --live\n";
+      return offline::kExitUsage;
+    }
+    if (planCmd->parsed() && !live && files.empty()) {
+      std::cerr << "error: plan needs -f FILE (or --live to plan what the cluster runs)\n";
+      return offline::kExitUsage;
+    }
+    offline::Loaded loaded = files.empty() ? offline::Loaded{} : offline::loadDocuments(files, recursive);
     if (validateCmd->parsed()) return offline::runValidateLoaded(loaded, output, std::cout, std::cerr);
     if (renderCmd->parsed()) return offline::runRenderLoaded(loaded, output, std::cout, std::cerr);
+    if (live) {
+      auto fromCluster = offline::readLive(liveKubeconfig, liveContext);
+      if (!fromCluster.ok()) {
+        std::cerr << "error: " << fromCluster.error().message() << "\n";
+        return offline::kExitUsage;
+      }
+      loaded.documents = offline::overlay(std::move(*fromCluster), std::move(loaded.documents));
+    }
+    if (live) return offline::runPlanLive(loaded, offline::kLiveSource, output, std::cout, std::cerr);
     return offline::runPlanLoaded(loaded, output, std::cout, std::cerr);
   }
   std::cout << "poolguard " << POOLGUARD_VERSION << "\n";

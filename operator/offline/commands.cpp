@@ -320,8 +320,33 @@ int runPlan(const std::vector<std::string>& files, const std::string& output, st
   return runPlanLoaded(loadDocuments(files), output, out, err);
 }
 
+namespace {
+int planOf(const Loaded& loaded, const std::string& output, std::ostream& out, std::ostream& err,
+           const std::string& onlyConcerned);
+}  // namespace
+
 int runPlanLoaded(const Loaded& loaded, const std::string& output, std::ostream& out, std::ostream& err) {
+  return planOf(loaded, output, out, err, "");
+}
+
+int runPlanLive(const Loaded& loaded, const std::string& liveSource, const std::string& output, std::ostream& out,
+                std::ostream& err) {
+  return planOf(loaded, output, out, err, liveSource);
+}
+
+namespace {
+
+int planOf(const Loaded& loaded, const std::string& output, std::ostream& out, std::ostream& err,
+           const std::string& onlyConcerned) {
   Workspace ws = buildWorkspace(loaded.documents);
+  if (!onlyConcerned.empty()) {
+    const bool anyOther = std::any_of(loaded.documents.begin(), loaded.documents.end(),
+                                      [&](const policy::Document& d) { return d.source != onlyConcerned; });
+    if (anyOther) {
+      const auto concerned = databasesConcerned(ws, loaded.documents, onlyConcerned);
+      std::erase_if(ws.databases, [&](const budget::DatabaseBudget& db) { return !concerned.count(db.database); });
+    }
+  }
   bool unreadable = reportUnreadable(loaded, ws, err);
   bool invalid = reportInvalid(ws, err);
   for (const auto& w : ws.warnings) err << "warning: " << w << "\n";
@@ -468,5 +493,7 @@ int runPlanLoaded(const Loaded& loaded, const std::string& output, std::ostream&
   if (unreadable) return kExitUsage;
   return over || invalid ? kExitFailed : kExitOk;
 }
+
+}  // namespace
 
 }  // namespace poolguard::offline

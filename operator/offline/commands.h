@@ -34,5 +34,9 @@ int runRenderLoaded(const Loaded& loaded, const std::string& output, std::ostrea
 // one. Exit 1 when any database is over budget, or a policy or budget is invalid.
 int runPlan(const std::vector<std::string>& files, const std::string& output, std::ostream& out, std::ostream& err);
 int runPlanLoaded(const Loaded& loaded, const std::string& output, std::ostream& out, std::ostream& err);
+// plan --live: only the databases the documents not from `liveSource` concern (databasesConcerned) are reported and
+// decide the exit code; all of them when every document is from it.
+int runPlanLive(const Loaded& loaded, const std::string& liveSource, const std::string& output, std::ostream& out,
+                std::ostream& err);
 
 }  // namespace poolguard::offline

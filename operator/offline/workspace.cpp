@@ -278,4 +278,36 @@ std::map<std::string, std::string> labelsOfNamespace(const Workspace& ws, const 
   return labels;
 }
 
+std::set<std::string> databasesConcerned(const Workspace& ws, const std::vector<policy::Document>& documents,
+                                         const std::string& exceptSource) {
+  std::set<std::string> out;
+  auto databaseOf = [&](int policyIndex) -> const std::string* {
+    if (policyIndex < 0) return nullptr;
+    const auto& p = ws.policies[static_cast<size_t>(policyIndex)];
+    return p.parsed ? &p.parsed->spec.database.name : nullptr;
+  };
+  for (const auto& p : ws.policies) {
+    if (p.source != exceptSource && p.parsed) out.insert(p.parsed->spec.database.name);
+  }
+  for (const auto& b : ws.budgets) {
+    if (b.source != exceptSource && b.parsed) out.insert(b.parsed->database);
+  }
+  for (const auto& w : ws.workloads) {
+    if (w.source == exceptSource) continue;
+    if (const auto* db = databaseOf(w.governedBy)) out.insert(*db);
+  }
+  for (const auto& d : documents) {
+    if (d.source == exceptSource || !model::isHpa(d.object)) continue;
+    model::Diagnostics ignored;
+    model::Hpa h = model::decodeHpa(d.object, ignored);
+    const std::string ns = h.meta.namespace_.empty() ? "default" : h.meta.namespace_;
+    for (const auto& w : ws.workloads) {
+      if (!h.targets(w.record.kind, w.record.meta.namespace_, w.record.meta.name)) continue;
+      if (w.record.meta.namespace_ != ns) continue;
+      if (const auto* db = databaseOf(w.governedBy)) out.insert(*db);
+    }
+  }
+  return out;
+}
+
 }  // namespace poolguard::offline

@@ -6,6 +6,7 @@
 // the operator would decide. Pure apart from loadDocuments, which reads the files.
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,11 @@ int32_t effectiveMaxSize(const Workspace& ws, const policy::Policy& p, const std
 
 // The labels of a namespace: its Namespace object's in the files, and kubernetes.io/metadata.name.
 std::map<std::string, std::string> labelsOfNamespace(const Workspace& ws, const std::string& ns);
+
+// The databases the documents not from `exceptSource` concern: those their policies and budgets name, and those of
+// the policies governing their workloads and the workloads their HPAs target (`plan --live` reports only these).
+std::set<std::string> databasesConcerned(const Workspace& ws, const std::vector<policy::Document>& documents,
+                                         const std::string& exceptSource);
 
 // What the operator would decide for the valid policy ws.policies[index], given the files as the cluster.
 controller::Plan planFor(const Workspace& ws, size_t index);

@@ -421,6 +421,181 @@ TEST_F(OperatorE2E, AClusterPolicyGovernsNamespacesWithoutTheirOwnAndHandsOverWi
       << web(b).dump(2);
 }
 
+TEST_F(OperatorE2E, AdmissionRefusesWhatBreaksTheBudgetAlsoWhileTheOperatorIsDown) {
+  // One namespace in allocation team-a (60 of 200 connections); two Deployments of 1 replica under a pool of 5.
+  const std::string ns = testNamespace("admit");
+  const std::string db = g_database;
+  const std::string name = "poolguard-budget-" + db;
+  applyYaml(ns, deploymentYaml("web", 1, ", pool: admit"));
+  applyYaml(ns, deploymentYaml("api", 1, ", pool: admit"));
+  applyYaml(ns, policyYaml("p", 5, "", "", "pool: admit"));
+  auto budget = [&](const std::string& mode) {
+    auto r = cluster().kubectl(
+        {"apply", "-f", "-"},
+        "apiVersion: poolguard.dev/v1alpha1\nkind: ClusterConnectionBudget\nmetadata:\n  name: " + db +
+            "\nspec:\n  maxConnections: 203\n  ceilings: {maxSize: 10}\n  allocations:\n"
+            "  - name: team-a\n    maxConnections: 60\n    namespaceSelector:\n"
+            "      matchLabels: {kubernetes.io/metadata.name: " +
+            ns + "}\n  admission: {mode: " + mode + "}\n");
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+  };
+  budget("Deny");
+  // The most replicas each may be raised to, as the operator last wrote it for the API server.
+  auto maxPods = [&](const std::string& workload) {
+    auto r = cluster().kubectl({"get", "connectionallotment", name, "-o", "json"});
+    json a = r.exitCode == 0 ? json::parse(r.out, nullptr, false) : json();
+    if (!a.is_object()) return -1;
+    return a["spec"]
+        .value("allotments", json::object())
+        .value("deployments_" + ns + "_" + workload, json::object())
+        .value("maxPods", -1);
+  };
+  ASSERT_TRUE(eventually([&] { return maxPods("web") > 1 && maxPods("api") > 1; }, 60s))
+      << cluster().kubectl({"get", "ccb", db, "-o", "yaml"}).out << tail(op_->logs(), 30);
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto r = cluster().kubectl({"get", "ccb", db, "-o", "jsonpath={.status.admission.allotments}"});
+        return r.out == "2";
+      },
+      30s));
+  auto scale = [&](const std::string& workload, int replicas, bool dryRun = false) {
+    std::vector<std::string> args{"-n", ns, "scale", "deployment/" + workload,
+                                  "--replicas=" + std::to_string(replicas)};
+    if (dryRun) args.push_back("--dry-run=server");
+    return cluster().kubectl(args);
+  };
+  // The API server loads a new policy within a second or so: wait for it with requests that change nothing.
+  int web = maxPods("web");
+  ASSERT_TRUE(eventually([&] { return scale("web", web + 1, true).exitCode != 0; }, 30s));
+  auto refused = scale("web", web + 1);
+  EXPECT_NE(refused.err.find("database " + db + ": Deployment " + ns + "/web asks for " + std::to_string(web + 1) +
+                             " replicas; its allotment in allocation team-a (60 connections"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_EQ(scale("web", web).exitCode, 0) << "a raise within the allotment passes";
+
+  // An HPA whose maximum is beyond api's allotment is refused; one within it passes, and the HPA controller's own
+  // scaling (to minReplicas here, no metrics needed) is never refused.
+  // Once the budget counts web at its new replicas (25% surge), api's allotment is what is left to it.
+  const int worst = (web + (web + 3) / 4) * 5 + (1 + 1) * 5;
+  ASSERT_TRUE(eventually(
+      [&] {
+        return cluster().kubectl({"get", "ccb", db, "-o", "jsonpath={.status.worstCase}"}).out == std::to_string(worst);
+      },
+      30s))
+      << cluster().kubectl({"get", "ccb", db, "-o", "yaml"}).out;
+  int api = maxPods("api");
+  ASSERT_GE(api, 2) << "the test needs room for api to grow";
+  auto hpa = [&](int min, int max) {
+    return cluster().kubectl({"-n", ns, "apply", "-f", "-"},
+                             "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: api}\n"
+                             "spec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: api}\n"
+                             "  minReplicas: " +
+                                 std::to_string(min) + "\n  maxReplicas: " + std::to_string(max) +
+                                 "\n  metrics:\n  - type: Resource\n    resource: {name: cpu, target: {type: "
+                                 "Utilization, averageUtilization: 80}}\n");
+  };
+  refused = hpa(1, api + 20);
+  EXPECT_NE(refused.exitCode, 0);
+  EXPECT_NE(refused.err.find("HorizontalPodAutoscaler " + ns + "/api asks for maxReplicas " + std::to_string(api + 20)),
+            std::string::npos)
+      << refused.err;
+  auto within = hpa(api, api);
+  ASSERT_EQ(within.exitCode, 0) << within.err;
+  EXPECT_TRUE(eventually([&] { return getJson(ns, "deployment/api")["spec"].value("replicas", 0) == api; }, 90s))
+      << "the HPA controller scaled api within its range: " << getJson(ns, "hpa/api").dump(2);
+
+  // A policy for the database above its ceiling.
+  refused = cluster().kubectl({"-n", ns, "apply", "-f", "-"}, policyYaml("greedy", 40, "", "", "pool: none"));
+  EXPECT_NE(refused.exitCode, 0);
+  EXPECT_NE(refused.err.find("pool.maxSize 40 is above the ceiling of 10 connections per pool"), std::string::npos)
+      << refused.err;
+
+  // With the operator stopped, the API server still refuses.
+  ASSERT_EQ(op_->stop(SIGTERM, 30s), 0);
+  refused = scale("web", web + 30);
+  EXPECT_NE(refused.exitCode, 0) << "refused while poolguard is down";
+  EXPECT_NE(refused.err.find("allocation team-a"), std::string::npos) << refused.err;
+  op_->start();
+  ASSERT_TRUE(op_->waitReady()) << op_->logs();
+
+  // Warn lets the change through with the same message as a warning.
+  budget("Warn");
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto r = cluster().kubectl(
+            {"get", "validatingadmissionpolicybinding", name, "-o", "jsonpath={.spec.validationActions[0]}"});
+        return r.out == "Warn";
+      },
+      60s));
+  ASSERT_TRUE(eventually([&] { return scale("web", web + 30, true).exitCode == 0; }, 30s));
+  CommandResult warned = scale("web", web + 30);
+  EXPECT_EQ(warned.exitCode, 0) << warned.err;
+  EXPECT_NE(warned.err.find("Warning"), std::string::npos) << warned.err;
+  EXPECT_NE(warned.err.find("asks for " + std::to_string(web + 30) + " replicas"), std::string::npos) << warned.err;
+
+  // None removes what poolguard created, and nothing is refused or warned about any more.
+  budget("None");
+  EXPECT_TRUE(eventually(
+      [&] {
+        return cluster().kubectl({"get", "validatingadmissionpolicy", name}).exitCode != 0 &&
+               cluster().kubectl({"get", "validatingadmissionpolicybinding", name}).exitCode != 0 &&
+               cluster().kubectl({"get", "connectionallotment", name}).exitCode != 0;
+      },
+      60s))
+      << tail(op_->logs(), 30);
+  auto free = scale("web", web + 40);
+  EXPECT_EQ(free.exitCode, 0) << free.err;
+  EXPECT_EQ(free.err.find("Warning"), std::string::npos) << free.err;
+  EXPECT_TRUE(cluster().kubectl({"get", "ccb", db, "-o", "jsonpath={.status.admission}"}).out.empty());
+  cluster().kubectl({"delete", "ccb", db, "--ignore-not-found"});
+}
+
+TEST_F(OperatorE2E, PlanLiveWeighsAChangeAgainstWhatTheClusterAlreadyRuns) {
+  // The change under review: a Deployment of 2 replicas under a pool of 10 on a database of 100 connections (97
+  // available): (2 + 1 surge) x 10 = 30 at worst.
+  const std::string other = testNamespace("live-other");
+  const std::string db = g_database;
+  const std::string mine = createNamespace("live-mine");
+  auto inNamespace = [](const std::string& ns, std::string yaml) {
+    const std::string meta = "\nmetadata:\n";
+    return yaml.replace(yaml.find(meta), meta.size(), meta + "  namespace: " + ns + "\n");
+  };
+  const std::string change = inNamespace(mine, deploymentYaml("checkout", 2)) + "---\n" +
+                             inNamespace(mine, policyYaml("pool", 10, "", db, "app: checkout"));
+  auto plan = [&](const std::string& files, bool live) {
+    std::vector<std::string> argv{poolguardBinary(), "plan", "-f", "-"};
+    if (live) {
+      argv.push_back("--live");
+      argv.push_back("--kubeconfig=" + cluster().kubeconfig);
+    }
+    return run(argv, files);
+  };
+  auto alone = plan(change, true);
+  EXPECT_EQ(alone.exitCode, 0) << "nothing else runs on the database yet:\n" << alone.out << alone.err;
+
+  // Another team already runs (4 + 1) x 15 = 75 at worst on it: with the change, 105 of 97.
+  applyYaml(other, deploymentYaml("ledger", 4));
+  applyYaml(other, policyYaml("ledger-pool", 15, "", db, "app: ledger"));
+  auto together = plan(change, true);
+  EXPECT_EQ(together.exitCode, 1) << together.out << together.err;
+  EXPECT_NE(together.out.find(other + "/ledger-pool"), std::string::npos) << together.out;
+  EXPECT_NE(together.out.find("ledger"), std::string::npos) << together.out;
+  EXPECT_NE(together.out.find(mine + "/pool"), std::string::npos) << together.out;
+  EXPECT_EQ(plan(change, false).exitCode, 0) << "the files alone fit";
+
+  // A file's object replaces the live one of the same kind, namespace and name: the other team's pool at 5 fits.
+  auto smaller = plan(change + "---\n" + inNamespace(other, policyYaml("ledger-pool", 5, "", db, "app: ledger")), true);
+  EXPECT_EQ(smaller.exitCode, 0) << smaller.out << smaller.err;
+
+  // Read-only: nothing of the change reached the cluster.
+  EXPECT_NE(cluster().kubectl({"-n", mine, "get", "deployment/checkout"}).exitCode, 0);
+  // Without access to the cluster, it says so and exits 2.
+  auto unreachable = run({poolguardBinary(), "plan", "--live", "--kubeconfig=/nonexistent/kubeconfig"}, "");
+  EXPECT_EQ(unreachable.exitCode, 2) << unreachable.err;
+  EXPECT_NE(unreachable.err.find("--live"), std::string::npos) << unreachable.err;
+}
+
 TEST_F(OperatorE2E, DeletingThePolicyRemovesOnlyPoolguardFields) {
   std::string ns = testNamespace("cleanup");
   applyYaml(ns, deploymentYaml("web", 1));

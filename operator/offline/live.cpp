@@ -1,0 +1,96 @@
+#include "offline/live.h"
+
+#include <map>
+#include <tuple>
+
+#include "kube/config.h"
+#include "kube/rest_client.h"
+
+namespace poolguard::offline {
+
+using json = nlohmann::json;
+
+std::vector<kube::Resource> liveResources() {
+  namespace r = kube::resources;
+  return {r::namespaces(),
+          r::clusterConnectionBudgets(),
+          r::clusterConnectionPoolPolicies(),
+          r::connectionPoolPolicies(),
+          r::deployments(),
+          r::statefulSets(),
+          r::horizontalPodAutoscalers()};
+}
+
+Result<std::vector<policy::Document>> liveDocuments(kube::Client& client) {
+  std::vector<policy::Document> out;
+  for (const auto& resource : liveResources()) {
+    kube::ListOptions opts;
+    opts.limit = 500;
+    auto listed = kube::listAll(client, resource, "", opts);
+    if (!listed.ok()) {
+      return Error(listed.error().code(), "cannot list " + resource.key() +
+                                              " in the cluster: " + listed.error().message() +
+                                              " (plan --live needs get and list on it: docs/gitops.md, "
+                                              "\"Plan against the live cluster\")");
+    }
+    int index = 0;
+    for (auto& item : listed->items) {
+      item["apiVersion"] = resource.apiVersion();
+      item["kind"] = resource.kind;
+      if (item.contains("metadata")) item["metadata"].erase("managedFields");
+      item.erase("status");
+      out.push_back(policy::Document{kLiveSource, index++, std::move(item), {}});
+    }
+  }
+  return out;
+}
+
+Result<std::vector<policy::Document>> readLive(const std::string& kubeconfig, const std::string& context) {
+  auto config = kube::loadDefault(kubeconfig, context);
+  if (!config.ok()) return Error(config.error().code(), "--live: " + config.error().message());
+  kube::RestClientOptions opts;
+  opts.userAgent = "poolguard-plan";
+  auto client = kube::makeRestClient(*config, opts);
+  if (!client.ok()) return Error(client.error().code(), "--live: " + client.error().message());
+  return liveDocuments(**client);
+}
+
+namespace {
+
+// Kind (with its API group), namespace and name; "" for a document without a string where one is expected.
+std::tuple<std::string, std::string, std::string> identity(const json& object, bool fromCluster) {
+  auto text = [](const json& o, const char* key) {
+    auto it = o.find(key);
+    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  std::string apiVersion = text(object, "apiVersion");
+  std::string group = apiVersion.substr(0, apiVersion.find('/') == std::string::npos ? 0 : apiVersion.find('/'));
+  const json meta = object.contains("metadata") && object["metadata"].is_object() ? object["metadata"] : json::object();
+  std::string kind = text(object, "kind");
+  std::string ns = text(meta, "namespace");
+  static const std::map<std::string, bool> clusterScoped = {
+      {"Namespace", true}, {"ClusterConnectionBudget", true}, {"ClusterConnectionPoolPolicy", true}};
+  if (clusterScoped.count(kind))
+    ns.clear();
+  else if (ns.empty() && !fromCluster)
+    ns = "default";
+  return {group + "/" + kind, ns, text(meta, "name")};
+}
+
+}  // namespace
+
+std::vector<policy::Document> overlay(std::vector<policy::Document> live, std::vector<policy::Document> files) {
+  std::map<std::tuple<std::string, std::string, std::string>, size_t> fromFiles;
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (files[i].object.is_object()) fromFiles.emplace(identity(files[i].object, false), i);
+  }
+  std::vector<policy::Document> out;
+  out.reserve(live.size() + files.size());
+  for (auto& d : live) {
+    if (!fromFiles.count(identity(d.object, true))) out.push_back(std::move(d));
+  }
+  for (auto& d : files) out.push_back(std::move(d));
+  return out;
+}
+
+}  // namespace poolguard::offline
