@@ -529,5 +529,59 @@ TEST_F(ReconcilerTest, AnotherManagerUndoingTheSettingsIsBackedOffNotFought) {
   EXPECT_EQ(envOf(stored(kDeployments, "web"), "POOL_MAX_SIZE"), "5");
 }
 
+TEST_F(ReconcilerTest, ABudgetInDenyKeepsItsAdmissionObjectsWritesThemOnlyWhenTheyChangeAndNoneRemovesThem) {
+  const kube::Resource vap{"admissionregistration.k8s.io", "v1", "validatingadmissionpolicies",
+                           "ValidatingAdmissionPolicy", false};
+  const kube::Resource binding{"admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings",
+                               "ValidatingAdmissionPolicyBinding", false};
+  const kube::Resource allotments{"poolguard.dev", "v1alpha1", "connectionallotments", "ConnectionAllotment", false};
+  auto object = [&](const kube::Resource& r) { return client.stored(r, "", "poolguard-budget-orders"); };
+  put(kDeployments, deploymentJson("web"));
+  put(kPolicies, policyJson("p", json::object()));
+  put(kBudgets, budgetJson("orders", {{"maxConnections", 43}, {"admission", {{"mode", "Deny"}}}}));
+  converge("p");
+  ASSERT_TRUE(reconciler.reconcileBudget("orders").ok());
+  sync();
+  ASSERT_TRUE(object(vap) && object(binding) && object(allotments)) << ::testing::PrintToString(client.calls());
+  EXPECT_EQ((*object(binding))["spec"]["validationActions"], json::array({"Deny"}));
+  // web: 2 pods + 1 surge at 5 = 15 of 40: the room (25) is all web's, in whole pods with their surge.
+  json a = (*object(allotments))["spec"]["allotments"]["deployments_shop_web"];
+  EXPECT_EQ(a.value("maxPods", -1), 6) << a.dump() << ": (6 + 2) x 5 = 40";
+  json st = client.stored(kBudgets, "", "orders").value_or(json::object())["status"];
+  EXPECT_EQ(st["admission"].value("allotments", -1), 1) << st.dump(2);
+  EXPECT_EQ(st["admission"].value("mode", ""), "Deny");
+
+  // Nothing changed: nothing written.
+  int before = writes();
+  ASSERT_TRUE(reconciler.reconcileBudget("orders").ok());
+  EXPECT_EQ(writes(), before) << ::testing::PrintToString(callsSince(static_cast<size_t>(before)));
+
+  // The figures change: only the allotments are written again.
+  const size_t from = client.calls().size();
+  json scaled = stored(kDeployments, "web");
+  scaled["spec"]["replicas"] = 3;
+  put(kDeployments, scaled);
+  converge("p");
+  ASSERT_TRUE(reconciler.reconcileBudget("orders").ok());
+  std::vector<std::string> admissionWrites;
+  for (const auto& c : callsSince(from)) {
+    if (c.find("admissionregistration") != std::string::npos || c.find("connectionallotments") != std::string::npos)
+      admissionWrites.push_back(c);
+  }
+  ASSERT_EQ(admissionWrites.size(), 1u) << ::testing::PrintToString(admissionWrites);
+  EXPECT_NE(admissionWrites[0].find("connectionallotments"), std::string::npos);
+
+  // None removes all three.
+  put(kBudgets, budgetJson("orders", {{"maxConnections", 43}, {"admission", {{"mode", "None"}}}}));
+  ASSERT_TRUE(reconciler.reconcileBudget("orders").ok());
+  EXPECT_FALSE(object(vap) || object(binding) || object(allotments));
+  sync();
+  st = client.stored(kBudgets, "", "orders").value_or(json::object())["status"];
+  EXPECT_FALSE(st.contains("admission")) << st.dump(2);
+  before = writes();
+  ASSERT_TRUE(reconciler.reconcileBudget("orders").ok());
+  EXPECT_EQ(writes(), before) << "removed once, not at every reconcile";
+}
+
 }  // namespace
 }  // namespace poolguard::controller
