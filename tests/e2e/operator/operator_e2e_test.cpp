@@ -533,6 +533,10 @@ TEST_F(OperatorE2E, AdmissionRefusesWhatBreaksTheBudgetAlsoWhileTheOperatorIsDow
   EXPECT_EQ(warned.exitCode, 0) << warned.err;
   EXPECT_NE(warned.err.find("Warning"), std::string::npos) << warned.err;
   EXPECT_NE(warned.err.find("asks for " + std::to_string(web + 30) + " replicas"), std::string::npos) << warned.err;
+  auto greedy = cluster().kubectl({"-n", ns, "apply", "-f", "-"}, policyYaml("greedy", 40, "", "", "pool: none"));
+  EXPECT_EQ(greedy.exitCode, 0) << greedy.err;
+  EXPECT_NE(greedy.err.find("pool.maxSize 40 is above the ceiling of 10"), std::string::npos) << greedy.err;
+  cluster().kubectl({"-n", ns, "delete", "cpol/greedy", "--wait=false"});
 
   // None removes what poolguard created, and nothing is refused or warned about any more.
   budget("None");
