@@ -100,6 +100,8 @@ Spec specFrom(const json& s) {
   spec.pool.maxLifetime = millis(pool, "maxLifetime");
   spec.pool.leakDetectionThreshold = millis(pool, "leakDetectionThreshold");
   spec.pool.processesPerPod = pool.at("processesPerPod").get<int32_t>();
+  if (pool.contains("idleInTransactionTimeout"))
+    spec.pool.idleInTransactionTimeout = millis(pool, "idleInTransactionTimeout");
 
   spec.profile = enumFrom(s.at("profile").get<std::string>(), kProfiles);
 
@@ -149,6 +151,15 @@ Usage usageFrom(const json& usage) {
   const json& thresholds = usage.at("thresholds");
   out.thresholds.saturationPercent = thresholds.at("saturationPercent").get<int32_t>();
   out.thresholds.idleInTransaction = millis(thresholds, "idleInTransaction");
+  if (auto a = usage.find("actions"); a != usage.end()) {
+    if (auto t = a->find("terminateLeaked"); t != a->end()) {
+      TerminateLeaked tl;
+      tl.enabled = t->at("enabled").get<bool>();
+      if (t->contains("olderThan")) tl.olderThan = millis(*t, "olderThan");
+      tl.maxPerCheck = t->at("maxPerCheck").get<int32_t>();
+      out.actions.terminateLeaked = tl;
+    }
+  }
   return out;
 }
 
@@ -264,6 +275,8 @@ json toJson(const Policy& p) {
       {"leakDetectionThreshold", formatDuration(s.pool.leakDetectionThreshold)},
       {"processesPerPod", s.pool.processesPerPod},
   };
+  if (s.pool.idleInTransactionTimeout)
+    spec["pool"]["idleInTransactionTimeout"] = formatDuration(*s.pool.idleInTransactionTimeout);
   spec["profile"] = toString(s.profile);
   json delivery = {{"method", toString(s.delivery.method)}, {"applicationName", s.delivery.applicationName}};
   if (!s.delivery.envNames.empty()) delivery["envNames"] = s.delivery.envNames;
@@ -295,6 +308,11 @@ json toJson(const Policy& p) {
     if (!s.usage.prometheus->connectionsQuery.empty()) j["connectionsQuery"] = s.usage.prometheus->connectionsQuery;
     if (!s.usage.prometheus->pendingQuery.empty()) j["pendingQuery"] = s.usage.prometheus->pendingQuery;
     usage["prometheus"] = j;
+  }
+  if (const auto& tl = s.usage.actions.terminateLeaked) {
+    json t = {{"enabled", tl->enabled}, {"maxPerCheck", tl->maxPerCheck}};
+    if (tl->olderThan) t["olderThan"] = formatDuration(*tl->olderThan);
+    usage["actions"] = {{"terminateLeaked", t}};
   }
   spec["usage"] = usage;
   return json{{"apiVersion", p.apiVersion}, {"kind", p.kind}, {"metadata", meta}, {"spec", spec}};

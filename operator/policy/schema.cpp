@@ -210,10 +210,15 @@ Node withRule(Node n, Rule rule) {
 const char* const kDurationMessage =
     "must be a duration such as 500ms, 30s, 10m or 1h30m: numbers with a unit (ns, us, ms, s, m, h) and no sign";
 
-Node duration(const char* defaultValue) {
+Node optionalDuration() {
   Node n = str(64);
-  n.defaultValue = defaultValue;
   n.rules.push_back(Rule{kDurationMessage, "", [](const json& self) { return durationOf(self).has_value(); }});
+  return n;
+}
+
+Node duration(const char* defaultValue) {
+  Node n = optionalDuration();
+  n.defaultValue = defaultValue;
   return n;
 }
 
@@ -294,6 +299,10 @@ Node buildPool() {
                                   [](auto d) { return d.count() == 0 || d >= std::chrono::seconds(2); }))},
           {"processesPerPod",
            withDefault(integer(1, 10000, "set the number of processes in one pod that each open their own pool"), 1)},
+          {"idleInTransactionTimeout",
+           withRule(optionalDuration(), durationBound("idleInTransactionTimeout must be at least 1s; raise it or "
+                                                      "leave it out",
+                                                      [](auto d) { return d >= std::chrono::seconds(1); }))},
       },
       {"maxSize"});
   pool.rules.push_back(
@@ -410,16 +419,37 @@ Node buildUsage() {
                                                                [](auto d) { return d >= std::chrono::seconds(1); }))},
                   }),
                   json::object());
-  return withDefault(
-      object({
-          {"interval", withRule(duration("30s"), durationBound("interval must be at least 5s; checking more often "
-                                                               "loads the database",
-                                                               [](auto d) { return d >= std::chrono::seconds(5); }))},
-          {"postgres", postgres},
-          {"prometheus", prometheus},
-          {"thresholds", thresholds},
-      }),
-      json::object());
+  Node terminateLeaked = object({
+      {"enabled", withDefault(boolean(), false)},
+      {"olderThan", withRule(optionalDuration(), durationBound("olderThan must be at least 1s",
+                                                               [](auto d) { return d >= std::chrono::seconds(1); }))},
+      {"maxPerCheck", withDefault(integer(1, 100, "set the sessions one check may end, 1..100"), 5)},
+  });
+  Node actions = object({{"terminateLeaked", terminateLeaked}});
+  Node usage = object({
+      {"interval", withRule(duration("30s"), durationBound("interval must be at least 5s; checking more often "
+                                                           "loads the database",
+                                                           [](auto d) { return d >= std::chrono::seconds(5); }))},
+      {"postgres", postgres},
+      {"prometheus", prometheus},
+      {"thresholds", thresholds},
+      {"actions", actions},
+  });
+  usage.rules.push_back(Rule{
+      "actions.terminateLeaked.olderThan must be at least thresholds.idleInTransaction (a session is ended only once "
+      "it counts as leaked); raise olderThan or lower thresholds.idleInTransaction",
+      ".actions.terminateLeaked.olderThan", [](const json& self) {
+        auto a = self.find("actions");
+        if (a == self.end() || !a->is_object()) return true;
+        auto t = a->find("terminateLeaked");
+        if (t == a->end() || !t->is_object() || !t->contains("olderThan")) return true;
+        auto th = self.find("thresholds");
+        if (th == self.end() || !th->is_object() || !th->contains("idleInTransaction")) return true;
+        auto older = durationOf((*t)["olderThan"]);
+        auto threshold = durationOf((*th)["idleInTransaction"]);
+        return !older || !threshold || *older >= *threshold;
+      }});
+  return withDefault(usage, json::object());
 }
 
 Node buildSpec() {

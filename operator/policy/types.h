@@ -33,6 +33,8 @@ struct PoolSettings {
   Millis maxLifetime{1'800'000};
   Millis leakDetectionThreshold{0};
   int32_t processesPerPod = 1;
+  // PostgreSQL's idle_in_transaction_session_timeout for every session the pool opens; nullopt: not rendered.
+  std::optional<Millis> idleInTransactionTimeout;
 };
 
 struct Delivery {
@@ -87,11 +89,29 @@ struct Thresholds {
   Millis idleInTransaction{60'000};
 };
 
+// usage.actions.terminateLeaked: end (pg_terminate_backend) the sessions of governed workloads idle in transaction
+// longer than olderThan, at most maxPerCheck per check; in Audit, report what would be ended.
+struct TerminateLeaked {
+  bool enabled = false;
+  std::optional<Millis> olderThan;  // nullopt: thresholds.idleInTransaction
+  int32_t maxPerCheck = 5;
+};
+
+struct UsageActions {
+  std::optional<TerminateLeaked> terminateLeaked;
+};
+
 struct Usage {
   Millis interval{30'000};
   std::optional<PostgresSource> postgres;
   std::optional<PrometheusSource> prometheus;
   Thresholds thresholds;
+  UsageActions actions;
+  // The age past which terminateLeaked ends a session; nullopt when it is not enabled.
+  std::optional<Millis> terminateOlderThan() const {
+    if (!actions.terminateLeaked || !actions.terminateLeaked->enabled) return std::nullopt;
+    return actions.terminateLeaked->olderThan.value_or(thresholds.idleInTransaction);
+  }
 };
 
 // A ClusterConnectionBudget (cluster-scoped, one per database, named after it): the capacity and the ceilings
