@@ -2,9 +2,11 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <functional>
 #include <memory>
+#include <string_view>
 
 #include "policy/parse.h"
 
@@ -44,6 +46,19 @@ std::string sqlLiteral(const std::string& s) {
 
 std::string appNameValue(const PoolSettings&, const std::string& app) { return app; }
 
+// pool.idleInTransactionTimeout, rendered only when set (renderSettings skips the entry otherwise).
+Millis idleInTransaction(const PoolSettings& s) { return s.idleInTransactionTimeout.value_or(Millis(0)); }
+std::string idleInTransactionOptionsValue(const PoolSettings& s, const std::string&) {
+  return idleInTransactionOptions(idleInTransaction(s));
+}
+
+// Entries that exist only when the policy sets the value they carry.
+bool present(const ProfileEntry& entry, const PoolSettings& s) {
+  const std::string key = entry.key;
+  if (key == kIdleInTransactionTimeout || key == kPgOptions) return s.idleInTransactionTimeout.has_value();
+  return true;
+}
+
 const std::vector<ProfileEntry>& entriesFor(policy::Profile profile) {
   using P = policy::Profile;
   static const std::vector<ProfileEntry> generic = {
@@ -58,11 +73,17 @@ const std::vector<ProfileEntry>& entriesFor(policy::Profile profile) {
       {kLeakDetectionThreshold, "POOL_LEAK_DETECTION_THRESHOLD_MS",
        [](const PoolSettings& s, const std::string&) { return millisString(s.leakDetectionThreshold); }},
       {kApplicationName, "PGAPPNAME", appNameValue},
+      {kIdleInTransactionTimeout, "POOL_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+       [](const PoolSettings& s, const std::string&) { return millisString(idleInTransaction(s)); }},
+      // libpq, and the drivers that read libpq's variables, send it at connection start.
+      {kPgOptions, "PGOPTIONS", idleInTransactionOptionsValue},
   };
   // Spring Boot binds SPRING_DATASOURCE_HIKARI_X to spring.datasource.hikari.x (relaxed binding). HikariCP takes
   // milliseconds and reads 0 as "off" for maxLifetime, idleTimeout and leakDetectionThreshold, as the API does.
   // PgJDBC ignores PGAPPNAME, and a map key bound from an environment variable arrives lower-cased
-  // ("applicationname"), which PgJDBC does not recognise; Hikari's connectionInitSql sets it instead.
+  // ("applicationname"), which PgJDBC does not recognise; Hikari's connectionInitSql sets it instead. PgJDBC's
+  // "options" property is lower-case already: it reaches the driver through Hikari's dataSourceProperties, and
+  // PgJDBC sends it at connection start as libpq sends PGOPTIONS.
   static const std::vector<ProfileEntry> hikari = {
       {kMaxSize, "SPRING_DATASOURCE_HIKARI_MAXIMUMPOOLSIZE",
        [](const PoolSettings& s, const std::string&) { return num(s.maxSize); }},
@@ -78,6 +99,8 @@ const std::vector<ProfileEntry>& entriesFor(policy::Profile profile) {
        [](const PoolSettings& s, const std::string&) { return millisString(s.leakDetectionThreshold); }},
       {kApplicationName, "SPRING_DATASOURCE_HIKARI_CONNECTIONINITSQL",
        [](const PoolSettings&, const std::string& app) { return "SET application_name = " + sqlLiteral(app); }},
+      {kIdleInTransactionTimeout, "SPRING_DATASOURCE_HIKARI_DATASOURCEPROPERTIES_OPTIONS",
+       idleInTransactionOptionsValue},
   };
   // database/sql has a ceiling of idle connections, not a floor: MaxIdleConns is set to maxSize so that
   // ConnMaxIdleTime (idleTimeout) is what closes idle connections. The key minIdle names that variable.
@@ -93,9 +116,11 @@ const std::vector<ProfileEntry>& entriesFor(policy::Profile profile) {
       {kLeakDetectionThreshold, "",
        [](const PoolSettings& s, const std::string&) { return goDuration(s.leakDetectionThreshold); }},
       {kApplicationName, "PGAPPNAME", appNameValue},
+      {kIdleInTransactionTimeout, "PGOPTIONS", idleInTransactionOptionsValue},
   };
   // pgxpool reads its settings from the connection string (pool_max_conns=...); the application appends these
-  // variables to its DSN. pgxpool has no acquire timeout (a context deadline is): not rendered by default.
+  // variables to its DSN. pgxpool has no acquire timeout (a context deadline is): not rendered by default. pgx
+  // reads PGOPTIONS itself from v5.7.5 on.
   static const std::vector<ProfileEntry> pgxpool = {
       {kMaxSize, "PGX_POOL_MAX_CONNS", [](const PoolSettings& s, const std::string&) { return num(s.maxSize); }},
       {kMinIdle, "PGX_POOL_MIN_CONNS", [](const PoolSettings& s, const std::string&) { return num(s.minIdle); }},
@@ -109,6 +134,7 @@ const std::vector<ProfileEntry>& entriesFor(policy::Profile profile) {
       {kLeakDetectionThreshold, "",
        [](const PoolSettings& s, const std::string&) { return goDuration(s.leakDetectionThreshold); }},
       {kApplicationName, "PGAPPNAME", appNameValue},
+      {kIdleInTransactionTimeout, "PGOPTIONS", idleInTransactionOptionsValue},
   };
   // QueuePool keeps pool_size connections and opens up to max_overflow more, closing those on check-in, so
   // pool_size + max_overflow = maxSize. pool_size is minIdle when set (what to keep), else maxSize: SQLAlchemy
@@ -131,9 +157,10 @@ const std::vector<ProfileEntry>& entriesFor(policy::Profile profile) {
       {kLeakDetectionThreshold, "",
        [](const PoolSettings& s, const std::string&) { return secondsString(s.leakDetectionThreshold); }},
       {kApplicationName, "PGAPPNAME", appNameValue},
+      {kIdleInTransactionTimeout, "PGOPTIONS", idleInTransactionOptionsValue},
   };
   // node-postgres (pg.Pool): max, min, connectionTimeoutMillis, idleTimeoutMillis and maxLifetimeSeconds, each
-  // reading 0 as "off". pg reads PGAPPNAME itself.
+  // reading 0 as "off". pg reads PGAPPNAME and PGOPTIONS itself.
   static const std::vector<ProfileEntry> nodepg = {
       {kMaxSize, "PG_POOL_MAX", [](const PoolSettings& s, const std::string&) { return num(s.maxSize); }},
       {kMinIdle, "PG_POOL_MIN", [](const PoolSettings& s, const std::string&) { return num(s.minIdle); }},
@@ -146,9 +173,12 @@ const std::vector<ProfileEntry>& entriesFor(policy::Profile profile) {
       {kLeakDetectionThreshold, "",
        [](const PoolSettings& s, const std::string&) { return millisString(s.leakDetectionThreshold); }},
       {kApplicationName, "PGAPPNAME", appNameValue},
+      {kIdleInTransactionTimeout, "PGOPTIONS", idleInTransactionOptionsValue},
   };
   // PgBouncer: one pool per database/user pair. reserve_pool_size is pinned to 0 because reserve connections
-  // would exceed the budget computed from default_pool_size.
+  // would exceed the budget computed from default_pool_size. PgBouncer does not pass its clients' options on to the
+  // server; its idle_transaction_timeout disconnects a client idle in transaction itself, and the server connection
+  // it held is closed with it.
   static const std::vector<ProfileEntry> pgbouncer = {
       {kMaxSize, "PGBOUNCER_DEFAULT_POOL_SIZE",
        [](const PoolSettings& s, const std::string&) { return num(s.maxSize); }},
@@ -166,6 +196,8 @@ const std::vector<ProfileEntry>& entriesFor(policy::Profile profile) {
       {kLeakDetectionThreshold, "",
        [](const PoolSettings& s, const std::string&) { return secondsString(s.leakDetectionThreshold); }},
       {kApplicationName, "PGAPPNAME", appNameValue},
+      {kIdleInTransactionTimeout, "PGBOUNCER_IDLE_TRANSACTION_TIMEOUT",
+       [](const PoolSettings& s, const std::string&) { return secondsString(idleInTransaction(s)); }},
   };
   switch (profile) {
     case P::kSpringHikari:
@@ -187,20 +219,23 @@ const std::vector<ProfileEntry>& entriesFor(policy::Profile profile) {
 }
 
 // The [pgbouncer] keys, by the env entry they mirror.
-const std::array<std::pair<const char*, const char*>, 6> kPgBouncerIniKeys = {{
+const std::array<std::pair<const char*, const char*>, 7> kPgBouncerIniKeys = {{
     {"PGBOUNCER_DEFAULT_POOL_SIZE", "default_pool_size"},
     {"PGBOUNCER_MIN_POOL_SIZE", "min_pool_size"},
     {"PGBOUNCER_RESERVE_POOL_SIZE", "reserve_pool_size"},
     {"PGBOUNCER_QUERY_WAIT_TIMEOUT", "query_wait_timeout"},
     {"PGBOUNCER_SERVER_IDLE_TIMEOUT", "server_idle_timeout"},
     {"PGBOUNCER_SERVER_LIFETIME", "server_lifetime"},
+    {"PGBOUNCER_IDLE_TRANSACTION_TIMEOUT", "idle_transaction_timeout"},
 }};
 
 }  // namespace
 
 const std::vector<std::string>& settingKeys() {
-  static const std::vector<std::string> keys = {
-      kMaxSize, kMinIdle, kAcquireTimeout, kIdleTimeout, kMaxLifetime, kLeakDetectionThreshold, kApplicationName};
+  static const std::vector<std::string> keys = {kMaxSize,         kMinIdle,
+                                                kAcquireTimeout,  kIdleTimeout,
+                                                kMaxLifetime,     kLeakDetectionThreshold,
+                                                kApplicationName, kIdleInTransactionTimeout};
   return keys;
 }
 
@@ -218,6 +253,25 @@ std::string secondsString(Millis d) {
 }
 
 int64_t wholeSecondsRoundedUp(Millis d) { return (d.count() + 999) / 1000; }
+
+namespace {
+constexpr std::string_view kIdleInTransactionOptionsPrefix = "-c idle_in_transaction_session_timeout=";
+}  // namespace
+
+std::string idleInTransactionOptions(Millis d) {
+  return std::string(kIdleInTransactionOptionsPrefix) + millisString(d);
+}
+
+bool isIdleInTransactionOptions(const std::string& value) {
+  if (value.size() <= kIdleInTransactionOptionsPrefix.size() || value.rfind(kIdleInTransactionOptionsPrefix, 0) != 0)
+    return false;
+  return std::all_of(value.begin() + static_cast<std::ptrdiff_t>(kIdleInTransactionOptionsPrefix.size()), value.end(),
+                     [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool isServerOptions(const EnvSetting& e) {
+  return (e.key == kIdleInTransactionTimeout || e.key == kPgOptions) && isIdleInTransactionOptions(e.value);
+}
 
 std::string expandApplicationName(const std::string& tmpl, const std::string& ns, const std::string& name) {
   std::string out;
@@ -274,6 +328,7 @@ RenderedSettings renderSettings(const policy::Policy& p, const std::string& work
   const auto& overrides = p.spec.delivery.envNames;
   for (const auto& entry : entriesFor(p.spec.profile)) {
     if (std::string(entry.key) == kApplicationName && out.applicationName.empty()) continue;
+    if (!present(entry, pool)) continue;
     std::string name = entry.defaultName;
     if (auto it = overrides.find(entry.key); it != overrides.end() && !it->second.empty()) name = it->second;
     if (name.empty()) continue;
@@ -289,7 +344,7 @@ RenderedSettings renderSettings(const policy::Policy& p, const std::string& work
         "; %include this file as the last line of the [pgbouncer] section.\n";
     for (const auto& [envName, iniKey] : kPgBouncerIniKeys) {
       for (const auto& entry : entriesFor(policy::Profile::kPgBouncer)) {
-        if (envName == std::string(entry.defaultName)) {
+        if (envName == std::string(entry.defaultName) && present(entry, pool)) {
           ini += std::string(iniKey) + " = " + entry.value(pool, out.applicationName) + "\n";
         }
       }

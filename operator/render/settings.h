@@ -19,6 +19,10 @@ inline constexpr const char* kIdleTimeout = "idleTimeout";
 inline constexpr const char* kMaxLifetime = "maxLifetime";
 inline constexpr const char* kLeakDetectionThreshold = "leakDetectionThreshold";
 inline constexpr const char* kApplicationName = "applicationName";
+inline constexpr const char* kIdleInTransactionTimeout = "idleInTransactionTimeout";
+// Generic renders pool.idleInTransactionTimeout twice: in milliseconds under kIdleInTransactionTimeout, and as
+// PGOPTIONS under this profile-internal key (not renamed by delivery.envNames).
+inline constexpr const char* kPgOptions = "pgOptions";
 
 // Every key delivery.envNames accepts, in canonical order.
 const std::vector<std::string>& settingKeys();
@@ -59,6 +63,16 @@ RenderedSettings renderSettings(const policy::Policy& p, const std::string& work
 // First 16 hex digits of SHA-256 over the env entries ("name=value\n", canonical order) and the PgBouncer ini.
 // Stable across releases for equal settings: a changed hash restarts pods, an unchanged one never does.
 std::string settingsHash(const std::vector<EnvSetting>& env, const std::string& pgbouncerIni);
+
+// pool.idleInTransactionTimeout as server options, the form of libpq's PGOPTIONS and PgJDBC's options property:
+// "-c idle_in_transaction_session_timeout=45000" (milliseconds, PostgreSQL's unit for it).
+std::string idleInTransactionOptions(policy::Millis d);
+// Whether `value` has exactly that form (for some number of milliseconds).
+bool isIdleInTransactionOptions(const std::string& value);
+// Whether the entry is a server-options variable (PGOPTIONS, or SpringHikari's options property). Applications set
+// these for their own reasons (search_path, statement_timeout), so renderWorkload writes one only into a container
+// that does not set it itself; docs/profiles.md has the rule.
+bool isServerOptions(const EnvSetting& e);
 
 // Time values in the units libraries take.
 std::string millisString(policy::Millis d);       // "30000"

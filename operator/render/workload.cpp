@@ -52,6 +52,14 @@ const model::EnvVar* envEntry(const model::Container& c, const std::string& name
   return nullptr;
 }
 
+// A server-options variable the container sets itself: an env entry of that name that poolguard did not render
+// (from another source, or with other options in it). The container keeps its own (settings.h, isServerOptions).
+bool keepsItsOwn(const model::Container* live, const EnvSetting& e) {
+  if (live == nullptr || !isServerOptions(e)) return false;
+  const model::EnvVar* have = envEntry(*live, e.name);
+  return have != nullptr && (have->valueFrom || !isIdleInTransactionOptions(have->value));
+}
+
 std::string mapValue(const std::map<std::string, std::string>& m, const std::string& key) {
   auto it = m.find(key);
   return it == m.end() ? "" : it->second;
@@ -158,7 +166,10 @@ Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const model::Wor
       c["envFrom"] = envFrom;
     } else {
       json env = json::array();
-      for (const auto& e : out.settings.env) env.push_back({{"name", e.name}, {"value", e.value}});
+      const model::Container* lc = workload.container(name);
+      for (const auto& e : out.settings.env) {
+        if (!keepsItsOwn(lc, e)) env.push_back({{"name", e.name}, {"value", e.value}});
+      }
       c["env"] = env;
     }
     containers.push_back(c);
@@ -259,7 +270,7 @@ Comparison compareWorkload(const model::Workload& live, const DesiredWorkload& d
       // An explicit env entry beats envFrom, so the ConfigMap's value would not reach the process.
       for (const auto& e : desired.settings.env) {
         const model::EnvVar* have = envEntry(*lc, e.name);
-        if (have == nullptr) continue;
+        if (have == nullptr || keepsItsOwn(lc, e)) continue;
         if (have->valueFrom || have->value != e.value) {
           diff.push_back("container " + name + " env " + e.name + ": live " +
                          (have->valueFrom ? std::string("valueFrom") : orQuotes(have->value)) +

@@ -13,6 +13,10 @@
 // envFrom is an atomic list for server-side apply: whoever applies it owns all of it. The body therefore repeats
 // the container's live envFrom entries and appends poolguard's ConfigMap reference last (so its keys win over
 // other envFrom sources; explicit env entries still win over all of envFrom, which compare() reports).
+//
+// A server-options variable (PGOPTIONS, SpringHikari's options property; settings.h isServerOptions) that a
+// container sets itself with an env entry poolguard did not render is the container's: that container's env carries
+// no entry of poolguard's for it, and neither comparison reports it. Every other rendered entry is poolguard's.
 #include <optional>
 #include <string>
 #include <vector>

@@ -37,6 +37,8 @@ TEST_P(Golden, MatchesFile) {
   // Non-default values everywhere, so every unit conversion shows in the file.
   p.spec.pool.acquireTimeout = policy::Millis(2'500);
   p.spec.pool.leakDetectionThreshold = policy::Millis(20'000);
+  // Unset, it renders nothing (settings_test.cpp pins the hashes of that case).
+  p.spec.pool.idleInTransactionTimeout = policy::Millis(45'000);
   auto d = renderWorkload(p, testing::deployment());
   ASSERT_TRUE(d.ok()) << d.error().message();
   json doc{{"workload", d->apply}};

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <vector>
 
 #include "fixtures.h"
 
@@ -177,6 +178,108 @@ TEST(RenderSettings, HashIsStableAndFollowsTheSettings) {
   p.spec.pool.maxSize = 21;
   EXPECT_NE(renderSettings(p, "shop", "orders-api").hash, a.hash);
   EXPECT_NE(renderSettings(basePolicy(), "shop", "other").hash, a.hash) << "the application name differs";
+}
+
+// The golden files' policy (golden_test.cpp) without pool.idleInTransactionTimeout.
+policy::Policy goldenPolicy(Profile profile) {
+  auto p = basePolicy(profile);
+  p.spec.pool.acquireTimeout = Millis(2'500);
+  p.spec.pool.leakDetectionThreshold = Millis(20'000);
+  return p;
+}
+
+const std::vector<Profile>& allProfiles() {
+  static const std::vector<Profile> all = {Profile::kSpringHikari, Profile::kGoSQL,        Profile::kPgxpool,
+                                           Profile::kSQLAlchemy,   Profile::kNodePostgres, Profile::kPgBouncer,
+                                           Profile::kGeneric};
+  return all;
+}
+
+TEST(RenderSettings, IdleInTransactionTimeoutUnsetRendersNothingAndKeepsEveryHash) {
+  // The hashes these settings had before pool.idleInTransactionTimeout existed: a policy that does not set it must
+  // not restart a single pod on upgrade.
+  const std::map<Profile, std::string> before = {
+      {Profile::kSpringHikari, "38e1939102eb884b"}, {Profile::kGoSQL, "2d95a5b7a5cb0d28"},
+      {Profile::kPgxpool, "9b81e6a760aa252c"},      {Profile::kSQLAlchemy, "c752356aac2b0832"},
+      {Profile::kNodePostgres, "a8c20143e7951d9e"}, {Profile::kPgBouncer, "bfb58d7aeb5b004c"},
+      {Profile::kGeneric, "b409c9942d6b4150"},
+  };
+  for (Profile profile : allProfiles()) {
+    auto s = renderSettings(goldenPolicy(profile), "shop", "orders-api");
+    EXPECT_EQ(s.hash, before.at(profile)) << policy::toString(profile);
+    for (const auto& e : s.env) {
+      EXPECT_NE(e.key, kIdleInTransactionTimeout) << policy::toString(profile) << " " << e.name;
+      EXPECT_NE(e.key, kPgOptions) << policy::toString(profile) << " " << e.name;
+    }
+    EXPECT_EQ(s.pgbouncerIni.find("idle_transaction_timeout"), std::string::npos);
+  }
+}
+
+TEST(RenderSettings, IdleInTransactionTimeoutInEachProfilesOwnWay) {
+  const std::string options = "-c idle_in_transaction_session_timeout=45000";
+  const std::map<Profile, std::map<std::string, std::string>> want = {
+      {Profile::kSpringHikari, {{"SPRING_DATASOURCE_HIKARI_DATASOURCEPROPERTIES_OPTIONS", options}}},
+      {Profile::kGoSQL, {{"PGOPTIONS", options}}},
+      {Profile::kPgxpool, {{"PGOPTIONS", options}}},
+      {Profile::kSQLAlchemy, {{"PGOPTIONS", options}}},
+      {Profile::kNodePostgres, {{"PGOPTIONS", options}}},
+      {Profile::kPgBouncer, {{"PGBOUNCER_IDLE_TRANSACTION_TIMEOUT", "45"}}},
+      {Profile::kGeneric, {{"POOL_IDLE_IN_TRANSACTION_TIMEOUT_MS", "45000"}, {"PGOPTIONS", options}}},
+  };
+  for (Profile profile : allProfiles()) {
+    auto p = goldenPolicy(profile);
+    p.spec.pool.idleInTransactionTimeout = Millis(45'000);
+    auto s = renderSettings(p, "shop", "orders-api");
+    std::map<std::string, std::string> got;
+    for (const auto& e : s.env) {
+      if (e.key == kIdleInTransactionTimeout || e.key == kPgOptions) got[e.name] = e.value;
+    }
+    EXPECT_EQ(got, want.at(profile)) << policy::toString(profile);
+    EXPECT_EQ(s.env.back().key, profile == Profile::kGeneric ? kPgOptions : kIdleInTransactionTimeout)
+        << "last in the canonical order";
+    EXPECT_NE(s.hash, renderSettings(goldenPolicy(profile), "shop", "orders-api").hash) << policy::toString(profile);
+  }
+}
+
+TEST(RenderSettings, PgBouncerIdleTransactionTimeoutIsInTheIniInSeconds) {
+  auto p = basePolicy(Profile::kPgBouncer);
+  p.spec.pool.idleInTransactionTimeout = Millis(1'500);
+  auto s = renderSettings(p, "shop", "orders-api");
+  EXPECT_EQ(envMap(s).at("PGBOUNCER_IDLE_TRANSACTION_TIMEOUT"), "1.5");
+  EXPECT_NE(s.pgbouncerIni.find("server_lifetime = 1800\nidle_transaction_timeout = 1.5\n"), std::string::npos)
+      << s.pgbouncerIni;
+  EXPECT_EQ(envMap(s).count("PGOPTIONS"), 0u) << "PgBouncer refuses a client's options; it ends the transaction itself";
+}
+
+TEST(RenderSettings, EnvNamesRenamesTheIdleInTransactionTimeoutVariable) {
+  auto p = basePolicy(Profile::kSQLAlchemy);
+  p.spec.pool.idleInTransactionTimeout = Millis(2'000);
+  p.spec.delivery.envNames = {{"idleInTransactionTimeout", "DB_SERVER_OPTIONS"}};
+  auto m = envMap(renderSettings(p, "shop", "orders-api"));
+  EXPECT_EQ(m.count("PGOPTIONS"), 0u);
+  EXPECT_EQ(m.at("DB_SERVER_OPTIONS"), "-c idle_in_transaction_session_timeout=2000");
+
+  // Generic's PGOPTIONS has a profile-internal key: the rename takes the milliseconds variable only.
+  p.spec.profile = Profile::kGeneric;
+  p.spec.delivery.envNames = {{"idleInTransactionTimeout", "APP_IDLE_TX_MS"}};
+  m = envMap(renderSettings(p, "shop", "orders-api"));
+  EXPECT_EQ(m.at("APP_IDLE_TX_MS"), "2000");
+  EXPECT_EQ(m.at("PGOPTIONS"), "-c idle_in_transaction_session_timeout=2000");
+  EXPECT_EQ(m.count("POOL_IDLE_IN_TRANSACTION_TIMEOUT_MS"), 0u);
+  EXPECT_EQ(settingKeys().back(), "idleInTransactionTimeout");
+}
+
+TEST(RenderSettings, ServerOptionsForm) {
+  EXPECT_EQ(idleInTransactionOptions(Millis(1'000)), "-c idle_in_transaction_session_timeout=1000");
+  EXPECT_TRUE(isIdleInTransactionOptions("-c idle_in_transaction_session_timeout=45000"));
+  EXPECT_FALSE(isIdleInTransactionOptions("-c idle_in_transaction_session_timeout="));
+  EXPECT_FALSE(isIdleInTransactionOptions("-c idle_in_transaction_session_timeout=45s"));
+  EXPECT_FALSE(isIdleInTransactionOptions("-c idle_in_transaction_session_timeout=45000 -c search_path=shop"));
+  EXPECT_FALSE(isIdleInTransactionOptions("-c search_path=shop"));
+  EXPECT_TRUE(isServerOptions({kIdleInTransactionTimeout, "PGOPTIONS", idleInTransactionOptions(Millis(1'000))}));
+  EXPECT_TRUE(isServerOptions({kPgOptions, "PGOPTIONS", idleInTransactionOptions(Millis(1'000))}));
+  EXPECT_FALSE(isServerOptions({kIdleInTransactionTimeout, "PGBOUNCER_IDLE_TRANSACTION_TIMEOUT", "1"}));
+  EXPECT_FALSE(isServerOptions({kIdleInTransactionTimeout, "POOL_IDLE_IN_TRANSACTION_TIMEOUT_MS", "1000"}));
 }
 
 TEST(RenderSettings, TimeUnits) {

@@ -219,6 +219,106 @@ TEST(Compare, ConfigMapDeliveryChecksTheReferenceTheDataAndOverridingEnv) {
             c.differences.end());
 }
 
+// The env entry of `name` in the body's container `container`, or null.
+json bodyEnv(const DesiredWorkload& d, const std::string& container, const std::string& name) {
+  for (const auto& c : d.apply["spec"]["template"]["spec"]["containers"]) {
+    if (c["name"] != container || !c.contains("env")) continue;
+    for (const auto& e : c["env"]) {
+      if (e["name"] == name) return e;
+    }
+  }
+  return nullptr;
+}
+
+// deployment() with one more env entry on its container app.
+json deploymentWithAppEnv(const std::string& name, const std::string& value) {
+  auto w = deployment();
+  w["spec"]["template"]["spec"]["containers"][0]["env"].push_back({{"name", name}, {"value", value}});
+  return w;
+}
+
+policy::Policy withIdleInTransactionTimeout(Profile profile, DeliveryMethod method = DeliveryMethod::kEnv) {
+  auto p = basePolicy(profile, method);
+  p.spec.pool.idleInTransactionTimeout = policy::Millis(45'000);
+  return p;
+}
+
+TEST(RenderWorkload, AContainerThatSetsItsOwnServerOptionsKeepsThem) {
+  for (const auto& [profile, variable] : std::vector<std::pair<Profile, std::string>>{
+           {Profile::kSQLAlchemy, "PGOPTIONS"},
+           {Profile::kSpringHikari, "SPRING_DATASOURCE_HIKARI_DATASOURCEPROPERTIES_OPTIONS"}}) {
+    SCOPED_TRACE(policy::toString(profile));
+    auto p = withIdleInTransactionTimeout(profile);
+    auto w = deploymentWithAppEnv(variable, "-c search_path=shop");
+    auto d = renderWorkload(p, w);
+    ASSERT_TRUE(d.ok()) << d.error().message();
+    EXPECT_TRUE(bodyEnv(*d, "app", variable).is_null()) << "the container's own " << variable << " is not poolguard's";
+    EXPECT_EQ(bodyEnv(*d, "metrics-sidecar", variable)["value"], "-c idle_in_transaction_session_timeout=45000");
+    EXPECT_EQ(bodyEnv(*d, "app", d->settings.env.front().name)["value"], d->settings.env.front().value)
+        << "the other settings are written";
+    auto live = applied(w, *d);
+    EXPECT_EQ(live["spec"]["template"]["spec"]["containers"][0]["env"][1]["value"], "-c search_path=shop");
+    auto c = compare(live, std::nullopt, *d);
+    EXPECT_TRUE(c.inSync()) << "nothing Enforce could change: " << ::testing::PrintToString(c.differences);
+
+    // From a Secret or ConfigMap key: the container's too.
+    w["spec"]["template"]["spec"]["containers"][0]["env"][1] =
+        json{{"name", variable}, {"valueFrom", {{"configMapKeyRef", {{"name", "db"}, {"key", "options"}}}}}};
+    d = renderWorkload(p, w);
+    ASSERT_TRUE(d.ok());
+    EXPECT_TRUE(bodyEnv(*d, "app", variable).is_null());
+  }
+}
+
+TEST(RenderWorkload, PgOptionsPoolguardWroteBeforeFollowsThePolicy) {
+  auto p = withIdleInTransactionTimeout(Profile::kNodePostgres);
+  auto w = deploymentWithAppEnv("PGOPTIONS", "-c idle_in_transaction_session_timeout=30000");
+  auto d = renderWorkload(p, w);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(bodyEnv(*d, "app", "PGOPTIONS")["value"], "-c idle_in_transaction_session_timeout=45000");
+  auto c = compare(w, std::nullopt, *d);
+  EXPECT_NE(std::find(c.differences.begin(), c.differences.end(),
+                      "container app env PGOPTIONS: live -c idle_in_transaction_session_timeout=30000, desired -c "
+                      "idle_in_transaction_session_timeout=45000"),
+            c.differences.end())
+      << ::testing::PrintToString(c.differences);
+  EXPECT_TRUE(compare(applied(w, *d), std::nullopt, *d).inSync());
+
+  // Unset again: poolguard's apply body no longer carries PGOPTIONS, so server-side apply removes the entry it owns.
+  d = renderWorkload(basePolicy(Profile::kNodePostgres), applied(w, *d));
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(bodyEnv(*d, "app", "PGOPTIONS").is_null());
+}
+
+TEST(RenderWorkload, OnlyServerOptionsYieldToTheContainersOwn) {
+  // The workload's own POOL_IDLE_IN_TRANSACTION_TIMEOUT_MS is poolguard's to set, as POOL_MAX_SIZE is.
+  auto g = deploymentWithAppEnv("POOL_IDLE_IN_TRANSACTION_TIMEOUT_MS", "1");
+  auto d = renderWorkload(withIdleInTransactionTimeout(Profile::kGeneric), g);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(bodyEnv(*d, "app", "POOL_IDLE_IN_TRANSACTION_TIMEOUT_MS")["value"], "45000");
+  EXPECT_EQ(bodyEnv(*d, "app", "PGOPTIONS")["value"], "-c idle_in_transaction_session_timeout=45000");
+}
+
+TEST(Compare, ConfigMapDeliveryDoesNotReportTheContainersOwnPgOptions) {
+  auto p = withIdleInTransactionTimeout(Profile::kGoSQL, DeliveryMethod::kConfigMap);
+  auto d = renderWorkload(p, deployment());
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ((*d->configMap)["data"]["PGOPTIONS"], "-c idle_in_transaction_session_timeout=45000");
+  auto live = applied(deployment(), *d);
+  live["spec"]["template"]["spec"]["containers"][0]["env"].push_back(
+      {{"name", "PGOPTIONS"}, {"value", "-c search_path=shop"}});
+  auto c = compare(live, d->configMap, *d);
+  EXPECT_TRUE(c.inSync()) << ::testing::PrintToString(c.differences);
+
+  // A copy of poolguard's form with another value is reported, as any overriding entry is.
+  live["spec"]["template"]["spec"]["containers"][0]["env"].back()["value"] =
+      "-c idle_in_transaction_session_timeout=1000";
+  c = compare(live, d->configMap, *d);
+  ASSERT_EQ(c.differences.size(), 1u) << ::testing::PrintToString(c.differences);
+  EXPECT_NE(c.differences[0].find("env PGOPTIONS: live -c idle_in_transaction_session_timeout=1000 overrides"),
+            std::string::npos);
+}
+
 TEST(Compare, MissingContainerIsADifference) {
   auto d = renderWorkload(basePolicy(), deployment());
   ASSERT_TRUE(d.ok());
