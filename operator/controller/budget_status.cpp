@@ -172,6 +172,7 @@ json budgetUsageJson(const usage::AnalysisResult& r, const usage::AnalysisInput*
     }
     u["ungoverned"] = list;
   }
+  addTerminations(u, r);
   return u;
 }
 

@@ -196,6 +196,7 @@ Plan plan(const Snapshot& s) {
   for (const auto* pb : mineAll) {
     in.budget.policySteadyState += pb->steadyState;
     in.budget.policyWorstCase += pb->worstCase;
+    in.budget.policyUnclampedWorstCase += pb->unclampedWorstCase;
     in.budget.clamped = in.budget.clamped || pb->clamped;
   }
   // A namespaced policy counts against one share (a cluster policy's namespaces may be in several).

@@ -92,11 +92,16 @@ Condition budgetCondition(const StatusInput& in) {
         "database " + b.database +
             ": max_connections is unknown; set spec.database.maxConnections or spec.usage.postgres");
   }
-  std::string figures = "worst case " + std::to_string(b.unclampedWorstCase) + " connections for database " +
-                        b.database + " (this policy " + std::to_string(b.policyWorstCase) + ") against " +
-                        std::to_string(*b.available) + " available (max_connections " +
-                        std::to_string(b.maxConnections.value_or(0)) + " - " + std::to_string(b.reservedConnections) +
-                        " reserved)";
+  // After Clamp, and what the policies ask for when Clamp changed it.
+  std::string figures = "worst case " + std::to_string(b.worstCase) + " connections";
+  if (b.unclampedWorstCase != b.worstCase)
+    figures += " after Clamp (" + std::to_string(b.unclampedWorstCase) + " as the policies ask)";
+  figures += " for database " + b.database + " (this policy " + std::to_string(b.policyWorstCase);
+  if (b.policyUnclampedWorstCase != b.policyWorstCase)
+    figures += " after Clamp, " + std::to_string(b.policyUnclampedWorstCase) + " as it asks";
+  figures += ") against " + std::to_string(*b.available) + " available (max_connections " +
+             std::to_string(b.maxConnections.value_or(0)) + " - " + std::to_string(b.reservedConnections) +
+             " reserved)";
   if (!b.budgetSource.empty()) figures += " from " + b.budgetSource;
   // A declared max_connections that the server contradicts is reported where the budget is: it is the input.
   if (in.usage && in.usage->maxConnectionsMismatch) figures += "; " + *in.usage->maxConnectionsMismatch;
@@ -238,6 +243,7 @@ json buildStatus(const StatusInput& in, const std::vector<Condition>& previous, 
     if (u.idleInTransaction) usage["idleInTransaction"] = *u.idleInTransaction;
     if (u.oldestIdleInTransactionSeconds) usage["oldestIdleInTransactionSeconds"] = *u.oldestIdleInTransactionSeconds;
     if (u.serverMaxConnections) usage["serverMaxConnections"] = *u.serverMaxConnections;
+    addTerminations(usage, *in.usage);
     if (!usage.empty()) status["usage"] = usage;
   }
 
@@ -269,6 +275,11 @@ void recordTransitions(runtime::EventRecorder& events, const json& policyObject,
     events.record(policyObject, warning ? runtime::EventType::kWarning : runtime::EventType::kNormal,
                   t.condition.reason, t.condition.type + " is " + t.condition.status + ": " + t.condition.message);
   }
+}
+
+void addTerminations(json& usage, const usage::AnalysisResult& result) {
+  if (!result.leakedSessions.empty()) usage["leakedSessions"] = result.leakedSessions.size();
+  if (result.sessionsEnded > 0) usage["sessionsEnded"] = result.sessionsEnded;
 }
 
 }  // namespace poolguard::controller

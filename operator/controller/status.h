@@ -44,7 +44,8 @@ struct BudgetFigures {
   int64_t worstCase = 0;             // whole database, with the clamp applied
   int64_t unclampedWorstCase = 0;    // whole database, as the policies ask
   int64_t policySteadyState = 0;
-  int64_t policyWorstCase = 0;
+  int64_t policyWorstCase = 0;           // with the clamp applied
+  int64_t policyUnclampedWorstCase = 0;  // as the policy asks
   int32_t effectiveMaxSize = 0;
   bool clamped = false;  // this policy's maxSize was reduced to fit
   // The ClusterConnectionBudget's ceiling lowered this policy's maxSize (to effectiveMaxSize, unless clamped lower).
@@ -81,5 +82,9 @@ nlohmann::json buildStatus(const StatusInput& in, const std::vector<Condition>& 
 // One Event per condition transition: Warning when the new status is False, Normal otherwise.
 void recordTransitions(runtime::EventRecorder& events, const nlohmann::json& policyObject,
                        const std::vector<Condition>& previous, const std::vector<Condition>& current);
+
+// usage.actions.terminateLeaked in status.usage: leakedSessions (found past olderThan at the last check, ended or
+// not) and sessionsEnded (ended for the object by this process since it started), when there is either.
+void addTerminations(nlohmann::json& usage, const usage::AnalysisResult& result);
 
 }  // namespace poolguard::controller

@@ -19,7 +19,8 @@ bool sameFindings(const usage::AnalysisResult& a, const usage::AnalysisResult& b
   if (a.condition.status != b.condition.status || a.condition.reason != b.condition.reason ||
       a.condition.message != b.condition.message || figures(a.usage) != figures(b.usage) ||
       a.databaseConnections != b.databaseConnections || a.maxConnectionsMismatch != b.maxConnectionsMismatch ||
-      a.workloads.size() != b.workloads.size() || a.ungoverned != b.ungoverned) {
+      a.workloads.size() != b.workloads.size() || a.ungoverned != b.ungoverned ||
+      a.leakedSessions != b.leakedSessions || a.sessionsEnded != b.sessionsEnded) {
     return false;
   }
   for (size_t i = 0; i < a.workloads.size(); ++i) {
@@ -236,6 +237,23 @@ void UsageMonitor::checkOne(const std::string& key, Wanted wanted) {
     f = Found{wanted.uid, report.result, wanted.policy.kind == "ClusterConnectionBudget" ? report.input : nullptr};
     if (report.result.usage.serverMaxConnections) {
       serverMaxConnections_[wanted.policy.spec.database.name] = *report.result.usage.serverMaxConnections;
+    }
+  }
+  // Every session terminateLeaked ended is an Event, whether or not the findings changed; in Audit, the sessions it
+  // would end, when the findings change.
+  if (events_) {
+    for (const auto& l : report.result.leakedSessions) {
+      if (!l.ended && !changed) continue;
+      const std::string session = "session " + std::to_string(l.pid) + " of workload " + l.namespace_ + "/" +
+                                  l.workload + " (user " + l.user + ", idle in transaction for " +
+                                  std::to_string(l.idleSeconds) + "s)";
+      if (l.ended) {
+        events_->record(wanted.object, runtime::EventType::kWarning, "LeakedSessionEnded", "ended " + session);
+      } else {
+        events_->record(wanted.object, runtime::EventType::kNormal, "LeakedSessionNotEnded",
+                        "did not end " + session +
+                            (wanted.policy.spec.mode == policy::Mode::kAudit ? ": the policy is in Audit" : ""));
+      }
     }
   }
   if (!changed) return;

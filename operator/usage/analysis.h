@@ -156,6 +156,17 @@ struct WorkloadUsage {
 enum class Finding { kLeakSuspected, kPoolExhausted, kExceedsPolicy, kSaturated };
 const char* reasonOf(Finding f);
 
+// A session idle in transaction that usage.actions.terminateLeaked found, with the governed workload it belongs to.
+struct LeakedSession {
+  std::string namespace_;  // the workload's
+  std::string workload;
+  std::string user;
+  int32_t pid = 0;
+  int64_t idleSeconds = 0;
+  bool ended = false;  // false: Audit (would end it), or the server refused
+  bool operator==(const LeakedSession&) const = default;
+};
+
 struct AnalysisResult {
   UsageCondition condition;
   UsageStatus usage;
@@ -168,6 +179,10 @@ struct AnalysisResult {
   // Sessions on the server that none of the input's workloads accounts for (ungovernedSessions), when
   // PostgreSQL was read.
   std::vector<ClientSessions> ungoverned;
+  // usage.actions.terminateLeaked at this check: the sessions it ended (in Audit: would end), and those ended for
+  // the policy by this process since it started.
+  std::vector<LeakedSession> leakedSessions;
+  int64_t sessionsEnded = 0;
 };
 
 AnalysisResult analyze(const AnalysisInput& in);

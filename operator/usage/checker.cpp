@@ -2,8 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
 #include <set>
 
+#include "policy/parse.h"
 #include "usage/grant.h"
 #include "usage/metrics.h"
 
@@ -81,6 +83,9 @@ UsageReport Checker::check(const policy::Policy& policy, const std::vector<Gover
   in.now = clock_.now();
   report.result = analyze(in);
   report.input = std::make_shared<const AnalysisInput>(in);
+  if (usage.postgres && in.postgres.ok() && credentials && credentials->ok()) {
+    terminateLeaked(policy, workloads, credentials->value(), report.result);
+  }
 
   if (metrics_) {
     std::vector<UsageMetrics::SourceRead> sources;
@@ -101,6 +106,8 @@ UsageReport Checker::check(const policy::Policy& policy, const std::vector<Gover
     previousReason = state.lastReason;
     state.lastCheck = now;
     state.lastReason = report.result.condition.reason;
+    for (const auto& l : report.result.leakedSessions) state.sessionsEnded += l.ended ? 1 : 0;
+    report.result.sessionsEnded = state.sessionsEnded;
     const std::string postgresKey = usage.postgres && credentials && credentials->ok()
                                         ? PostgresReader::connectionKey(*usage.postgres, credentials->value().username)
                                         : "";
@@ -124,6 +131,55 @@ UsageReport Checker::check(const policy::Policy& policy, const std::vector<Gover
     }
   }
   return report;
+}
+
+void Checker::terminateLeaked(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads,
+                              const PostgresCredentials& credentials, AnalysisResult& result) {
+  const auto& usage = policy.spec.usage;
+  const auto olderThan = usage.terminateOlderThan();
+  if (!olderThan) return;
+  // Only the sessions the analysis attributes to a governed workload: by the application_name it reports.
+  std::map<std::string, const GovernedWorkload*> byName;
+  for (const auto& w : workloads) {
+    if (!w.applicationName.empty() && w.applicationName != kOwnApplicationName) byName.emplace(w.applicationName, &w);
+  }
+  if (byName.empty()) return;
+  std::vector<std::string> names;
+  for (const auto& [name, w] : byName) names.push_back(name);
+  const bool dryRun = policy.spec.mode == policy::Mode::kAudit;
+  auto outcome = postgres_.terminateIdleInTransaction(*usage.postgres, credentials, names, *olderThan,
+                                                      usage.actions.terminateLeaked->maxPerCheck, dryRun);
+  std::string& message = result.condition.message;
+  if (!outcome.ok()) {
+    message +=
+        (message.empty() ? "" : "; ") + std::string("ending leaked sessions failed: ") + outcome.error().message();
+    return;
+  }
+  std::vector<std::string> pids;
+  for (const auto& s : outcome->sessions) {
+    const GovernedWorkload* w = byName.at(s.applicationName);
+    result.leakedSessions.push_back(LeakedSession{w->namespace_, w->name, s.user, s.pid, s.idleSeconds, s.ended});
+    if (s.ended || dryRun) pids.push_back(std::to_string(s.pid));
+    if (s.ended && metrics_) metrics_->recordTerminated(policy.namespace_, policy.name, w->namespace_ + "/" + w->name);
+  }
+  const std::string what = " idle in transaction longer than " + policy::formatDuration(*olderThan);
+  auto list = [&] {
+    std::string out;
+    for (const auto& p : pids) out += (out.empty() ? "" : ", ") + p;
+    return out;
+  };
+  if (!pids.empty()) {
+    message += (message.empty() ? "" : "; ") +
+               (dryRun ? "in Enforce, poolguard would end " : std::string("poolguard ended ")) +
+               std::to_string(pids.size()) + (pids.size() == 1 ? " session" : " sessions") + what + " (pid " + list() +
+               ")";
+  }
+  if (outcome->refused) {
+    message += (message.empty() ? "" : "; ") +
+               std::string("poolguard may not end sessions: its monitoring role (the user of Secret ") +
+               usage.postgres->credentialsSecretRef.name +
+               ") lacks pg_signal_backend; GRANT pg_signal_backend TO that role (docs/runbook.md)";
+  }
 }
 
 Clock::steady_point Checker::nextCheckDue(const policy::Policy& policy, Clock::steady_point now) const {

@@ -92,6 +92,7 @@ class Checker {
     std::string lastReason;
     std::string postgresKey;    // PostgresReader::connectionKey of its last check; "" when none
     std::string prometheusUrl;  // base URL of its last check; "" when none
+    int64_t sessionsEnded = 0;  // by terminateLeaked, since this process started
   };
   std::map<std::string, PolicyState> policies_;
   // What the policies' last checks used; taken with mu_ held. releaseUnused closes the rest, without mu_.
@@ -100,6 +101,10 @@ class Checker {
     std::set<std::string> prometheusUrls;
   };
   TargetsInUse targetsInUseLocked() const;
+  // usage.actions.terminateLeaked: ends (in Audit, lists) the leaked sessions of the governed workloads and says so
+  // in the result's condition message.
+  void terminateLeaked(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads,
+                       const PostgresCredentials& credentials, AnalysisResult& result);
   void releaseUnused(const TargetsInUse& inUse);
 };
 

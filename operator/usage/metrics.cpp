@@ -13,6 +13,7 @@ struct UsageMetrics::Impl {
   prometheus::Family<prometheus::Gauge>& databaseConnections;
   prometheus::Family<prometheus::Gauge>& databaseMax;
   prometheus::Family<prometheus::Counter>& errors;
+  prometheus::Family<prometheus::Counter>& terminated;
   prometheus::Family<prometheus::Gauge>& up;
   std::mutex mu;
   using Labels = std::map<std::string, std::string>;
@@ -50,6 +51,10 @@ struct UsageMetrics::Impl {
                    .Name("poolguard_usage_check_errors_total")
                    .Help("Live usage checks that failed to read a source")
                    .Register(r)),
+        terminated(prometheus::BuildCounter()
+                       .Name("poolguard_usage_sessions_terminated_total")
+                       .Help("Sessions idle in transaction that usage.actions.terminateLeaked ended")
+                       .Register(r)),
         up(prometheus::BuildGauge()
                .Name("poolguard_usage_up")
                .Help("1 when the last usage check read the source, 0 when it failed")
@@ -153,6 +158,10 @@ void UsageMetrics::record(const policy::Policy& policy, const std::vector<Govern
 void UsageMetrics::recordError(const std::string& ns, const std::string& policy, const std::string& reason) {
   impl_->errors.Add({{"namespace", ns}, {"policy", policy}, {"reason", reason.empty() ? "Unknown" : reason}})
       .Increment();
+}
+
+void UsageMetrics::recordTerminated(const std::string& ns, const std::string& policy, const std::string& workload) {
+  impl_->terminated.Add({{"namespace", ns}, {"policy", policy}, {"workload", workload}}).Increment();
 }
 
 void UsageMetrics::forget(const std::string& ns, const std::string& policy) {

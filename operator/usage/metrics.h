@@ -12,6 +12,8 @@
 //       The server's max_connections.
 //   poolguard_usage_check_errors_total{namespace,policy,reason}             counter
 //       Failed reads; reason is the failing source's Error::reason() (PostgresAuthFailed, PrometheusUnreachable...).
+//   poolguard_usage_sessions_terminated_total{namespace,policy,workload}    counter
+//       Sessions idle in transaction that usage.actions.terminateLeaked ended (workload: "namespace/name").
 //   poolguard_usage_up{source,target}                                       gauge
 //       1 when the last check that used the source read it, 0 when it failed (as Prometheus's own `up`).
 //       source "postgres", target "host:port/database"; source "prometheus", target the URL without userinfo,
@@ -54,6 +56,8 @@ class UsageMetrics {
   void record(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads,
               const AnalysisResult& result, const std::vector<SourceRead>& sources = {});
   void recordError(const std::string& ns, const std::string& policy, const std::string& reason);
+  // A session terminateLeaked ended, of the workload "namespace/name".
+  void recordTerminated(const std::string& ns, const std::string& policy, const std::string& workload);
   // Drops the policy's workload series (the policy was deleted or suspended), and the up and database series no
   // other policy (or budget check) reports.
   void forget(const std::string& ns, const std::string& policy);

@@ -463,8 +463,9 @@ PostgresReader::PostgresReader(const Clock& clock, PostgresReaderOptions options
 
 PostgresReader::~PostgresReader() = default;
 
-Result<ServerSnapshot> PostgresReader::read(const policy::PostgresSource& source,
-                                            const PostgresCredentials& credentials) {
+template <typename T>
+Result<T> PostgresReader::withConnection(const policy::PostgresSource& source, const PostgresCredentials& credentials,
+                                         const std::function<Result<T>(PGconn*, const std::string& where)>& use) {
   const std::string endpoint = source.host + ":" + std::to_string(source.port);
   const std::string key = connectionKey(source, credentials.username);
   // Settings that change what a new connection would be: when they differ, the open one is stale.
@@ -480,15 +481,106 @@ Result<ServerSnapshot> PostgresReader::read(const policy::PostgresSource& source
       entry->conn = *conn;
       entry->fingerprint = fingerprint;
     }
-    auto snap = impl_->query(entry->conn, "postgres " + endpoint + "/" + source.database, credentials, source.database);
-    if (snap) return snap;
+    auto result = use(entry->conn, "postgres " + endpoint + "/" + source.database);
+    if (result) return result;
     // A connection the server or the network dropped shows only when used: reopen once.
     if (PQstatus(entry->conn) != CONNECTION_OK) {
       entry->close();
       if (attempt == 0) continue;
     }
-    return snap.error();
+    return result.error();
   }
+}
+
+Result<ServerSnapshot> PostgresReader::read(const policy::PostgresSource& source,
+                                            const PostgresCredentials& credentials) {
+  return withConnection<ServerSnapshot>(source, credentials, [&](PGconn* conn, const std::string& where) {
+    return impl_->query(conn, where, credentials, source.database);
+  });
+}
+
+namespace {
+
+// A PostgreSQL text[] literal: each element double-quoted, with backslashes and quotes escaped.
+std::string textArray(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char ch : items[i]) {
+      if (ch == '"' || ch == '\\') out += '\\';
+      out += ch;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+// Sessions idle in transaction past $2 seconds whose application_name is in $1 (not poolguard's own), of roles that
+// are not superusers, oldest first, at most $3. state_change identifies this idle period for the termination.
+constexpr const char* kIdleSessionsSql =
+    "SELECT a.pid, coalesce(a.usename::text, ''), a.application_name, "
+    "floor(extract(epoch FROM clock_timestamp() - a.state_change))::bigint, a.state_change::text "
+    "FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid "
+    "WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid() "
+    "AND a.state IN ('idle in transaction', 'idle in transaction (aborted)') "
+    "AND a.application_name = ANY($1::text[]) AND a.application_name <> 'poolguard' AND NOT r.rolsuper "
+    "AND a.state_change IS NOT NULL AND clock_timestamp() - a.state_change > make_interval(secs => $2::float8) "
+    "ORDER BY a.state_change LIMIT $3::int";
+
+// Ends the session only while it is still in the same idle period.
+constexpr const char* kTerminateSql =
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1::int "
+    "AND state IN ('idle in transaction', 'idle in transaction (aborted)') AND state_change = $2::timestamptz";
+
+}  // namespace
+
+Result<TerminateOutcome> PostgresReader::terminateIdleInTransaction(const policy::PostgresSource& source,
+                                                                    const PostgresCredentials& credentials,
+                                                                    const std::vector<std::string>& applicationNames,
+                                                                    std::chrono::milliseconds olderThan, int32_t limit,
+                                                                    bool dryRun) {
+  return withConnection<TerminateOutcome>(
+      source, credentials, [&](PGconn* conn, const std::string& where) -> Result<TerminateOutcome> {
+        auto failure = [&] {
+          return conciseLibpqMessage(hideCredentials(PQerrorMessage(conn), credentials, source.database));
+        };
+        const std::string names = textArray(applicationNames);
+        const std::string seconds = std::to_string(static_cast<double>(olderThan.count()) / 1000.0);
+        const std::string max = std::to_string(limit);
+        const char* params[] = {names.c_str(), seconds.c_str(), max.c_str()};
+        PgResult listed(PQexecParams(conn, kIdleSessionsSql, 3, nullptr, params, nullptr, nullptr, 0));
+        if (PQresultStatus(listed.r) != PGRES_TUPLES_OK) {
+          return pgError(ErrorCode::kUnavailable, postgres_reasons::kQueryFailed,
+                         where + ": listing sessions idle in transaction failed: " + failure());
+        }
+        TerminateOutcome out;
+        for (int row = 0; row < PQntuples(listed.r); ++row) {
+          IdleSession session;
+          session.pid = intField(listed.r, row, 0);
+          session.user = PQgetvalue(listed.r, row, 1);
+          session.applicationName = PQgetvalue(listed.r, row, 2);
+          session.idleSeconds = std::strtoll(PQgetvalue(listed.r, row, 3), nullptr, 10);
+          if (!dryRun && !out.refused) {
+            const std::string pid = std::to_string(session.pid);
+            const char* args[] = {pid.c_str(), PQgetvalue(listed.r, row, 4)};
+            PgResult ended(PQexecParams(conn, kTerminateSql, 2, nullptr, args, nullptr, nullptr, 0));
+            if (PQresultStatus(ended.r) == PGRES_TUPLES_OK) {
+              session.ended = PQntuples(ended.r) == 1 && std::string(PQgetvalue(ended.r, 0, 0)) == "t";
+              if (PQntuples(ended.r) == 0) continue;  // it moved on: not a leak any more
+            } else {
+              const char* state = PQresultErrorField(ended.r, PG_DIAG_SQLSTATE);
+              if (state == nullptr || std::string(state) != "42501") {
+                return pgError(ErrorCode::kUnavailable, postgres_reasons::kQueryFailed,
+                               where + ": ending session " + pid + " failed: " + failure());
+              }
+              out.refused = true;
+            }
+          }
+          out.sessions.push_back(std::move(session));
+        }
+        return out;
+      });
 }
 
 std::string PostgresReader::connectionKey(const policy::PostgresSource& source, const std::string& username) {

@@ -3,6 +3,7 @@
 // as a monitoring role (pg_monitor is enough). Credentials come from the Secret the policy names, fetched by
 // name; the password only ever travels as a libpq keyword value, never in a DSN string or a log line.
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -13,6 +14,8 @@
 #include "kube/client.h"
 #include "policy/types.h"
 #include "usage/analysis.h"
+
+struct pg_conn;  // libpq's PGconn
 
 namespace poolguard::usage {
 
@@ -63,6 +66,22 @@ bool libpqAccepts(const char* keyword);
 // failed: "postgres db.example:5432: password authentication failed for user "<the user name>"".
 Error classifyConnectionError(const std::string& endpoint, const std::string& libpqMessage);
 
+// A session terminateIdleInTransaction found: ended, or (dry run, or not permitted) only listed.
+struct IdleSession {
+  int32_t pid = 0;
+  std::string user;
+  std::string applicationName;
+  int64_t idleSeconds = 0;  // in transaction, idle, for this long
+  bool ended = false;
+};
+
+struct TerminateOutcome {
+  std::vector<IdleSession> sessions;
+  // The server refused to end a session: the monitoring role lacks pg_signal_backend. The sessions after it were
+  // not tried.
+  bool refused = false;
+};
+
 struct PostgresReaderOptions {
   std::chrono::seconds connectTimeout{5};
   std::chrono::milliseconds statementTimeout{5000};
@@ -83,6 +102,15 @@ class PostgresReader {
 
   Result<ServerSnapshot> read(const policy::PostgresSource& source, const PostgresCredentials& credentials);
 
+  // Ends (pg_terminate_backend) the client sessions idle in transaction longer than `olderThan` whose
+  // application_name is one of `applicationNames`, oldest first, at most `limit`; with `dryRun`, only lists them.
+  // Never poolguard's own session or application_name, never a superuser's session. A session that moved on since
+  // it was listed (its state changed) is left alone. Uses the connection read() uses.
+  Result<TerminateOutcome> terminateIdleInTransaction(const policy::PostgresSource& source,
+                                                      const PostgresCredentials& credentials,
+                                                      const std::vector<std::string>& applicationNames,
+                                                      std::chrono::milliseconds olderThan, int32_t limit, bool dryRun);
+
   // The connection read() uses for this source and user: (host, port, database, user).
   static std::string connectionKey(const policy::PostgresSource& source, const std::string& username);
   // Closes every connection whose key is not in `keep`: a session to a server no policy checks any more must not
@@ -96,6 +124,11 @@ class PostgresReader {
   size_t connectsMade() const;
 
  private:
+  // Runs `use` on the connection of (source, user), opened or reopened as needed, once more after a dropped one.
+  template <typename T>
+  Result<T> withConnection(const policy::PostgresSource& source, const PostgresCredentials& credentials,
+                           const std::function<Result<T>(pg_conn*, const std::string& where)>& use);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

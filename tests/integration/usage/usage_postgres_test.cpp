@@ -247,6 +247,96 @@ TEST_F(UsagePostgres, LeakIsDetectedAfterTheThresholdAndClearsOnCommitAndClose) 
   ASSERT_TRUE(eventually([&] { return check({workload("app", 1, 5)}).result.condition.reason == "Healthy"; }, 5s));
 }
 
+// A session of role `role` (not a superuser) over the Unix socket, with this application_name.
+PGconn* connectAs(const std::string& role, const std::string& app) {
+  const std::string port = std::to_string(server->port());
+  const char* keys[] = {"host", "port", "user", "dbname", "application_name", nullptr};
+  const char* values[] = {server->dir().c_str(), port.c_str(), role.c_str(), "postgres", app.c_str(), nullptr};
+  PGconn* c = PQconnectdbParams(keys, values, 0);
+  if (PQstatus(c) != CONNECTION_OK) {
+    PQfinish(c);
+    return nullptr;
+  }
+  return c;
+}
+
+// pids of the client sessions of an application_name, as pg_stat_activity lists them.
+int countSessions(const std::string& app) {
+  return std::stoi(server->exec("SELECT count(*) FROM pg_stat_activity WHERE application_name = '" + app + "'"));
+}
+
+TEST_F(UsagePostgres, TerminateLeakedEndsOnlyTheLeakedSessionsOfGovernedWorkloads) {
+  server->exec(
+      "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app') THEN CREATE ROLE app LOGIN; END IF; "
+      "END $$");
+  server->exec(std::string("GRANT pg_signal_backend TO ") + testing::PostgresServer::kMonitorUser);
+  std::vector<PGconn*> conns;
+  auto open = [&](const std::string& role, const std::string& app, bool inTransaction) {
+    PGconn* c = role == "postgres" ? server->connect(app) : connectAs(role, app);
+    ASSERT_NE(c, nullptr) << role << " " << app;
+    conns.push_back(c);
+    if (inTransaction) {
+      ASSERT_TRUE(run(c, "BEGIN"));
+      ASSERT_TRUE(run(c, "SELECT 1"));
+    }
+  };
+  for (int i = 0; i < 10; ++i) open("app", "ns1/leaky", true);  // the leak
+  open("app", "ns1/healthy", false);                            // a healthy workload: idle, no transaction
+  open("app", "someone-else", true);                            // not governed: another application_name
+  open("postgres", "ns1/leaky", true);                          // a superuser's session is never ended
+  struct Close {
+    std::vector<PGconn*>& conns;
+    ~Close() {
+      for (auto* c : conns) PQfinish(c);
+    }
+  } close{conns};
+
+  policy::Policy p = makePolicy();
+  p.spec.usage.thresholds.idleInTransaction = 1s;
+  p.spec.usage.actions.terminateLeaked = policy::TerminateLeaked{true, std::nullopt, 5};
+  const std::vector<GovernedWorkload> governed{workload("leaky", 2, 5), workload("healthy", 1, 5)};
+  std::this_thread::sleep_for(1500ms);
+
+  // Audit lists what it would end and ends nothing.
+  p.spec.mode = policy::Mode::kAudit;
+  auto audit = check(p, governed, monitorCredentials());
+  EXPECT_EQ(audit.result.leakedSessions.size(), 5u);
+  EXPECT_EQ(audit.result.sessionsEnded, 0);
+  EXPECT_THAT(audit.result.condition.message, HasSubstr("in Enforce, poolguard would end 5 sessions"));
+  EXPECT_EQ(countSessions("ns1/leaky"), 11);
+
+  // Enforce: at most 5 per check, so two checks end the 10, oldest first.
+  p.spec.mode = policy::Mode::kEnforce;
+  auto first = check(p, governed, monitorCredentials());
+  ASSERT_EQ(first.result.leakedSessions.size(), 5u) << first.result.condition.message;
+  for (const auto& l : first.result.leakedSessions) {
+    EXPECT_TRUE(l.ended);
+    EXPECT_EQ(l.workload, "leaky");
+    EXPECT_EQ(l.user, "app");
+    EXPECT_GE(l.idleSeconds, 1);
+  }
+  EXPECT_THAT(first.result.condition.message,
+              HasSubstr("poolguard ended 5 sessions idle in transaction longer than 1s"));
+  auto second = check(p, governed, monitorCredentials());
+  EXPECT_EQ(second.result.leakedSessions.size(), 5u) << second.result.condition.message;
+  EXPECT_EQ(second.result.sessionsEnded, 10);
+  ASSERT_TRUE(eventually([] { return countSessions("ns1/leaky") == 1; }, 5s))
+      << "the superuser's session is the one left: " << countSessions("ns1/leaky");
+  EXPECT_EQ(countSessions("ns1/healthy"), 1);
+  EXPECT_EQ(countSessions("someone-else"), 1);
+  EXPECT_GE(countSessions("poolguard"), 1) << "poolguard's own session";
+  auto third = check(p, governed, monitorCredentials());
+  EXPECT_TRUE(third.result.leakedSessions.empty()) << "only the superuser's session is left, never ended";
+
+  // Without pg_signal_backend the server refuses, and the condition says what to grant.
+  server->exec(std::string("REVOKE pg_signal_backend FROM ") + testing::PostgresServer::kMonitorUser);
+  open("app", "ns1/leaky", true);
+  std::this_thread::sleep_for(1500ms);
+  auto refused = check(p, governed, monitorCredentials());
+  EXPECT_THAT(refused.result.condition.message, HasSubstr("lacks pg_signal_backend; GRANT pg_signal_backend TO"));
+  EXPECT_EQ(countSessions("ns1/leaky"), 2);
+}
+
 TEST_F(UsagePostgres, OverAllocationExceedsPolicy) {
   for (int i = 0; i < 3; ++i) ASSERT_NE(sessions.open("ns1/api"), nullptr);
   auto report = check({workload("api", 1, 2), workload("app", 1, 5)});

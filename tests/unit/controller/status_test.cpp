@@ -17,6 +17,7 @@ StatusInput baseInput() {
   in.budget.worstCase = 40;
   in.budget.unclampedWorstCase = 40;
   in.budget.policyWorstCase = 40;
+  in.budget.policyUnclampedWorstCase = 40;
   in.budget.effectiveMaxSize = 20;
   WorkloadStatus w;
   w.name = "web";
@@ -72,11 +73,18 @@ TEST(Status, ClampThatFitsIsWithinBudget) {
   in.budget.worstCase = 90;
   in.budget.clamped = true;
   in.budget.effectiveMaxSize = 9;
+  in.budget.policyWorstCase = 45;
+  in.budget.policyUnclampedWorstCase = 100;
   auto conditions = computeConditions(in);
   const auto& b = get(conditions, "WithinBudget");
   EXPECT_EQ(b.status, "True");
   EXPECT_EQ(b.reason, "Clamped");
   EXPECT_NE(b.message.find("clamped to 9"), std::string::npos) << b.message;
+  // The figures after Clamp first, then what was asked.
+  EXPECT_NE(b.message.find("worst case 90 connections after Clamp (200 as the policies ask) for database orders "
+                           "(this policy 45 after Clamp, 100 as it asks) against 97 available"),
+            std::string::npos)
+      << b.message;
 }
 
 TEST(Status, UnknownMaxConnections) {
