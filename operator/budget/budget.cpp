@@ -62,6 +62,7 @@ PolicyInput policyInput(const policy::Policy& p) {
   in.weight = std::max(1, p.spec.budget.weight);
   in.maxSize = std::max(1, p.spec.pool.maxSize);
   in.processesPerPod = std::max(1, p.spec.pool.processesPerPod);
+  in.overheadPerPod = std::max(0, p.spec.pool.overheadPerPod);
   return in;
 }
 
@@ -77,10 +78,16 @@ namespace {
 // Clamp within one share (docs/budget.md): the Clamp policies among `members` shrink, by weight, so that the
 // share's worst case fits in `cap`; the others keep what they ask for.
 void clampWithin(const std::vector<PolicyInput>& policies, const std::vector<size_t>& members, int64_t cap,
-                 const std::vector<int64_t>& worstFactor, std::vector<int32_t>& effective) {
-  int64_t asked = 0;
-  for (size_t i : members) asked += worstFactor[i] * policies[i].maxSize;
-  if (asked <= cap) return;
+                 const std::vector<int64_t>& worstFactor, const std::vector<int64_t>& worstOverhead,
+                 std::vector<int32_t>& effective) {
+  int64_t asked = 0, overhead = 0;
+  for (size_t i : members) {
+    asked += worstFactor[i] * policies[i].maxSize;
+    overhead += worstOverhead[i];
+  }
+  if (asked + overhead <= cap) return;
+  // Connections opened outside the pools are fixed: the pools share what they leave.
+  cap -= overhead;
   // What the Clamp policies may share: the cap minus what the Warn policies ask for.
   int64_t remaining = cap;
   std::vector<size_t> active;
@@ -139,12 +146,17 @@ DatabaseBudget computeDatabase(const std::string& database, std::optional<int32_
   // Connections one unit of maxSize costs per policy, at pods max (+ surge) and at pods now.
   std::vector<int64_t> worstFactor(policies.size(), 0);
   std::vector<int64_t> steadyFactor(policies.size(), 0);
+  // Connections outside the pools, at pods max (+ surge) and at pods now: not scaled by maxSize.
+  std::vector<int64_t> worstOverhead(policies.size(), 0);
+  std::vector<int64_t> steadyOverhead(policies.size(), 0);
   for (size_t i = 0; i < policies.size(); ++i) {
     for (const auto& w : policies[i].workloads) {
       worstFactor[i] += (int64_t{w.podsMax} + w.surge) * policies[i].processesPerPod;
       steadyFactor[i] += int64_t{w.podsNow} * policies[i].processesPerPod;
+      worstOverhead[i] += (int64_t{w.podsMax} + w.surge) * policies[i].overheadPerPod;
+      steadyOverhead[i] += int64_t{w.podsNow} * policies[i].overheadPerPod;
     }
-    db.unclampedWorstCase += worstFactor[i] * policies[i].maxSize;
+    db.unclampedWorstCase += worstFactor[i] * policies[i].maxSize + worstOverhead[i];
   }
 
   std::vector<int32_t> effective(policies.size());
@@ -159,7 +171,7 @@ DatabaseBudget computeDatabase(const std::string& database, std::optional<int32_
   if (allocations.empty()) {
     std::vector<size_t> all(policies.size());
     for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-    if (db.available) clampWithin(policies, all, *db.available, worstFactor, effective);
+    if (db.available) clampWithin(policies, all, *db.available, worstFactor, worstOverhead, effective);
   } else {
     int64_t allocated = 0;
     for (const auto& a : allocations) {
@@ -174,7 +186,8 @@ DatabaseBudget computeDatabase(const std::string& database, std::optional<int32_
         if (groupOf(i) == g) members.push_back(i);
       }
       const AllocationBudget& share = g < allocations.size() ? db.allocations[g] : *db.unallocated;
-      if (share.maxConnections) clampWithin(policies, members, *share.maxConnections, worstFactor, effective);
+      if (share.maxConnections)
+        clampWithin(policies, members, *share.maxConnections, worstFactor, worstOverhead, effective);
     }
     // Allocations that promise more than there is (each share fits, the sum does not): the database as a whole is
     // still held to available, from what each share left.
@@ -185,7 +198,7 @@ DatabaseBudget computeDatabase(const std::string& database, std::optional<int32_
         all[i] = i;
         afterShares[i].maxSize = effective[i];
       }
-      clampWithin(afterShares, all, *db.available, worstFactor, effective);
+      clampWithin(afterShares, all, *db.available, worstFactor, worstOverhead, effective);
     }
   }
 
@@ -198,20 +211,22 @@ DatabaseBudget computeDatabase(const std::string& database, std::optional<int32_
     pb.weight = in.weight;
     pb.maxSize = in.maxSize;
     pb.effectiveMaxSize = effective[i];
+    pb.processesPerPod = in.processesPerPod;
+    pb.overheadPerPod = in.overheadPerPod;
     pb.clamped = effective[i] < in.maxSize;
     pb.cluster = in.cluster;
     pb.allocation = allocations.empty() || groupOf(i) == allocations.size() ? -1 : static_cast<int>(groupOf(i));
-    pb.unclampedWorstCase = worstFactor[i] * in.maxSize;
+    pb.unclampedWorstCase = worstFactor[i] * in.maxSize + worstOverhead[i];
     for (const auto& w : in.workloads) {
       WorkloadBudget wb;
       wb.facts = w;
-      wb.perPod = int64_t{effective[i]} * in.processesPerPod;
+      wb.perPod = int64_t{effective[i]} * in.processesPerPod + in.overheadPerPod;
       wb.steadyState = int64_t{w.podsNow} * wb.perPod;
       wb.worstCase = (int64_t{w.podsMax} + w.surge) * wb.perPod;
       pb.workloads.push_back(wb);
     }
-    pb.steadyState = steadyFactor[i] * effective[i];
-    pb.worstCase = worstFactor[i] * effective[i];
+    pb.steadyState = steadyFactor[i] * effective[i] + steadyOverhead[i];
+    pb.worstCase = worstFactor[i] * effective[i] + worstOverhead[i];
     db.steadyState += pb.steadyState;
     db.worstCase += pb.worstCase;
     if (!allocations.empty()) {

@@ -1,6 +1,7 @@
 #pragma once
 // Connection budget arithmetic (docs/api.md "Budget arithmetic", docs/budget.md for Clamp). Pure: workload and
-// policy facts in, figures out. Per workload: pods now, pods max (HPA), surge; per pod = maxSize x processesPerPod;
+// policy facts in, figures out. Per workload: pods now, pods max (HPA), surge; per pod = maxSize x processesPerPod
+// + overheadPerPod;
 // steadyState = pods now x per pod; worstCase = (pods max + surge) x per pod. Summed per database.name across
 // namespaces and compared with available = maxConnections - reservedConnections.
 #include <cstdint>
@@ -80,6 +81,7 @@ struct PolicyInput {
   int32_t weight = 1;
   int32_t maxSize = 1;
   int32_t processesPerPod = 1;
+  int32_t overheadPerPod = 0;            // connections each pod opens outside its pools (Clamp cannot shrink them)
   std::vector<WorkloadFacts> workloads;  // the workloads this policy governs
 };
 
@@ -87,7 +89,7 @@ PolicyInput policyInput(const policy::Policy& p);
 
 struct WorkloadBudget {
   WorkloadFacts facts;
-  int64_t perPod = 0;  // at the effective maxSize
+  int64_t perPod = 0;  // at the effective maxSize: maxSize x processesPerPod + overheadPerPod
   int64_t steadyState = 0;
   int64_t worstCase = 0;
 };
@@ -99,6 +101,8 @@ struct PolicyBudget {
   int32_t weight = 1;
   int32_t maxSize = 0;           // as the policy asks
   int32_t effectiveMaxSize = 0;  // after Clamp; == maxSize unless clamped
+  int32_t processesPerPod = 1;   // as in PolicyInput
+  int32_t overheadPerPod = 0;    // as in PolicyInput
   bool clamped = false;
   int64_t steadyState = 0;  // at effectiveMaxSize
   int64_t worstCase = 0;    // at effectiveMaxSize

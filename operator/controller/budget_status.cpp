@@ -70,12 +70,10 @@ std::vector<usage::GovernedWorkload> Reconciler::governedWorkloadsOf(const budge
     auto t = templates.find({pb.cluster, pb.cluster ? "" : pb.namespace_, pb.name});
     for (const auto& wb : pb.workloads) {
       const auto& f = wb.facts;
-      const int32_t perProcess = std::max(1, pb.effectiveMaxSize);
       out.push_back(usage::GovernedWorkload{
           f.namespace_, f.name,
           t == templates.end() ? "" : render::expandApplicationName(t->second, f.namespace_, f.name), f.podsNow,
-          f.podsMax, f.surge, std::nullopt, pb.effectiveMaxSize,
-          static_cast<int32_t>(std::max<int64_t>(1, wb.perPod / perProcess))});
+          f.podsMax, f.surge, std::nullopt, pb.effectiveMaxSize, pb.processesPerPod, pb.overheadPerPod});
     }
   }
   return out;

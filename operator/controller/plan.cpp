@@ -97,7 +97,8 @@ std::vector<usage::GovernedWorkload> governedWorkloads(const Snapshot& s) {
         out.push_back(usage::GovernedWorkload{
             ns, w.object->meta.name,
             render::expandApplicationName(pol.spec.delivery.applicationName, ns, w.object->meta.name), facts.podsNow,
-            facts.podsMax, facts.surge, std::nullopt, lastRenderedMaxSize, pol.spec.pool.processesPerPod});
+            facts.podsMax, facts.surge, std::nullopt, lastRenderedMaxSize, pol.spec.pool.processesPerPod,
+            pol.spec.pool.overheadPerPod});
       }
     }
   }
@@ -197,6 +198,8 @@ Plan plan(const Snapshot& s) {
     in.budget.policySteadyState += pb->steadyState;
     in.budget.policyWorstCase += pb->worstCase;
     in.budget.policyUnclampedWorstCase += pb->unclampedWorstCase;
+    for (const auto& wb : pb->workloads)
+      in.budget.policyOverheadWorstCase += (int64_t{wb.facts.podsMax} + wb.facts.surge) * pb->overheadPerPod;
     in.budget.clamped = in.budget.clamped || pb->clamped;
   }
   // A namespaced policy counts against one share (a cluster policy's namespaces may be in several).

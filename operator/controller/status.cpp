@@ -220,6 +220,7 @@ json buildStatus(const StatusInput& in, const std::vector<Condition>& previous, 
                  {"effectiveMaxSize", b.effectiveMaxSize}};
   if (b.maxConnections) budget["maxConnections"] = *b.maxConnections;
   if (b.available) budget["available"] = *b.available;
+  if (b.policyOverheadWorstCase > 0) budget["overheadWorstCase"] = b.policyOverheadWorstCase;
   budget["summary"] = std::to_string(b.worstCase) + "/" + (b.available ? std::to_string(*b.available) : "?");
   if (const auto& a = b.allocation) {
     json share{{"worstCase", a->worstCase}};

@@ -46,6 +46,7 @@ struct BudgetFigures {
   int64_t policySteadyState = 0;
   int64_t policyWorstCase = 0;           // with the clamp applied
   int64_t policyUnclampedWorstCase = 0;  // as the policy asks
+  int64_t policyOverheadWorstCase = 0;   // of policyWorstCase, the connections outside the pools (overheadPerPod)
   int32_t effectiveMaxSize = 0;
   bool clamped = false;  // this policy's maxSize was reduced to fit
   // The ClusterConnectionBudget's ceiling lowered this policy's maxSize (to effectiveMaxSize, unless clamped lower).

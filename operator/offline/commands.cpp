@@ -392,6 +392,8 @@ int planOf(const Loaded& loaded, const std::string& output, std::ostream& out, s
               {"weight", pb.weight},
               {"maxSize", pb.maxSize},
               {"effectiveMaxSize", pb.effectiveMaxSize},
+              {"processesPerPod", pb.processesPerPod},
+              {"overheadPerPod", pb.overheadPerPod},
               {"clamped", pb.clamped},
               {"steadyState", pb.steadyState},
               {"allocation",
@@ -474,7 +476,10 @@ int planOf(const Loaded& loaded, const std::string& output, std::ostream& out, s
               {policyColumn, std::string(policy::toString(wb.facts.kind)) + "/" + workloadPrefix + wb.facts.name,
                std::to_string(wb.facts.podsNow),
                std::to_string(wb.facts.podsMax) + (wb.facts.autoscaled ? " (HPA)" : ""), std::to_string(wb.facts.surge),
-               std::to_string(wb.perPod), std::to_string(wb.steadyState), std::to_string(wb.worstCase), maxSize});
+               // With connections outside the pool: "22 (2 outside the pool)".
+               std::to_string(wb.perPod) +
+                   (pb.overheadPerPod > 0 ? " (" + std::to_string(pb.overheadPerPod) + " outside the pool)" : ""),
+               std::to_string(wb.steadyState), std::to_string(wb.worstCase), maxSize});
         }
       }
       printTable(rows, out, "  ");

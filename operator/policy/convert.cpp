@@ -100,6 +100,7 @@ Spec specFrom(const json& s) {
   spec.pool.maxLifetime = millis(pool, "maxLifetime");
   spec.pool.leakDetectionThreshold = millis(pool, "leakDetectionThreshold");
   spec.pool.processesPerPod = pool.at("processesPerPod").get<int32_t>();
+  spec.pool.overheadPerPod = pool.at("overheadPerPod").get<int32_t>();
   if (pool.contains("idleInTransactionTimeout"))
     spec.pool.idleInTransactionTimeout = millis(pool, "idleInTransactionTimeout");
 
@@ -274,6 +275,7 @@ json toJson(const Policy& p) {
       {"maxLifetime", formatDuration(s.pool.maxLifetime)},
       {"leakDetectionThreshold", formatDuration(s.pool.leakDetectionThreshold)},
       {"processesPerPod", s.pool.processesPerPod},
+      {"overheadPerPod", s.pool.overheadPerPod},
   };
   if (s.pool.idleInTransactionTimeout)
     spec["pool"]["idleInTransactionTimeout"] = formatDuration(*s.pool.idleInTransactionTimeout);

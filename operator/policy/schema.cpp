@@ -299,6 +299,11 @@ Node buildPool() {
                                   [](auto d) { return d.count() == 0 || d >= std::chrono::seconds(2); }))},
           {"processesPerPod",
            withDefault(integer(1, 10000, "set the number of processes in one pod that each open their own pool"), 1)},
+          {"overheadPerPod",
+           withDefault(integer(0, 10000,
+                               "set the connections each pod opens outside its pools (migrations, LISTEN, health "
+                               "checks), 0..10000"),
+                       0)},
           {"idleInTransactionTimeout",
            withRule(optionalDuration(), durationBound("idleInTransactionTimeout must be at least 1s; raise it or "
                                                       "leave it out",

@@ -33,6 +33,8 @@ struct PoolSettings {
   Millis maxLifetime{1'800'000};
   Millis leakDetectionThreshold{0};
   int32_t processesPerPod = 1;
+  // Connections each pod opens outside its pools (migrations, LISTEN, health checks): counted by the budget.
+  int32_t overheadPerPod = 0;
   // PostgreSQL's idle_in_transaction_session_timeout for every session the pool opens; nullopt: not rendered.
   std::optional<Millis> idleInTransactionTimeout;
 };

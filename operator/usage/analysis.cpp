@@ -91,7 +91,8 @@ struct FindingText {
 }  // namespace
 
 int64_t allowedConnections(const GovernedWorkload& w) {
-  return effectivePods(w) * std::max(0, w.maxSize) * std::max(1, w.processesPerPod);
+  return effectivePods(w) *
+         (int64_t{std::max(0, w.maxSize)} * std::max(1, w.processesPerPod) + std::max(0, w.overheadPerPod));
 }
 
 AnalysisResult analyze(const AnalysisInput& in) {
@@ -217,11 +218,14 @@ AnalysisResult analyze(const AnalysisInput& in) {
     if (!u.connections || w.maxSize <= 0 || *u.connections <= u.allowedConnections) continue;
     std::string pods = plural(effectivePods(w), "pod", "pods");
     if (effectivePods(w) != w.podsNow) pods += " (" + std::to_string(w.podsNow) + " desired, during rollout)";
-    findings.push_back({Finding::kExceedsPolicy,
-                        workloadKey(w) + " holds " + std::to_string(*u.connections) +
-                            " connections, more than its policy allows (" + std::to_string(u.allowedConnections) +
-                            " = " + pods + " x maxSize " + std::to_string(w.maxSize) + " x " +
-                            plural(std::max(1, w.processesPerPod), "process", "processes") + " per pod)"});
+    findings.push_back(
+        {Finding::kExceedsPolicy,
+         workloadKey(w) + " holds " + std::to_string(*u.connections) + " connections, more than its policy allows (" +
+             std::to_string(u.allowedConnections) + " = " + pods + " x maxSize " + std::to_string(w.maxSize) + " x " +
+             plural(std::max(1, w.processesPerPod), "process", "processes") + " per pod" +
+             (w.overheadPerPod > 0 ? " + " + std::to_string(w.overheadPerPod) + " outside the pool per pod"
+                                   : std::string()) +
+             ")"});
   }
 
   if (pgOk && promOk)

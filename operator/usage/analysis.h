@@ -41,6 +41,7 @@ struct GovernedWorkload {
   std::optional<int32_t> podsObserved;
   int32_t maxSize = 0;  // the maxSize rendered into this workload (after any clamp)
   int32_t processesPerPod = 1;
+  int32_t overheadPerPod = 0;  // connections each pod opens outside its pools (pool.overheadPerPod)
 };
 
 // Sessions of one application_name on the server.

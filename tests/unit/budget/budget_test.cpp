@@ -314,5 +314,27 @@ TEST(PolicyInput, ReadsThePolicy) {
   EXPECT_TRUE(in.workloads.empty());
 }
 
+TEST(ComputeDatabase, ConnectionsOutsideThePoolCountPerPodAndClampLeavesThemAlone) {
+  // 3 pods now, HPA max 10, surge 3: 13 pods at worst; maxSize 5 x 2 processes + 2 outside the pool = 12 per pod.
+  PolicyInput p = input("shop", "api", 5, {facts(3, 10, 3)}, OnExceeded::kClamp, 1, 2);
+  p.overheadPerPod = 2;
+  auto db = computeDatabase("orders", 200, 0, {p});
+  ASSERT_EQ(db.policies.size(), 1u);
+  const auto& pb = db.policies[0];
+  EXPECT_EQ(pb.workloads[0].perPod, 12);
+  EXPECT_EQ(pb.steadyState, 3 * 12);
+  EXPECT_EQ(pb.worstCase, 13 * 12);
+  EXPECT_EQ(db.unclampedWorstCase, 13 * 12);
+  EXPECT_EQ(pb.overheadPerPod, 2);
+
+  // 100 available: the 26 connections outside the pools stay, and the pools share the 74 left: 74 / (13 x 2) = 2.
+  auto tight = computeDatabase("orders", 100, 0, {p});
+  EXPECT_TRUE(tight.policies[0].clamped);
+  EXPECT_EQ(tight.policies[0].effectiveMaxSize, 2);
+  EXPECT_EQ(tight.policies[0].worstCase, 13 * (2 * 2 + 2));
+  EXPECT_LE(tight.worstCase, 100);
+  EXPECT_EQ(tight.unclampedWorstCase, 13 * 12);
+}
+
 }  // namespace
 }  // namespace poolguard::budget
