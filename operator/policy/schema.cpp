@@ -336,6 +336,7 @@ Node buildDelivery() {
       {"maxLifetime", envName()},
       {"leakDetectionThreshold", envName()},
       {"applicationName", envName()},
+      {"idleInTransactionTimeout", envName()},
   });
   Node appName = withDefault(str(253), "{namespace}/{name}");
   appName.rules.push_back(Rule{
