@@ -231,10 +231,11 @@ json validations() {
            "'database ' + variables.database + ': pool.leakDetectionThreshold is 0s (off), and ClusterConnectionBudget "
            "' + variables.database + ' requires leak detection (spec.ceilings.requireLeakDetection); set it to "
            "30s, say'"),
-      // replicas of a workload no HPA scales, directly or through the scale subresource (kubectl scale): a raise
-      // beyond the allotment. Keeping or lowering a value is always allowed.
-      rule("!variables.isWorkload || !variables.allotted || variables.allotment.autoscaled || "
-           "!has(object.spec.replicas) || object.spec.replicas <= variables.allotment.maxPods || "
+      // replicas, directly or through the scale subresource (kubectl scale): a raise beyond the allotment. Keeping
+      // or lowering a value is always allowed. An autoscaled workload's allotment is at least its HPA's maximum, so
+      // the HPA's own scaling always fits; its replicas are still checked, as after the HPA is deleted.
+      rule("!variables.isWorkload || !variables.allotted || !has(object.spec.replicas) || object.spec.replicas <= "
+           "variables.allotment.maxPods || "
            "(request.operation == 'UPDATE' && has(oldObject.spec.replicas) && "
            "object.spec.replicas <= oldObject.spec.replicas)",
            "'database ' + variables.database + ': ' + (request.resource.resource == 'deployments' ? 'Deployment ' : "

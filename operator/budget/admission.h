@@ -47,7 +47,7 @@ struct AdmissionObjects {
   std::string name;
   json policy;          // admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy
   json binding;         // admissionregistration.k8s.io/v1 ValidatingAdmissionPolicyBinding
-  json params;          // v1 ConfigMap in the operator's namespace: the ceilings and the allotments
+  json params;          // poolguard.dev/v1alpha1 ConnectionAllotment (cluster scoped): the ceilings and allotments
   size_t allotted = 0;  // workloads with an allotment in params
 };
 

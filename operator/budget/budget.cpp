@@ -217,6 +217,7 @@ DatabaseBudget computeDatabase(const std::string& database, std::optional<int32_
     pb.cluster = in.cluster;
     pb.allocation = allocations.empty() || groupOf(i) == allocations.size() ? -1 : static_cast<int>(groupOf(i));
     pb.unclampedWorstCase = worstFactor[i] * in.maxSize + worstOverhead[i];
+    pb.overheadWorstCase = worstOverhead[i];
     for (const auto& w : in.workloads) {
       WorkloadBudget wb;
       wb.facts = w;

@@ -107,8 +107,9 @@ struct PolicyBudget {
   int64_t steadyState = 0;  // at effectiveMaxSize
   int64_t worstCase = 0;    // at effectiveMaxSize
   int64_t unclampedWorstCase = 0;
-  int allocation = -1;   // as in PolicyInput
-  bool cluster = false;  // as in PolicyInput
+  int64_t overheadWorstCase = 0;  // of worstCase, the connections outside the pools (overheadPerPod)
+  int allocation = -1;            // as in PolicyInput
+  bool cluster = false;           // as in PolicyInput
   std::vector<WorkloadBudget> workloads;
 };
 

@@ -91,7 +91,7 @@ int run(int argc, char** argv) {
       "Print the connection budget per database; exit 1 when over budget, 2 when a document or file cannot be read");
   addOfflineFiles(planCmd, files, recursive, output, false);
   bool live = false;
-  std::string liveKubeconfig, liveContext;
+  std::string liveKubeconfig, liveContext, liveNamespace;
   planCmd->add_flag("--live", live,
                     "overlay the files on the cluster's live policies, budgets, namespaces, workloads and HPAs (by "
                     "kind, namespace and name): read-only; -f is optional then");
@@ -99,6 +99,8 @@ int run(int argc, char** argv) {
                       "with --live: kubeconfig file (default: $KUBECONFIG, then "
                       "in-cluster, then ~/.kube/config)");
   planCmd->add_option("--context", liveContext, "with --live: kubeconfig context (default: the current context)");
+  planCmd->add_option("-n,--namespace", liveNamespace,
+                      "with --live: the namespace of the files' objects that name none (default: the context's)");
   app.add_subcommand("version", "Print the version");
 
   try {
@@ -120,8 +122,8 @@ int run(int argc, char** argv) {
   }
   namespace offline = poolguard::offline;
   if (validateCmd->parsed() || renderCmd->parsed() || planCmd->parsed()) {
-    if (planCmd->parsed() && !live && (!liveKubeconfig.empty() || !liveContext.empty())) {
-      std::cerr << "error: --kubeconfig and --context need --live\n";
+    if (planCmd->parsed() && !live && (!liveKubeconfig.empty() || !liveContext.empty() || !liveNamespace.empty())) {
+      std::cerr << "error: --kubeconfig, --context and --namespace need --live\n";
       return offline::kExitUsage;
     }
     if (planCmd->parsed() && !live && files.empty()) {
@@ -137,7 +139,9 @@ int run(int argc, char** argv) {
         std::cerr << "error: " << fromCluster.error().message() << "\n";
         return offline::kExitUsage;
       }
-      loaded.documents = offline::overlay(std::move(*fromCluster), std::move(loaded.documents));
+      offline::placeInNamespace(loaded.documents,
+                                liveNamespace.empty() ? fromCluster->defaultNamespace : liveNamespace);
+      loaded.documents = offline::overlay(std::move(fromCluster->documents), std::move(loaded.documents));
     }
     if (live) return offline::runPlanLive(loaded, offline::kLiveSource, output, std::cout, std::cerr);
     return offline::runPlanLoaded(loaded, output, std::cout, std::cerr);

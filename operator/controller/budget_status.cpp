@@ -58,22 +58,23 @@ policy::Policy Reconciler::usagePolicyOf(const policy::ClusterBudget& b, const b
 
 std::vector<usage::GovernedWorkload> Reconciler::governedWorkloadsOf(const budget::DatabaseBudget& db) const {
   // The application_name each governed workload's pool reports, from its policy's delivery.applicationName.
-  std::map<std::tuple<bool, std::string, std::string>, std::string> templates;
+  std::map<std::tuple<bool, std::string, std::string>, const policy::Policy*> policies;
   for (const auto& v : allPolicies()) {
-    if (v.parsed) {
-      templates[{v.parsed->clusterScoped(), v.parsed->namespace_, v.parsed->name}] =
-          v.parsed->spec.delivery.applicationName;
-    }
+    if (v.parsed) policies[{v.parsed->clusterScoped(), v.parsed->namespace_, v.parsed->name}] = v.parsed.get();
   }
   std::vector<usage::GovernedWorkload> out;
   for (const auto& pb : db.policies) {
-    auto t = templates.find({pb.cluster, pb.cluster ? "" : pb.namespace_, pb.name});
+    auto p = policies.find({pb.cluster, pb.cluster ? "" : pb.namespace_, pb.name});
+    const policy::Policy* governing = p == policies.end() ? nullptr : p->second;
     for (const auto& wb : pb.workloads) {
       const auto& f = wb.facts;
       out.push_back(usage::GovernedWorkload{
           f.namespace_, f.name,
-          t == templates.end() ? "" : render::expandApplicationName(t->second, f.namespace_, f.name), f.podsNow,
-          f.podsMax, f.surge, std::nullopt, pb.effectiveMaxSize, pb.processesPerPod, pb.overheadPerPod});
+          governing ? render::expandApplicationName(governing->spec.delivery.applicationName, f.namespace_, f.name)
+                    : "",
+          f.podsNow, f.podsMax, f.surge, std::nullopt, pb.effectiveMaxSize, pb.processesPerPod, pb.overheadPerPod,
+          // The budget's check ends leaked sessions only of workloads whose policy is in Enforce.
+          governing != nullptr && writesSettings(*governing)});
     }
   }
   return out;

@@ -198,8 +198,7 @@ Plan plan(const Snapshot& s) {
     in.budget.policySteadyState += pb->steadyState;
     in.budget.policyWorstCase += pb->worstCase;
     in.budget.policyUnclampedWorstCase += pb->unclampedWorstCase;
-    for (const auto& wb : pb->workloads)
-      in.budget.policyOverheadWorstCase += (int64_t{wb.facts.podsMax} + wb.facts.surge) * pb->overheadPerPod;
+    in.budget.policyOverheadWorstCase += pb->overheadWorstCase;
     in.budget.clamped = in.budget.clamped || pb->clamped;
   }
   // A namespaced policy counts against one share (a cluster policy's namespaces may be in several).

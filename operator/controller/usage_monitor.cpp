@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <tuple>
+
 #include "runtime/event_recorder.h"
 #include "runtime/store.h"
 #include "usage/grant.h"
@@ -10,6 +13,13 @@ namespace poolguard::controller {
 namespace {
 
 using json = nlohmann::json;
+
+// The same sessions, found in the same way: how long each has been idle is not compared (it grows at every check).
+bool sameSessions(const std::vector<usage::LeakedSession>& a, const std::vector<usage::LeakedSession>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+    return std::tie(x.pid, x.ended, x.namespace_, x.workload) == std::tie(y.pid, y.ended, y.namespace_, y.workload);
+  });
+}
 
 bool sameFindings(const usage::AnalysisResult& a, const usage::AnalysisResult& b) {
   auto figures = [](const usage::UsageStatus& u) {
@@ -20,7 +30,7 @@ bool sameFindings(const usage::AnalysisResult& a, const usage::AnalysisResult& b
       a.condition.message != b.condition.message || figures(a.usage) != figures(b.usage) ||
       a.databaseConnections != b.databaseConnections || a.maxConnectionsMismatch != b.maxConnectionsMismatch ||
       a.workloads.size() != b.workloads.size() || a.ungoverned != b.ungoverned ||
-      a.leakedSessions != b.leakedSessions || a.sessionsEnded != b.sessionsEnded) {
+      !sameSessions(a.leakedSessions, b.leakedSessions) || a.sessionsEnded != b.sessionsEnded) {
     return false;
   }
   for (size_t i = 0; i < a.workloads.size(); ++i) {

@@ -82,23 +82,21 @@ std::string budgetLabel(const BudgetEntry& b) {
 }
 
 // Reports invalid policies and budgets on `err`; true when there were any.
-bool reportInvalid(const Workspace& ws, std::ostream& err) {
+// Reports every invalid policy and budget; true when one of them counts (with `exceptSource`, those read from that
+// source, the cluster for plan --live, are warnings: another team's object does not decide this run).
+bool reportInvalid(const Workspace& ws, std::ostream& err, const std::string& exceptSource = "") {
   bool any = false;
+  auto report = [&](const std::string& source, int document, const std::string& label, const std::string& what) {
+    const bool counts = exceptSource.empty() || source != exceptSource;
+    err << (counts ? "" : "warning: ") << source << ": document " << document << ": " << label << ": " << what << "\n";
+    any = any || counts;
+  };
   for (const auto& b : ws.budgets) {
-    for (const auto& e : b.errors) {
-      err << b.source << ": document " << b.document << ": " << budgetLabel(b) << ": " << policy::toString(e) << "\n";
-      any = true;
-    }
+    for (const auto& e : b.errors) report(b.source, b.document, budgetLabel(b), policy::toString(e));
   }
   for (const auto& p : ws.policies) {
-    for (const auto& e : p.errors) {
-      err << p.source << ": document " << p.document << ": " << policyLabel(p) << ": " << policy::toString(e) << "\n";
-      any = true;
-    }
-    if (!p.parsed && p.errors.empty()) {
-      err << p.source << ": document " << p.document << ": " << policyLabel(p) << ": invalid\n";
-      any = true;
-    }
+    for (const auto& e : p.errors) report(p.source, p.document, policyLabel(p), policy::toString(e));
+    if (!p.parsed && p.errors.empty()) report(p.source, p.document, policyLabel(p), "invalid");
   }
   return any;
 }
@@ -348,7 +346,7 @@ int planOf(const Loaded& loaded, const std::string& output, std::ostream& out, s
     }
   }
   bool unreadable = reportUnreadable(loaded, ws, err);
-  bool invalid = reportInvalid(ws, err);
+  bool invalid = reportInvalid(ws, err, onlyConcerned);
   for (const auto& w : ws.warnings) err << "warning: " << w << "\n";
 
   bool over = false;

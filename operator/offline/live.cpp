@@ -45,14 +45,34 @@ Result<std::vector<policy::Document>> liveDocuments(kube::Client& client) {
   return out;
 }
 
-Result<std::vector<policy::Document>> readLive(const std::string& kubeconfig, const std::string& context) {
+Result<LiveCluster> readLive(const std::string& kubeconfig, const std::string& context) {
   auto config = kube::loadDefault(kubeconfig, context);
   if (!config.ok()) return Error(config.error().code(), "--live: " + config.error().message());
   kube::RestClientOptions opts;
   opts.userAgent = "poolguard-plan";
   auto client = kube::makeRestClient(*config, opts);
   if (!client.ok()) return Error(client.error().code(), "--live: " + client.error().message());
-  return liveDocuments(**client);
+  auto documents = liveDocuments(**client);
+  if (!documents.ok()) return documents.error();
+  return LiveCluster{std::move(*documents), config->defaultNamespace.empty() ? "default" : config->defaultNamespace};
+}
+
+namespace {
+
+bool clusterScoped(const std::string& kind) {
+  return kind == "Namespace" || kind == "ClusterConnectionBudget" || kind == "ClusterConnectionPoolPolicy";
+}
+
+}  // namespace
+
+void placeInNamespace(std::vector<policy::Document>& documents, const std::string& ns) {
+  for (auto& d : documents) {
+    if (!d.object.is_object() || !d.object.contains("metadata") || !d.object["metadata"].is_object()) continue;
+    const auto kind = d.object.find("kind");
+    if (kind == d.object.end() || !kind->is_string() || clusterScoped(kind->get<std::string>())) continue;
+    json& meta = d.object["metadata"];
+    if (!meta.contains("namespace")) meta["namespace"] = ns;
+  }
 }
 
 namespace {
@@ -68,9 +88,7 @@ std::tuple<std::string, std::string, std::string> identity(const json& object, b
   const json meta = object.contains("metadata") && object["metadata"].is_object() ? object["metadata"] : json::object();
   std::string kind = text(object, "kind");
   std::string ns = text(meta, "namespace");
-  static const std::map<std::string, bool> clusterScoped = {
-      {"Namespace", true}, {"ClusterConnectionBudget", true}, {"ClusterConnectionPoolPolicy", true}};
-  if (clusterScoped.count(kind))
+  if (clusterScoped(kind))
     ns.clear();
   else if (ns.empty() && !fromCluster)
     ns = "default";

@@ -22,8 +22,16 @@ std::vector<kube::Resource> liveResources();
 // status left out). Fails with the first list that fails, naming the resource and the RBAC it needs.
 Result<std::vector<policy::Document>> liveDocuments(kube::Client& client);
 
+struct LiveCluster {
+  std::vector<policy::Document> documents;
+  std::string defaultNamespace;  // the context's namespace, where kubectl apply puts an object that names none
+};
+
 // liveDocuments() through a client of the kubeconfig (kube::loadDefault's search order) and its context.
-Result<std::vector<policy::Document>> readLive(const std::string& kubeconfig, const std::string& context);
+Result<LiveCluster> readLive(const std::string& kubeconfig, const std::string& context);
+
+// Puts the namespaced objects of `documents` that name no namespace in `ns`, as kubectl apply would.
+void placeInNamespace(std::vector<policy::Document>& documents, const std::string& ns);
 
 // The live documents with the files' documents laid over them: a file's object replaces the live one of the same
 // kind, namespace ("default" when the file names none) and name; the others are added. Live objects come first.

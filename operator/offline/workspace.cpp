@@ -297,6 +297,16 @@ std::set<std::string> databasesConcerned(const Workspace& ws, const std::vector<
     if (const auto* db = databaseOf(w.governedBy)) out.insert(*db);
   }
   for (const auto& d : documents) {
+    // A Namespace whose labels the files set moves it between allocations and cluster policies' selectors: every
+    // database with allocations or a cluster policy.
+    if (d.source != exceptSource && d.object.is_object() && d.object.value("kind", json()) == "Namespace") {
+      for (const auto& b : ws.budgets) {
+        if (b.parsed && !b.parsed->allocations.empty()) out.insert(b.parsed->database);
+      }
+      for (const auto& p : ws.policies) {
+        if (p.parsed && p.parsed->clusterScoped()) out.insert(p.parsed->spec.database.name);
+      }
+    }
     if (d.source == exceptSource || !model::isHpa(d.object)) continue;
     model::Diagnostics ignored;
     model::Hpa h = model::decodeHpa(d.object, ignored);

@@ -42,6 +42,9 @@ struct GovernedWorkload {
   int32_t maxSize = 0;  // the maxSize rendered into this workload (after any clamp)
   int32_t processesPerPod = 1;
   int32_t overheadPerPod = 0;  // connections each pod opens outside its pools (pool.overheadPerPod)
+  // usage.actions.terminateLeaked may end its sessions: false for the workloads of a policy in Audit, when the check
+  // is a ClusterConnectionBudget's.
+  bool mayEndSessions = true;
 };
 
 // Sessions of one application_name on the server.
@@ -163,9 +166,8 @@ struct LeakedSession {
   std::string workload;
   std::string user;
   int32_t pid = 0;
-  int64_t idleSeconds = 0;
-  bool ended = false;  // false: Audit (would end it), or the server refused
-  bool operator==(const LeakedSession&) const = default;
+  int64_t idleSeconds = 0;  // grows at every check: not part of what makes two findings the same
+  bool ended = false;       // false: Audit (would end it), or the server refused
 };
 
 struct AnalysisResult {

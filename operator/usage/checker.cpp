@@ -139,9 +139,18 @@ void Checker::terminateLeaked(const policy::Policy& policy, const std::vector<Go
   const auto olderThan = usage.terminateOlderThan();
   if (!olderThan) return;
   // Only the sessions the analysis attributes to a governed workload: by the application_name it reports.
+  // A name two workloads share cannot tell whose a session is: such sessions are never ended.
   std::map<std::string, const GovernedWorkload*> byName;
+  std::set<std::string> shared;
   for (const auto& w : workloads) {
-    if (!w.applicationName.empty() && w.applicationName != kOwnApplicationName) byName.emplace(w.applicationName, &w);
+    if (w.applicationName.empty() || w.applicationName == kOwnApplicationName || !w.mayEndSessions) continue;
+    if (!byName.emplace(w.applicationName, &w).second) shared.insert(w.applicationName);
+  }
+  for (const auto& name : shared) byName.erase(name);
+  std::string& message = result.condition.message;
+  for (const auto& name : shared) {
+    message += (message.empty() ? "" : "; ") + std::string("application_name \"") + name +
+               "\" is reported by more than one governed workload: poolguard ends none of its sessions";
   }
   if (byName.empty()) return;
   std::vector<std::string> names;
@@ -149,7 +158,6 @@ void Checker::terminateLeaked(const policy::Policy& policy, const std::vector<Go
   const bool dryRun = policy.spec.mode == policy::Mode::kAudit;
   auto outcome = postgres_.terminateIdleInTransaction(*usage.postgres, credentials, names, *olderThan,
                                                       usage.actions.terminateLeaked->maxPerCheck, dryRun);
-  std::string& message = result.condition.message;
   if (!outcome.ok()) {
     message +=
         (message.empty() ? "" : "; ") + std::string("ending leaked sessions failed: ") + outcome.error().message();
@@ -174,6 +182,7 @@ void Checker::terminateLeaked(const policy::Policy& policy, const std::vector<Go
                std::to_string(pids.size()) + (pids.size() == 1 ? " session" : " sessions") + what + " (pid " + list() +
                ")";
   }
+  if (outcome->failed) message += (message.empty() ? "" : "; ") + *outcome->failed;
   if (outcome->refused) {
     message += (message.empty() ? "" : "; ") +
                std::string("poolguard may not end sessions: its monitoring role (the user of Secret ") +

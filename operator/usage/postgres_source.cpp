@@ -465,7 +465,8 @@ PostgresReader::~PostgresReader() = default;
 
 template <typename T>
 Result<T> PostgresReader::withConnection(const policy::PostgresSource& source, const PostgresCredentials& credentials,
-                                         const std::function<Result<T>(PGconn*, const std::string& where)>& use) {
+                                         const std::function<Result<T>(PGconn*, const std::string& where)>& use,
+                                         bool retry) {
   const std::string endpoint = source.host + ":" + std::to_string(source.port);
   const std::string key = connectionKey(source, credentials.username);
   // Settings that change what a new connection would be: when they differ, the open one is stale.
@@ -486,7 +487,7 @@ Result<T> PostgresReader::withConnection(const policy::PostgresSource& source, c
     // A connection the server or the network dropped shows only when used: reopen once.
     if (PQstatus(entry->conn) != CONNECTION_OK) {
       entry->close();
-      if (attempt == 0) continue;
+      if (attempt == 0 && retry) continue;
     }
     return result.error();
   }
@@ -524,7 +525,7 @@ constexpr const char* kIdleSessionsSql =
     "FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid "
     "WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid() "
     "AND a.state IN ('idle in transaction', 'idle in transaction (aborted)') "
-    "AND a.application_name = ANY($1::text[]) AND a.application_name <> 'poolguard' AND NOT r.rolsuper "
+    "AND a.application_name = ANY($1::text[]) AND NOT r.rolsuper "
     "AND a.state_change IS NOT NULL AND clock_timestamp() - a.state_change > make_interval(secs => $2::float8) "
     "ORDER BY a.state_change LIMIT $3::int";
 
@@ -541,7 +542,8 @@ Result<TerminateOutcome> PostgresReader::terminateIdleInTransaction(const policy
                                                                     std::chrono::milliseconds olderThan, int32_t limit,
                                                                     bool dryRun) {
   return withConnection<TerminateOutcome>(
-      source, credentials, [&](PGconn* conn, const std::string& where) -> Result<TerminateOutcome> {
+      source, credentials,
+      [&](PGconn* conn, const std::string& where) -> Result<TerminateOutcome> {
         auto failure = [&] {
           return conciseLibpqMessage(hideCredentials(PQerrorMessage(conn), credentials, source.database));
         };
@@ -571,8 +573,9 @@ Result<TerminateOutcome> PostgresReader::terminateIdleInTransaction(const policy
             } else {
               const char* state = PQresultErrorField(ended.r, PG_DIAG_SQLSTATE);
               if (state == nullptr || std::string(state) != "42501") {
-                return pgError(ErrorCode::kUnavailable, postgres_reasons::kQueryFailed,
-                               where + ": ending session " + pid + " failed: " + failure());
+                // What was ended stays reported; the rest waits for the next check (never a second pass now).
+                out.failed = where + ": ending session " + pid + " failed: " + failure();
+                break;
               }
               out.refused = true;
             }
@@ -580,7 +583,8 @@ Result<TerminateOutcome> PostgresReader::terminateIdleInTransaction(const policy
           out.sessions.push_back(std::move(session));
         }
         return out;
-      });
+      },
+      /*retry=*/false);
 }
 
 std::string PostgresReader::connectionKey(const policy::PostgresSource& source, const std::string& username) {

@@ -80,6 +80,9 @@ struct TerminateOutcome {
   // The server refused to end a session: the monitoring role lacks pg_signal_backend. The sessions after it were
   // not tried.
   bool refused = false;
+  // Ending a session failed otherwise (the connection dropped, say): why. The sessions listed before were ended and
+  // are reported; the others are left to the next check.
+  std::optional<std::string> failed;
 };
 
 struct PostgresReaderOptions {
@@ -105,7 +108,8 @@ class PostgresReader {
   // Ends (pg_terminate_backend) the client sessions idle in transaction longer than `olderThan` whose
   // application_name is one of `applicationNames`, oldest first, at most `limit`; with `dryRun`, only lists them.
   // Never poolguard's own session or application_name, never a superuser's session. A session that moved on since
-  // it was listed (its state changed) is left alone. Uses the connection read() uses.
+  // it was listed (its state changed) is left alone. Uses the connection read() uses, and never runs twice in one
+  // call (a dropped connection does not make it list and end again).
   Result<TerminateOutcome> terminateIdleInTransaction(const policy::PostgresSource& source,
                                                       const PostgresCredentials& credentials,
                                                       const std::vector<std::string>& applicationNames,
@@ -124,10 +128,11 @@ class PostgresReader {
   size_t connectsMade() const;
 
  private:
-  // Runs `use` on the connection of (source, user), opened or reopened as needed, once more after a dropped one.
+  // Runs `use` on the connection of (source, user), opened or reopened as needed, and (with `retry`) once more
+  // after a dropped one.
   template <typename T>
   Result<T> withConnection(const policy::PostgresSource& source, const PostgresCredentials& credentials,
-                           const std::function<Result<T>(pg_conn*, const std::string& where)>& use);
+                           const std::function<Result<T>(pg_conn*, const std::string& where)>& use, bool retry = true);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -317,6 +317,8 @@ TEST_F(UsagePostgres, TerminateLeakedEndsOnlyTheLeakedSessionsOfGovernedWorkload
   }
   EXPECT_THAT(first.result.condition.message,
               HasSubstr("poolguard ended 5 sessions idle in transaction longer than 1s"));
+  // The ended backends exit within moments (a check interval is 5 s at least).
+  ASSERT_TRUE(eventually([] { return countSessions("ns1/leaky") == 6; }, 5s)) << countSessions("ns1/leaky");
   auto second = check(p, governed, monitorCredentials());
   EXPECT_EQ(second.result.leakedSessions.size(), 5u) << second.result.condition.message;
   EXPECT_EQ(second.result.sessionsEnded, 10);

@@ -89,8 +89,29 @@ TEST(Overlay, OnlyTheDatabasesTheFilesConcernAreReportedAndDecideTheExitCode) {
   Loaded all;
   all.documents = live;
   std::ostringstream out3, err3;
-  runPlanLive(all, kLiveSource, "text", out3, err3);
+  EXPECT_EQ(runPlanLive(all, kLiveSource, "text", out3, err3), kExitFailed) << "database full is over";
   EXPECT_NE(out3.str().find("Database full"), std::string::npos) << out3.str();
+}
+
+TEST(Overlay, FilesWithoutANamespaceLandInTheContextsAndAnotherTeamsInvalidPolicyOnlyWarns) {
+  std::vector<policy::Document> files{
+      doc("change.yaml", deployment("", "web", 5, "web")),
+      doc("change.yaml", json{{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "shop"}}}})};
+  placeInNamespace(files, "shop");
+  EXPECT_EQ(files[0].object["metadata"]["namespace"], "shop");
+  EXPECT_FALSE(files[1].object["metadata"].contains("namespace")) << "a Namespace is cluster scoped";
+  auto merged = overlay({doc(kLiveSource, deployment("shop", "web", 2, "web"))}, files);
+  ASSERT_EQ(merged.size(), 2u) << "the file's web replaced the live one in the context's namespace";
+
+  // A live policy the API server would refuse today (written before a stricter version) is a warning, not exit 1.
+  json invalid = policyOf("b", "old", "ledger", 5, "shared");
+  invalid["spec"]["pool"]["maxSize"] = 0;
+  Loaded loaded;
+  loaded.documents = overlay({doc(kLiveSource, invalid), doc(kLiveSource, deployment("c", "checkout", 2, "checkout"))},
+                             {doc("change.yaml", policyOf("c", "r", "checkout", 10, "shared"))});
+  std::ostringstream out, err;
+  EXPECT_EQ(runPlanLive(loaded, kLiveSource, "text", out, err), kExitOk) << out.str() << err.str();
+  EXPECT_NE(err.str().find("warning: cluster: document"), std::string::npos) << err.str();
 }
 
 }  // namespace
