@@ -502,6 +502,11 @@ TEST_F(OperatorE2E, AdmissionRefusesWhatBreaksTheBudgetAlsoWhileTheOperatorIsDow
       << refused.err;
   auto within = hpa(api, api);
   ASSERT_EQ(within.exitCode, 0) << within.err;
+  // Raising the maximum of the HPA that now exists is refused the same way.
+  refused = cluster().kubectl({"-n", ns, "patch", "hpa/api", "--type=merge", "-p",
+                               R"({"spec":{"maxReplicas":)" + std::to_string(api + 20) + "}}"});
+  EXPECT_NE(refused.exitCode, 0);
+  EXPECT_NE(refused.err.find("asks for maxReplicas " + std::to_string(api + 20)), std::string::npos) << refused.err;
   EXPECT_TRUE(eventually([&] { return getJson(ns, "deployment/api")["spec"].value("replicas", 0) == api; }, 90s))
       << "the HPA controller scaled api within its range: " << getJson(ns, "hpa/api").dump(2);
 
