@@ -73,11 +73,10 @@ std::vector<Allotment> allotments(const DatabaseBudget& db) {
         Share{db.unallocated->label(), db.unallocated->maxConnections.value_or(0), db.unallocated->worstCase, 0, {}});
   }
   for (const auto& p : db.policies) {
-    size_t g = 0;
-    if (!db.allocations.empty())
-      g = p.allocation >= 0 && static_cast<size_t>(p.allocation) < db.allocations.size()
-              ? static_cast<size_t>(p.allocation)
-              : db.allocations.size();
+    // The share it counts against: its allocation, or (the last share) the namespaces in none.
+    const AllocationBudget* a = db.shareOf(p);
+    const size_t g =
+        a == nullptr || a == &*db.unallocated ? shares.size() - 1 : static_cast<size_t>(a - db.allocations.data());
     for (const auto& w : p.workloads) shares[g].members.push_back(&w);
   }
 
@@ -93,10 +92,10 @@ std::vector<Allotment> allotments(const DatabaseBudget& db) {
     for (auto& s : shares) s.room = total > 0 ? s.room * dbRoom / total : 0;
   }
 
-  for (const auto& s : shares) {
+  for (auto& s : shares) {
     if (s.members.empty()) continue;
     // Order: largest worst case first, then by name, so the split is the same on every reconcile.
-    std::vector<const WorkloadBudget*> members = s.members;
+    auto& members = s.members;
     std::stable_sort(members.begin(), members.end(), [](const WorkloadBudget* a, const WorkloadBudget* b) {
       if (a->worstCase != b->worstCase) return a->worstCase > b->worstCase;
       return std::tie(a->facts.namespace_, a->facts.name, a->facts.kind) <
@@ -272,7 +271,7 @@ json metadataFor(const std::string& name, const std::string& database, const std
 }  // namespace
 
 AdmissionObjects admissionObjects(const policy::ClusterBudget& budget, const std::string& uid,
-                                  const std::optional<DatabaseBudget>& db) {
+                                  const DatabaseBudget* db) {
   AdmissionObjects o;
   o.name = admissionObjectName(budget.database);
   const json meta = metadataFor(o.name, budget.database, uid);

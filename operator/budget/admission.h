@@ -58,8 +58,8 @@ std::string admissionObjectName(const std::string& database);
 std::string allotmentKey(policy::WorkloadKind kind, const std::string& ns, const std::string& name);
 
 // The objects for `budget` (mode Warn or Deny) with `uid` as their owner. `db` is the database's computed budget;
-// nullopt while it is unknown (then only the ceilings are enforced).
+// null while it is unknown (then only the ceilings are enforced).
 AdmissionObjects admissionObjects(const policy::ClusterBudget& budget, const std::string& uid,
-                                  const std::optional<DatabaseBudget>& db);
+                                  const DatabaseBudget* db);
 
 }  // namespace poolguard::budget

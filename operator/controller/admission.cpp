@@ -7,19 +7,6 @@
 
 namespace poolguard::controller {
 
-namespace resources {
-kube::Resource validatingAdmissionPolicies() {
-  return {"admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", "ValidatingAdmissionPolicy", false};
-}
-kube::Resource validatingAdmissionPolicyBindings() {
-  return {"admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings", "ValidatingAdmissionPolicyBinding",
-          false};
-}
-kube::Resource connectionAllotments() {
-  return {"poolguard.dev", "v1alpha1", "connectionallotments", "ConnectionAllotment", false};
-}
-}  // namespace resources
-
 Result<json> Reconciler::keepAdmission(const std::string& name, const model::BudgetObject* b,
                                        const budget::DatabaseBudget* db) {
   const bool wanted = b && b->parsed && b->parsed->admissionMode != policy::AdmissionMode::kNone;
@@ -35,13 +22,11 @@ Result<json> Reconciler::keepAdmission(const std::string& name, const model::Bud
     // Nothing of ours may exist: after a start (no memory), or once something was written.
     if (!record.removed || record.uid != uid) {
       // The binding first: the policy and its parameters are inert without it.
-      const std::pair<kube::Resource, std::string> order[] = {
-          {resources::validatingAdmissionPolicyBindings(), ""},
-          {resources::validatingAdmissionPolicies(), ""},
-          {resources::connectionAllotments(), ""},
-      };
-      for (const auto& [resource, ns] : order) {
-        auto del = client_.remove(resource, ns, objectName);
+      const kube::Resource order[] = {kube::resources::validatingAdmissionPolicyBindings(),
+                                      kube::resources::validatingAdmissionPolicies(),
+                                      kube::resources::connectionAllotments()};
+      for (const auto& resource : order) {
+        auto del = client_.remove(resource, "", objectName);
         if (!del.ok() && del.error().code() != ErrorCode::kNotFound) {
           return Error(del.error().code(),
                        "admission.mode " +
@@ -58,9 +43,7 @@ Result<json> Reconciler::keepAdmission(const std::string& name, const model::Bud
     return json(nullptr);
   }
 
-  std::optional<budget::DatabaseBudget> figures;
-  if (db) figures = *db;
-  const auto objects = budget::admissionObjects(*b->parsed, uid, figures);
+  const auto objects = budget::admissionObjects(*b->parsed, uid, db);
   json status = {{"mode", policy::toString(b->parsed->admissionMode)},
                  {"validatingAdmissionPolicy", objects.name},
                  {"parameters", objects.name},
@@ -72,11 +55,9 @@ Result<json> Reconciler::keepAdmission(const std::string& name, const model::Bud
   // The parameters first, so that a binding never points at parameters older than its policy's expressions.
   const std::string dumps[] = {objects.params.dump(), objects.policy.dump(), objects.binding.dump()};
   std::string* written[] = {&record.params, &record.policy, &record.binding};
-  const std::pair<kube::Resource, std::string> targets[] = {
-      {resources::connectionAllotments(), ""},
-      {resources::validatingAdmissionPolicies(), ""},
-      {resources::validatingAdmissionPolicyBindings(), ""},
-  };
+  const kube::Resource targets[] = {kube::resources::connectionAllotments(),
+                                    kube::resources::validatingAdmissionPolicies(),
+                                    kube::resources::validatingAdmissionPolicyBindings()};
   const json* bodies[] = {&objects.params, &objects.policy, &objects.binding};
   if (record.uid != uid || record.removed) record = AdmissionRecord{uid, "", "", "", false};
   // The objects' own changes are not watched: what this process wrote last is what it compares with (a binding
@@ -84,19 +65,19 @@ Result<json> Reconciler::keepAdmission(const std::string& name, const model::Bud
   for (size_t i = 0; i < 3; ++i) {
     if (*written[i] == dumps[i]) continue;
     kube::WriteOptions opts{kFieldManager, true, false, "", true};
-    auto r = client_.apply(targets[i].first, targets[i].second, objects.name, *bodies[i], opts);
+    auto r = client_.apply(targets[i], "", objects.name, *bodies[i], opts);
     if (!r.ok()) {
       // What went through is remembered, so the retry writes only the rest.
       std::lock_guard l(mu_);
       admissionWritten_[name] = record;
       return Error(r.error().code(), "admission.mode " + std::string(policy::toString(b->parsed->admissionMode)) +
-                                         ": could not write " + targets[i].first.kind + " " + objects.name + ": " +
+                                         ": could not write " + targets[i].kind + " " + objects.name + ": " +
                                          r.error().message());
     }
     *written[i] = dumps[i];
     spdlog::log(i == 0 ? spdlog::level::debug : spdlog::level::info,
-                "ClusterConnectionBudget {}: {} {} written ({} allotments, admission.mode {})", name,
-                targets[i].first.kind, objects.name, objects.allotted, policy::toString(b->parsed->admissionMode));
+                "ClusterConnectionBudget {}: {} {} written ({} allotments, admission.mode {})", name, targets[i].kind,
+                objects.name, objects.allotted, policy::toString(b->parsed->admissionMode));
   }
   std::lock_guard l(mu_);
   admissionWritten_[name] = record;

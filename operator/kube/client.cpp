@@ -24,6 +24,16 @@ Resource clusterConnectionBudgets() {
 Resource clusterConnectionPoolPolicies() {
   return {"poolguard.dev", "v1alpha1", "clusterconnectionpoolpolicies", "ClusterConnectionPoolPolicy", false};
 }
+Resource connectionAllotments() {
+  return {"poolguard.dev", "v1alpha1", "connectionallotments", "ConnectionAllotment", false};
+}
+Resource validatingAdmissionPolicies() {
+  return {"admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", "ValidatingAdmissionPolicy", false};
+}
+Resource validatingAdmissionPolicyBindings() {
+  return {"admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings", "ValidatingAdmissionPolicyBinding",
+          false};
+}
 }  // namespace resources
 
 Result<ListAllResult> listAll(Client& client, const Resource& r, const std::string& ns, ListOptions opts) {

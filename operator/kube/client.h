@@ -42,6 +42,9 @@ Resource namespaces();
 Resource connectionPoolPolicies();
 Resource clusterConnectionBudgets();       // cluster scoped
 Resource clusterConnectionPoolPolicies();  // cluster scoped
+Resource connectionAllotments();           // cluster scoped: a budget's admission parameters
+Resource validatingAdmissionPolicies();    // admissionregistration.k8s.io/v1, cluster scoped
+Resource validatingAdmissionPolicyBindings();
 }  // namespace resources
 
 struct ListOptions {

@@ -1,5 +1,6 @@
 #include "offline/live.h"
 
+#include <algorithm>
 #include <map>
 #include <tuple>
 
@@ -59,8 +60,11 @@ Result<LiveCluster> readLive(const std::string& kubeconfig, const std::string& c
 
 namespace {
 
+// The cluster-scoped kinds among those plan reads, as their resources say.
 bool clusterScoped(const std::string& kind) {
-  return kind == "Namespace" || kind == "ClusterConnectionBudget" || kind == "ClusterConnectionPoolPolicy";
+  static const std::vector<kube::Resource> resources = liveResources();
+  return std::any_of(resources.begin(), resources.end(),
+                     [&](const kube::Resource& r) { return r.kind == kind && !r.namespaced; });
 }
 
 }  // namespace
@@ -85,7 +89,9 @@ std::tuple<std::string, std::string, std::string> identity(const json& object, b
   };
   std::string apiVersion = text(object, "apiVersion");
   std::string group = apiVersion.substr(0, apiVersion.find('/') == std::string::npos ? 0 : apiVersion.find('/'));
-  const json meta = object.contains("metadata") && object["metadata"].is_object() ? object["metadata"] : json::object();
+  static const json none = json::object();
+  const auto m = object.find("metadata");
+  const json& meta = m != object.end() && m->is_object() ? *m : none;
   std::string kind = text(object, "kind");
   std::string ns = text(meta, "namespace");
   if (clusterScoped(kind))

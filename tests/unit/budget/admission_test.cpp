@@ -135,7 +135,7 @@ TEST(AdmissionObjects, NamesKeysAndTheModeOfTheBinding) {
   auto db = computeDatabase(
       "orders", 103, 3,
       {policyOf("shop", "p", 10, {facts("shop", "api", 2, std::nullopt, WorkloadKind::kDeployment, none)})});
-  auto o = admissionObjects(b, "uid-1", db);
+  auto o = admissionObjects(b, "uid-1", &db);
   EXPECT_EQ(o.name, "poolguard-budget-orders");
   EXPECT_EQ(o.allotted, 1u);
   EXPECT_EQ(o.params["kind"], "ConnectionAllotment");
@@ -158,7 +158,7 @@ TEST(AdmissionObjects, NamesKeysAndTheModeOfTheBinding) {
 
   b.admissionMode = policy::AdmissionMode::kDeny;
   b.ceilings = {};
-  auto unknown = admissionObjects(b, "uid-1", std::nullopt);
+  auto unknown = admissionObjects(b, "uid-1", nullptr);
   EXPECT_EQ(unknown.binding["spec"]["validationActions"], json::array({"Deny"}));
   EXPECT_EQ(unknown.params["spec"], json({{"database", "orders"}, {"allotments", json::object()}}))
       << "no ceiling, no allotments while unknown";
