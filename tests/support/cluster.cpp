@@ -15,6 +15,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 extern char** environ;
 
@@ -198,7 +199,11 @@ std::string createNamespace(const std::string& prefix) {
 bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
-    if (cond()) return true;
+    try {
+      if (cond()) return true;
+    } catch (const nlohmann::json::exception&) {
+      // The object read is not in the shape the condition expects yet (absent, or a field still null): not yet.
+    }
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }

@@ -56,7 +56,8 @@ std::string poolguardBinary();
 // A fresh namespace name unique within this process ("t-<prefix>-<n>"), created in the cluster.
 std::string createNamespace(const std::string& prefix);
 
-// Polls cond every 100 ms until it returns true or the timeout elapses; returns the last result.
+// Polls cond every 100 ms until it returns true or the timeout elapses; returns the last result. A JSON type
+// error inside cond (an object not there yet, or a field still null) counts as false.
 bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout);
 
 }  // namespace poolguard::testing

@@ -57,6 +57,12 @@ std::string envValue(const json& workload, const std::string& container, const s
   return "";
 }
 
+std::string configMapValue(const std::string& ns, const std::string& name, const std::string& key) {
+  const json cm = getJson(ns, "configmap/" + name);
+  if (!cm.is_object() || !cm.contains("data") || !cm["data"].is_object()) return "";
+  return cm["data"].value(key, "");
+}
+
 std::string hpaYaml(const std::string& target, int maxReplicas) {
   return "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: " + target +
          "}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: " + target +

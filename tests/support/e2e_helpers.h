@@ -25,6 +25,8 @@ bool conditionIs(const std::string& ns, const std::string& policy, const std::st
 
 // Env value of `var` in container `container` of a Deployment/StatefulSet JSON; "" when absent.
 std::string envValue(const nlohmann::json& workload, const std::string& container, const std::string& var);
+// Value of `key` in ConfigMap `name`'s data; "" while the ConfigMap or the key does not exist.
+std::string configMapValue(const std::string& ns, const std::string& name, const std::string& key);
 
 // An HPA named after its target Deployment, scaling on CPU between 1 and maxReplicas.
 std::string hpaYaml(const std::string& target, int maxReplicas);

@@ -646,8 +646,8 @@ TEST_F(OperatorE2E, DeletingAPolicyHandsOneWorkloadOverAndStillRemovesTheOthersC
   auto configMapData = [&](const std::string& name) { return getJson(ns, "configmap/" + name); };
   ASSERT_TRUE(eventually(
       [&] {
-        return configMapData("web-deploy-poolguard")["data"].value("POOL_MAX_SIZE", "") == "11" &&
-               configMapData("api-deploy-poolguard")["data"].value("POOL_MAX_SIZE", "") == "11";
+        return configMapValue(ns, "web-deploy-poolguard", "POOL_MAX_SIZE") == "11" &&
+               configMapValue(ns, "api-deploy-poolguard", "POOL_MAX_SIZE") == "11";
       },
       60s))
       << getJson(ns, "configmaps").dump(2);
@@ -661,8 +661,7 @@ TEST_F(OperatorE2E, DeletingAPolicyHandsOneWorkloadOverAndStillRemovesTheOthersC
   EXPECT_TRUE(configMapData("gone-deploy-poolguard").is_null())
       << "a ConfigMap of the deleted policy stayed because another workload was handed over";
   // web goes to narrow, which rewrites its ConfigMap; api has no policy left: its ConfigMap goes.
-  EXPECT_TRUE(
-      eventually([&] { return configMapData("web-deploy-poolguard")["data"].value("POOL_MAX_SIZE", "") == "7"; }, 60s))
+  EXPECT_TRUE(eventually([&] { return configMapValue(ns, "web-deploy-poolguard", "POOL_MAX_SIZE") == "7"; }, 60s))
       << configMapData("web-deploy-poolguard").dump(2);
   EXPECT_TRUE(eventually([&] { return configMapData("api-deploy-poolguard").is_null(); }, 30s))
       << "api's ConfigMap outlived the policy that wrote it: " << configMapData("api-deploy-poolguard").dump(2);

@@ -259,7 +259,7 @@ TEST_F(RbacE2E, TheShippedRolesAreExactlyWhatTheOperatorUses) {
     ASSERT_TRUE(eventually([&] { return conditionIs(ns, "cache", "Applied", "True", "AllApplied"); }, 60s))
         << dump("cache");
     EXPECT_TRUE(hasConfigMapRef(getJson(ns, "statefulset/cache"), "app", "cache-sts-poolguard"));
-    EXPECT_EQ(getJson(ns, "configmap/cache-sts-poolguard")["data"].value("POOL_MAX_SIZE", ""), "4");
+    EXPECT_EQ(configMapValue(ns, "cache-sts-poolguard", "POOL_MAX_SIZE"), "4");
   }
   {
     SCOPED_TRACE("Audit reports drift and writes nothing");
@@ -306,8 +306,7 @@ TEST_F(RbacE2E, TheShippedRolesAreExactlyWhatTheOperatorUses) {
                                    "}\nspec:\n  maxConnections: 50\n  ceilings: {maxSize: 3}\n"
                                    "  admission: {mode: Deny}\n");
     ASSERT_EQ(r.exitCode, 0) << r.err;
-    EXPECT_TRUE(eventually(
-        [&] { return getJson(ns, "configmap/cache-sts-poolguard")["data"].value("POOL_MAX_SIZE", "") == "3"; }, 60s))
+    EXPECT_TRUE(eventually([&] { return configMapValue(ns, "cache-sts-poolguard", "POOL_MAX_SIZE") == "3"; }, 60s))
         << dump("cache");
     EXPECT_TRUE(eventually(
         [&] {
