@@ -9,8 +9,9 @@ namespace {
 
 constexpr size_t kMaxNameLength = 253;
 
-// Connections a workload holds at worst with `pods` pods at most (a rollout's surge on top).
-int64_t worstAt(const WorkloadBudget& w, int32_t pods) { return (int64_t{pods} + w.facts.surgeAt(pods)) * w.perPod; }
+// Connections a workload holds at worst with `pods` pods at most (a rollout's surge, and the old pods still
+// terminating when its policy counts them, on top).
+int64_t worstAt(const WorkloadBudget& w, int32_t pods) { return w.facts.peakAt(pods) * w.perPod; }
 
 // The most pods the workload may reach when `room` connections more than today's worst case are its own.
 int32_t podsWithin(const WorkloadBudget& w, int64_t room) {

@@ -24,9 +24,20 @@ WorkloadFacts factsFor(const WorkloadShape& shape) {
 }
 
 int32_t WorkloadFacts::surgeAt(int32_t pods) const {
-  if (!surges) return 0;
-  if (maxSurge.percent) return static_cast<int32_t>(ceilDiv(int64_t{pods} * maxSurge.value, 100));
-  return maxSurge.value;
+  if (!surges || pods <= 0) return 0;
+  const int64_t extra = maxSurge.percent ? ceilDiv(int64_t{pods} * maxSurge.value, 100) : int64_t{maxSurge.value};
+  return static_cast<int32_t>(std::clamp<int64_t>(extra, 0, pods));
+}
+
+int32_t WorkloadFacts::terminatingAt(int32_t pods) const {
+  if (!countsTerminating || !surges || pods <= 0) return 0;
+  return pods - surgeAt(pods);
+}
+
+WorkloadFacts underPolicy(WorkloadFacts facts, bool countTerminating) {
+  facts.countsTerminating = countTerminating;
+  facts.terminating = countTerminating && facts.surges ? std::max(0, facts.podsMax - facts.surge) : 0;
+  return facts;
 }
 
 WorkloadShape shapeOf(const model::Workload& workload, const model::Hpa* hpa) {
@@ -63,6 +74,7 @@ PolicyInput policyInput(const policy::Policy& p) {
   in.maxSize = std::max(1, p.spec.pool.maxSize);
   in.processesPerPod = std::max(1, p.spec.pool.processesPerPod);
   in.overheadPerPod = std::max(0, p.spec.pool.overheadPerPod);
+  in.countTerminating = p.spec.budget.terminatingPods == policy::TerminatingPods::kCount;
   return in;
 }
 
@@ -143,18 +155,22 @@ DatabaseBudget computeDatabase(const std::string& database, std::optional<int32_
   db.reservedConnections = reservedConnections;
   if (maxConnections) db.available = int64_t{*maxConnections} - reservedConnections;
 
-  // Connections one unit of maxSize costs per policy, at pods max (+ surge) and at pods now.
+  // Connections one unit of maxSize costs per policy, at a rollout's peak at pods max and at pods now.
   std::vector<int64_t> worstFactor(policies.size(), 0);
   std::vector<int64_t> steadyFactor(policies.size(), 0);
-  // Connections outside the pools, at pods max (+ surge) and at pods now: not scaled by maxSize.
+  // Connections outside the pools, at the peak and at pods now: not scaled by maxSize.
   std::vector<int64_t> worstOverhead(policies.size(), 0);
   std::vector<int64_t> steadyOverhead(policies.size(), 0);
+  // Of the peak's pods, those still terminating, per policy.
+  std::vector<int64_t> terminatingPods(policies.size(), 0);
   for (size_t i = 0; i < policies.size(); ++i) {
-    for (const auto& w : policies[i].workloads) {
-      worstFactor[i] += (int64_t{w.podsMax} + w.surge) * policies[i].processesPerPod;
+    for (const auto& facts : policies[i].workloads) {
+      const WorkloadFacts w = underPolicy(facts, policies[i].countTerminating);
+      worstFactor[i] += w.peakPods() * policies[i].processesPerPod;
       steadyFactor[i] += int64_t{w.podsNow} * policies[i].processesPerPod;
-      worstOverhead[i] += (int64_t{w.podsMax} + w.surge) * policies[i].overheadPerPod;
+      worstOverhead[i] += w.peakPods() * policies[i].overheadPerPod;
       steadyOverhead[i] += int64_t{w.podsNow} * policies[i].overheadPerPod;
+      terminatingPods[i] += w.terminating;
     }
     db.unclampedWorstCase += worstFactor[i] * policies[i].maxSize + worstOverhead[i];
   }
@@ -213,18 +229,21 @@ DatabaseBudget computeDatabase(const std::string& database, std::optional<int32_
     pb.effectiveMaxSize = effective[i];
     pb.processesPerPod = in.processesPerPod;
     pb.overheadPerPod = in.overheadPerPod;
+    pb.countTerminating = in.countTerminating;
     pb.clamped = effective[i] < in.maxSize;
     pb.cluster = in.cluster;
     pb.allocation = allocations.empty() || groupOf(i) == allocations.size() ? -1 : static_cast<int>(groupOf(i));
     pb.unclampedWorstCase = worstFactor[i] * in.maxSize + worstOverhead[i];
     pb.overheadWorstCase = worstOverhead[i];
+    const int64_t perPod = int64_t{effective[i]} * in.processesPerPod + in.overheadPerPod;
+    pb.terminatingWorstCase = terminatingPods[i] * perPod;
     for (const auto& w : in.workloads) {
       WorkloadBudget wb;
-      wb.facts = w;
-      wb.perPod = int64_t{effective[i]} * in.processesPerPod + in.overheadPerPod;
+      wb.facts = underPolicy(w, in.countTerminating);
+      wb.perPod = perPod;
       wb.steadyState = int64_t{w.podsNow} * wb.perPod;
-      wb.worstCase = (int64_t{w.podsMax} + w.surge) * wb.perPod;
-      pb.workloads.push_back(wb);
+      wb.worstCase = wb.facts.peakPods() * wb.perPod;
+      pb.workloads.push_back(std::move(wb));
     }
     pb.steadyState = steadyFactor[i] * effective[i] + steadyOverhead[i];
     pb.worstCase = worstFactor[i] * effective[i] + worstOverhead[i];

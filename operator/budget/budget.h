@@ -40,12 +40,25 @@ struct WorkloadFacts {
   int32_t podsNow = 1;
   int32_t podsMax = 1;  // HPA maxReplicas, never below podsNow (a workload above its HPA's max has those pods now)
   int32_t surge = 0;    // extra pods a rollout adds at pods max; 0 for Recreate and StatefulSets
+  // Pods of the old revision still terminating (and holding their connections) at a rollout's peak, when the
+  // policy counts them (budget.terminatingPods: Count): computeDatabase sets it, to terminatingAt(podsMax).
+  int32_t terminating = 0;
+  bool countsTerminating = false;
   bool autoscaled = false;
   // The rule surge follows: none for Recreate and StatefulSets, else the RollingUpdate maxSurge.
   bool surges = true;
   Surge maxSurge = kDefaultMaxSurge;
-  // Extra pods a rollout adds at `pods` pods.
+  // Extra pods a rollout adds at `pods` pods: maxSurge (an integer, or a percentage rounded up), never more than
+  // `pods` (the Deployment controller never scales the new ReplicaSet past the replicas).
   int32_t surgeAt(int32_t pods) const;
+  // Old pods still terminating at a rollout's peak at `pods` pods: a RollingUpdate may have replaced them all
+  // before the first is gone, so the peak is twice `pods` (docs/budget.md); 0 for Recreate, StatefulSets and
+  // when not counted.
+  int32_t terminatingAt(int32_t pods) const;
+  // Pods at a rollout's peak at `pods` pods: pods + surge + terminating.
+  int64_t peakAt(int32_t pods) const { return int64_t{pods} + surgeAt(pods) + terminatingAt(pods); }
+  // The worst case's pods: pods max + surge + terminating.
+  int64_t peakPods() const { return int64_t{podsMax} + surge + terminating; }
 };
 
 WorkloadFacts factsFor(const WorkloadShape& shape);
@@ -82,6 +95,7 @@ struct PolicyInput {
   int32_t maxSize = 1;
   int32_t processesPerPod = 1;
   int32_t overheadPerPod = 0;            // connections each pod opens outside its pools (Clamp cannot shrink them)
+  bool countTerminating = false;         // budget.terminatingPods: Count
   std::vector<WorkloadFacts> workloads;  // the workloads this policy governs
 };
 
@@ -94,22 +108,28 @@ struct WorkloadBudget {
   int64_t worstCase = 0;
 };
 
+// The workload's facts under a policy that counts terminating pods or not (sets terminating and
+// countsTerminating).
+WorkloadFacts underPolicy(WorkloadFacts facts, bool countTerminating);
+
 struct PolicyBudget {
   std::string namespace_;
   std::string name;
   policy::OnExceeded onExceeded = policy::OnExceeded::kWarn;
   int32_t weight = 1;
-  int32_t maxSize = 0;           // as the policy asks
-  int32_t effectiveMaxSize = 0;  // after Clamp; == maxSize unless clamped
-  int32_t processesPerPod = 1;   // as in PolicyInput
-  int32_t overheadPerPod = 0;    // as in PolicyInput
+  int32_t maxSize = 0;            // as the policy asks
+  int32_t effectiveMaxSize = 0;   // after Clamp; == maxSize unless clamped
+  int32_t processesPerPod = 1;    // as in PolicyInput
+  int32_t overheadPerPod = 0;     // as in PolicyInput
+  bool countTerminating = false;  // as in PolicyInput
   bool clamped = false;
   int64_t steadyState = 0;  // at effectiveMaxSize
   int64_t worstCase = 0;    // at effectiveMaxSize
   int64_t unclampedWorstCase = 0;
-  int64_t overheadWorstCase = 0;  // of worstCase, the connections outside the pools (overheadPerPod)
-  int allocation = -1;            // as in PolicyInput
-  bool cluster = false;           // as in PolicyInput
+  int64_t overheadWorstCase = 0;     // of worstCase, the connections outside the pools (overheadPerPod)
+  int64_t terminatingWorstCase = 0;  // of worstCase, the connections of old pods still terminating
+  int allocation = -1;               // as in PolicyInput
+  bool cluster = false;              // as in PolicyInput
   std::vector<WorkloadBudget> workloads;
 };
 

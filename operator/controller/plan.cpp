@@ -199,6 +199,7 @@ Plan plan(const Snapshot& s) {
     in.budget.policyWorstCase += pb->worstCase;
     in.budget.policyUnclampedWorstCase += pb->unclampedWorstCase;
     in.budget.policyOverheadWorstCase += pb->overheadWorstCase;
+    in.budget.policyTerminatingWorstCase += pb->terminatingWorstCase;
     in.budget.clamped = in.budget.clamped || pb->clamped;
   }
   // A namespaced policy counts against one share (a cluster policy's namespaces may be in several).

@@ -221,6 +221,7 @@ json buildStatus(const StatusInput& in, const std::vector<Condition>& previous, 
   if (b.maxConnections) budget["maxConnections"] = *b.maxConnections;
   if (b.available) budget["available"] = *b.available;
   if (b.policyOverheadWorstCase > 0) budget["overheadWorstCase"] = b.policyOverheadWorstCase;
+  if (b.policyTerminatingWorstCase > 0) budget["terminatingWorstCase"] = b.policyTerminatingWorstCase;
   budget["summary"] = std::to_string(b.worstCase) + "/" + (b.available ? std::to_string(*b.available) : "?");
   if (const auto& a = b.allocation) {
     json share{{"worstCase", a->worstCase}};

@@ -44,9 +44,10 @@ struct BudgetFigures {
   int64_t worstCase = 0;             // whole database, with the clamp applied
   int64_t unclampedWorstCase = 0;    // whole database, as the policies ask
   int64_t policySteadyState = 0;
-  int64_t policyWorstCase = 0;           // with the clamp applied
-  int64_t policyUnclampedWorstCase = 0;  // as the policy asks
-  int64_t policyOverheadWorstCase = 0;   // of policyWorstCase, the connections outside the pools (overheadPerPod)
+  int64_t policyWorstCase = 0;             // with the clamp applied
+  int64_t policyUnclampedWorstCase = 0;    // as the policy asks
+  int64_t policyOverheadWorstCase = 0;     // of policyWorstCase, the connections outside the pools (overheadPerPod)
+  int64_t policyTerminatingWorstCase = 0;  // of policyWorstCase, the connections of old pods still terminating
   int32_t effectiveMaxSize = 0;
   bool clamped = false;  // this policy's maxSize was reduced to fit
   // The ClusterConnectionBudget's ceiling lowered this policy's maxSize (to effectiveMaxSize, unless clamped lower).

@@ -392,6 +392,7 @@ int planOf(const Loaded& loaded, const std::string& output, std::ostream& out, s
               {"effectiveMaxSize", pb.effectiveMaxSize},
               {"processesPerPod", pb.processesPerPod},
               {"overheadPerPod", pb.overheadPerPod},
+              {"terminatingPods", pb.countTerminating ? "Count" : "Ignore"},
               {"clamped", pb.clamped},
               {"steadyState", pb.steadyState},
               {"allocation",
@@ -405,6 +406,7 @@ int planOf(const Loaded& loaded, const std::string& output, std::ostream& out, s
                                    {"podsNow", wb.facts.podsNow},
                                    {"podsMax", wb.facts.podsMax},
                                    {"surge", wb.facts.surge},
+                                   {"terminating", wb.facts.terminating},
                                    {"perPod", wb.perPod},
                                    {"steadyState", wb.steadyState},
                                    {"worstCase", wb.worstCase}});
@@ -473,7 +475,10 @@ int planOf(const Loaded& loaded, const std::string& output, std::ostream& out, s
           rows.push_back(
               {policyColumn, std::string(policy::toString(wb.facts.kind)) + "/" + workloadPrefix + wb.facts.name,
                std::to_string(wb.facts.podsNow),
-               std::to_string(wb.facts.podsMax) + (wb.facts.autoscaled ? " (HPA)" : ""), std::to_string(wb.facts.surge),
+               std::to_string(wb.facts.podsMax) + (wb.facts.autoscaled ? " (HPA)" : ""),
+               // With the old pods still terminating counted: "3 (+9 terminating)".
+               std::to_string(wb.facts.surge) +
+                   (wb.facts.terminating > 0 ? " (+" + std::to_string(wb.facts.terminating) + " terminating)" : ""),
                // With connections outside the pool: "22 (2 outside the pool)".
                std::to_string(wb.perPod) +
                    (pb.overheadPerPod > 0 ? " (" + std::to_string(pb.overheadPerPod) + " outside the pool)" : ""),

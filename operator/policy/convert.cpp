@@ -29,6 +29,8 @@ constexpr std::pair<const char*, AdmissionMode> kAdmissionModes[] = {
     {"None", AdmissionMode::kNone}, {"Warn", AdmissionMode::kWarn}, {"Deny", AdmissionMode::kDeny}};
 constexpr std::pair<const char*, OnExceeded> kOnExceeded[] = {{"Warn", OnExceeded::kWarn},
                                                               {"Clamp", OnExceeded::kClamp}};
+constexpr std::pair<const char*, TerminatingPods> kTerminatingPods[] = {{"Ignore", TerminatingPods::kIgnore},
+                                                                        {"Count", TerminatingPods::kCount}};
 constexpr std::pair<const char*, SslMode> kSslModes[] = {{"verify-full", SslMode::kVerifyFull},
                                                          {"disable", SslMode::kDisable},
                                                          {"require", SslMode::kRequire},
@@ -123,6 +125,7 @@ Spec specFrom(const json& s) {
   const json& budget = s.at("budget");
   spec.budget.onExceeded = enumFrom(budget.at("onExceeded").get<std::string>(), kOnExceeded);
   spec.budget.weight = budget.at("weight").get<int32_t>();
+  spec.budget.terminatingPods = enumFrom(budget.at("terminatingPods").get<std::string>(), kTerminatingPods);
 
   spec.usage = usageFrom(s.at("usage"));
   return spec;
@@ -287,7 +290,9 @@ json toJson(const Policy& p) {
   json db = {{"name", s.database.name}, {"reservedConnections", s.database.reservedConnections}};
   if (s.database.maxConnections) db["maxConnections"] = *s.database.maxConnections;
   spec["database"] = db;
-  spec["budget"] = {{"onExceeded", toString(s.budget.onExceeded)}, {"weight", s.budget.weight}};
+  spec["budget"] = {{"onExceeded", toString(s.budget.onExceeded)},
+                    {"weight", s.budget.weight},
+                    {"terminatingPods", toString(s.budget.terminatingPods)}};
   json usage = {{"interval", formatDuration(s.usage.interval)},
                 {"thresholds",
                  {{"saturationPercent", s.usage.thresholds.saturationPercent},

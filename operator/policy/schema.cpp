@@ -485,6 +485,7 @@ Node buildSpec() {
           {"budget", withDefault(object({
                                      {"onExceeded", withDefault(enumeration({"Warn", "Clamp"}), "Warn")},
                                      {"weight", withDefault(integer(1, kInt32Max, "use a weight of 1 or more"), 1)},
+                                     {"terminatingPods", withDefault(enumeration({"Ignore", "Count"}), "Ignore")},
                                  }),
                                  json::object())},
           {"usage", buildUsage()},

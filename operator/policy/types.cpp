@@ -52,6 +52,8 @@ const char* toString(DeliveryMethod d) {
   return "Unknown";
 }
 
+const char* toString(TerminatingPods t) { return t == TerminatingPods::kCount ? "Count" : "Ignore"; }
+
 const char* toString(OnExceeded o) {
   switch (o) {
     case OnExceeded::kWarn:

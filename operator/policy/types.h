@@ -55,9 +55,13 @@ struct Database {
   int32_t reservedConnections = 3;
 };
 
+// Whether a rolling update's worst case counts the old revision's pods while they terminate (docs/budget.md).
+enum class TerminatingPods { kIgnore, kCount };
+
 struct Budget {
   OnExceeded onExceeded = OnExceeded::kWarn;
   int32_t weight = 1;
+  TerminatingPods terminatingPods = TerminatingPods::kIgnore;
 };
 
 struct SecretKeyRef {
@@ -194,6 +198,7 @@ std::string describe(const Policy& p);
 bool sameObject(const Policy& a, const Policy& b);
 
 const char* toString(WorkloadKind k);
+const char* toString(TerminatingPods t);
 const char* toString(Mode m);
 const char* toString(Profile p);
 const char* toString(DeliveryMethod d);

@@ -184,6 +184,20 @@ TEST_F(OperatorE2E, HpaGrowsTheBudgetAndClampShrinksThePool) {
   // floor(97 / 10 pods) = 9 connections per pod.
   EXPECT_TRUE(eventually([&] { return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "9"; }, 30s));
   EXPECT_EQ(getJson(ns, "cpol/p")["status"]["budget"].value("effectiveMaxSize", -1), 9);
+  EXPECT_FALSE(getJson(ns, "cpol/p")["status"]["budget"].contains("terminatingWorstCase"));
+
+  // Counting the old pods still terminating during a rollout: 8 + 2 surge + 6 terminating = 16 pods at worst,
+  // floor(97 / 16) = 6 per pod; 6 x 6 of the 96 are the terminating pods'.
+  applyYaml(ns, policyYaml("p", 20, "  budget: {onExceeded: Clamp, terminatingPods: Count}\n", "budget-" + ns));
+  EXPECT_TRUE(eventually([&] { return envValue(getJson(ns, "deployment/web"), "app", "POOL_MAX_SIZE") == "6"; }, 30s))
+      << getJson(ns, "cpol/p").dump(2);
+  EXPECT_TRUE(eventually(
+      [&] {
+        const json b = getJson(ns, "cpol/p")["status"]["budget"];
+        return b.value("worstCase", -1) == 96 && b.value("terminatingWorstCase", -1) == 36;
+      },
+      30s))
+      << getJson(ns, "cpol/p").dump(2);
 }
 
 TEST_F(OperatorE2E, AClusterBudgetBindsThePoliciesOfItsDatabaseAndReportsItsTotals) {

@@ -77,6 +77,20 @@ TEST(Allotments, ASurgeThatGrowsWithThePodsIsCountedInEachStep) {
   EXPECT_EQ(tighter[0].maxPods, 4) << "34 available: the fifth pod and its surge do not fit";
 }
 
+TEST(Allotments, APolicyThatCountsTerminatingPodsPaysTwoPodsForEachPodItAdds) {
+  // 4 pods, maxSize 5, terminating pods counted: a rollout's peak is 8 pods, 40 connections; each pod more costs
+  // 2 pods' worth (10). 60 available: 20 of room, 2 pods more.
+  auto w = facts("a", "api", 4);
+  PolicyInput p = policyOf("a", "p", 5, {w});
+  p.countTerminating = true;
+  auto db = computeDatabase("orders", 63, 3, {p});
+  ASSERT_EQ(db.worstCase, 40);
+  auto all = allotments(db);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].maxPods, 6);
+  EXPECT_EQ(all[0].allotted, 20);
+}
+
 TEST(Allotments, AShareThatIsOverHasNoRoomAndAnHpaIsCountedAtItsMaximum) {
   auto scaled = facts("a", "api", 2, 6);
   auto db = computeDatabase("orders", 50, 3, {policyOf("a", "p", 10, {scaled})});

@@ -74,6 +74,49 @@ TEST(WorkloadFacts, IntegerSurgeRecreateAndStatefulSet) {
   EXPECT_EQ(f.podsMax, 3);
 }
 
+TEST(WorkloadFacts, SurgeNeverAddsMorePodsThanTheReplicas) {
+  // The Deployment controller scales the new ReplicaSet up to the replicas and no further: a maxSurge above the
+  // replicas adds only as many pods as there are.
+  EXPECT_EQ(
+      workloadFacts(deployment("a", R"({"replicas":2,"strategy":{"rollingUpdate":{"maxSurge":5}}})"), nullptr).surge,
+      2);
+  EXPECT_EQ(
+      workloadFacts(deployment("a", R"({"replicas":3,"strategy":{"rollingUpdate":{"maxSurge":"200%"}}})"), nullptr)
+          .surge,
+      3);
+  auto f =
+      workloadFacts(deployment("a", R"({"replicas":3,"strategy":{"rollingUpdate":{"maxSurge":"200%"}}})"), nullptr);
+  EXPECT_EQ(f.surgeAt(10), 10);
+  EXPECT_EQ(f.surgeAt(0), 0);
+}
+
+TEST(WorkloadFacts, TerminatingPodsDoubleARollingUpdateOnlyWhenCounted) {
+  // 4 pods now, HPA max 10, maxSurge 25%: a rollout adds 3 pods; with the old pods still terminating, all 10 old
+  // ones may still be there when the last new one is ready: 10 + 3 + 7 = 20, twice pods max.
+  auto h = hpa("Deployment", "api", 10);
+  auto f = workloadFacts(deployment("api", R"({"replicas":4})"), &h);
+  EXPECT_EQ(f.peakPods(), 13) << "not counted: pods max + surge";
+  auto counted = underPolicy(f, true);
+  EXPECT_EQ(counted.surge, 3);
+  EXPECT_EQ(counted.terminating, 7);
+  EXPECT_EQ(counted.peakPods(), 20);
+  EXPECT_EQ(counted.terminatingAt(4), 3);
+  EXPECT_EQ(counted.peakAt(4), 8);
+  EXPECT_EQ(underPolicy(f, false).terminating, 0);
+
+  // Recreate waits for the old pods to be gone before it starts new ones; a StatefulSet replaces a pod only after
+  // it is gone: neither counts terminating pods.
+  auto recreate =
+      underPolicy(workloadFacts(deployment("a", R"({"replicas":4,"strategy":{"type":"Recreate"}})"), nullptr), true);
+  EXPECT_EQ(recreate.terminating, 0);
+  EXPECT_EQ(recreate.peakPods(), 4);
+  json sts = deployment("db", R"({"replicas":3})");
+  sts["kind"] = "StatefulSet";
+  auto set = underPolicy(workloadFacts(sts, nullptr), true);
+  EXPECT_EQ(set.terminating, 0);
+  EXPECT_EQ(set.peakPods(), 3);
+}
+
 TEST(WorkloadFacts, ReplicasAboveHpaMaxCountAsTheyAre) {
   auto h = hpa("Deployment", "api", 2);
   auto f = workloadFacts(deployment("api", R"({"replicas":5})"), &h);
@@ -307,6 +350,10 @@ TEST(PolicyInput, ReadsThePolicy) {
   p.spec.budget.onExceeded = OnExceeded::kClamp;
   p.spec.budget.weight = 4;
   auto in = policyInput(p);
+  EXPECT_FALSE(in.countTerminating);
+  p.spec.budget.terminatingPods = policy::TerminatingPods::kCount;
+  in = policyInput(p);
+  EXPECT_TRUE(in.countTerminating);
   EXPECT_EQ(in.maxSize, 15);
   EXPECT_EQ(in.processesPerPod, 3);
   EXPECT_EQ(in.weight, 4);
@@ -334,6 +381,36 @@ TEST(ComputeDatabase, ConnectionsOutsideThePoolCountPerPodAndClampLeavesThemAlon
   EXPECT_EQ(tight.policies[0].worstCase, 13 * (2 * 2 + 2));
   EXPECT_LE(tight.worstCase, 100);
   EXPECT_EQ(tight.unclampedWorstCase, 13 * 12);
+}
+
+TEST(ComputeDatabase, TerminatingPodsCountInTheWorstCaseAndClampSharesWhatIsLeft) {
+  // 3 pods now, HPA max 10, surge 3 (25%); maxSize 5 and 2 outside the pool = 7 per pod. Counted, the old pods
+  // still terminating add 7: 20 pods at worst.
+  WorkloadFacts w = facts(3, 10, 3);
+  PolicyInput p = input("shop", "api", 5, {w}, OnExceeded::kClamp);
+  p.overheadPerPod = 2;
+  p.countTerminating = true;
+  auto db = computeDatabase("orders", 200, 0, {p});
+  const auto& pb = db.policies[0];
+  EXPECT_TRUE(pb.countTerminating);
+  EXPECT_EQ(pb.workloads[0].facts.terminating, 7);
+  EXPECT_EQ(pb.workloads[0].worstCase, 20 * 7);
+  EXPECT_EQ(pb.worstCase, 20 * 7);
+  EXPECT_EQ(pb.terminatingWorstCase, 7 * 7);
+  EXPECT_EQ(pb.steadyState, 3 * 7) << "terminating pods only exist during a rollout";
+  EXPECT_FALSE(pb.clamped);
+
+  // 100 available: the 40 connections outside the pools at 20 pods stay; the pools share 60: 60 / 20 = 3.
+  auto tight = computeDatabase("orders", 100, 0, {p});
+  EXPECT_EQ(tight.policies[0].effectiveMaxSize, 3);
+  EXPECT_EQ(tight.policies[0].worstCase, 20 * 5);
+  EXPECT_EQ(tight.policies[0].terminatingWorstCase, 7 * 5);
+
+  // Not counted: 13 pods, as before.
+  p.countTerminating = false;
+  auto plain = computeDatabase("orders", 200, 0, {p});
+  EXPECT_EQ(plain.policies[0].worstCase, 13 * 7);
+  EXPECT_EQ(plain.policies[0].terminatingWorstCase, 0);
 }
 
 }  // namespace

@@ -377,7 +377,7 @@ TEST(ApplyDefaults, FillsWhatTheApiServerFills) {
   EXPECT_EQ(s["rollout"]["restartOnChange"], true);
   EXPECT_EQ(s["database"]["reservedConnections"], 3);
   EXPECT_FALSE(s["database"].contains("maxConnections"));
-  EXPECT_EQ(s["budget"], json({{"onExceeded", "Warn"}, {"weight", 1}}));
+  EXPECT_EQ(s["budget"], json({{"onExceeded", "Warn"}, {"weight", 1}, {"terminatingPods", "Ignore"}}));
   EXPECT_EQ(s["usage"]["interval"], "30s");
   EXPECT_EQ(s["usage"]["thresholds"], json({{"saturationPercent", 90}, {"idleInTransaction", "60s"}}));
   EXPECT_FALSE(s["usage"].contains("postgres"));
