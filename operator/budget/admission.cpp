@@ -78,7 +78,12 @@ std::vector<Allotment> allotments(const DatabaseBudget& db) {
     const AllocationBudget* a = db.shareOf(p);
     const size_t g =
         a == nullptr || a == &*db.unallocated ? shares.size() - 1 : static_cast<size_t>(a - db.allocations.data());
-    for (const auto& w : p.workloads) shares[g].members.push_back(&w);
+    // Only the kinds whose replicas the admission policy checks take room: a DaemonSet's pods follow the nodes
+    // and a CronJob's its schedule (their worst case is in the share's all the same).
+    for (const auto& w : p.workloads) {
+      if (w.facts.kind == policy::WorkloadKind::kDeployment || w.facts.kind == policy::WorkloadKind::kStatefulSet)
+        shares[g].members.push_back(&w);
+    }
   }
 
   // Each share's room, and the database's: when allocations promise more than there is, the shares' rooms are

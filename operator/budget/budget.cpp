@@ -1,6 +1,7 @@
 #include "budget/budget.h"
 
 #include <algorithm>
+#include <charconv>
 
 namespace poolguard::budget {
 namespace {
@@ -16,39 +17,115 @@ WorkloadFacts factsFor(const WorkloadShape& shape) {
   f.name = shape.name;
   f.podsNow = std::max(0, shape.replicas);
   f.autoscaled = shape.hpaMaxReplicas.has_value();
-  f.podsMax = std::max(f.podsNow, shape.hpaMaxReplicas.value_or(0));
+  f.podsMax = std::max(f.podsNow, shape.hpaMaxReplicas.value_or(shape.podsMax.value_or(0)));
   f.surges = shape.kind != policy::WorkloadKind::kStatefulSet && !shape.recreate;
+  f.fullSurge = shape.fullSurge;
   f.maxSurge = shape.maxSurge;
   f.surge = f.surgeAt(f.podsMax);
+  f.terminatingPerRun = shape.terminatingPerRun;
+  f.podsSource = shape.podsSource;
   return f;
 }
 
 int32_t WorkloadFacts::surgeAt(int32_t pods) const {
   if (!surges || pods <= 0) return 0;
+  if (fullSurge) return pods;
   const int64_t extra = maxSurge.percent ? ceilDiv(int64_t{pods} * maxSurge.value, 100) : int64_t{maxSurge.value};
   return static_cast<int32_t>(std::clamp<int64_t>(extra, 0, pods));
 }
 
 int32_t WorkloadFacts::terminatingAt(int32_t pods) const {
-  if (!countsTerminating || !surges || pods <= 0) return 0;
+  if (!countsTerminating || pods <= 0) return 0;
+  if (terminatingPerRun > 0) return terminatingPerRun;
+  if (!surges) return 0;
   return pods - surgeAt(pods);
 }
 
 WorkloadFacts underPolicy(WorkloadFacts facts, bool countTerminating) {
   facts.countsTerminating = countTerminating;
-  facts.terminating = countTerminating && facts.surges ? std::max(0, facts.podsMax - facts.surge) : 0;
+  if (!countTerminating || facts.podsMax <= 0)
+    facts.terminating = 0;
+  else if (facts.terminatingPerRun > 0)
+    facts.terminating = facts.terminatingPerRun;
+  else
+    facts.terminating = facts.surges ? std::max(0, facts.podsMax - facts.surge) : 0;
   return facts;
 }
 
+namespace {
+
+// A positive integer annotation of poolguard's; nullopt when absent or not one.
+std::optional<int32_t> countAnnotation(const model::Workload& w, const char* key) {
+  auto it = w.meta.annotations.find(key);
+  if (it == w.meta.annotations.end()) return std::nullopt;
+  int32_t n = 0;
+  const std::string& v = it->second;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || end != v.data() + v.size() || n < 0) return std::nullopt;
+  return n;
+}
+
+}  // namespace
+
 WorkloadShape shapeOf(const model::Workload& workload, const model::Hpa* hpa) {
+  using policy::WorkloadKind;
   WorkloadShape s;
   s.kind = workload.kind;
   s.name = workload.meta.name;
   s.namespace_ = workload.meta.namespace_.empty() ? "default" : workload.meta.namespace_;
   s.replicas = workload.replicas.value_or(1);
   if (hpa != nullptr) s.hpaMaxReplicas = hpa->maxReplicas;
-  s.recreate = workload.kind == policy::WorkloadKind::kDeployment && workload.strategyType == "Recreate";
   s.maxSurge = workload.maxSurge.value_or(kDefaultMaxSurge);
+  switch (workload.kind) {
+    case WorkloadKind::kDeployment:
+      s.recreate = workload.strategyType == "Recreate";
+      break;
+    case WorkloadKind::kStatefulSet:
+      break;
+    case WorkloadKind::kDaemonSet:
+      // One pod per node that should run it: the status's count, else the annotation, else 1 (plan warns).
+      if (workload.desiredNumberScheduled) {
+        s.replicas = *workload.desiredNumberScheduled;
+        s.podsSource = "nodes";
+      } else if (auto nodes = countAnnotation(workload, kNodesAnnotation)) {
+        s.replicas = *nodes;
+        s.podsSource = "nodes, annotation";
+      } else {
+        s.replicas = 1;
+        s.podsSource = "1 node assumed";
+      }
+      s.recreate = workload.strategyType == "OnDelete";
+      s.maxSurge = workload.maxSurge.value_or(kDaemonSetDefaultMaxSurge);
+      break;
+    case WorkloadKind::kCronJob: {
+      // A run's pods: parallelism (1 when absent), no more than completions when set.
+      int32_t perRun = workload.parallelism.value_or(1);
+      if (workload.completions) perRun = std::min(perRun, *workload.completions);
+      int32_t runs = 1;
+      if (workload.concurrencyPolicy.empty() || workload.concurrencyPolicy == "Allow") {
+        if (auto n = countAnnotation(workload, kConcurrentRunsAnnotation)) {
+          runs = std::max(1, *n);
+          s.podsSource = std::to_string(runs) + (runs == 1 ? " run" : " runs");
+        } else {
+          runs = kDefaultConcurrentRuns;
+          s.podsSource = std::to_string(runs) + " runs assumed";
+        }
+      } else {
+        s.podsSource = "1 run";
+        if (workload.concurrencyPolicy == "Replace") s.terminatingPerRun = perRun;
+      }
+      // A suspended CronJob starts no run; the ones already running count.
+      if (workload.suspended) runs = 0;
+      runs = std::max(runs, workload.activeRuns);
+      s.replicas = workload.activeRuns * perRun;
+      s.podsMax = runs * perRun;
+      s.recreate = true;
+      break;
+    }
+    case WorkloadKind::kRollout:
+      if (workload.strategyType == "BlueGreen" || workload.strategyType == "CanaryTrafficRouting") s.fullSurge = true;
+      break;
+  }
   return s;
 }
 

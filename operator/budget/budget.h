@@ -21,16 +21,28 @@ using json = nlohmann::json;
 // A Deployment's RollingUpdate maxSurge.
 using Surge = model::IntOrPercent;
 inline constexpr Surge kDefaultMaxSurge{25, true};
+inline constexpr Surge kDaemonSetDefaultMaxSurge{0, false};
+// A DaemonSet's pods when neither its status nor this annotation says how many nodes run it (offline: `plan
+// --nodes`); a CronJob's overlapping runs under concurrencyPolicy Allow.
+inline constexpr const char* kNodesAnnotation = "poolguard.dev/nodes";
+inline constexpr const char* kConcurrentRunsAnnotation = "poolguard.dev/concurrent-runs";
+inline constexpr int32_t kDefaultConcurrentRuns = 2;
 
 // What the arithmetic needs to know about a workload's scaling, as read from its object and HPA.
 struct WorkloadShape {
   policy::WorkloadKind kind = policy::WorkloadKind::kDeployment;
   std::string namespace_;
   std::string name;
-  int32_t replicas = 1;                   // spec.replicas, 1 when absent
+  int32_t replicas = 1;                   // pods now: spec.replicas, 1 when absent (docs/budget.md per kind)
   std::optional<int32_t> hpaMaxReplicas;  // an autoscaling/v2 HPA's maxReplicas targeting this workload
-  bool recreate = false;                  // Deployment strategy Recreate (or StatefulSet OnDelete: no surge either)
+  std::optional<int32_t> podsMax;         // a kind whose maximum is not its replicas (a CronJob's overlapping runs)
+  bool recreate = false;                  // no rollout surge: Deployment Recreate, DaemonSet OnDelete, CronJob
+  bool fullSurge = false;                 // a rollout runs a full second set of pods (blue-green, traffic-routed)
   Surge maxSurge = kDefaultMaxSurge;      // RollingUpdate maxSurge
+  int32_t terminatingPerRun = 0;          // CronJob Replace: the pods of the run it replaces, still terminating
+  // Where pods max comes from when not from spec.replicas, as plan shows it: a DaemonSet's "nodes" (its status),
+  // "nodes, annotation" or "1 node assumed"; a CronJob's "1 run", "3 runs" (annotation) or "2 runs assumed".
+  std::string podsSource;
 };
 
 struct WorkloadFacts {
@@ -45,9 +57,13 @@ struct WorkloadFacts {
   int32_t terminating = 0;
   bool countsTerminating = false;
   bool autoscaled = false;
-  // The rule surge follows: none for Recreate and StatefulSets, else the RollingUpdate maxSurge.
+  // The rule surge follows: none for Recreate and StatefulSets, else the RollingUpdate maxSurge (all the pods
+  // when fullSurge).
   bool surges = true;
+  bool fullSurge = false;
   Surge maxSurge = kDefaultMaxSurge;
+  int32_t terminatingPerRun = 0;  // as in WorkloadShape
+  std::string podsSource;         // as in WorkloadShape
   // Extra pods a rollout adds at `pods` pods: maxSurge (an integer, or a percentage rounded up), never more than
   // `pods` (the Deployment controller never scales the new ReplicaSet past the replicas).
   int32_t surgeAt(int32_t pods) const;
@@ -63,8 +79,9 @@ struct WorkloadFacts {
 
 WorkloadFacts factsFor(const WorkloadShape& shape);
 
-// The shape of a Deployment or StatefulSet record and, when one targets it, its HPA (nullptr: none). Absent
-// fields take the API server's defaults; a workload without a namespace is in "default".
+// The shape of a workload record and, when one targets it, its HPA (nullptr: none), per its kind's rule
+// (docs/budget.md "Per kind"). Absent fields take the API server's defaults; a workload without a namespace is
+// in "default".
 WorkloadShape shapeOf(const model::Workload& workload, const model::Hpa* hpa);
 inline WorkloadFacts workloadFacts(const model::Workload& workload, const model::Hpa* hpa) {
   return factsFor(shapeOf(workload, hpa));

@@ -107,7 +107,9 @@ std::set<std::string> Reconciler::knownApplicationNames() const {
     for (const auto& ns : namespaces) {
       const auto nsLabels = namespaceLabels(ns);
       for (policy::WorkloadKind kind : p.spec.kinds) {
-        for (const auto& w : storeFor(kind)->listInNamespace(ns)) {
+        runtime::Store* store = storeFor(kind);
+        if (store == nullptr) continue;
+        for (const auto& w : store->listInNamespace(ns)) {
           if (!policy::selects(p, kind, ns, w->meta.labels, &nsLabels)) continue;
           std::string name = render::expandApplicationName(p.spec.delivery.applicationName, ns, w->meta.name);
           if (!name.empty()) names.insert(std::move(name));

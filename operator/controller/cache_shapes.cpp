@@ -38,11 +38,31 @@ FieldFilter workloadFields() {
       FieldFilter::only()
           .keep("metadata", FieldFilter::only().keep("annotations", FieldFilter::only().keepPrefix(kOwnAnnotations)))
           .keep("spec", FieldFilter::only().keep("containers", container));
+  // A Deployment's strategy; a Rollout's is read only for its kind (blueGreen, canary with or without
+  // trafficRouting) and the canary's maxSurge: its steps and analysis are skipped.
+  FieldFilter strategy =
+      FieldFilter::only()
+          .keep("type")
+          .keep("rollingUpdate")
+          .keep("blueGreen", FieldFilter::only())
+          .keep("canary", FieldFilter::only().keep("maxSurge").keep("trafficRouting", FieldFilter::only()));
+  FieldFilter jobTemplate = FieldFilter::only().keep(
+      "spec", FieldFilter::only().keep("parallelism").keep("completions").keep("template", podTemplate));
   return FieldFilter::only()
       .keep("apiVersion")
       .keep("kind")
       .keep("metadata", identity().keep("labels").keep("annotations", FieldFilter::only().keepPrefix(kOwnAnnotations)))
-      .keep("spec", FieldFilter::only().keep("replicas").keep("strategy").keep("template", podTemplate));
+      .keep("spec", FieldFilter::only()
+                        .keep("replicas")
+                        .keep("strategy", strategy)
+                        .keep("updateStrategy")
+                        .keep("template", podTemplate)
+                        .keep("concurrencyPolicy")
+                        .keep("suspend")
+                        .keep("jobTemplate", jobTemplate))
+      // A DaemonSet's nodes, a CronJob's runs (status.active: references to its Jobs).
+      .keep("status",
+            FieldFilter::only().keep("desiredNumberScheduled").keep("active", FieldFilter::only().keep("name")));
 }
 
 FieldFilter hpaFields() {

@@ -17,6 +17,7 @@ Snapshot Reconciler::gather(const std::shared_ptr<const model::PolicyObject>& po
   s.policies = allPolicies();
   s.storedStatus = std::move(storedStatus);
   s.steadyNow = clock_.steadyNow();
+  s.rolloutsNotWritable = rolloutsNotWritable_;
   const policy::Policy& pol = *s.self.parsed;
   // The namespaces whose workloads count: this policy's, each with a policy of the same database, and each a
   // cluster policy of the database may govern (by its namespaceSelector, or because it wrote a workload there that
@@ -51,11 +52,13 @@ Snapshot Reconciler::gather(const std::shared_ptr<const model::PolicyObject>& po
   };
   for (const auto& ns : namespaces) {
     auto& views = s.workloads[ns];
-    for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
-      for (auto& o : storeFor(kind)->listInNamespace(ns)) {
+    for (const auto& info : policy::kWorkloadKinds) {
+      runtime::Store* store = storeFor(info.kind);
+      if (store == nullptr) continue;
+      for (auto& o : store->listInNamespace(ns)) {
         auto w = runtime::recordAs<model::Workload>(o);
-        auto hpa = hpaFor(kind, *w);
-        views.push_back(WorkloadView{kind, std::move(w), std::move(hpa)});
+        auto hpa = hpaFor(info.kind, *w);
+        views.push_back(WorkloadView{info.kind, std::move(w), std::move(hpa)});
       }
     }
   }
@@ -93,8 +96,10 @@ Snapshot Reconciler::gather(const std::shared_ptr<const model::PolicyObject>& po
 
 void Reconciler::pruneWrites(const std::string& ns) {
   std::map<std::string, std::string> live;  // workload key -> uid
-  for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
-    for (const auto& w : storeFor(kind)->listInNamespace(ns)) live[workloadKey(kind, *w)] = w->meta.uid;
+  for (const auto& info : policy::kWorkloadKinds) {
+    if (runtime::Store* store = storeFor(info.kind)) {
+      for (const auto& w : store->listInNamespace(ns)) live[workloadKey(info.kind, *w)] = w->meta.uid;
+    }
   }
   const std::string infix = " " + ns + "/";
   std::lock_guard l(mu_);

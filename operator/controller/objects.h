@@ -12,7 +12,22 @@ namespace poolguard::controller {
 inline const kube::Resource& resourceOf(policy::WorkloadKind kind) {
   static const kube::Resource deployments = kube::resources::deployments();
   static const kube::Resource statefulSets = kube::resources::statefulSets();
-  return kind == policy::WorkloadKind::kDeployment ? deployments : statefulSets;
+  static const kube::Resource daemonSets = kube::resources::daemonSets();
+  static const kube::Resource cronJobs = kube::resources::cronJobs();
+  static const kube::Resource rollouts = kube::resources::rollouts();
+  switch (kind) {
+    case policy::WorkloadKind::kStatefulSet:
+      return statefulSets;
+    case policy::WorkloadKind::kDaemonSet:
+      return daemonSets;
+    case policy::WorkloadKind::kCronJob:
+      return cronJobs;
+    case policy::WorkloadKind::kRollout:
+      return rollouts;
+    case policy::WorkloadKind::kDeployment:
+      break;
+  }
+  return deployments;
 }
 
 // The resource of a policy record: ConnectionPoolPolicies, or the cluster-scoped ClusterConnectionPoolPolicies.

@@ -21,6 +21,7 @@
 #include "kube/config.h"
 #include "kube/fence.h"
 #include "kube/rest_client.h"
+#include "render/workload.h"
 #include "runtime/bind_address.h"
 #include "runtime/event_recorder.h"
 #include "runtime/informer.h"
@@ -181,6 +182,8 @@ int runOperator(const RunOptions& o) {
   auto& policies = informer(kube::resources::connectionPoolPolicies(), wholeObjectFields(), policyDecoder());
   auto& deployments = informer(kube::resources::deployments(), workloadFields(), workloadDecoder());
   auto& statefulSets = informer(kube::resources::statefulSets(), workloadFields(), workloadDecoder());
+  auto& daemonSets = informer(kube::resources::daemonSets(), workloadFields(), workloadDecoder());
+  auto& cronJobs = informer(kube::resources::cronJobs(), workloadFields(), workloadDecoder());
   auto& hpas = informer(kube::resources::horizontalPodAutoscalers(), hpaFields(), hpaDecoder());
   hpas.addIndex(kScaleTargetIndex, scaleTargetRefIndex());
   auto& configMaps = informer(kube::resources::configMaps(), wholeObjectFields(), configMapDecoder(),
@@ -229,9 +232,49 @@ int runOperator(const RunOptions& o) {
         "ClusterConnectionBudgets and ClusterConnectionPoolPolicies are not watched: they are cluster scoped, and "
         "--namespace limits poolguard to namespaces");
   }
+  // Argo Rollouts is optional: its Rollouts are watched where the API server serves them (asked in the first
+  // watched namespace, or cluster-wide), and poolguard says once when it does not.
+  runtime::Informer* rollouts = nullptr;
+  {
+    kube::ListOptions probe;
+    probe.limit = 1;
+    const std::string where = o.namespaces.empty() ? "" : o.namespaces.front();
+    auto found = (*client)->list(kube::resources::rollouts(), where, probe);
+    for (int attempt = 1; attempt < 5 && !found.ok() && found.error().code() != ErrorCode::kNotFound &&
+                          found.error().code() != ErrorCode::kForbidden && !stop.get_token().stop_requested();
+         ++attempt) {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      found = (*client)->list(kube::resources::rollouts(), where, probe);
+    }
+    if (!found.ok() &&
+        (found.error().code() == ErrorCode::kNotFound || found.error().code() == ErrorCode::kForbidden)) {
+      spdlog::info(
+          "Argo Rollouts' Rollouts are not watched: {} (policies with kinds: [Rollout] govern none; "
+          "install Argo Rollouts' CRD and restart poolguard to govern them)",
+          found.error().message());
+    } else {
+      rollouts = &informer(kube::resources::rollouts(), workloadFields(), workloadDecoder());
+    }
+  }
+  // A Rollout is written only when its CRD merges containers and env by name under server-side apply (Argo
+  // Rollouts v1.9 and later); with an older CRD an apply would replace the containers whole.
+  std::optional<std::string> rolloutsNotWritable;
+  if (rollouts) {
+    auto crd = (*client)->get(kube::resources::customResourceDefinitions(), "", "rollouts.argoproj.io");
+    if (!crd.ok()) {
+      rolloutsNotWritable =
+          "the Rollout CRD could not be read to check that a server-side apply merges its "
+          "containers by name (" +
+          crd.error().message() + "; deploy/rbac grants get on customresourcedefinitions rollouts.argoproj.io)";
+    } else {
+      rolloutsNotWritable = render::containersMergeProblem(*crd, kube::resources::rollouts().version);
+    }
+    if (rolloutsNotWritable) spdlog::warn("Rollouts are counted and checked, not written: {}", *rolloutsNotWritable);
+  }
   // A cluster policy finds what it wrote in any namespace.
-  deployments.addIndex(kClusterPolicyIndex, clusterPolicyIndex());
-  statefulSets.addIndex(kClusterPolicyIndex, clusterPolicyIndex());
+  for (runtime::Informer* i : {&deployments, &statefulSets, &daemonSets, &cronJobs, rollouts}) {
+    if (i) i->addIndex(kClusterPolicyIndex, clusterPolicyIndex());
+  }
 
   auto registry = runtime::metricsRegistry();
   ControllerMetrics metrics(*registry);
@@ -246,7 +289,10 @@ int runOperator(const RunOptions& o) {
                 const_cast<runtime::Store*>(&configMaps.store()),
                 budgets ? const_cast<runtime::Store*>(&budgets->store()) : nullptr,
                 namespaces ? const_cast<runtime::Store*>(&namespaces->store()) : nullptr,
-                clusterPolicies ? const_cast<runtime::Store*>(&clusterPolicies->store()) : nullptr};
+                clusterPolicies ? const_cast<runtime::Store*>(&clusterPolicies->store()) : nullptr,
+                const_cast<runtime::Store*>(&daemonSets.store()),
+                const_cast<runtime::Store*>(&cronJobs.store()),
+                rollouts ? const_cast<runtime::Store*>(&rollouts->store()) : nullptr};
   // Checks run on the monitor's threads; a policy whose findings changed is reconciled (queue set below).
   runtime::Controller* controller = nullptr;
   runtime::Controller* budgetController = nullptr;
@@ -270,6 +316,7 @@ int runOperator(const RunOptions& o) {
   Reconciler reconciler(*api, caches, SystemClock::instance(), &events, &metrics, &usageMonitor);
   reconcilerForUsage = &reconciler;
   reconciler.setOperatorNamespace(podNamespace());
+  reconciler.setRolloutsNotWritable(rolloutsNotWritable);
 
   runtime::ControllerOptions copts;
   copts.name = "connectionpoolpolicy";
@@ -374,8 +421,9 @@ int runOperator(const RunOptions& o) {
   // resourceVersion; a workload's generation is ignored too (it moves with spec fields the plan does not read,
   // such as an image); and a policy's own status writes change neither its generation nor its metadata.
   policies.addHandlers(runtime::enqueueKeys(queue, policyAndNeighbours, policyChanged));
-  deployments.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, workloadChanged));
-  statefulSets.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, workloadChanged));
+  for (runtime::Informer* i : {&deployments, &statefulSets, &daemonSets, &cronJobs, rollouts}) {
+    if (i) i->addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, workloadChanged));
+  }
   hpas.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, hpaChanged));
   configMaps.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, configMapChanged));
 

@@ -303,6 +303,12 @@ Plan plan(const Snapshot& s) {
         } else if (pol.spec.mode == policy::Mode::kAudit) {
           ws.state = WorkloadState::kDrifted;
           ws.message = pw.summary;
+        } else if (kind == WorkloadKind::kRollout && s.rolloutsNotWritable) {
+          ws.state = WorkloadState::kFailed;
+          ws.message = "not written: " + *s.rolloutsNotWritable +
+                       "; upgrade Argo Rollouts' CRDs to v1.9 or later, or put the settings in the manifest "
+                       "(poolguard render prints them). Differs: " +
+                       pw.summary;
         } else if (!workloadInSync && memory && memory->backingOffUntil && s.steadyNow < *memory->backingOffUntil) {
           // Another manager keeps undoing the settings: leave it alone until the back-off ends, and say so.
           ws.state = WorkloadState::kFailed;

@@ -71,6 +71,9 @@ struct Snapshot {
   std::map<std::string, std::map<std::string, std::string>> namespaceLabels;
   std::map<std::string, WriteMemory> writes;  // by policy::WorkloadKey::toString()
   Clock::steady_point steadyNow{};
+  // Why Rollouts must not be written (Reconciler::setRolloutsNotWritable): they are compared and reported, as in
+  // Audit, with state Failed and this message. nullopt: written like the other kinds.
+  std::optional<std::string> rolloutsNotWritable;
 };
 
 // One workload this policy governs, with what it should carry and whether the apply step writes it.

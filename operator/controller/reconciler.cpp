@@ -41,7 +41,19 @@ Reconciler::Reconciler(kube::Client& client, Caches caches, const Clock& clock, 
 Reconciler::~Reconciler() = default;
 
 runtime::Store* Reconciler::storeFor(WorkloadKind kind) const {
-  return kind == WorkloadKind::kDeployment ? caches_.deployments : caches_.statefulSets;
+  switch (kind) {
+    case WorkloadKind::kStatefulSet:
+      return caches_.statefulSets;
+    case WorkloadKind::kDaemonSet:
+      return caches_.daemonSets;
+    case WorkloadKind::kCronJob:
+      return caches_.cronJobs;
+    case WorkloadKind::kRollout:
+      return caches_.rollouts;
+    case WorkloadKind::kDeployment:
+      break;
+  }
+  return caches_.deployments;
 }
 
 std::vector<std::string> Reconciler::policiesInNamespace(const std::string& ns) const {
@@ -71,8 +83,10 @@ std::map<std::string, std::string> Reconciler::namespaceLabels(const std::string
 std::vector<std::pair<WorkloadKind, runtime::ObjectPtr>> Reconciler::writtenByClusterPolicy(
     const std::string& name) const {
   std::vector<std::pair<WorkloadKind, runtime::ObjectPtr>> out;
-  for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
-    for (auto& w : storeFor(kind)->byIndex(kClusterPolicyIndex, name)) out.emplace_back(kind, std::move(w));
+  for (const auto& info : policy::kWorkloadKinds) {
+    if (runtime::Store* store = storeFor(info.kind)) {
+      for (auto& w : store->byIndex(kClusterPolicyIndex, name)) out.emplace_back(info.kind, std::move(w));
+    }
   }
   return out;
 }
@@ -193,8 +207,10 @@ Result<ReconcileOutcome> Reconciler::finalize(const model::PolicyObject& obj) {
   if (obj.cluster) {
     written = writtenByClusterPolicy(name);
   } else {
-    for (WorkloadKind kind : {WorkloadKind::kDeployment, WorkloadKind::kStatefulSet}) {
-      for (auto& w : storeFor(kind)->listInNamespace(ns)) written.emplace_back(kind, std::move(w));
+    for (const auto& info : policy::kWorkloadKinds) {
+      if (runtime::Store* store = storeFor(info.kind)) {
+        for (auto& w : store->listInNamespace(ns)) written.emplace_back(info.kind, std::move(w));
+      }
     }
   }
   for (const auto& [kind, w] : written) {
@@ -272,10 +288,9 @@ void Reconciler::pruneWritesEverywhere() {
     // "Deployment ns/name" (WorkloadKey::toString).
     const size_t space = key.find(' ');
     const size_t slash = key.find('/', space);
-    const WorkloadKind kind = key.compare(0, space, policy::toString(WorkloadKind::kStatefulSet)) == 0
-                                  ? WorkloadKind::kStatefulSet
-                                  : WorkloadKind::kDeployment;
-    auto live = storeFor(kind)->get(key.substr(space + 1, slash - space - 1), key.substr(slash + 1));
+    const auto kind = policy::workloadKindNamed(key.substr(0, space));
+    runtime::Store* store = kind ? storeFor(*kind) : nullptr;
+    auto live = store ? store->get(key.substr(space + 1, slash - space - 1), key.substr(slash + 1)) : nullptr;
     if (!live || live->meta.uid != uid) gone.emplace(key, uid);
   }
   std::lock_guard l(mu_);

@@ -60,6 +60,9 @@ struct Caches {
   // model::PolicyObject of ClusterConnectionPoolPolicies; null when they are not watched. Their keys are their
   // names (no namespace): the policy queue tells the two kinds apart by the "/".
   runtime::Store* clusterPolicies = nullptr;
+  runtime::Store* daemonSets = nullptr;  // model::Workload
+  runtime::Store* cronJobs = nullptr;    // model::Workload
+  runtime::Store* rollouts = nullptr;    // model::Workload; null when Argo Rollouts' CRD is absent
 };
 
 // The usage monitor's key for a ClusterConnectionBudget's central check ("ClusterConnectionBudget:<name>"): no
@@ -118,6 +121,9 @@ class Reconciler {
 
   // The namespace poolguard runs in: where a ClusterConnectionPoolPolicy's usage Secrets are read.
   void setOperatorNamespace(std::string ns) { operatorNamespace_ = std::move(ns); }
+  // Why Rollouts are not written (their CRD would replace the containers list whole; render::
+  // containersMergeProblem); nullopt when they are.
+  void setRolloutsNotWritable(std::optional<std::string> why) { rolloutsNotWritable_ = std::move(why); }
 
  private:
   // Every policy of the cluster, ConnectionPoolPolicies and ClusterConnectionPoolPolicies.
@@ -179,6 +185,7 @@ class Reconciler {
   ControllerMetrics* metrics_;
   UsageMonitor* usage_;
   std::string operatorNamespace_ = "default";
+  std::optional<std::string> rolloutsNotWritable_;
 
   // Everything remembered per object carries the object's uid: a policy or workload deleted and created again
   // under the same name is a new object, and starts with no memory.

@@ -7,6 +7,9 @@ namespace poolguard::kube {
 namespace resources {
 Resource deployments() { return {"apps", "v1", "deployments", "Deployment", true}; }
 Resource statefulSets() { return {"apps", "v1", "statefulsets", "StatefulSet", true}; }
+Resource daemonSets() { return {"apps", "v1", "daemonsets", "DaemonSet", true}; }
+Resource cronJobs() { return {"batch", "v1", "cronjobs", "CronJob", true}; }
+Resource rollouts() { return {"argoproj.io", "v1alpha1", "rollouts", "Rollout", true}; }
 Resource horizontalPodAutoscalers() {
   return {"autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", true};
 }
@@ -26,6 +29,9 @@ Resource clusterConnectionPoolPolicies() {
 }
 Resource connectionAllotments() {
   return {"poolguard.dev", "v1alpha1", "connectionallotments", "ConnectionAllotment", false};
+}
+Resource customResourceDefinitions() {
+  return {"apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false};
 }
 Resource validatingAdmissionPolicies() {
   return {"admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", "ValidatingAdmissionPolicy", false};

@@ -33,6 +33,9 @@ struct Resource {
 namespace resources {
 Resource deployments();
 Resource statefulSets();
+Resource daemonSets();
+Resource cronJobs();                  // batch/v1
+Resource rollouts();                  // argoproj.io/v1alpha1 (Argo Rollouts; its CRD may be absent)
 Resource horizontalPodAutoscalers();  // autoscaling/v2
 Resource configMaps();
 Resource secrets();
@@ -45,6 +48,7 @@ Resource clusterConnectionPoolPolicies();  // cluster scoped
 Resource connectionAllotments();           // cluster scoped: a budget's admission parameters
 Resource validatingAdmissionPolicies();    // admissionregistration.k8s.io/v1, cluster scoped
 Resource validatingAdmissionPolicyBindings();
+Resource customResourceDefinitions();  // apiextensions.k8s.io/v1, cluster scoped
 }  // namespace resources
 
 struct ListOptions {

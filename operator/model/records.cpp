@@ -108,6 +108,14 @@ std::optional<int32_t> readInt32(const At& at, Diagnostics& d, int32_t min) {
   return static_cast<int32_t>(*n);
 }
 
+// A boolean; nullopt when absent, and an error when of another type.
+std::optional<bool> readBool(const At& at, Diagnostics& d) {
+  if (!at.present()) return std::nullopt;
+  if (at.value->is_boolean()) return at.value->get<bool>();
+  typeError(at, d, "a boolean");
+  return std::nullopt;
+}
+
 // True when the value is a mapping (or absent); an error otherwise.
 bool expectObject(const At& at, Diagnostics& d) {
   if (!at.present()) return true;
@@ -198,16 +206,21 @@ const std::string* Diagnostics::spelling(const std::string& pointer) const {
 
 bool Hpa::targets(policy::WorkloadKind kind, const std::string& ns, const std::string& name) const {
   if (meta.namespace_ != ns) return false;
-  if (!targetApiVersion.empty() && targetApiVersion != "apps/v1") return false;
+  // Only the kinds with a scale subresource an HPA may target: Deployments, StatefulSets and Rollouts.
+  if (kind != policy::WorkloadKind::kDeployment && kind != policy::WorkloadKind::kStatefulSet &&
+      kind != policy::WorkloadKind::kRollout)
+    return false;
+  const std::string apiVersion = policy::infoOf(kind).apiVersion;
+  // apps/v1 kinds may leave the apiVersion out (as the HPA controller reads it); another group's must name it.
+  if (targetApiVersion.empty() ? apiVersion != "apps/v1" : targetApiVersion != apiVersion) return false;
   return targetKind == policy::toString(kind) && targetName == name;
 }
 
 std::optional<policy::WorkloadKind> workloadKindOf(const json& obj) {
-  if (!obj.is_object() || apiVersionOf(obj) != "apps/v1") return std::nullopt;
-  std::string kind = kindOf(obj);
-  if (kind == "Deployment") return policy::WorkloadKind::kDeployment;
-  if (kind == "StatefulSet") return policy::WorkloadKind::kStatefulSet;
-  return std::nullopt;
+  if (!obj.is_object()) return std::nullopt;
+  auto kind = policy::workloadKindNamed(kindOf(obj));
+  if (!kind || apiVersionOf(obj) != policy::infoOf(*kind).apiVersion) return std::nullopt;
+  return kind;
 }
 
 bool isHpa(const json& obj) {
@@ -265,16 +278,47 @@ Workload decodeWorkload(const json& obj, Diagnostics& d) {
   w.meta = decodeMeta(obj, d);
   At spec = root(obj).field("spec");
   if (!expectObject(spec, d)) return w;
-  w.replicas = readInt32(spec.field("replicas"), d, 0);
-  if (w.kind == policy::WorkloadKind::kDeployment) {
-    At strategy = spec.field("strategy");
+  using policy::WorkloadKind;
+  if (w.kind == WorkloadKind::kDeployment || w.kind == WorkloadKind::kStatefulSet || w.kind == WorkloadKind::kRollout)
+    w.replicas = readInt32(spec.field("replicas"), d, 0);
+  if (w.kind == WorkloadKind::kDeployment || w.kind == WorkloadKind::kDaemonSet) {
+    At strategy = spec.field(w.kind == WorkloadKind::kDeployment ? "strategy" : "updateStrategy");
     if (expectObject(strategy, d)) {
       w.strategyType = readString(strategy.field("type"), d).value_or("");
       At rolling = strategy.field("rollingUpdate");
       if (expectObject(rolling, d)) w.maxSurge = readIntOrPercent(rolling.field("maxSurge"), d);
     }
   }
+  if (w.kind == WorkloadKind::kRollout) {
+    At strategy = spec.field("strategy");
+    if (expectObject(strategy, d)) {
+      At canary = strategy.field("canary");
+      if (strategy.field("blueGreen").present()) {
+        w.strategyType = "BlueGreen";
+      } else if (expectObject(canary, d)) {
+        w.strategyType = canary.field("trafficRouting").present() ? "CanaryTrafficRouting" : "Canary";
+        w.maxSurge = readIntOrPercent(canary.field("maxSurge"), d);
+      }
+    }
+  }
+  if (w.kind == WorkloadKind::kDaemonSet) {
+    At status = root(obj).field("status");
+    if (expectObject(status, d)) w.desiredNumberScheduled = readInt32(status.field("desiredNumberScheduled"), d, 0);
+  }
   At tmpl = spec.field("template");
+  if (w.kind == WorkloadKind::kCronJob) {
+    w.concurrencyPolicy = readString(spec.field("concurrencyPolicy"), d).value_or("");
+    w.suspended = readBool(spec.field("suspend"), d).value_or(false);
+    At status = root(obj).field("status");
+    if (expectObject(status, d)) w.activeRuns = static_cast<int32_t>(objectItems(status.field("active"), d).size());
+    At job = spec.field("jobTemplate");
+    if (!expectObject(job, d)) return w;
+    At jobSpec = job.field("spec");
+    if (!expectObject(jobSpec, d)) return w;
+    w.parallelism = readInt32(jobSpec.field("parallelism"), d, 0);
+    w.completions = readInt32(jobSpec.field("completions"), d, 0);
+    tmpl = jobSpec.field("template");
+  }
   if (!expectObject(tmpl, d)) return w;
   At tmplMeta = tmpl.field("metadata");
   if (expectObject(tmplMeta, d)) w.templateAnnotations = readStringMap(tmplMeta.field("annotations"), d);
@@ -285,12 +329,7 @@ Workload decodeWorkload(const json& obj, Diagnostics& d) {
     if (!at.present() || !expectObject(at, d)) return std::nullopt;
     EnvFromRef ref;
     ref.name = readString(at.field("name"), d).value_or("");
-    if (At o = at.field("optional"); o.present()) {
-      if (o.value->is_boolean())
-        ref.optional = o.value->get<bool>();
-      else
-        typeError(o, d, "a boolean");
-    }
+    ref.optional = readBool(at.field("optional"), d);
     return ref;
   };
   for (const At& c : objectItems(podSpec.field("containers"), d)) {
@@ -329,7 +368,10 @@ bool Workload::sameDecisionFields(const Workload& o) const {
            a.labels == b.labels && a.annotations == b.annotations;
   };
   return kind == o.kind && sameMeta(meta, o.meta) && replicas == o.replicas && strategyType == o.strategyType &&
-         maxSurge == o.maxSurge && templateAnnotations == o.templateAnnotations && containers == o.containers;
+         maxSurge == o.maxSurge && desiredNumberScheduled == o.desiredNumberScheduled &&
+         concurrencyPolicy == o.concurrencyPolicy && suspended == o.suspended && parallelism == o.parallelism &&
+         completions == o.completions && activeRuns == o.activeRuns && templateAnnotations == o.templateAnnotations &&
+         containers == o.containers;
 }
 
 Hpa decodeHpa(const json& obj, Diagnostics& d) {

@@ -80,14 +80,31 @@ struct Container {
   bool operator==(const Container&) const = default;
 };
 
-// A Deployment or StatefulSet (apps/v1).
+// A workload of one of the kinds policy::kWorkloadKinds lists: Deployment, StatefulSet, DaemonSet (apps/v1),
+// CronJob (batch/v1) or Rollout (argoproj.io/v1alpha1).
 struct Workload : kube::Object {
   policy::WorkloadKind kind = policy::WorkloadKind::kDeployment;
-  std::optional<int32_t> replicas;       // spec.replicas; absent means 1, the API server's default
-  std::string strategyType;              // Deployment spec.strategy.type: RollingUpdate (default) or Recreate
-  std::optional<IntOrPercent> maxSurge;  // Deployment spec.strategy.rollingUpdate.maxSurge; absent means 25%
-  std::map<std::string, std::string> templateAnnotations;  // spec.template.metadata.annotations
-  std::vector<Container> containers;                       // spec.template.spec.containers, in order
+  std::optional<int32_t> replicas;  // spec.replicas (Deployment, StatefulSet, Rollout); absent means 1
+  // Deployment spec.strategy.type: RollingUpdate (default) or Recreate; DaemonSet spec.updateStrategy.type:
+  // RollingUpdate (default) or OnDelete; Rollout: "Canary" (default), "CanaryTrafficRouting" (a canary with
+  // spec.strategy.canary.trafficRouting: the stable pods stay while the canary grows) or "BlueGreen".
+  std::string strategyType;
+  // The rolling update's maxSurge (Deployment spec.strategy.rollingUpdate, DaemonSet
+  // spec.updateStrategy.rollingUpdate, Rollout spec.strategy.canary); absent means the kind's default (25%;
+  // DaemonSet 0).
+  std::optional<IntOrPercent> maxSurge;
+  // DaemonSet: status.desiredNumberScheduled, the nodes that should run its pod; nullopt until reported.
+  std::optional<int32_t> desiredNumberScheduled;
+  // CronJob: spec.concurrencyPolicy (Allow, the default; Forbid; Replace), spec.suspend, the run's
+  // spec.jobTemplate.spec.parallelism and completions, and how many runs are active (status.active).
+  std::string concurrencyPolicy;
+  bool suspended = false;
+  std::optional<int32_t> parallelism;
+  std::optional<int32_t> completions;
+  int32_t activeRuns = 0;
+  // The pod template's (spec.template, or a CronJob's spec.jobTemplate.spec.template):
+  std::map<std::string, std::string> templateAnnotations;  // metadata.annotations
+  std::vector<Container> containers;                       // spec.containers, in order
 
   const Container* container(const std::string& name) const;
   // Whether what a decision reads differs: everything but resourceVersion and generation (a change of the image,
@@ -129,8 +146,8 @@ struct BudgetObject : kube::Object {
 };
 BudgetObject decodeBudget(const json& obj);
 
-// The kind of an apps/v1 Deployment or StatefulSet; nullopt for anything else (including a kind that is not a
-// string: checkDocument reports that).
+// The kind of a workload poolguard governs (policy::kWorkloadKinds: its kind and apiVersion); nullopt for anything
+// else (including a kind that is not a string: checkDocument reports that).
 std::optional<policy::WorkloadKind> workloadKindOf(const json& obj);
 bool isHpa(const json& obj);            // autoscaling/v2 HorizontalPodAutoscaler
 bool isPolicy(const json& obj);         // poolguard.dev ConnectionPoolPolicy

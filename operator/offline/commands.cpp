@@ -348,6 +348,23 @@ int planOf(const Loaded& loaded, const std::string& output, std::ostream& out, s
   bool unreadable = reportUnreadable(loaded, ws, err);
   bool invalid = reportInvalid(ws, err, onlyConcerned);
   for (const auto& w : ws.warnings) err << "warning: " << w << "\n";
+  // Figures poolguard had to assume: say which, and how to state them.
+  for (const auto& db : ws.databases) {
+    for (const auto& pb : db.policies) {
+      for (const auto& wb : pb.workloads) {
+        const auto& f = wb.facts;
+        const std::string name = std::string(policy::toString(f.kind)) + " " + f.namespace_ + "/" + f.name;
+        if (f.kind == policy::WorkloadKind::kDaemonSet && f.podsSource == "1 node assumed") {
+          err << "warning: " << name << ": the nodes that run it are unknown here, 1 assumed; set the annotation "
+              << budget::kNodesAnnotation << " on it, or plan with --live (status.desiredNumberScheduled)\n";
+        } else if (f.kind == policy::WorkloadKind::kCronJob && f.podsSource.ends_with("assumed")) {
+          err << "warning: " << name << ": concurrencyPolicy Allow lets runs overlap, "
+              << budget::kDefaultConcurrentRuns << " assumed; set the annotation " << budget::kConcurrentRunsAnnotation
+              << " on it, or concurrencyPolicy: Forbid\n";
+        }
+      }
+    }
+  }
 
   bool over = false;
   json databases = json::array();
@@ -406,6 +423,7 @@ int planOf(const Loaded& loaded, const std::string& output, std::ostream& out, s
                                    {"podsNow", wb.facts.podsNow},
                                    {"podsMax", wb.facts.podsMax},
                                    {"surge", wb.facts.surge},
+                                   {"podsSource", wb.facts.podsSource},
                                    {"terminating", wb.facts.terminating},
                                    {"perPod", wb.perPod},
                                    {"steadyState", wb.steadyState},
@@ -475,7 +493,8 @@ int planOf(const Loaded& loaded, const std::string& output, std::ostream& out, s
           rows.push_back(
               {policyColumn, std::string(policy::toString(wb.facts.kind)) + "/" + workloadPrefix + wb.facts.name,
                std::to_string(wb.facts.podsNow),
-               std::to_string(wb.facts.podsMax) + (wb.facts.autoscaled ? " (HPA)" : ""),
+               std::to_string(wb.facts.podsMax) + (wb.facts.autoscaled ? " (HPA)" : "") +
+                   (wb.facts.podsSource.empty() ? "" : " (" + wb.facts.podsSource + ")"),
                // With the old pods still terminating counted: "3 (+9 terminating)".
                std::to_string(wb.facts.surge) +
                    (wb.facts.terminating > 0 ? " (+" + std::to_string(wb.facts.terminating) + " terminating)" : ""),

@@ -19,6 +19,9 @@ std::vector<kube::Resource> liveResources() {
           r::connectionPoolPolicies(),
           r::deployments(),
           r::statefulSets(),
+          r::daemonSets(),
+          r::cronJobs(),
+          r::rollouts(),
           r::horizontalPodAutoscalers()};
 }
 
@@ -28,6 +31,8 @@ Result<std::vector<policy::Document>> liveDocuments(kube::Client& client) {
     kube::ListOptions opts;
     opts.limit = 500;
     auto listed = kube::listAll(client, resource, "", opts);
+    // Argo Rollouts is optional: a cluster without its CRD has no Rollouts.
+    if (!listed.ok() && listed.error().code() == ErrorCode::kNotFound && resource.group == "argoproj.io") continue;
     if (!listed.ok()) {
       return Error(listed.error().code(), "cannot list " + resource.key() +
                                               " in the cluster: " + listed.error().message() +
@@ -39,7 +44,15 @@ Result<std::vector<policy::Document>> liveDocuments(kube::Client& client) {
       item["apiVersion"] = resource.apiVersion();
       item["kind"] = resource.kind;
       if (item.contains("metadata")) item["metadata"].erase("managedFields");
+      // The status counts only where it says how many pods run: a DaemonSet's nodes, a CronJob's active runs.
+      json status = json::object();
+      if (auto s = item.find("status"); s != item.end() && s->is_object()) {
+        for (const char* key : {"desiredNumberScheduled", "active"}) {
+          if (auto v = s->find(key); v != s->end()) status[key] = *v;
+        }
+      }
       item.erase("status");
+      if (!status.empty()) item["status"] = std::move(status);
       out.push_back(policy::Document{kLiveSource, index++, std::move(item), {}});
     }
   }
@@ -111,7 +124,14 @@ std::vector<policy::Document> overlay(std::vector<policy::Document> live, std::v
   std::vector<policy::Document> out;
   out.reserve(live.size() + files.size());
   for (auto& d : live) {
-    if (!fromFiles.count(identity(d.object, true))) out.push_back(std::move(d));
+    auto replaced = fromFiles.find(identity(d.object, true));
+    if (replaced == fromFiles.end()) {
+      out.push_back(std::move(d));
+      continue;
+    }
+    // A manifest has no status: the file's object keeps the live one's (a DaemonSet's nodes, a CronJob's runs).
+    json& replacement = files[replaced->second].object;
+    if (d.object.contains("status") && !replacement.contains("status")) replacement["status"] = d.object["status"];
   }
   for (auto& d : files) out.push_back(std::move(d));
   return out;

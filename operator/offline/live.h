@@ -1,6 +1,7 @@
 #pragma once
 // `poolguard plan --live`: the files overlaid on what the cluster runs. The cluster's ConnectionPoolPolicies,
-// ClusterConnectionPoolPolicies, ClusterConnectionBudgets, Namespaces, Deployments, StatefulSets and HPAs are read
+// ClusterConnectionPoolPolicies, ClusterConnectionBudgets, Namespaces, Deployments, StatefulSets, DaemonSets,
+// CronJobs, Argo Rollouts' Rollouts (where installed) and HPAs are read
 // (list only: read-only), and a document of the files replaces the live object of the same kind, namespace and
 // name, so the plan answers "does this change fit next to everything already running on the database?".
 #include <string>

@@ -15,8 +15,6 @@ Enum enumFrom(const std::string& s, const std::pair<const char*, Enum> (&table)[
   return table[0].second;
 }
 
-constexpr std::pair<const char*, WorkloadKind> kKinds[] = {{"Deployment", WorkloadKind::kDeployment},
-                                                           {"StatefulSet", WorkloadKind::kStatefulSet}};
 constexpr std::pair<const char*, Mode> kModes[] = {{"Enforce", Mode::kEnforce}, {"Audit", Mode::kAudit}};
 constexpr std::pair<const char*, Profile> kProfiles[] = {
     {"Generic", Profile::kGeneric},       {"SpringHikari", Profile::kSpringHikari},
@@ -88,7 +86,8 @@ Spec specFrom(const json& s) {
     spec.namespaceSelector = selectorFrom(*ns);
   spec.selector = selectorFrom(s.at("selector"));
   spec.kinds.clear();
-  for (const auto& k : s.at("kinds")) spec.kinds.push_back(enumFrom(k.get<std::string>(), kKinds));
+  for (const auto& k : s.at("kinds"))
+    spec.kinds.push_back(workloadKindNamed(k.get<std::string>()).value_or(WorkloadKind::kDeployment));
   if (auto it = s.find("containers"); it != s.end()) spec.containers = it->get<std::vector<std::string>>();
   spec.mode = enumFrom(s.at("mode").get<std::string>(), kModes);
   spec.priority = s.at("priority").get<int32_t>();

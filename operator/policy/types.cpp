@@ -2,15 +2,21 @@
 
 namespace poolguard::policy {
 
-const char* toString(WorkloadKind k) {
-  switch (k) {
-    case WorkloadKind::kDeployment:
-      return "Deployment";
-    case WorkloadKind::kStatefulSet:
-      return "StatefulSet";
+const WorkloadKindInfo& infoOf(WorkloadKind kind) {
+  for (const auto& info : kWorkloadKinds) {
+    if (info.kind == kind) return info;
   }
-  return "Unknown";
+  return kWorkloadKinds[0];
 }
+
+std::optional<WorkloadKind> workloadKindNamed(const std::string& name) {
+  for (const auto& info : kWorkloadKinds) {
+    if (name == info.name) return info.kind;
+  }
+  return std::nullopt;
+}
+
+const char* toString(WorkloadKind k) { return infoOf(k).name; }
 
 const char* toString(Mode m) {
   switch (m) {

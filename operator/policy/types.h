@@ -14,7 +14,28 @@ namespace poolguard::policy {
 
 using Millis = std::chrono::milliseconds;
 
-enum class WorkloadKind { kDeployment, kStatefulSet };
+enum class WorkloadKind { kDeployment, kStatefulSet, kDaemonSet, kCronJob, kRollout };
+
+// What poolguard knows of each workload kind it governs (docs/api.md "spec.kinds").
+struct WorkloadKindInfo {
+  WorkloadKind kind;
+  const char* name;             // "Deployment"
+  const char* apiVersion;       // "apps/v1"
+  const char* resource;         // plural: "deployments"
+  const char* configMapSuffix;  // of the operator-owned ConfigMap: "-deploy-poolguard"
+  bool jobTemplate;             // the pod template is spec.jobTemplate.spec.template (CronJob), else spec.template
+  bool optional;                // its CRD may be absent from a cluster (Argo Rollouts)
+};
+inline constexpr WorkloadKindInfo kWorkloadKinds[] = {
+    {WorkloadKind::kDeployment, "Deployment", "apps/v1", "deployments", "-deploy-poolguard", false, false},
+    {WorkloadKind::kStatefulSet, "StatefulSet", "apps/v1", "statefulsets", "-sts-poolguard", false, false},
+    {WorkloadKind::kDaemonSet, "DaemonSet", "apps/v1", "daemonsets", "-ds-poolguard", false, false},
+    {WorkloadKind::kCronJob, "CronJob", "batch/v1", "cronjobs", "-cronjob-poolguard", true, false},
+    {WorkloadKind::kRollout, "Rollout", "argoproj.io/v1alpha1", "rollouts", "-rollout-poolguard", false, true},
+};
+const WorkloadKindInfo& infoOf(WorkloadKind kind);
+// The kind of this name ("Deployment"); nullopt for any other.
+std::optional<WorkloadKind> workloadKindNamed(const std::string& name);
 enum class Mode { kEnforce, kAudit };
 enum class Profile { kSpringHikari, kGoSQL, kPgxpool, kSQLAlchemy, kNodePostgres, kPgBouncer, kGeneric };
 enum class DeliveryMethod { kEnv, kConfigMap };

@@ -1,6 +1,8 @@
 #include "render/workload.h"
 
 #include <algorithm>
+#include <initializer_list>
+#include <string_view>
 
 #include "common/json_pointer.h"
 
@@ -67,16 +69,59 @@ std::string mapValue(const std::map<std::string, std::string>& m, const std::str
 
 }  // namespace
 
+std::optional<std::string> containersMergeProblem(const json& crd, const std::string& version) {
+  const std::string name = stringAt(crd, json::json_pointer("/metadata/name"));
+  const json* schema = nullptr;
+  if (crd.contains("spec") && crd["spec"].is_object() && crd["spec"].contains("versions") &&
+      crd["spec"]["versions"].is_array()) {
+    for (const auto& v : crd["spec"]["versions"]) {
+      static const json::json_pointer at("/schema/openAPIV3Schema");
+      if (v.is_object() && stringField(v, "name") == version && v.contains(at)) schema = &v.at(at);
+    }
+  }
+  if (schema == nullptr) return "CustomResourceDefinition " + name + " has no schema for version " + version;
+  // A list-map keyed by name at the end of `path` (properties of objects, items of arrays).
+  auto listMapByName = [](const json* node, std::initializer_list<const char*> path) -> bool {
+    for (const char* step : path) {
+      if (node == nullptr || !node->is_object()) return false;
+      const json* next = nullptr;
+      if (std::string_view(step) == "[]") {
+        if (auto it = node->find("items"); it != node->end()) next = &*it;
+      } else if (auto props = node->find("properties"); props != node->end() && props->is_object()) {
+        if (auto it = props->find(step); it != props->end()) next = &*it;
+      }
+      node = next;
+    }
+    if (node == nullptr || !node->is_object() || stringField(*node, "x-kubernetes-list-type") != "map") return false;
+    auto keys = node->find("x-kubernetes-list-map-keys");
+    return keys != node->end() && *keys == json::array({"name"});
+  };
+  const bool containers = listMapByName(schema, {"spec", "template", "spec", "containers"});
+  const bool env = listMapByName(schema, {"spec", "template", "spec", "containers", "[]", "env"});
+  if (containers && env) return std::nullopt;
+  return "CustomResourceDefinition " + name + " declares " +
+         std::string(containers ? "spec.template.spec.containers[].env" : "spec.template.spec.containers") +
+         " an atomic list (not a list-map keyed by name), so a server-side apply of poolguard's entries would "
+         "replace the whole list";
+}
+
+const json& podTemplateOf(const json& body, policy::WorkloadKind kind) {
+  static const json none = json::object();
+  static const json::json_pointer plain("/spec/template");
+  static const json::json_pointer job("/spec/jobTemplate/spec/template");
+  const json::json_pointer& at = policy::infoOf(kind).jobTemplate ? job : plain;
+  return body.contains(at) ? body.at(at) : none;
+}
+
 Result<WorkloadIdentity> identityOf(const json& workload) {
   if (!workload.is_object()) return Error(ErrorCode::kInvalidArgument, "workload: expected an object");
   WorkloadIdentity id;
   std::string kind = stringField(workload, "kind");
-  if (kind == "Deployment")
-    id.kind = policy::WorkloadKind::kDeployment;
-  else if (kind == "StatefulSet")
-    id.kind = policy::WorkloadKind::kStatefulSet;
+  if (auto k = policy::workloadKindNamed(kind))
+    id.kind = *k;
   else
-    return Error(ErrorCode::kInvalidArgument, "kind: expected Deployment or StatefulSet, got \"" + kind + "\"");
+    return Error(ErrorCode::kInvalidArgument,
+                 "kind: expected Deployment, StatefulSet, DaemonSet, CronJob or Rollout, got \"" + kind + "\"");
   id.name = stringAt(workload, json::json_pointer("/metadata/name"));
   if (id.name.empty()) return Error(ErrorCode::kInvalidArgument, kind + ": metadata.name is required");
   id.namespace_ = stringAt(workload, json::json_pointer("/metadata/namespace"));
@@ -94,7 +139,7 @@ Result<WorkloadIdentity> identityOf(const model::Workload& workload) {
 }
 
 std::string configMapName(policy::WorkloadKind kind, const std::string& workloadName) {
-  std::string suffix = kind == policy::WorkloadKind::kDeployment ? "-deploy-poolguard" : "-sts-poolguard";
+  const std::string suffix = policy::infoOf(kind).configMapSuffix;
   if (workloadName.size() + suffix.size() <= kMaxNameLength) return workloadName + suffix;
   // Keep the result unique per workload: the hash covers the full name that the truncation drops.
   std::string digest = settingsHash({{"", workloadName, ""}}, "").substr(0, 8);
@@ -108,8 +153,10 @@ Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const json& work
   auto id = identityOf(workload);
   if (!id) return id.error();
   model::Diagnostics ignored;
-  model::Workload decoded = model::decodeWorkload(workload, ignored);
-  decoded.kind = id->kind;  // identityOf reads the kind alone; the decoder also wants apiVersion apps/v1
+  json typed = workload;
+  // identityOf reads the kind alone; the decoder also wants the kind's apiVersion.
+  typed["apiVersion"] = policy::infoOf(id->kind).apiVersion;
+  model::Workload decoded = model::decodeWorkload(typed, ignored);
   return renderWorkload(p, decoded, options);
 }
 
@@ -139,6 +186,14 @@ Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const model::Wor
     }
   }
   std::string kindName = policy::toString(id->kind);
+  if (liveNames.empty()) {
+    std::string message = kindName + " " + id->namespace_ + "/" + id->name + ": its pod template has no containers";
+    if (id->kind == policy::WorkloadKind::kRollout)
+      message +=
+          " (a Rollout with spec.workloadRef runs the pod template of the Deployment it names: let the "
+          "policy select that Deployment)";
+    return Error(ErrorCode::kInvalidArgument, message);
+  }
   if (out.containers.empty()) {
     std::string listed;
     for (const auto& n : p.spec.containers) listed += (listed.empty() ? "" : ", ") + n;
@@ -175,15 +230,20 @@ Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const model::Wor
     containers.push_back(c);
   }
 
+  const policy::WorkloadKindInfo& info = policy::infoOf(id->kind);
   json body{
-      {"apiVersion", "apps/v1"},
+      {"apiVersion", info.apiVersion},
       {"kind", kindName},
       {"metadata", {{"name", id->name}, {"namespace", id->namespace_}, {"annotations", {{ownerKey(p), p.name}}}}}};
   json tmpl = json::object();
   if (p.spec.rollout.restartOnChange)
     tmpl["metadata"] = {{"annotations", {{kSettingsHashAnnotation, out.settings.hash}}}};
   tmpl["spec"] = {{"containers", containers}};
-  body["spec"] = {{"template", tmpl}};
+  // A CronJob's pods come from its job template: a change reaches the next run, never one already running.
+  if (info.jobTemplate)
+    body["spec"] = {{"jobTemplate", {{"spec", {{"template", tmpl}}}}}};
+  else
+    body["spec"] = {{"template", tmpl}};
   out.apply = body;
 
   if (viaConfigMap) {
@@ -199,7 +259,7 @@ Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const model::Wor
     // reference (poolguard, not the workload's controller, manages it) and not blocking deletion (that would
     // need update rights on the workload's finalizers).
     if (!id->uid.empty()) {
-      metadata["ownerReferences"] = json::array({{{"apiVersion", "apps/v1"},
+      metadata["ownerReferences"] = json::array({{{"apiVersion", info.apiVersion},
                                                   {"kind", kindName},
                                                   {"name", id->name},
                                                   {"uid", id->uid},
@@ -230,9 +290,10 @@ Comparison compareWorkload(const model::Workload& live, const DesiredWorkload& d
                    ", desired " + (want.empty() ? "none" : want));
   }
 
-  static const json::json_pointer hashPtr("/spec/template/metadata/annotations/poolguard.dev~1settings-hash");
-  if (body.contains(hashPtr)) {
-    std::string want = body.at(hashPtr).get<std::string>();
+  const json& tmpl = podTemplateOf(body, desired.workload.kind);
+  static const json::json_pointer hashPtr("/metadata/annotations/poolguard.dev~1settings-hash");
+  if (tmpl.contains(hashPtr)) {
+    std::string want = tmpl.at(hashPtr).get<std::string>();
     std::string have = mapValue(live.templateAnnotations, kSettingsHashAnnotation);
     if (have != want) {
       diff.push_back(std::string("pod template annotation ") + kSettingsHashAnnotation + ": " +
@@ -240,7 +301,7 @@ Comparison compareWorkload(const model::Workload& live, const DesiredWorkload& d
     }
   }
 
-  for (const auto& wantContainer : body["spec"]["template"]["spec"]["containers"]) {
+  for (const auto& wantContainer : tmpl["spec"]["containers"]) {
     std::string name = wantContainer["name"].get<std::string>();
     const model::Container* lc = live.container(name);
     if (lc == nullptr) {

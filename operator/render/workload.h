@@ -6,9 +6,10 @@
 // poolguard.dev/cluster-policy for a ClusterConnectionPoolPolicy]},
 // spec.template.metadata.annotations[poolguard.dev/settings-hash] (when rollout.restartOnChange), and
 // spec.template.spec.containers[] = {name, env[]} (Env) or {name, envFrom[]} (ConfigMap) for the selected
-// containers only, never initContainers. The API server merges the body into the live object and validates the
-// result, so required fields such as spec.selector need not be repeated; applied to a workload that no longer
-// exists the body fails validation instead of creating a half-specified one.
+// containers only, never initContainers. A CronJob's pod template is spec.jobTemplate.spec.template. The API server
+// merges the body into the live object and validates the result, so required fields such as spec.selector need not be
+// repeated; applied to a workload that no longer exists the body fails validation instead of creating a half-specified
+// one.
 //
 // envFrom is an atomic list for server-side apply: whoever applies it owns all of it. The body therefore repeats
 // the container's live envFrom entries and appends poolguard's ConfigMap reference last (so its keys win over
@@ -53,7 +54,18 @@ struct WorkloadIdentity {
   std::string uid;
 };
 
-// Kind, namespace, name and uid of a Deployment or StatefulSet object. Errors name the missing field.
+// Why a server-side apply of poolguard's partial containers list would not merge into a custom resource whose CRD
+// is `crd` (served at `version`): its schema must declare spec.template.spec.containers and their env list-maps
+// keyed by name, as the built-in kinds do; an atomic list would be replaced whole. nullopt when they merge.
+// (Argo Rollouts' Rollout CRD does from v1.9; before, both lists are atomic.)
+std::optional<std::string> containersMergeProblem(const json& crd, const std::string& version);
+
+// The pod template of an apply body (or a workload object) of this kind: spec.template, or a CronJob's
+// spec.jobTemplate.spec.template; an empty object when it has none.
+const json& podTemplateOf(const json& body, policy::WorkloadKind kind);
+
+// Kind, namespace, name and uid of a workload object of a kind policy::kWorkloadKinds lists. Errors name the
+// missing field.
 Result<WorkloadIdentity> identityOf(const json& workload);
 // The same of a decoded workload (namespace "default" when it has none).
 Result<WorkloadIdentity> identityOf(const model::Workload& workload);

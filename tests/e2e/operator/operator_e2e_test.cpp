@@ -4,6 +4,7 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -681,6 +682,139 @@ TEST_F(OperatorE2E, DeletingAPolicyHandsOneWorkloadOverAndStillRemovesTheOthersC
       << "api's ConfigMap outlived the policy that wrote it: " << configMapData("api-deploy-poolguard").dump(2);
   json api = getJson(ns, "deployment/api");
   for (const auto& c : api["spec"]["template"]["spec"]["containers"]) EXPECT_FALSE(c.contains("envFrom")) << c.dump();
+}
+
+TEST_F(OperatorE2E, DaemonSetsAndCronJobsAreGovernedCountedAndCleanedUp) {
+  std::string ns = testNamespace("kinds");
+  // Three nodes for the DaemonSet controller to count (no kubelet or scheduler runs anything on them).
+  std::vector<std::string> nodes;
+  for (int i = 0; i < 3; ++i) {
+    nodes.push_back(ns + "-node-" + std::to_string(i));
+    applyYaml("", "apiVersion: v1\nkind: Node\nmetadata: {name: " + nodes.back() + "}\n");
+  }
+  const std::string podSpec =
+      "      containers:\n      - name: app\n        image: example.invalid/app:1\n"
+      "        env:\n        - {name: KEEP_ME, value: mine}\n";
+  // The API server taints a new node not-ready until a kubelet reports: the DaemonSet tolerates it, so the
+  // DaemonSet controller counts every node.
+  applyYaml(ns,
+            "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent, labels: {group: kinds}}\nspec:\n"
+            "  selector: {matchLabels: {app: agent}}\n  template:\n    metadata: {labels: {app: agent}}\n"
+            "    spec:\n      tolerations: [{key: node.kubernetes.io/not-ready, operator: Exists}]\n" +
+                podSpec);
+  applyYaml(ns,
+            "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: report, labels: {group: kinds}}\nspec:\n"
+            "  schedule: \"0 0 1 1 *\"\n  concurrencyPolicy: Forbid\n  jobTemplate:\n    spec:\n"
+            "      parallelism: 2\n      template:\n        spec:\n          restartPolicy: Never\n" +
+                std::regex_replace(podSpec, std::regex("^      ", std::regex::multiline), "          "));
+  applyYaml(ns, policyYaml("p", 5, "  kinds: [DaemonSet, CronJob]\n", "", "group: kinds"));
+
+  auto cronJobEnv = [&](const std::string& var) {
+    json cj = getJson(ns, "cronjob/report");
+    if (!cj.is_object()) return std::string();
+    json asWorkload = {{"spec", {{"template", cj["spec"]["jobTemplate"]["spec"]["template"]}}}};
+    return envValue(asWorkload, "app", var);
+  };
+  EXPECT_TRUE(eventually(
+      [&] {
+        return envValue(getJson(ns, "daemonset/agent"), "app", "POOL_MAX_SIZE") == "5" &&
+               cronJobEnv("POOL_MAX_SIZE") == "5";
+      },
+      60s))
+      << getJson(ns, "daemonset/agent").dump(2) << getJson(ns, "cronjob/report").dump(2);
+  // The DaemonSet runs a pod on each of the 3 nodes (maxSurge 0), the CronJob one run of 2 pods (Forbid):
+  // (3 + 2) x 5 = 25.
+  EXPECT_TRUE(eventually(
+      [&] {
+        const json p = getJson(ns, "cpol/p");
+        return p["status"]["budget"].value("policyWorstCase", -1) == 25 &&
+               p["status"]["workloads"].value("applied", -1) == 2;
+      },
+      60s))
+      << getJson(ns, "cpol/p").dump(2) << getJson(ns, "daemonset/agent")["status"].dump();
+
+  // Deleting the policy takes poolguard's settings back out of both, and leaves the others' env.
+  ASSERT_EQ(cluster().kubectl({"-n", ns, "delete", "cpol/p", "--wait=true", "--timeout=60s"}).exitCode, 0);
+  EXPECT_EQ(envValue(getJson(ns, "daemonset/agent"), "app", "POOL_MAX_SIZE"), "");
+  EXPECT_EQ(cronJobEnv("POOL_MAX_SIZE"), "");
+  EXPECT_EQ(envValue(getJson(ns, "daemonset/agent"), "app", "KEEP_ME"), "mine");
+  EXPECT_EQ(cronJobEnv("KEEP_ME"), "mine");
+  for (const auto& n : nodes) cluster().kubectl({"delete", "node", n, "--ignore-not-found"});
+}
+
+// Argo Rollouts is optional: without its CRD poolguard says so once and runs as before. With a CRD whose schema
+// merges containers by name (v1.9 and later) a Rollout is written like a Deployment; with an older one (atomic
+// lists, where an apply would replace the containers) it is counted and reported, never written.
+TEST_F(OperatorE2E, RolloutsAreCountedAndWrittenOnlyWhereTheirCrdMergesContainers) {
+  const std::string logs = op_->logs();
+  size_t said = 0;
+  for (size_t at = logs.find("Rollouts are not watched"); at != std::string::npos;
+       at = logs.find("Rollouts are not watched", at + 1))
+    ++said;
+  EXPECT_EQ(said, 1u) << logs;
+
+  auto installCrd = [&](const std::string& file) {
+    auto r = cluster().kubectl({"apply", "-f", sourceDir() + "/tests/testdata/argo-rollouts/" + file});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    ASSERT_EQ(cluster().waitEstablished("crd/rollouts.argoproj.io").exitCode, 0);
+  };
+  auto restart = [&] {
+    op_->stop();
+    op_->start();
+    ASSERT_TRUE(op_->waitReady()) << op_->logs();
+  };
+  ASSERT_NO_FATAL_FAILURE(installCrd("rollout-crd-atomic.yaml"));
+  ASSERT_NO_FATAL_FAILURE(restart());
+  std::string ns = testNamespace("rollout");
+  const std::string rolloutYaml =
+      "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: web, labels: {app: web}}\nspec:\n"
+      "  replicas: 2\n  selector: {matchLabels: {app: web}}\n  strategy: {blueGreen: {activeService: web}}\n"
+      "  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: app\n"
+      "        image: example.invalid/app:1\n        env:\n        - {name: KEEP_ME, value: mine}\n"
+      "      - name: sidecar\n        image: example.invalid/sc:1\n";
+  applyYaml(ns, rolloutYaml);
+  applyYaml(ns, policyYaml("p", 5, "  kinds: [Rollout]\n"));
+  // Blue-green runs both versions at full scale during promotion: (2 + 2) x 5.
+  ASSERT_TRUE(eventually(
+      [&] {
+        const json p = getJson(ns, "cpol/p");
+        return p["status"]["budget"].value("policyWorstCase", -1) == 20 &&
+               conditionIs(ns, "p", "Applied", "False", "ApplyFailed");
+      },
+      60s))
+      << getJson(ns, "cpol/p").dump(2) << tail(op_->logs(), 20);
+  const json failed = getJson(ns, "cpol/p")["status"]["workloadStatuses"][0];
+  EXPECT_EQ(failed.value("state", ""), "Failed");
+  EXPECT_NE(failed.value("message", "").find("atomic list"), std::string::npos) << failed.dump();
+  json rollout = getJson(ns, "rollout/web");
+  EXPECT_EQ(envValue(rollout, "app", "POOL_MAX_SIZE"), "") << "never written with an atomic containers list";
+  EXPECT_EQ(rollout["spec"]["template"]["spec"]["containers"].size(), 2u);
+  EXPECT_NE(op_->logs().find("Rollouts are counted and checked, not written"), std::string::npos);
+
+  // The CRD of Argo Rollouts v1.9: the settings merge into the container, and its image and the sidecar stay. (The
+  // Rollout is created again under it: one created under the atomic schema keeps another manager's ownership of
+  // the whole list; docs/workloads.md says what to do after such an upgrade.)
+  ASSERT_EQ(cluster().kubectl({"-n", ns, "delete", "rollout/web", "--wait=true"}).exitCode, 0);
+  ASSERT_NO_FATAL_FAILURE(installCrd("rollout-crd-merging.yaml"));
+  ASSERT_NO_FATAL_FAILURE(restart());
+  applyYaml(ns, rolloutYaml);
+  EXPECT_TRUE(eventually([&] { return envValue(getJson(ns, "rollout/web"), "app", "POOL_MAX_SIZE") == "5"; }, 60s))
+      << getJson(ns, "cpol/p").dump(2) << tail(op_->logs(), 20);
+  rollout = getJson(ns, "rollout/web");
+  ASSERT_EQ(rollout["spec"]["template"]["spec"]["containers"].size(), 2u) << rollout.dump(2);
+  EXPECT_EQ(rollout["spec"]["template"]["spec"]["containers"][0].value("image", ""), "example.invalid/app:1");
+  EXPECT_EQ(envValue(rollout, "app", "KEEP_ME"), "mine");
+  EXPECT_TRUE(eventually([&] { return conditionIs(ns, "p", "Ready", "True"); }, 30s)) << getJson(ns, "cpol/p").dump(2);
+
+  // Deleting the policy takes its fields back out, and nothing else.
+  ASSERT_EQ(cluster().kubectl({"-n", ns, "delete", "cpol/p", "--wait=true", "--timeout=60s"}).exitCode, 0);
+  rollout = getJson(ns, "rollout/web");
+  EXPECT_EQ(envValue(rollout, "app", "POOL_MAX_SIZE"), "");
+  EXPECT_EQ(envValue(rollout, "app", "KEEP_ME"), "mine");
+  EXPECT_EQ(rollout["spec"]["template"]["spec"]["containers"][0].value("image", ""), "example.invalid/app:1");
+
+  cluster().kubectl({"delete", "crd", "rollouts.argoproj.io", "--wait=true"});
+  ASSERT_NO_FATAL_FAILURE(restart());
 }
 
 TEST_F(OperatorE2E, SwitchingDeliveryToEnvRemovesTheConfigMapAndItsReference) {

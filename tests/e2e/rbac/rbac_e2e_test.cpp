@@ -219,6 +219,11 @@ TEST_F(RbacE2E, TheShippedRolesAreExactlyWhatTheOperatorUses) {
   const std::string leaseName =
       "poolguard-rbac-" + std::to_string(getpid()) + "-" +
       std::to_string(std::chrono::system_clock::now().time_since_epoch().count() % 1000000007);
+  // Argo Rollouts' CRD as v1.9 ships it (a stand-in of the same schema for what poolguard reads and writes): its
+  // Rollouts are watched and written, and the CRD itself is read once.
+  auto crd = cluster().kubectl({"apply", "-f", sourceDir() + "/tests/testdata/argo-rollouts/rollout-crd-merging.yaml"});
+  ASSERT_EQ(crd.exitCode, 0) << crd.err;
+  ASSERT_EQ(cluster().waitEstablished("crd/rollouts.argoproj.io").exitCode, 0);
   const size_t auditStart = auditLineCount();
   // `poolguard run` as the ServiceAccount, with leader election.
   OperatorProcess op({"--leader-elect", "--leader-election-namespace=" + std::string(kSystemNamespace),
@@ -260,6 +265,32 @@ TEST_F(RbacE2E, TheShippedRolesAreExactlyWhatTheOperatorUses) {
         << dump("cache");
     EXPECT_TRUE(hasConfigMapRef(getJson(ns, "statefulset/cache"), "app", "cache-sts-poolguard"));
     EXPECT_EQ(configMapValue(ns, "cache-sts-poolguard", "POOL_MAX_SIZE"), "4");
+  }
+  {
+    SCOPED_TRACE("A DaemonSet, a CronJob and a Rollout");
+    applyYaml(ns,
+              "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent, labels: {kinds: all}}\nspec:\n"
+              "  selector: {matchLabels: {app: agent}}\n  template:\n    metadata: {labels: {app: agent}}\n"
+              "    spec:\n      containers:\n      - {name: app, image: example.invalid/app:1}\n");
+    applyYaml(ns,
+              "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: report, labels: {kinds: all}}\nspec:\n"
+              "  schedule: \"0 0 1 1 *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n"
+              "          restartPolicy: Never\n          containers:\n"
+              "          - {name: app, image: example.invalid/app:1}\n");
+    applyYaml(ns,
+              "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: canary, labels: {kinds: all}}\n"
+              "spec:\n  replicas: 1\n  selector: {matchLabels: {app: canary}}\n  strategy: {canary: {}}\n"
+              "  template:\n    metadata: {labels: {app: canary}}\n    spec:\n      containers:\n"
+              "      - {name: app, image: example.invalid/app:1}\n");
+    applyYaml(ns,
+              "apiVersion: poolguard.dev/v1alpha1\nkind: ConnectionPoolPolicy\nmetadata: {name: kinds}\nspec:\n"
+              "  selector: {matchLabels: {kinds: all}}\n  kinds: [DaemonSet, CronJob, Rollout]\n"
+              "  pool: {maxSize: 3}\n  database: {name: " +
+                  db + "-kinds, maxConnections: 100}\n");
+    ASSERT_TRUE(eventually([&] { return conditionIs(ns, "kinds", "Applied", "True", "AllApplied"); }, 60s))
+        << dump("kinds");
+    EXPECT_EQ(getJson(ns, "cpol/kinds")["status"]["workloads"].value("applied", -1), 3) << dump("kinds");
+    EXPECT_EQ(envValue(getJson(ns, "rollout/canary"), "app", "POOL_MAX_SIZE"), "3");
   }
   {
     SCOPED_TRACE("Audit reports drift and writes nothing");

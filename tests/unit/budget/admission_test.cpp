@@ -91,6 +91,20 @@ TEST(Allotments, APolicyThatCountsTerminatingPodsPaysTwoPodsForEachPodItAdds) {
   EXPECT_EQ(all[0].allotted, 20);
 }
 
+TEST(Allotments, OnlyTheKindsWhoseReplicasAreCheckedTakeRoom) {
+  // A DaemonSet of 4 nodes and a Deployment of 1 pod, no surge, maxSize 10: 50 of 100. The DaemonSet's pods follow
+  // the nodes, so the admission policy never checks them: all 50 of room are the Deployment's.
+  Surge none{0, false};
+  auto daemons = facts("a", "agent", 4, std::nullopt, WorkloadKind::kDaemonSet, none);
+  auto web = facts("a", "web", 1, std::nullopt, WorkloadKind::kDeployment, none);
+  auto db = computeDatabase("orders", 103, 3, {policyOf("a", "p", 10, {daemons, web})});
+  ASSERT_EQ(db.worstCase, 50);
+  auto all = allotments(db);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].name, "web");
+  EXPECT_EQ(all[0].maxPods, 6);
+}
+
 TEST(Allotments, AShareThatIsOverHasNoRoomAndAnHpaIsCountedAtItsMaximum) {
   auto scaled = facts("a", "api", 2, 6);
   auto db = computeDatabase("orders", 50, 3, {policyOf("a", "p", 10, {scaled})});

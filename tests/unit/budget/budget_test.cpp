@@ -413,5 +413,115 @@ TEST(ComputeDatabase, TerminatingPodsCountInTheWorstCaseAndClampSharesWhatIsLeft
   EXPECT_EQ(plain.policies[0].terminatingWorstCase, 0);
 }
 
+json ofKind(const std::string& apiVersion, const std::string& kind, const std::string& name,
+            const std::string& extra = "{}") {
+  json w = deployment(name);
+  w["apiVersion"] = apiVersion;
+  w["kind"] = kind;
+  w.update(json::parse(extra));
+  return w;
+}
+
+TEST(WorkloadFacts, ADaemonSetRunsAPodPerNodeFromItsStatusOrItsAnnotation) {
+  auto live =
+      workloadFacts(ofKind("apps/v1", "DaemonSet", "agent", R"({"status":{"desiredNumberScheduled":6}})"), nullptr);
+  EXPECT_EQ(live.kind, WorkloadKind::kDaemonSet);
+  EXPECT_EQ(live.podsNow, 6);
+  EXPECT_EQ(live.podsMax, 6);
+  EXPECT_EQ(live.surge, 0) << "a DaemonSet's maxSurge defaults to 0";
+  EXPECT_EQ(live.podsSource, "nodes");
+  EXPECT_EQ(underPolicy(live, true).terminating, 6) << "each node may hold its old pod while the new one starts";
+
+  auto annotated =
+      workloadFacts(ofKind("apps/v1", "DaemonSet", "agent",
+                           R"({"metadata":{"name":"agent","namespace":"shop","annotations":{"poolguard.dev/nodes":"9"}},
+                 "spec":{"updateStrategy":{"rollingUpdate":{"maxSurge":"20%"}},
+                         "template":{"spec":{"containers":[{"name":"app"}]}}}})"),
+                    nullptr);
+  EXPECT_EQ(annotated.podsMax, 9);
+  EXPECT_EQ(annotated.surge, 2) << "20% of 9 rounded up";
+  EXPECT_EQ(annotated.podsSource, "nodes, annotation");
+
+  auto unknown = workloadFacts(ofKind("apps/v1", "DaemonSet", "agent"), nullptr);
+  EXPECT_EQ(unknown.podsMax, 1);
+  EXPECT_EQ(unknown.podsSource, "1 node assumed");
+
+  auto onDelete = workloadFacts(
+      ofKind("apps/v1", "DaemonSet", "agent",
+             R"({"spec":{"updateStrategy":{"type":"OnDelete"},"template":{"spec":{"containers":[{"name":"app"}]}}},
+                 "status":{"desiredNumberScheduled":4}})"),
+      nullptr);
+  EXPECT_EQ(onDelete.surge, 0);
+  EXPECT_EQ(underPolicy(onDelete, true).terminating, 0) << "OnDelete replaces a pod only once it is gone";
+}
+
+TEST(WorkloadFacts, ACronJobCountsItsRunsByConcurrencyPolicy) {
+  auto cronJob = [](const std::string& spec, const std::string& more = "{}") {
+    json w = ofKind("batch/v1", "CronJob", "report", more);
+    w["spec"] = json::parse(spec);
+    return workloadFacts(w, nullptr);
+  };
+  const std::string job =
+      R"("jobTemplate":{"spec":{"parallelism":3,"template":{"spec":{"containers":[{"name":"a"}]}}}})";
+  auto allow = cronJob("{" + job + "}");
+  EXPECT_EQ(allow.podsNow, 0) << "no run active";
+  EXPECT_EQ(allow.podsMax, 6) << "Allow: 2 overlapping runs of 3 pods assumed";
+  EXPECT_EQ(allow.podsSource, "2 runs assumed");
+  EXPECT_EQ(allow.surge, 0);
+
+  auto annotated =
+      cronJob("{" + job + "}", R"({"metadata":{"name":"report","annotations":{"poolguard.dev/concurrent-runs":"4"}}})");
+  EXPECT_EQ(annotated.podsMax, 12);
+  EXPECT_EQ(annotated.podsSource, "4 runs");
+
+  auto forbid = cronJob(R"({"concurrencyPolicy":"Forbid",)" + job + "}");
+  EXPECT_EQ(forbid.podsMax, 3);
+  EXPECT_EQ(underPolicy(forbid, true).terminating, 0);
+
+  auto replace = cronJob(R"({"concurrencyPolicy":"Replace",)" + job + "}");
+  EXPECT_EQ(replace.podsMax, 3);
+  EXPECT_EQ(underPolicy(replace, true).terminating, 3) << "the replaced run's pods terminate as the next starts";
+  EXPECT_EQ(underPolicy(replace, false).terminating, 0);
+
+  auto running = cronJob(R"({"concurrencyPolicy":"Forbid","suspend":true,)" + job + "}",
+                         R"({"status":{"active":[{"name":"report-1"}]}})");
+  EXPECT_EQ(running.podsNow, 3);
+  EXPECT_EQ(running.podsMax, 3) << "suspended: only the run already active";
+  auto suspended = cronJob(R"({"suspend":true,)" + job + "}");
+  EXPECT_EQ(suspended.podsMax, 0);
+
+  auto fewerCompletions = cronJob(
+      R"({"concurrencyPolicy":"Forbid","jobTemplate":{"spec":{"parallelism":5,"completions":2,"template":{}}}})");
+  EXPECT_EQ(fewerCompletions.podsMax, 2) << "never more pods at once than completions";
+}
+
+TEST(WorkloadFacts, ARolloutSurgesByItsStrategy) {
+  auto rollout = [](const std::string& strategy) {
+    return workloadFacts(ofKind("argoproj.io/v1alpha1", "Rollout", "web",
+                                R"({"spec":{"replicas":4,"strategy":)" + strategy +
+                                    R"(,"template":{"spec":{"containers":[{"name":"app"}]}}}})"),
+                         nullptr);
+  };
+  auto canary = rollout(R"({"canary":{"steps":[{"setWeight":20}]}})");
+  EXPECT_EQ(canary.surge, 1) << "25% of 4, like a Deployment";
+  EXPECT_EQ(underPolicy(canary, true).peakPods(), 8);
+  auto blueGreen = rollout(R"({"blueGreen":{"activeService":"web"}})");
+  EXPECT_EQ(blueGreen.surge, 4) << "promotion runs both versions at full scale";
+  EXPECT_EQ(underPolicy(blueGreen, true).peakPods(), 8) << "never more than both versions";
+  auto routed = rollout(R"({"canary":{"trafficRouting":{"nginx":{}}}})");
+  EXPECT_EQ(routed.surge, 4) << "with traffic routing the stable pods stay while the canary grows";
+
+  // An HPA scales a Rollout when its scaleTargetRef names Argo Rollouts' API group.
+  json h = hpaObject("Rollout", "web", 10);
+  h["spec"]["scaleTargetRef"]["apiVersion"] = "argoproj.io/v1alpha1";
+  auto hpaOfRollout = decoded(h);
+  EXPECT_EQ(workloadFacts(ofKind("argoproj.io/v1alpha1", "Rollout", "web", R"({"spec":{"replicas":2}})"), &hpaOfRollout)
+                .podsMax,
+            10);
+  EXPECT_FALSE(hpaOfRollout.targets(WorkloadKind::kDeployment, "shop", "web"));
+  h["spec"]["scaleTargetRef"].erase("apiVersion");
+  EXPECT_FALSE(decoded(h).targets(WorkloadKind::kRollout, "shop", "web")) << "apps/v1 assumed; Rollout is not";
+}
+
 }  // namespace
 }  // namespace poolguard::budget

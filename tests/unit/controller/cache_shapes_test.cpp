@@ -63,10 +63,42 @@ TEST(CacheShapes, FilteringWhileParsingKeepsWhatTheRecordsNeed) {
   EXPECT_EQ(hpaFiltered->meta, hpaFull->meta);
 
   json parsed = workloadFields().parse(kDeployment);
-  EXPECT_FALSE(parsed.contains("status"));
+  EXPECT_TRUE(!parsed.contains("status") || parsed["status"].empty()) << "a Deployment's status is not read";
   EXPECT_FALSE(parsed["metadata"].contains("managedFields"));
   EXPECT_FALSE(parsed["metadata"]["annotations"].contains("kubectl.kubernetes.io/last-applied-configuration"));
   EXPECT_FALSE(parsed["spec"]["template"]["spec"]["containers"][0].contains("image"));
+}
+
+TEST(CacheShapes, TheOtherKindsKeepWhatTheirFactsRead) {
+  // A DaemonSet's nodes and a CronJob's job template and runs survive the filter; their other fields do not.
+  const char* daemonSet = R"({"apiVersion": "apps/v1", "kind": "DaemonSet",
+    "metadata": {"name": "agent", "namespace": "shop", "uid": "u1", "resourceVersion": "5"},
+    "spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+             "template": {"spec": {"containers": [{"name": "app", "image": "agent:1"}]}}},
+    "status": {"desiredNumberScheduled": 5, "numberReady": 4}})";
+  const char* cronJob = R"({"apiVersion": "batch/v1", "kind": "CronJob",
+    "metadata": {"name": "report", "namespace": "shop", "uid": "u2", "resourceVersion": "6"},
+    "spec": {"schedule": "0 * * * *", "concurrencyPolicy": "Replace", "suspend": false,
+             "jobTemplate": {"spec": {"parallelism": 2, "backoffLimit": 3,
+                                      "template": {"spec": {"containers": [{"name": "job", "image": "r:1"}]}}}}},
+    "status": {"active": [{"kind": "Job", "name": "report-1", "uid": "j1"}], "lastScheduleTime": "2026-01-01T00:00:00Z"}})";
+  const char* rollout = R"({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+    "metadata": {"name": "web", "namespace": "shop", "uid": "u3", "resourceVersion": "7"},
+    "spec": {"replicas": 3, "strategy": {"canary": {"maxSurge": "50%", "trafficRouting": {"nginx": {"stableIngress": "web"}},
+                                                   "steps": [{"setWeight": 20}, {"pause": {}}]}},
+             "template": {"spec": {"containers": [{"name": "app"}]}}}})";
+  for (const char* text : {daemonSet, cronJob, rollout}) {
+    auto filtered = workloadDecoder()(workloadFields().parse(text));
+    auto full = workloadDecoder()(json::parse(text));
+    EXPECT_TRUE(sameWorkload(as<model::Workload>(filtered), as<model::Workload>(full))) << text;
+  }
+  EXPECT_EQ(as<model::Workload>(workloadDecoder()(workloadFields().parse(daemonSet))).desiredNumberScheduled, 5);
+  EXPECT_EQ(as<model::Workload>(workloadDecoder()(workloadFields().parse(cronJob))).activeRuns, 1);
+  json parsed = workloadFields().parse(cronJob);
+  EXPECT_FALSE(parsed["spec"].contains("schedule"));
+  EXPECT_FALSE(parsed["spec"]["jobTemplate"]["spec"].contains("backoffLimit"));
+  EXPECT_FALSE(parsed["status"].contains("lastScheduleTime"));
+  EXPECT_FALSE(workloadFields().parse(rollout)["spec"]["strategy"]["canary"].contains("steps"));
 }
 
 TEST(CacheShapes, AWorkloadRecordHoldsWhatDecisionsRead) {

@@ -209,6 +209,99 @@ TEST(DecodeMeta, ListItemsKeepTheirSpellings) {
   ASSERT_EQ(d.errors().size(), 1u);
   EXPECT_EQ(policy::toString(d.errors()[0]), "metadata.name: must be a string, not the boolean off; quote it: \"off\"");
 }
+TEST(DecodeWorkload, ReadsEachKindFromItsOwnFields) {
+  auto decode = [](const std::string& yaml) {
+    auto docs = policy::parseDocuments(yaml, "test.yaml");
+    EXPECT_TRUE(docs.ok());
+    Diagnostics d;
+    Workload w = decodeWorkload(docs->front().object, d);
+    EXPECT_TRUE(d.ok()) << (d.ok() ? "" : policy::toString(d.errors()[0]));
+    return w;
+  };
+  Workload ds = decode(R"(apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: shop}
+spec:
+  updateStrategy: {type: RollingUpdate, rollingUpdate: {maxSurge: "10%"}}
+  template: {spec: {containers: [{name: app, env: [{name: A, value: b}]}]}}
+status: {desiredNumberScheduled: 7, currentNumberScheduled: 6}
+)");
+  EXPECT_EQ(ds.kind, WorkloadKind::kDaemonSet);
+  EXPECT_EQ(ds.strategyType, "RollingUpdate");
+  EXPECT_EQ(ds.maxSurge, (IntOrPercent{10, true}));
+  EXPECT_EQ(ds.desiredNumberScheduled, 7);
+  EXPECT_FALSE(ds.replicas.has_value());
+  ASSERT_EQ(ds.containers.size(), 1u);
+
+  Workload cj = decode(R"(apiVersion: batch/v1
+kind: CronJob
+metadata: {name: report, namespace: shop}
+spec:
+  schedule: "0 * * * *"
+  concurrencyPolicy: Replace
+  suspend: true
+  jobTemplate:
+    spec:
+      parallelism: 4
+      completions: 2
+      template:
+        metadata: {annotations: {poolguard.dev/settings-hash: abc}}
+        spec: {restartPolicy: Never, containers: [{name: job}, {name: sidecar}]}
+status: {active: [{name: report-1}, {name: report-2}]}
+)");
+  EXPECT_EQ(cj.kind, WorkloadKind::kCronJob);
+  EXPECT_EQ(cj.concurrencyPolicy, "Replace");
+  EXPECT_TRUE(cj.suspended);
+  EXPECT_EQ(cj.parallelism, 4);
+  EXPECT_EQ(cj.completions, 2);
+  EXPECT_EQ(cj.activeRuns, 2);
+  ASSERT_EQ(cj.containers.size(), 2u) << "from spec.jobTemplate.spec.template";
+  EXPECT_EQ(cj.containers[1].name, "sidecar");
+  EXPECT_EQ(cj.templateAnnotations.at("poolguard.dev/settings-hash"), "abc");
+
+  Workload bg = decode(R"(apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 5
+  strategy: {blueGreen: {activeService: web}}
+  template: {spec: {containers: [{name: app}]}}
+)");
+  EXPECT_EQ(bg.kind, WorkloadKind::kRollout);
+  EXPECT_EQ(bg.replicas, 5);
+  EXPECT_EQ(bg.strategyType, "BlueGreen");
+  Workload routed = decode(R"(apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: web, namespace: shop}
+spec:
+  strategy: {canary: {maxSurge: 1, trafficRouting: {nginx: {stableIngress: web}}, steps: [{setWeight: 10}]}}
+  template: {spec: {containers: [{name: app}]}}
+)");
+  EXPECT_EQ(routed.strategyType, "CanaryTrafficRouting");
+  EXPECT_EQ(routed.maxSurge, (IntOrPercent{1, false}));
+}
+
+TEST(DecodeWorkload, AKindOfAnotherApiGroupIsNoWorkload) {
+  json rollout = {{"apiVersion", "apps/v1"}, {"kind", "Rollout"}, {"metadata", {{"name", "x"}}}};
+  EXPECT_FALSE(workloadKindOf(rollout).has_value());
+  json cronJob = {{"apiVersion", "batch/v1beta1"}, {"kind", "CronJob"}, {"metadata", {{"name", "x"}}}};
+  EXPECT_FALSE(workloadKindOf(cronJob).has_value()) << "batch/v1beta1 is no longer served";
+  cronJob["apiVersion"] = "batch/v1";
+  EXPECT_EQ(workloadKindOf(cronJob), WorkloadKind::kCronJob);
+}
+
+TEST(DecodeWorkload, ACronJobsFieldsOfTheWrongTypeAreErrors) {
+  auto errors = errorsOf(R"(apiVersion: batch/v1
+kind: CronJob
+metadata: {name: report}
+spec:
+  suspend: "yes"
+  jobTemplate: {spec: {parallelism: "2", template: {spec: {containers: [{name: job}]}}}}
+)");
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0], "spec.suspend: must be a boolean, not the string \"yes\"");
+  EXPECT_NE(errors[1].find("spec.jobTemplate.spec.parallelism"), std::string::npos) << errors[1];
+}
 
 }  // namespace
 }  // namespace poolguard::model

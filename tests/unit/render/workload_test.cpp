@@ -1,5 +1,7 @@
 #include "render/workload.h"
 
+#include <set>
+
 #include <gtest/gtest.h>
 
 #include "fixtures.h"
@@ -84,9 +86,10 @@ TEST(RenderWorkload, NoneOfTheNamedContainersIsAnErrorThatSaysWhatToDo) {
 }
 
 TEST(RenderWorkload, RejectsObjectsThatAreNotWorkloads) {
-  auto d = renderWorkload(basePolicy(), json{{"kind", "DaemonSet"}, {"metadata", {{"name", "x"}}}});
+  auto d = renderWorkload(basePolicy(), json{{"kind", "ReplicaSet"}, {"metadata", {{"name", "x"}}}});
   ASSERT_FALSE(d.ok());
-  EXPECT_NE(d.error().message().find("Deployment or StatefulSet"), std::string::npos);
+  EXPECT_NE(d.error().message().find("Deployment, StatefulSet, DaemonSet, CronJob or Rollout"), std::string::npos)
+      << d.error().message();
 }
 
 TEST(RenderWorkload, RestartOnChangeFalseLeavesThePodTemplateAnnotationOut) {
@@ -327,6 +330,50 @@ TEST(Compare, MissingContainerIsADifference) {
   auto c = compare(live, std::nullopt, *d);
   ASSERT_EQ(c.differences.size(), 1u);
   EXPECT_EQ(c.differences[0], "container metrics-sidecar: missing from the live workload");
+}
+
+// A CronJob's pods come from spec.jobTemplate.spec.template: the body writes there, and the comparison reads there.
+TEST(RenderWorkload, ACronJobGetsItsSettingsInItsJobTemplate) {
+  json cronJob = deployment("report");
+  cronJob["apiVersion"] = "batch/v1";
+  cronJob["kind"] = "CronJob";
+  json podTemplate = cronJob["spec"]["template"];
+  cronJob["spec"] = {{"schedule", "0 * * * *"}, {"jobTemplate", {{"spec", {{"template", podTemplate}}}}}};
+  auto policy = basePolicy();
+  policy.spec.delivery.method = DeliveryMethod::kConfigMap;
+  auto d = renderWorkload(policy, cronJob);
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_EQ(d->apply["apiVersion"], "batch/v1");
+  EXPECT_EQ(d->apply["kind"], "CronJob");
+  EXPECT_FALSE(d->apply["spec"].contains("template"));
+  const json& tmpl = podTemplateOf(d->apply, policy::WorkloadKind::kCronJob);
+  EXPECT_EQ(tmpl["metadata"]["annotations"]["poolguard.dev/settings-hash"], d->settings.hash);
+  ASSERT_EQ(tmpl["spec"]["containers"].size(), 2u);
+  EXPECT_EQ(tmpl["spec"]["containers"][0]["envFrom"].back()["configMapRef"]["name"], "report-cronjob-poolguard");
+  ASSERT_TRUE(d->configMap.has_value());
+  EXPECT_EQ((*d->configMap)["metadata"]["ownerReferences"][0]["apiVersion"], "batch/v1");
+  EXPECT_EQ((*d->configMap)["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+
+  // Untouched, every difference is found in the job template; written there, none is left.
+  auto before = compare(cronJob, std::nullopt, *d);
+  EXPECT_FALSE(before.inSync());
+  json live = cronJob;
+  json& liveTemplate = live["spec"]["jobTemplate"]["spec"]["template"];
+  liveTemplate["metadata"]["annotations"]["poolguard.dev/settings-hash"] = d->settings.hash;
+  for (size_t i = 0; i < 2; ++i)
+    liveTemplate["spec"]["containers"][i]["envFrom"] = tmpl["spec"]["containers"][i]["envFrom"];
+  live["metadata"]["annotations"]["poolguard.dev/policy"] = policy.name;
+  model::Diagnostics diagnostics;
+  auto after = compareWorkload(model::decodeWorkload(live, diagnostics), *d);
+  EXPECT_TRUE(after.inSync()) << ::testing::PrintToString(after.differences);
+}
+
+TEST(RenderWorkload, EachKindHasItsOwnConfigMapName) {
+  std::set<std::string> names;
+  for (const auto& info : policy::kWorkloadKinds) names.insert(configMapName(info.kind, "web"));
+  EXPECT_EQ(names.size(), std::size(policy::kWorkloadKinds));
+  EXPECT_EQ(configMapName(policy::WorkloadKind::kDaemonSet, "web"), "web-ds-poolguard");
+  EXPECT_EQ(configMapName(policy::WorkloadKind::kRollout, "web"), "web-rollout-poolguard");
 }
 
 }  // namespace
