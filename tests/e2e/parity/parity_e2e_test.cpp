@@ -1,9 +1,10 @@
 // The offline commands and the operator decide with one engine (controller/plan.h): for each manifest set of
 // tests/testdata/parity (profiles, ConfigMap delivery, HPAs and rollout strategies, Clamp across namespaces,
-// conflicts and Audit, a ClusterConnectionBudget with ceilings, one with allocations, and a
-// ClusterConnectionPoolPolicy), apply it to the local
-// cluster, let the operator converge, and compare every field poolguard owns on the workloads and ConfigMaps with
-// `poolguard render`, and every policy's status.budget with `poolguard plan`.
+// conflicts and Audit, a ClusterConnectionBudget with ceilings, one with allocations, a
+// ClusterConnectionPoolPolicy, and the kinds a policy opts into: DaemonSets on nodes of their own, CronJobs by
+// concurrencyPolicy, and Argo Rollouts' Rollouts), apply it to the local cluster, let the operator converge, and
+// compare every field poolguard owns on the workloads and ConfigMaps with `poolguard render`, and every policy's
+// status.budget with `poolguard plan`.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -41,6 +42,25 @@ const json* findByName(const json& list, const std::string& name) {
   return nullptr;
 }
 
+// The resource kubectl reads a workload kind of poolguard's as ("" for a kind it does not govern).
+std::string resourceOf(const std::string& kind) {
+  static const std::map<std::string, std::string> resources{{"Deployment", "deployment"},
+                                                            {"StatefulSet", "statefulset"},
+                                                            {"DaemonSet", "daemonset"},
+                                                            {"CronJob", "cronjob"},
+                                                            {"Rollout", "rollouts.argoproj.io"}};
+  auto it = resources.find(kind);
+  return it == resources.end() ? "" : it->second;
+}
+
+// The pod template of a workload: a CronJob's is in its job template.
+json podTemplate(const json& workload) {
+  const json spec = workload.value("spec", json::object());
+  if (workload.value("kind", "") == "CronJob")
+    return spec.value("jobTemplate", json::object()).value("spec", json::object()).value("template", json::object());
+  return spec.value("template", json::object());
+}
+
 // Everything a rendered workload body sets must be on the live workload, with the same value.
 void compareWorkload(const json& desired, const json& live, const std::string& what, std::vector<std::string>& diffs) {
   const json annotations = desired["metadata"].value("annotations", json::object());
@@ -48,14 +68,16 @@ void compareWorkload(const json& desired, const json& live, const std::string& w
     if (live["metadata"].value("annotations", json::object()).value(k, json()) != v)
       diffs.push_back(what + ": annotation " + k + " is not " + v.dump());
   }
-  const auto& tpl = desired["spec"]["template"];
+  const json tpl = podTemplate(desired), liveTpl = podTemplate(live);
+  if (tpl.empty()) diffs.push_back(what + ": rendered without a pod template");
   const json podAnnotations = tpl.value("metadata", json::object()).value("annotations", json::object());
   for (const auto& [k, v] : podAnnotations.items()) {
-    if (live["spec"]["template"]["metadata"].value("annotations", json::object()).value(k, json()) != v)
+    if (liveTpl.value("metadata", json::object()).value("annotations", json::object()).value(k, json()) != v)
       diffs.push_back(what + ": pod template annotation " + k + " is not " + v.dump());
   }
-  for (const auto& c : tpl["spec"]["containers"]) {
-    const json* liveContainer = findByName(live["spec"]["template"]["spec"]["containers"], c.value("name", ""));
+  const json liveContainers = liveTpl.value("spec", json::object()).value("containers", json::array());
+  for (const auto& c : tpl.value("spec", json::object()).value("containers", json::array())) {
+    const json* liveContainer = findByName(liveContainers, c.value("name", ""));
     if (!liveContainer) {
       diffs.push_back(what + ": no container " + c.value("name", ""));
       continue;
@@ -97,7 +119,11 @@ std::vector<std::string> differences(const json& rendered, const json& planned) 
     const std::string policyName =
         annotations.value(byClusterPolicy ? "poolguard.dev/cluster-policy" : "poolguard.dev/policy", "");
     json policy = getJson(ns, (byClusterPolicy ? "ccpol/" : "cpol/") + policyName);
-    json live = getJson(ns, (kind == "Deployment" ? "deployment/" : "statefulset/") + name);
+    if (resourceOf(kind).empty()) {
+      diffs.push_back(what + ": rendered, but not a workload kind the parity test reads");
+      continue;
+    }
+    json live = getJson(ns, resourceOf(kind) + "/" + name);
     if (!live.is_object() || !policy.is_object()) {
       diffs.push_back(what + ": cannot read it or its policy " + policyName);
       continue;
@@ -111,13 +137,24 @@ std::vector<std::string> differences(const json& rendered, const json& planned) 
     compareWorkload(item, live, what, diffs);
   }
   for (const auto& db : planned["databases"]) {
+    // Of a policy's worst case, the connections of old pods still terminating (terminatingPods: Count): the
+    // terminating pods plan counts for each workload, at the policy's connections per pod.
+    auto terminatingOf = [](const json& p) {
+      int64_t sum = 0;
+      for (const auto& w : p["workloads"]) sum += w["terminating"].get<int64_t>() * w["perPod"].get<int64_t>();
+      return sum;
+    };
     // A cluster policy has an entry per namespace it governs workloads in; its status sums them.
-    std::map<std::string, std::pair<int64_t, int64_t>> clusterTotals;  // name -> (worst case, smallest maxSize)
+    struct ClusterTotal {
+      int64_t worstCase = 0, terminating = 0, effectiveMaxSize = INT64_MAX;
+    };
+    std::map<std::string, ClusterTotal> clusterTotals;
     for (const auto& p : db["policies"]) {
       if (p.value("kind", "") != "ClusterConnectionPoolPolicy") continue;
-      auto [it, fresh] = clusterTotals.try_emplace(p.value("name", ""), 0, INT64_MAX);
-      it->second.first += p["worstCase"].get<int64_t>();
-      it->second.second = std::min(it->second.second, p["effectiveMaxSize"].get<int64_t>());
+      ClusterTotal& total = clusterTotals[p.value("name", "")];
+      total.worstCase += p["worstCase"].get<int64_t>();
+      total.terminating += terminatingOf(p);
+      total.effectiveMaxSize = std::min(total.effectiveMaxSize, p["effectiveMaxSize"].get<int64_t>());
     }
     for (const auto& p : db["policies"]) {
       const bool clusterPolicy = p.value("kind", "") == "ClusterConnectionPoolPolicy";
@@ -131,9 +168,9 @@ std::vector<std::string> differences(const json& rendered, const json& planned) 
         diffs.push_back("policy " + ns + "/" + name + ": status not yet for its generation");
         continue;
       }
-      auto expect = [&](const char* field, const json& want) {
-        if (budget.value(field, json()) != want)
-          diffs.push_back(what + "." + field + " is " + budget.value(field, json()).dump() + ", plan says " +
+      auto expect = [&](const char* field, const json& want, const json& absentMeans = json()) {
+        if (budget.value(field, absentMeans) != want)
+          diffs.push_back(what + "." + field + " is " + budget.value(field, absentMeans).dump() + ", plan says " +
                           want.dump());
       };
       expect("database", db["database"]);
@@ -142,12 +179,15 @@ std::vector<std::string> differences(const json& rendered, const json& planned) 
       expect("available", db.value("available", json()));
       expect("steadyState", db["steadyState"]);
       expect("worstCase", db["worstCase"]);
+      // status.budget.terminatingWorstCase is left out when 0.
       if (clusterPolicy) {
-        expect("policyWorstCase", clusterTotals[name].first);
-        expect("effectiveMaxSize", clusterTotals[name].second);
+        expect("policyWorstCase", clusterTotals[name].worstCase);
+        expect("terminatingWorstCase", clusterTotals[name].terminating, 0);
+        expect("effectiveMaxSize", clusterTotals[name].effectiveMaxSize);
         continue;
       }
       expect("policyWorstCase", p["worstCase"]);
+      expect("terminatingWorstCase", terminatingOf(p), 0);
       expect("effectiveMaxSize", p["effectiveMaxSize"]);
       if (db.contains("allocations")) {
         // The share the policy counts against: its allocation, or the namespaces in none.
@@ -166,10 +206,24 @@ std::vector<std::string> differences(const json& rendered, const json& planned) 
   return diffs;
 }
 
+const std::string kRolloutCrd = "crd/rollouts.argoproj.io";
+
 class ParityE2E : public ::testing::TestWithParam<std::string> {
  protected:
-  static void SetUpTestSuite() { ASSERT_NO_FATAL_FAILURE(op_.start()); }
-  static void TearDownTestSuite() { op_.stop(); }
+  // The operator watches Rollouts only when their CRD is served when it starts, and writes them only when the CRD
+  // merges containers by name: the stand-in for Argo Rollouts v1.9's CRD goes in first.
+  static void SetUpTestSuite() {
+    auto r = cluster().kubectl({"apply", "-f", sourceDir() + "/tests/testdata/argo-rollouts/rollout-crd-merging.yaml"});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    r = cluster().waitEstablished(kRolloutCrd);
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    ASSERT_NO_FATAL_FAILURE(op_.start());
+  }
+  // The CRD is cluster-scoped: it goes, so that a cluster shared with other test binaries has no Rollouts after.
+  static void TearDownTestSuite() {
+    op_.stop();
+    cluster().kubectl({"delete", kRolloutCrd, "--ignore-not-found", "--wait=true", "--timeout=60s"});
+  }
   void TearDown() override { op_.printLogTailIfFailed(); }
   static SuiteOperator op_;
 };
@@ -200,7 +254,19 @@ TEST_P(ParityE2E, RenderAndPlanSayWhatTheOperatorWritesAndReports) {
   ASSERT_FALSE(rendered["items"].empty());
   ASSERT_FALSE(planned["databases"].empty());
 
-  auto applied = cluster().kubectl({"apply", "-f", file});
+  auto applied = cluster().kubectl({"apply", "-f", file, "-o", "name"});
+  // Nodes a set brings (for its DaemonSets) are cluster-scoped: they go when the set is done, whatever the outcome.
+  std::vector<std::string> nodes;
+  std::istringstream appliedNames(applied.out);
+  for (std::string line; std::getline(appliedNames, line);) {
+    if (line.starts_with("node/")) nodes.push_back(line);
+  }
+  struct DeleteNodes {
+    const std::vector<std::string>& nodes;
+    ~DeleteNodes() {
+      for (const auto& n : nodes) cluster().kubectl({"delete", n, "--ignore-not-found", "--wait=false"});
+    }
+  } deleteNodes{nodes};
   ASSERT_EQ(applied.exitCode, 0) << applied.err;
   std::vector<std::string> diffs;
   bool same = eventually(
@@ -217,7 +283,7 @@ TEST_P(ParityE2E, RenderAndPlanSayWhatTheOperatorWritesAndReports) {
 
 INSTANTIATE_TEST_SUITE_P(ManifestSets, ParityE2E,
                          ::testing::Values("profiles", "configmap", "hpa", "clamp", "conflicts", "budget",
-                                           "allocations", "cluster"));
+                                           "allocations", "cluster", "daemonset", "cronjob", "rollout"));
 
 }  // namespace
 }  // namespace poolguard::testing
