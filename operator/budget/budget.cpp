@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 
 namespace poolguard::budget {
 namespace {
@@ -23,6 +24,7 @@ WorkloadFacts factsFor(const WorkloadShape& shape) {
   f.maxSurge = shape.maxSurge;
   f.surge = f.surgeAt(f.podsMax);
   f.terminatingPerRun = shape.terminatingPerRun;
+  f.overlapsOnlyWhenSurging = shape.overlapsOnlyWhenSurging;
   f.podsSource = shape.podsSource;
   return f;
 }
@@ -37,7 +39,7 @@ int32_t WorkloadFacts::surgeAt(int32_t pods) const {
 int32_t WorkloadFacts::terminatingAt(int32_t pods) const {
   if (!countsTerminating || pods <= 0) return 0;
   if (terminatingPerRun > 0) return terminatingPerRun;
-  if (!surges) return 0;
+  if (!surges || (overlapsOnlyWhenSurging && surgeAt(pods) == 0)) return 0;
   return pods - surgeAt(pods);
 }
 
@@ -47,14 +49,16 @@ WorkloadFacts underPolicy(WorkloadFacts facts, bool countTerminating) {
     facts.terminating = 0;
   else if (facts.terminatingPerRun > 0)
     facts.terminating = facts.terminatingPerRun;
+  else if (!facts.surges || (facts.overlapsOnlyWhenSurging && facts.surge == 0))
+    facts.terminating = 0;
   else
-    facts.terminating = facts.surges ? std::max(0, facts.podsMax - facts.surge) : 0;
+    facts.terminating = std::max(0, facts.podsMax - facts.surge);
   return facts;
 }
 
 namespace {
 
-// A positive integer annotation of poolguard's; nullopt when absent or not one.
+// A non-negative integer annotation of poolguard's; nullopt when absent or not one (plan warns: kindWarnings).
 std::optional<int32_t> countAnnotation(const model::Workload& w, const char* key) {
   auto it = w.meta.annotations.find(key);
   if (it == w.meta.annotations.end()) return std::nullopt;
@@ -96,7 +100,20 @@ WorkloadShape shapeOf(const model::Workload& workload, const model::Hpa* hpa) {
       }
       s.recreate = workload.strategyType == "OnDelete";
       s.maxSurge = workload.maxSurge.value_or(kDaemonSetDefaultMaxSurge);
+      // Without surge the DaemonSet controller starts a node's new pod only once its old one is gone.
+      s.overlapsOnlyWhenSurging = true;
       break;
+    case WorkloadKind::kJob: {
+      // Its pods at once: parallelism (1 when absent), no more than completions when set; none once finished. A
+      // failed pod's replacement starts while it terminates unless podReplacementPolicy is Failed.
+      int32_t pods = workload.parallelism.value_or(1);
+      if (workload.completions) pods = std::min(pods, *workload.completions);
+      if (workload.finished) pods = 0;
+      s.replicas = pods;
+      s.recreate = true;
+      if (!workload.replacesOnlyFailedPods) s.terminatingPerRun = pods;
+      break;
+    }
     case WorkloadKind::kCronJob: {
       // A run's pods: parallelism (1 when absent), no more than completions when set.
       int32_t perRun = workload.parallelism.value_or(1);
@@ -114,11 +131,17 @@ WorkloadShape shapeOf(const model::Workload& workload, const model::Hpa* hpa) {
         s.podsSource = "1 run";
         if (workload.concurrencyPolicy == "Replace") s.terminatingPerRun = perRun;
       }
-      // A suspended CronJob starts no run; the ones already running count.
-      if (workload.suspended) runs = 0;
+      // A suspended CronJob starts no run (none replaces another); the ones already running count.
+      if (workload.suspended) {
+        runs = 0;
+        s.terminatingPerRun = 0;
+      }
       runs = std::max(runs, workload.activeRuns);
-      s.replicas = workload.activeRuns * perRun;
-      s.podsMax = runs * perRun;
+      auto pods = [&](int32_t n) {
+        return static_cast<int32_t>(std::min<int64_t>(int64_t{n} * perRun, std::numeric_limits<int32_t>::max()));
+      };
+      s.replicas = pods(workload.activeRuns);
+      s.podsMax = pods(runs);
       s.recreate = true;
       break;
     }

@@ -39,7 +39,8 @@ struct WorkloadShape {
   bool recreate = false;                  // no rollout surge: Deployment Recreate, DaemonSet OnDelete, CronJob
   bool fullSurge = false;                 // a rollout runs a full second set of pods (blue-green, traffic-routed)
   Surge maxSurge = kDefaultMaxSurge;      // RollingUpdate maxSurge
-  int32_t terminatingPerRun = 0;          // CronJob Replace: the pods of the run it replaces, still terminating
+  int32_t terminatingPerRun = 0;          // CronJob Replace, Job: the pods replaced while they terminate
+  bool overlapsOnlyWhenSurging = false;   // DaemonSet: a node runs old and new pods together only with maxSurge
   // Where pods max comes from when not from spec.replicas, as plan shows it: a DaemonSet's "nodes" (its status),
   // "nodes, annotation" or "1 node assumed"; a CronJob's "1 run", "3 runs" (annotation) or "2 runs assumed".
   std::string podsSource;
@@ -62,8 +63,9 @@ struct WorkloadFacts {
   bool surges = true;
   bool fullSurge = false;
   Surge maxSurge = kDefaultMaxSurge;
-  int32_t terminatingPerRun = 0;  // as in WorkloadShape
-  std::string podsSource;         // as in WorkloadShape
+  int32_t terminatingPerRun = 0;         // as in WorkloadShape
+  bool overlapsOnlyWhenSurging = false;  // as in WorkloadShape
+  std::string podsSource;                // as in WorkloadShape
   // Extra pods a rollout adds at `pods` pods: maxSurge (an integer, or a percentage rounded up), never more than
   // `pods` (the Deployment controller never scales the new ReplicaSet past the replicas).
   int32_t surgeAt(int32_t pods) const;

@@ -34,6 +34,16 @@ int Reconciler::applyPlan(const std::string& key, const model::PolicyObject& pol
         continue;
       }
     }
+    // A Rollout's CRD is read again right before it is written: a rollback to a CRD whose containers list is
+    // atomic would let this apply replace the containers whole.
+    if (a.kind == WorkloadKind::kRollout && a.writeWorkload) {
+      if (auto problem = rolloutsProblem(true)) {
+        ++writeFailures;
+        ws.state = WorkloadState::kFailed;
+        ws.message = "not written: " + *problem;
+        continue;
+      }
+    }
     Status written = okStatus();
     if (a.writeConfigMap) {
       const json& cm = *a.configMap;
@@ -91,7 +101,12 @@ int Reconciler::applyPlan(const std::string& key, const model::PolicyObject& pol
 Status Reconciler::cleanupWorkload(WorkloadKind kind, const std::string& ns, const std::string& name,
                                    const std::string& policyName) {
   // An apply that names only the object releases every field the manager owned; fields no other manager owns
-  // are removed, so other managers' values stay.
+  // are removed, so other managers' values stay. Not to a Rollout whose CRD now makes the containers one atomic
+  // field: what the release removes could then be the whole list.
+  if (kind == WorkloadKind::kRollout) {
+    if (auto problem = rolloutsProblem(true))
+      return Error(ErrorCode::kInvalid, "Rollout " + ns + "/" + name + " not released: " + *problem);
+  }
   json body = {{"apiVersion", resourceOf(kind).apiVersion()},
                {"kind", resourceOf(kind).kind},
                {"metadata", {{"name", name}, {"namespace", ns}}}};

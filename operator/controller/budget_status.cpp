@@ -72,7 +72,8 @@ std::vector<usage::GovernedWorkload> Reconciler::governedWorkloadsOf(const budge
           f.namespace_, f.name,
           governing ? render::expandApplicationName(governing->spec.delivery.applicationName, f.namespace_, f.name)
                     : "",
-          f.podsNow, f.podsMax, f.surge, std::nullopt, pb.effectiveMaxSize, pb.processesPerPod, pb.overheadPerPod,
+          f.podsNow, f.podsMax, f.surge + f.terminating, std::nullopt, pb.effectiveMaxSize, pb.processesPerPod,
+          pb.overheadPerPod,
           // The budget's check ends leaked sessions only of workloads whose policy is in Enforce.
           governing != nullptr && writesSettings(*governing)});
     }
@@ -110,7 +111,9 @@ std::set<std::string> Reconciler::knownApplicationNames() const {
         runtime::Store* store = storeFor(kind);
         if (store == nullptr) continue;
         for (const auto& w : store->listInNamespace(ns)) {
-          if (!policy::selects(p, kind, ns, w->meta.labels, &nsLabels)) continue;
+          if (!policy::selects(p, kind, ns, w->meta.labels, &nsLabels) ||
+              !runtime::recordAs<model::Workload>(*w).governable())
+            continue;
           std::string name = render::expandApplicationName(p.spec.delivery.applicationName, ns, w->meta.name);
           if (!name.empty()) names.insert(std::move(name));
         }

@@ -51,18 +51,28 @@ FieldFilter workloadFields() {
   return FieldFilter::only()
       .keep("apiVersion")
       .keep("kind")
-      .keep("metadata", identity().keep("labels").keep("annotations", FieldFilter::only().keepPrefix(kOwnAnnotations)))
+      .keep("metadata", identity()
+                            .keep("labels")
+                            .keep("annotations", FieldFilter::only().keepPrefix(kOwnAnnotations))
+                            // A Job's controller: a CronJob's runs are counted with the CronJob.
+                            .keep("ownerReferences", FieldFilter::only().keep("kind").keep("controller")))
       .keep("spec", FieldFilter::only()
                         .keep("replicas")
+                        .keep("parallelism")
+                        .keep("completions")
+                        .keep("podReplacementPolicy")
+                        .keep("podFailurePolicy", FieldFilter::only())
                         .keep("strategy", strategy)
                         .keep("updateStrategy")
                         .keep("template", podTemplate)
                         .keep("concurrencyPolicy")
                         .keep("suspend")
                         .keep("jobTemplate", jobTemplate))
-      // A DaemonSet's nodes, a CronJob's runs (status.active: references to its Jobs).
-      .keep("status",
-            FieldFilter::only().keep("desiredNumberScheduled").keep("active", FieldFilter::only().keep("name")));
+      // A DaemonSet's nodes, a CronJob's runs (status.active: references to its Jobs), whether a Job finished.
+      .keep("status", FieldFilter::only()
+                          .keep("desiredNumberScheduled")
+                          .keep("active", FieldFilter::only().keep("name"))
+                          .keep("conditions", FieldFilter::only().keep("type").keep("status")));
 }
 
 FieldFilter hpaFields() {

@@ -11,9 +11,10 @@
 
 namespace poolguard::controller {
 
-// Deployments and StatefulSets: identity, labels, poolguard's annotations, replicas, update strategy, and each
-// container's name, env (name, value, whether valueFrom) and envFrom (with the pod template's poolguard
-// annotations).
+// Workloads of every kind (policy::kWorkloadKinds): identity, labels, poolguard's annotations, a Job's controller
+// reference, what each kind's pod count reads (replicas, update strategy, parallelism, a DaemonSet's nodes, a
+// CronJob's runs, whether a Job finished), and each container's name, env (name, value, whether valueFrom) and
+// envFrom (with the pod template's poolguard annotations).
 kube::FieldFilter workloadFields();
 // HPAs: identity, scaleTargetRef and maxReplicas.
 kube::FieldFilter hpaFields();

@@ -17,7 +17,7 @@ Snapshot Reconciler::gather(const std::shared_ptr<const model::PolicyObject>& po
   s.policies = allPolicies();
   s.storedStatus = std::move(storedStatus);
   s.steadyNow = clock_.steadyNow();
-  s.rolloutsNotWritable = rolloutsNotWritable_;
+  s.rolloutsNotWritable = rolloutsProblem(false);
   const policy::Policy& pol = *s.self.parsed;
   // The namespaces whose workloads count: this policy's, each with a policy of the same database, and each a
   // cluster policy of the database may govern (by its namespaceSelector, or because it wrote a workload there that
@@ -57,6 +57,7 @@ Snapshot Reconciler::gather(const std::shared_ptr<const model::PolicyObject>& po
       if (store == nullptr) continue;
       for (auto& o : store->listInNamespace(ns)) {
         auto w = runtime::recordAs<model::Workload>(o);
+        if (!w->governable()) continue;  // a CronJob's run (counted with it), a finished Job
         auto hpa = hpaFor(info.kind, *w);
         views.push_back(WorkloadView{info.kind, std::move(w), std::move(hpa)});
       }

@@ -13,6 +13,7 @@ inline const kube::Resource& resourceOf(policy::WorkloadKind kind) {
   static const kube::Resource deployments = kube::resources::deployments();
   static const kube::Resource statefulSets = kube::resources::statefulSets();
   static const kube::Resource daemonSets = kube::resources::daemonSets();
+  static const kube::Resource jobs = kube::resources::jobs();
   static const kube::Resource cronJobs = kube::resources::cronJobs();
   static const kube::Resource rollouts = kube::resources::rollouts();
   switch (kind) {
@@ -20,6 +21,8 @@ inline const kube::Resource& resourceOf(policy::WorkloadKind kind) {
       return statefulSets;
     case policy::WorkloadKind::kDaemonSet:
       return daemonSets;
+    case policy::WorkloadKind::kJob:
+      return jobs;
     case policy::WorkloadKind::kCronJob:
       return cronJobs;
     case policy::WorkloadKind::kRollout:

@@ -184,6 +184,7 @@ int runOperator(const RunOptions& o) {
   auto& statefulSets = informer(kube::resources::statefulSets(), workloadFields(), workloadDecoder());
   auto& daemonSets = informer(kube::resources::daemonSets(), workloadFields(), workloadDecoder());
   auto& cronJobs = informer(kube::resources::cronJobs(), workloadFields(), workloadDecoder());
+  auto& jobs = informer(kube::resources::jobs(), workloadFields(), workloadDecoder());
   auto& hpas = informer(kube::resources::horizontalPodAutoscalers(), hpaFields(), hpaDecoder());
   hpas.addIndex(kScaleTargetIndex, scaleTargetRefIndex());
   auto& configMaps = informer(kube::resources::configMaps(), wholeObjectFields(), configMapDecoder(),
@@ -260,19 +261,11 @@ int runOperator(const RunOptions& o) {
   // Rollouts v1.9 and later); with an older CRD an apply would replace the containers whole.
   std::optional<std::string> rolloutsNotWritable;
   if (rollouts) {
-    auto crd = (*client)->get(kube::resources::customResourceDefinitions(), "", "rollouts.argoproj.io");
-    if (!crd.ok()) {
-      rolloutsNotWritable =
-          "the Rollout CRD could not be read to check that a server-side apply merges its "
-          "containers by name (" +
-          crd.error().message() + "; deploy/rbac grants get on customresourcedefinitions rollouts.argoproj.io)";
-    } else {
-      rolloutsNotWritable = render::containersMergeProblem(*crd, kube::resources::rollouts().version);
-    }
+    rolloutsNotWritable = rolloutCrdProblem(**client);
     if (rolloutsNotWritable) spdlog::warn("Rollouts are counted and checked, not written: {}", *rolloutsNotWritable);
   }
   // A cluster policy finds what it wrote in any namespace.
-  for (runtime::Informer* i : {&deployments, &statefulSets, &daemonSets, &cronJobs, rollouts}) {
+  for (runtime::Informer* i : {&deployments, &statefulSets, &daemonSets, &jobs, &cronJobs, rollouts}) {
     if (i) i->addIndex(kClusterPolicyIndex, clusterPolicyIndex());
   }
 
@@ -282,17 +275,20 @@ int runOperator(const RunOptions& o) {
   usage::CheckerOptions usageOptions;
   usageOptions.prometheusAllowedUrlPrefixes = o.prometheusAllowedUrlPrefixes;
   usage::Checker usageChecker(SystemClock::instance(), registry.get(), usageOptions);
-  Caches caches{const_cast<runtime::Store*>(&policies.store()),
-                const_cast<runtime::Store*>(&deployments.store()),
-                const_cast<runtime::Store*>(&statefulSets.store()),
-                const_cast<runtime::Store*>(&hpas.store()),
-                const_cast<runtime::Store*>(&configMaps.store()),
-                budgets ? const_cast<runtime::Store*>(&budgets->store()) : nullptr,
-                namespaces ? const_cast<runtime::Store*>(&namespaces->store()) : nullptr,
-                clusterPolicies ? const_cast<runtime::Store*>(&clusterPolicies->store()) : nullptr,
-                const_cast<runtime::Store*>(&daemonSets.store()),
-                const_cast<runtime::Store*>(&cronJobs.store()),
-                rollouts ? const_cast<runtime::Store*>(&rollouts->store()) : nullptr};
+  // Designated, so a field out of order does not compile (every store has the same type).
+  auto store = [](const runtime::Informer* i) { return i ? const_cast<runtime::Store*>(&i->store()) : nullptr; };
+  Caches caches{.policies = store(&policies),
+                .deployments = store(&deployments),
+                .statefulSets = store(&statefulSets),
+                .hpas = store(&hpas),
+                .configMaps = store(&configMaps),
+                .budgets = store(budgets),
+                .namespaces = store(namespaces),
+                .clusterPolicies = store(clusterPolicies),
+                .daemonSets = store(&daemonSets),
+                .cronJobs = store(&cronJobs),
+                .rollouts = store(rollouts),
+                .jobs = store(&jobs)};
   // Checks run on the monitor's threads; a policy whose findings changed is reconciled (queue set below).
   runtime::Controller* controller = nullptr;
   runtime::Controller* budgetController = nullptr;
@@ -316,7 +312,7 @@ int runOperator(const RunOptions& o) {
   Reconciler reconciler(*api, caches, SystemClock::instance(), &events, &metrics, &usageMonitor);
   reconcilerForUsage = &reconciler;
   reconciler.setOperatorNamespace(podNamespace());
-  reconciler.setRolloutsNotWritable(rolloutsNotWritable);
+  if (rollouts) reconciler.watchRolloutCrd(rolloutsNotWritable);
 
   runtime::ControllerOptions copts;
   copts.name = "connectionpoolpolicy";
@@ -421,7 +417,7 @@ int runOperator(const RunOptions& o) {
   // resourceVersion; a workload's generation is ignored too (it moves with spec fields the plan does not read,
   // such as an image); and a policy's own status writes change neither its generation nor its metadata.
   policies.addHandlers(runtime::enqueueKeys(queue, policyAndNeighbours, policyChanged));
-  for (runtime::Informer* i : {&deployments, &statefulSets, &daemonSets, &cronJobs, rollouts}) {
+  for (runtime::Informer* i : {&deployments, &statefulSets, &daemonSets, &jobs, &cronJobs, rollouts}) {
     if (i) i->addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, workloadChanged));
   }
   hpas.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, hpaChanged));

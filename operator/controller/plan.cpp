@@ -93,12 +93,15 @@ std::vector<usage::GovernedWorkload> governedWorkloads(const Snapshot& s) {
     for (WorkloadKind kind : pol.spec.kinds) {
       for (const auto& w : workloadsOf(s, ns)) {
         if (w.kind != kind || !governs(s, pol, w)) continue;
-        auto facts = factsOf(w);
+        // A rollout's extra pods, and the old ones still terminating when the policy counts them, may hold
+        // connections: the usage check allows them as the budget does.
+        auto facts =
+            budget::underPolicy(factsOf(w), pol.spec.budget.terminatingPods == policy::TerminatingPods::kCount);
         out.push_back(usage::GovernedWorkload{
             ns, w.object->meta.name,
             render::expandApplicationName(pol.spec.delivery.applicationName, ns, w.object->meta.name), facts.podsNow,
-            facts.podsMax, facts.surge, std::nullopt, lastRenderedMaxSize, pol.spec.pool.processesPerPod,
-            pol.spec.pool.overheadPerPod});
+            facts.podsMax, facts.surge + facts.terminating, std::nullopt, lastRenderedMaxSize,
+            pol.spec.pool.processesPerPod, pol.spec.pool.overheadPerPod});
       }
     }
   }
@@ -303,6 +306,12 @@ Plan plan(const Snapshot& s) {
         } else if (pol.spec.mode == policy::Mode::kAudit) {
           ws.state = WorkloadState::kDrifted;
           ws.message = pw.summary;
+        } else if (kind == WorkloadKind::kJob) {
+          ws.state = WorkloadState::kFailed;
+          ws.message =
+              "not written: a Job's pod template cannot change once the Job exists; put the settings in its manifest "
+              "(poolguard render prints them), or let the policy govern the CronJob that creates it. Differs: " +
+              pw.summary;
         } else if (kind == WorkloadKind::kRollout && s.rolloutsNotWritable) {
           ws.state = WorkloadState::kFailed;
           ws.message = "not written: " + *s.rolloutsNotWritable +

@@ -53,8 +53,8 @@ struct WriteMemory {
 struct Snapshot {
   PolicyView self;                   // the policy reconciled: valid, not suspended, not being deleted
   std::vector<PolicyView> policies;  // every policy of the cluster, self included
-  // Deployments and StatefulSets of self's namespaces, of every namespace with a policy of self's database, and of
-  // the namespaces the cluster policies of the database may govern.
+  // The workloads (every kind watched) of self's namespaces, of every namespace with a policy of self's database, and
+  // of the namespaces the cluster policies of the database may govern.
   std::map<std::string, std::vector<WorkloadView>> workloads;
   // poolguard's ConfigMaps of self's namespaces (a cluster policy's: every namespace it may govern), by
   // "namespace/name".
@@ -71,7 +71,7 @@ struct Snapshot {
   std::map<std::string, std::map<std::string, std::string>> namespaceLabels;
   std::map<std::string, WriteMemory> writes;  // by policy::WorkloadKey::toString()
   Clock::steady_point steadyNow{};
-  // Why Rollouts must not be written (Reconciler::setRolloutsNotWritable): they are compared and reported, as in
+  // Why Rollouts must not be written (Reconciler::rolloutsProblem): they are compared and reported, as in
   // Audit, with state Failed and this message. nullopt: written like the other kinds.
   std::optional<std::string> rolloutsNotWritable;
 };

@@ -40,12 +40,48 @@ Reconciler::Reconciler(kube::Client& client, Caches caches, const Clock& clock, 
 
 Reconciler::~Reconciler() = default;
 
+std::optional<std::string> rolloutCrdProblem(kube::Client& client) {
+  auto crd = client.get(kube::resources::customResourceDefinitions(), "", "rollouts.argoproj.io");
+  if (!crd.ok()) {
+    return "the Rollout CRD could not be read to check that a server-side apply merges its containers by name (" +
+           crd.error().message() + "; deploy/rbac grants get on customresourcedefinitions rollouts.argoproj.io)";
+  }
+  return render::containersMergeProblem(*crd, kube::resources::rollouts().version);
+}
+
+void Reconciler::watchRolloutCrd(std::optional<std::string> firstProblem) {
+  std::lock_guard l(rolloutMu_);
+  rolloutCrdWatched_ = true;
+  rolloutProblem_ = std::move(firstProblem);
+  rolloutCheckedAt_ = clock_.steadyNow();
+}
+
+std::optional<std::string> Reconciler::rolloutsProblem(bool fresh) const {
+  std::lock_guard l(rolloutMu_);
+  if (!rolloutCrdWatched_) return std::nullopt;
+  const auto now = clock_.steadyNow();
+  if (fresh || now - rolloutCheckedAt_ >= std::chrono::minutes(1)) {
+    auto problem = rolloutCrdProblem(client_);
+    if (problem != rolloutProblem_) {
+      if (problem)
+        spdlog::warn("Rollouts are counted and checked, not written: {}", *problem);
+      else
+        spdlog::info("Rollouts are written again: their CRD merges containers by name");
+    }
+    rolloutProblem_ = std::move(problem);
+    rolloutCheckedAt_ = now;
+  }
+  return rolloutProblem_;
+}
+
 runtime::Store* Reconciler::storeFor(WorkloadKind kind) const {
   switch (kind) {
     case WorkloadKind::kStatefulSet:
       return caches_.statefulSets;
     case WorkloadKind::kDaemonSet:
       return caches_.daemonSets;
+    case WorkloadKind::kJob:
+      return caches_.jobs;
     case WorkloadKind::kCronJob:
       return caches_.cronJobs;
     case WorkloadKind::kRollout:

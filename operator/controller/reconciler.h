@@ -63,6 +63,7 @@ struct Caches {
   runtime::Store* daemonSets = nullptr;  // model::Workload
   runtime::Store* cronJobs = nullptr;    // model::Workload
   runtime::Store* rollouts = nullptr;    // model::Workload; null when Argo Rollouts' CRD is absent
+  runtime::Store* jobs = nullptr;        // model::Workload
 };
 
 // The usage monitor's key for a ClusterConnectionBudget's central check ("ClusterConnectionBudget:<name>"): no
@@ -70,7 +71,7 @@ struct Caches {
 inline constexpr const char* kBudgetUsagePrefix = "ClusterConnectionBudget:";
 inline std::string budgetUsageKey(const std::string& name) { return kBudgetUsagePrefix + name; }
 
-// A secondary index of Deployments and StatefulSets by the ClusterConnectionPoolPolicy that last wrote them (the
+// A secondary index of the workloads (every kind) by the ClusterConnectionPoolPolicy that last wrote them (the
 // poolguard.dev/cluster-policy annotation), so a cluster policy finds its workloads in any namespace.
 inline constexpr const char* kClusterPolicyIndex = "clusterPolicy";
 
@@ -78,6 +79,11 @@ struct ReconcileOutcome {
   std::optional<std::chrono::milliseconds> requeueAfter;
   std::vector<std::string> alsoEnqueue;  // other policies whose status depends on this one (shared budget)
 };
+
+// Why a server-side apply of poolguard's entries must not be sent to Argo Rollouts' Rollouts: their CRD cannot be
+// read, or declares the containers (or their env) an atomic list that an apply would replace whole
+// (render::containersMergeProblem); nullopt when they merge by name.
+std::optional<std::string> rolloutCrdProblem(kube::Client& client);
 
 class Reconciler {
  public:
@@ -121,9 +127,12 @@ class Reconciler {
 
   // The namespace poolguard runs in: where a ClusterConnectionPoolPolicy's usage Secrets are read.
   void setOperatorNamespace(std::string ns) { operatorNamespace_ = std::move(ns); }
-  // Why Rollouts are not written (their CRD would replace the containers list whole; render::
-  // containersMergeProblem); nullopt when they are.
-  void setRolloutsNotWritable(std::optional<std::string> why) { rolloutsNotWritable_ = std::move(why); }
+  // Rollouts are watched, and `firstProblem` is what rolloutCrdProblem said at start. From now on the CRD is read
+  // again a minute after the last read and before any Rollout is written, so an upgrade or a rollback of Argo
+  // Rollouts' CRDs while poolguard runs takes effect without a restart.
+  void watchRolloutCrd(std::optional<std::string> firstProblem);
+  // Why Rollouts must not be written now; nullopt when they may (or are not watched). `fresh`: read the CRD first.
+  std::optional<std::string> rolloutsProblem(bool fresh) const;
 
  private:
   // Every policy of the cluster, ConnectionPoolPolicies and ClusterConnectionPoolPolicies.
@@ -185,7 +194,11 @@ class Reconciler {
   ControllerMetrics* metrics_;
   UsageMonitor* usage_;
   std::string operatorNamespace_ = "default";
-  std::optional<std::string> rolloutsNotWritable_;
+  // The last read of the Rollout CRD (read again from const paths: gather), guarded by rolloutMu_.
+  mutable std::mutex rolloutMu_;
+  bool rolloutCrdWatched_ = false;
+  mutable std::optional<std::string> rolloutProblem_;
+  mutable Clock::steady_point rolloutCheckedAt_{};
 
   // Everything remembered per object carries the object's uid: a policy or workload deleted and created again
   // under the same name is a new object, and starts with no memory.

@@ -170,7 +170,7 @@ std::vector<Condition> computeConditions(const StatusInput& in) {
   bool audit = in.mode == policy::Mode::kAudit;
   if (c.matched == 0) {
     out.push_back(makeCondition(condition::kApplied, true, "NoMatchingWorkloads",
-                                "no Deployment or StatefulSet in the namespace matches spec.selector and spec.kinds"));
+                                "no workload of spec.kinds in the namespace matches spec.selector"));
   } else if (c.failed > 0) {
     out.push_back(makeCondition(condition::kApplied, false, "ApplyFailed",
                                 std::to_string(c.failed) + " of " + std::to_string(c.matched) +

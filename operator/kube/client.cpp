@@ -8,6 +8,7 @@ namespace resources {
 Resource deployments() { return {"apps", "v1", "deployments", "Deployment", true}; }
 Resource statefulSets() { return {"apps", "v1", "statefulsets", "StatefulSet", true}; }
 Resource daemonSets() { return {"apps", "v1", "daemonsets", "DaemonSet", true}; }
+Resource jobs() { return {"batch", "v1", "jobs", "Job", true}; }
 Resource cronJobs() { return {"batch", "v1", "cronjobs", "CronJob", true}; }
 Resource rollouts() { return {"argoproj.io", "v1alpha1", "rollouts", "Rollout", true}; }
 Resource horizontalPodAutoscalers() {

@@ -34,6 +34,7 @@ namespace resources {
 Resource deployments();
 Resource statefulSets();
 Resource daemonSets();
+Resource jobs();                      // batch/v1
 Resource cronJobs();                  // batch/v1
 Resource rollouts();                  // argoproj.io/v1alpha1 (Argo Rollouts; its CRD may be absent)
 Resource horizontalPodAutoscalers();  // autoscaling/v2

@@ -305,6 +305,25 @@ Workload decodeWorkload(const json& obj, Diagnostics& d) {
     At status = root(obj).field("status");
     if (expectObject(status, d)) w.desiredNumberScheduled = readInt32(status.field("desiredNumberScheduled"), d, 0);
   }
+  if (w.kind == WorkloadKind::kJob) {
+    w.parallelism = readInt32(spec.field("parallelism"), d, 0);
+    w.completions = readInt32(spec.field("completions"), d, 0);
+    const std::string replacement = readString(spec.field("podReplacementPolicy"), d).value_or("");
+    w.replacesOnlyFailedPods =
+        replacement == "Failed" || (replacement.empty() && spec.field("podFailurePolicy").present());
+    for (const At& ref : objectItems(root(obj).field("metadata").field("ownerReferences"), d)) {
+      if (readString(ref.field("kind"), d).value_or("") == "CronJob" && readBool(ref.field("controller"), d) == true)
+        w.cronJobRun = true;
+    }
+    At status = root(obj).field("status");
+    if (expectObject(status, d)) {
+      for (const At& c : objectItems(status.field("conditions"), d)) {
+        const std::string type = readString(c.field("type"), d).value_or("");
+        if ((type == "Complete" || type == "Failed") && readString(c.field("status"), d).value_or("") == "True")
+          w.finished = true;
+      }
+    }
+  }
   At tmpl = spec.field("template");
   if (w.kind == WorkloadKind::kCronJob) {
     w.concurrencyPolicy = readString(spec.field("concurrencyPolicy"), d).value_or("");
@@ -370,8 +389,9 @@ bool Workload::sameDecisionFields(const Workload& o) const {
   return kind == o.kind && sameMeta(meta, o.meta) && replicas == o.replicas && strategyType == o.strategyType &&
          maxSurge == o.maxSurge && desiredNumberScheduled == o.desiredNumberScheduled &&
          concurrencyPolicy == o.concurrencyPolicy && suspended == o.suspended && parallelism == o.parallelism &&
-         completions == o.completions && activeRuns == o.activeRuns && templateAnnotations == o.templateAnnotations &&
-         containers == o.containers;
+         completions == o.completions && activeRuns == o.activeRuns && cronJobRun == o.cronJobRun &&
+         finished == o.finished && replacesOnlyFailedPods == o.replacesOnlyFailedPods &&
+         templateAnnotations == o.templateAnnotations && containers == o.containers;
 }
 
 Hpa decodeHpa(const json& obj, Diagnostics& d) {

@@ -99,14 +99,23 @@ struct Workload : kube::Object {
   // spec.jobTemplate.spec.parallelism and completions, and how many runs are active (status.active).
   std::string concurrencyPolicy;
   bool suspended = false;
-  std::optional<int32_t> parallelism;
+  std::optional<int32_t> parallelism;  // also a Job's spec.parallelism, and completions its spec.completions
   std::optional<int32_t> completions;
   int32_t activeRuns = 0;
+  // Job: whether a CronJob created it (metadata.ownerReferences: a controller reference of kind CronJob; the Job is
+  // one of its runs, counted with the CronJob), whether it has finished (a Complete or Failed condition True), and
+  // whether a failed pod's replacement waits until it is gone (spec.podReplacementPolicy Failed, the default with
+  // a spec.podFailurePolicy) rather than starting while it terminates (TerminatingOrFailed, the default).
+  bool cronJobRun = false;
+  bool finished = false;
+  bool replacesOnlyFailedPods = false;
   // The pod template's (spec.template, or a CronJob's spec.jobTemplate.spec.template):
   std::map<std::string, std::string> templateAnnotations;  // metadata.annotations
   std::vector<Container> containers;                       // spec.containers, in order
 
   const Container* container(const std::string& name) const;
+  // Whether a policy can govern it: every workload but a CronJob's run and a finished Job.
+  bool governable() const { return !cronJobRun && !finished; }
   // Whether what a decision reads differs: everything but resourceVersion and generation (a change of the image,
   // say, moves both and matters to no decision).
   bool sameDecisionFields(const Workload& other) const;

@@ -20,6 +20,7 @@ std::vector<kube::Resource> liveResources() {
           r::deployments(),
           r::statefulSets(),
           r::daemonSets(),
+          r::jobs(),
           r::cronJobs(),
           r::rollouts(),
           r::horizontalPodAutoscalers()};
@@ -44,10 +45,11 @@ Result<std::vector<policy::Document>> liveDocuments(kube::Client& client) {
       item["apiVersion"] = resource.apiVersion();
       item["kind"] = resource.kind;
       if (item.contains("metadata")) item["metadata"].erase("managedFields");
-      // The status counts only where it says how many pods run: a DaemonSet's nodes, a CronJob's active runs.
+      // The status counts only where it says how many pods run: a DaemonSet's nodes, a CronJob's active runs,
+      // whether a Job finished.
       json status = json::object();
       if (auto s = item.find("status"); s != item.end() && s->is_object()) {
-        for (const char* key : {"desiredNumberScheduled", "active"}) {
+        for (const char* key : {"desiredNumberScheduled", "active", "conditions"}) {
           if (auto v = s->find(key); v != s->end()) status[key] = *v;
         }
       }

@@ -150,6 +150,8 @@ Workspace buildWorkspace(const std::vector<policy::Document>& documents) {
       auto parsed = policy::fromJson(e.object, &e.errors);
       if (parsed) e.parsed = *parsed;
       ws.policies.push_back(std::move(e));
+    } else if (workload && !workload->governable()) {
+      // A CronJob's run (plan --live reads them: counted with the CronJob) or a finished Job: nothing to govern.
     } else if (workload) {
       WorkloadEntry w;
       w.source = d.source;

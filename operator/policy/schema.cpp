@@ -459,12 +459,13 @@ Node buildUsage() {
 }
 
 Node buildSpec() {
-  Node kinds = withDefault(array(enumeration({"Deployment", "StatefulSet", "DaemonSet", "CronJob", "Rollout"}), 5),
-                           json::array({"Deployment", "StatefulSet"}));
+  Node kinds =
+      withDefault(array(enumeration({"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Rollout"}), 6),
+                  json::array({"Deployment", "StatefulSet"}));
   kinds.minItems = 1;
   kinds.setList = true;
   kinds.hint =
-      "list some of Deployment, StatefulSet, DaemonSet, CronJob and Rollout, or leave kinds out for "
+      "list some of Deployment, StatefulSet, DaemonSet, Job, CronJob and Rollout, or leave kinds out for "
       "Deployment and StatefulSet";
   Node containers =
       array(withPattern(str(63, "use a container name from the pod template"), kDnsLabelPattern, isDnsLabel), 32);

@@ -14,7 +14,7 @@ namespace poolguard::policy {
 
 using Millis = std::chrono::milliseconds;
 
-enum class WorkloadKind { kDeployment, kStatefulSet, kDaemonSet, kCronJob, kRollout };
+enum class WorkloadKind { kDeployment, kStatefulSet, kDaemonSet, kJob, kCronJob, kRollout };
 
 // What poolguard knows of each workload kind it governs (docs/api.md "spec.kinds").
 struct WorkloadKindInfo {
@@ -30,6 +30,7 @@ inline constexpr WorkloadKindInfo kWorkloadKinds[] = {
     {WorkloadKind::kDeployment, "Deployment", "apps/v1", "deployments", "-deploy-poolguard", false, false},
     {WorkloadKind::kStatefulSet, "StatefulSet", "apps/v1", "statefulsets", "-sts-poolguard", false, false},
     {WorkloadKind::kDaemonSet, "DaemonSet", "apps/v1", "daemonsets", "-ds-poolguard", false, false},
+    {WorkloadKind::kJob, "Job", "batch/v1", "jobs", "-job-poolguard", false, false},
     {WorkloadKind::kCronJob, "CronJob", "batch/v1", "cronjobs", "-cronjob-poolguard", true, false},
     {WorkloadKind::kRollout, "Rollout", "argoproj.io/v1alpha1", "rollouts", "-rollout-poolguard", false, true},
 };

@@ -199,8 +199,9 @@ Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const model::Wor
     for (const auto& n : p.spec.containers) listed += (listed.empty() ? "" : ", ") + n;
     return Error(ErrorCode::kInvalidArgument,
                  kindName + " " + id->namespace_ + "/" + id->name +
-                     ": none of the containers named in spec.containers (" + listed +
-                     ") exists in spec.template.spec.containers; list the application container's name, or "
+                     ": none of the containers named in spec.containers (" + listed + ") exists in " +
+                     (policy::infoOf(id->kind).jobTemplate ? "spec.jobTemplate.spec.template" : "spec.template") +
+                     ".spec.containers; list the application container's name, or "
                      "leave spec.containers empty to select all containers");
   }
 

@@ -83,11 +83,11 @@ struct DesiredWorkload {
   std::optional<json> configMap;               // server-side-apply body for the ConfigMap (ConfigMap delivery)
 };
 
-// Renders what Enforce writes for `workload` (the live Deployment or StatefulSet) under policy `p`.
+// Renders what Enforce writes for `workload` (a live workload of any kind policy::kWorkloadKinds lists) under `p`.
 // Fails (kInvalidArgument) when the workload has no name or none of spec.containers exists in it.
 Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const model::Workload& workload,
                                        const RenderOptions& options = {});
-// The same from a workload object: also fails when it is not an apps/v1 Deployment or StatefulSet.
+// The same from a workload object: also fails when its kind is none of policy::kWorkloadKinds.
 Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const json& workload,
                                        const RenderOptions& options = {});
 

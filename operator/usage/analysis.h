@@ -35,7 +35,8 @@ struct GovernedWorkload {
   std::string applicationName;
   int32_t podsNow = 1;  // spec.replicas
   int32_t podsMax = 1;  // HPA maxReplicas, else podsNow
-  // Extra pods a rolling update may run beside podsNow (maxSurge resolved; 0 for Recreate and StatefulSets).
+  // Extra pods a rollout may run beside podsNow: maxSurge resolved (0 for Recreate and StatefulSets), plus the
+  // old pods still terminating when the policy counts them (budget.terminatingPods: Count).
   int32_t surge = 0;
   // Pods that exist right now (status.replicas), when known. During a rollout old and new ReplicaSets overlap.
   std::optional<int32_t> podsObserved;

@@ -65,6 +65,10 @@ wildcards; Secrets are read one by one, never listed or watched. Equal to deploy
 - apiGroups: ["batch"]
   resources: ["cronjobs"]
   verbs: ["list", "watch", "patch"]
+# Jobs are counted and checked, never written: a Job's pod template cannot change.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["list", "watch"]
 # Argo Rollouts' Rollouts: watched only where their CRD is installed.
 - apiGroups: ["argoproj.io"]
   resources: ["rollouts"]

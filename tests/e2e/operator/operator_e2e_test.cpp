@@ -707,7 +707,12 @@ TEST_F(OperatorE2E, DaemonSetsAndCronJobsAreGovernedCountedAndCleanedUp) {
             "  schedule: \"0 0 1 1 *\"\n  concurrencyPolicy: Forbid\n  jobTemplate:\n    spec:\n"
             "      parallelism: 2\n      template:\n        spec:\n          restartPolicy: Never\n" +
                 std::regex_replace(podSpec, std::regex("^      ", std::regex::multiline), "          "));
-  applyYaml(ns, policyYaml("p", 5, "  kinds: [DaemonSet, CronJob]\n", "", "group: kinds"));
+  // A Job of 2 parallel pods (they stay Pending: no scheduler runs here, so it never finishes).
+  applyYaml(ns,
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate, labels: {group: kinds}}\nspec:\n"
+            "  parallelism: 2\n  completions: 4\n  template:\n    spec:\n      restartPolicy: Never\n" +
+                podSpec);
+  applyYaml(ns, policyYaml("p", 5, "  kinds: [DaemonSet, Job, CronJob]\n", "", "group: kinds"));
 
   auto cronJobEnv = [&](const std::string& var) {
     json cj = getJson(ns, "cronjob/report");
@@ -722,16 +727,26 @@ TEST_F(OperatorE2E, DaemonSetsAndCronJobsAreGovernedCountedAndCleanedUp) {
       },
       60s))
       << getJson(ns, "daemonset/agent").dump(2) << getJson(ns, "cronjob/report").dump(2);
-  // The DaemonSet runs a pod on each of the 3 nodes (maxSurge 0), the CronJob one run of 2 pods (Forbid):
-  // (3 + 2) x 5 = 25.
+  // The DaemonSet runs a pod on each of the 3 nodes (maxSurge 0), the Job 2 pods, the CronJob one run of 2 pods
+  // (Forbid): (3 + 2 + 2) x 5 = 35. A Job's pod template cannot change: it is checked and reported, never written.
   EXPECT_TRUE(eventually(
       [&] {
         const json p = getJson(ns, "cpol/p");
-        return p["status"]["budget"].value("policyWorstCase", -1) == 25 &&
-               p["status"]["workloads"].value("applied", -1) == 2;
+        return p["status"]["budget"].value("policyWorstCase", -1) == 35 &&
+               p["status"]["workloads"].value("applied", -1) == 2 && p["status"]["workloads"].value("matched", -1) == 3;
       },
       60s))
       << getJson(ns, "cpol/p").dump(2) << getJson(ns, "daemonset/agent")["status"].dump();
+  EXPECT_TRUE(conditionIs(ns, "p", "Applied", "False", "ApplyFailed")) << getJson(ns, "cpol/p").dump(2);
+  bool jobReported = false;
+  const json statuses = getJson(ns, "cpol/p")["status"]["workloadStatuses"];
+  for (const auto& w : statuses) {
+    if (w.value("kind", "") != "Job") continue;
+    jobReported = w.value("state", "") == "Failed" &&
+                  w.value("message", "").find("cannot change once the Job exists") != std::string::npos;
+  }
+  EXPECT_TRUE(jobReported) << getJson(ns, "cpol/p")["status"].dump(2);
+  EXPECT_EQ(envValue(getJson(ns, "job/migrate"), "app", "POOL_MAX_SIZE"), "");
 
   // Deleting the policy takes poolguard's settings back out of both, and leaves the others' env.
   ASSERT_EQ(cluster().kubectl({"-n", ns, "delete", "cpol/p", "--wait=true", "--timeout=60s"}).exitCode, 0);

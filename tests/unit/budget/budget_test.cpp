@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace poolguard::budget {
 namespace {
 
@@ -430,7 +432,9 @@ TEST(WorkloadFacts, ADaemonSetRunsAPodPerNodeFromItsStatusOrItsAnnotation) {
   EXPECT_EQ(live.podsMax, 6);
   EXPECT_EQ(live.surge, 0) << "a DaemonSet's maxSurge defaults to 0";
   EXPECT_EQ(live.podsSource, "nodes");
-  EXPECT_EQ(underPolicy(live, true).terminating, 6) << "each node may hold its old pod while the new one starts";
+  EXPECT_EQ(underPolicy(live, true).terminating, 0)
+      << "without surge a node's new pod starts only once its old one is gone";
+  EXPECT_EQ(underPolicy(live, true).terminatingAt(6), 0);
 
   auto annotated =
       workloadFacts(ofKind("apps/v1", "DaemonSet", "agent",
@@ -441,6 +445,7 @@ TEST(WorkloadFacts, ADaemonSetRunsAPodPerNodeFromItsStatusOrItsAnnotation) {
   EXPECT_EQ(annotated.podsMax, 9);
   EXPECT_EQ(annotated.surge, 2) << "20% of 9 rounded up";
   EXPECT_EQ(annotated.podsSource, "nodes, annotation");
+  EXPECT_EQ(underPolicy(annotated, true).terminating, 7) << "with surge, old pods may still terminate on 9 - 2 nodes";
 
   auto unknown = workloadFacts(ofKind("apps/v1", "DaemonSet", "agent"), nullptr);
   EXPECT_EQ(unknown.podsMax, 1);
@@ -489,6 +494,14 @@ TEST(WorkloadFacts, ACronJobCountsItsRunsByConcurrencyPolicy) {
   EXPECT_EQ(running.podsMax, 3) << "suspended: only the run already active";
   auto suspended = cronJob(R"({"suspend":true,)" + job + "}");
   EXPECT_EQ(suspended.podsMax, 0);
+  auto suspendedReplace = cronJob(R"({"suspend":true,"concurrencyPolicy":"Replace",)" + job + "}",
+                                  R"({"status":{"active":[{"name":"report-1"}]}})");
+  EXPECT_EQ(underPolicy(suspendedReplace, true).terminating, 0) << "a suspended CronJob replaces no run";
+
+  // Counts that do not fit 32 bits are capped, never wrapped.
+  auto huge = cronJob(R"({"jobTemplate":{"spec":{"parallelism":65536,"template":{}}}})",
+                      R"({"metadata":{"name":"report","annotations":{"poolguard.dev/concurrent-runs":"65536"}}})");
+  EXPECT_EQ(huge.podsMax, std::numeric_limits<int32_t>::max());
 
   auto fewerCompletions = cronJob(
       R"({"concurrencyPolicy":"Forbid","jobTemplate":{"spec":{"parallelism":5,"completions":2,"template":{}}}})");
@@ -521,6 +534,29 @@ TEST(WorkloadFacts, ARolloutSurgesByItsStrategy) {
   EXPECT_FALSE(hpaOfRollout.targets(WorkloadKind::kDeployment, "shop", "web"));
   h["spec"]["scaleTargetRef"].erase("apiVersion");
   EXPECT_FALSE(decoded(h).targets(WorkloadKind::kRollout, "shop", "web")) << "apps/v1 assumed; Rollout is not";
+}
+
+TEST(WorkloadFacts, AJobCountsItsParallelPodsUntilItFinishes) {
+  auto job = [](const std::string& spec, const std::string& more = "{}") {
+    json w = ofKind("batch/v1", "Job", "migrate", more);
+    w["spec"] = json::parse(spec);
+    return workloadFacts(w, nullptr);
+  };
+  auto running = job(R"({"parallelism":4,"completions":10,"template":{}})");
+  EXPECT_EQ(running.podsNow, 4);
+  EXPECT_EQ(running.podsMax, 4);
+  EXPECT_EQ(running.surge, 0);
+  EXPECT_EQ(underPolicy(running, true).terminating, 4)
+      << "a failed pod's replacement starts while it terminates (podReplacementPolicy TerminatingOrFailed)";
+  EXPECT_EQ(underPolicy(running, false).terminating, 0);
+  EXPECT_EQ(job(R"({"parallelism":4,"completions":2,"template":{}})").podsMax, 2);
+  EXPECT_EQ(job(R"({"template":{}})").podsMax, 1);
+  auto waits = job(R"({"parallelism":4,"podReplacementPolicy":"Failed","template":{}})");
+  EXPECT_EQ(underPolicy(waits, true).terminating, 0);
+  auto done =
+      job(R"({"parallelism":4,"template":{}})", R"({"status":{"conditions":[{"type":"Failed","status":"True"}]}})");
+  EXPECT_EQ(done.podsMax, 0);
+  EXPECT_EQ(underPolicy(done, true).terminating, 0);
 }
 
 }  // namespace

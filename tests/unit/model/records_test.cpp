@@ -209,15 +209,17 @@ TEST(DecodeMeta, ListItemsKeepTheirSpellings) {
   ASSERT_EQ(d.errors().size(), 1u);
   EXPECT_EQ(policy::toString(d.errors()[0]), "metadata.name: must be a string, not the boolean off; quote it: \"off\"");
 }
+// Decodes the first document of `yaml`, a workload the checks find nothing wrong with.
+Workload decode(const std::string& yaml) {
+  auto docs = policy::parseDocuments(yaml, "test.yaml");
+  EXPECT_TRUE(docs.ok());
+  Diagnostics d;
+  Workload w = decodeWorkload(docs->front().object, d);
+  EXPECT_TRUE(d.ok()) << (d.ok() ? "" : policy::toString(d.errors()[0]));
+  return w;
+}
+
 TEST(DecodeWorkload, ReadsEachKindFromItsOwnFields) {
-  auto decode = [](const std::string& yaml) {
-    auto docs = policy::parseDocuments(yaml, "test.yaml");
-    EXPECT_TRUE(docs.ok());
-    Diagnostics d;
-    Workload w = decodeWorkload(docs->front().object, d);
-    EXPECT_TRUE(d.ok()) << (d.ok() ? "" : policy::toString(d.errors()[0]));
-    return w;
-  };
   Workload ds = decode(R"(apiVersion: apps/v1
 kind: DaemonSet
 metadata: {name: agent, namespace: shop}
@@ -301,6 +303,44 @@ spec:
   ASSERT_EQ(errors.size(), 2u);
   EXPECT_EQ(errors[0], "spec.suspend: must be a boolean, not the string \"yes\"");
   EXPECT_NE(errors[1].find("spec.jobTemplate.spec.parallelism"), std::string::npos) << errors[1];
+}
+
+TEST(DecodeWorkload, AJobSaysWhetherItIsACronJobsRunAndWhetherItFinished) {
+  Workload run = decode(R"(apiVersion: batch/v1
+kind: Job
+metadata:
+  name: report-29000000
+  ownerReferences: [{apiVersion: batch/v1, kind: CronJob, name: report, uid: u1, controller: true}]
+spec:
+  parallelism: 3
+  completions: 6
+  podFailurePolicy: {rules: []}
+  template: {spec: {restartPolicy: Never, containers: [{name: job}]}}
+status:
+  conditions: [{type: Complete, status: "True"}]
+)");
+  EXPECT_EQ(run.kind, WorkloadKind::kJob);
+  EXPECT_TRUE(run.cronJobRun);
+  EXPECT_TRUE(run.finished);
+  EXPECT_FALSE(run.governable());
+  EXPECT_EQ(run.parallelism, 3);
+  EXPECT_EQ(run.completions, 6);
+  EXPECT_TRUE(run.replacesOnlyFailedPods) << "with a podFailurePolicy, podReplacementPolicy defaults to Failed";
+
+  Workload job = decode(R"(apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+  ownerReferences: [{apiVersion: example.io/v1, kind: CronJob, name: other, uid: u2}]
+spec:
+  template: {spec: {restartPolicy: Never, containers: [{name: job}]}}
+status:
+  conditions: [{type: Complete, status: "False"}, {type: SuccessCriteriaMet, status: "True"}]
+)");
+  EXPECT_FALSE(job.cronJobRun) << "not the controller";
+  EXPECT_FALSE(job.finished);
+  EXPECT_TRUE(job.governable());
+  EXPECT_FALSE(job.replacesOnlyFailedPods);
 }
 
 }  // namespace

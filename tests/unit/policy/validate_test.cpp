@@ -192,13 +192,13 @@ TEST(Validate, MaxLifetimeAgainstIdleTimeoutIncludingDefaults) {
 TEST(Validate, Kinds) {
   expectValid(with("/spec/kinds", json::array({"StatefulSet"})));
   expectOne(with("/spec/kinds", json::array()), "spec.kinds", "should have at least 1 items");
-  expectValid(with("/spec/kinds", json::array({"DaemonSet", "CronJob", "Rollout"})));
+  expectValid(with("/spec/kinds", json::array({"DaemonSet", "Job", "CronJob", "Rollout"})));
   expectOne(with("/spec/kinds", json::array({"ReplicaSet"})), "spec.kinds[0]", "Unsupported value: \"ReplicaSet\"");
   expectOne(with("/spec/kinds", json::array({"Deployment", "Deployment"})), "spec.kinds[1]",
             "Duplicate value: \"Deployment\"");
-  auto errors = validate(
-      with("/spec/kinds", json::array({"Deployment", "StatefulSet", "DaemonSet", "CronJob", "Rollout", "Deployment"})));
-  EXPECT_NE(all(errors).find("spec.kinds: Too many: 6: must have at most 5 items"), std::string::npos) << all(errors);
+  auto errors = validate(with("/spec/kinds", json::array({"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
+                                                          "Rollout", "Deployment"})));
+  EXPECT_NE(all(errors).find("spec.kinds: Too many: 7: must have at most 6 items"), std::string::npos) << all(errors);
 }
 
 TEST(Validate, Containers) {
