@@ -67,7 +67,8 @@ FieldFilter workloadFields() {
                         .keep("template", podTemplate)
                         .keep("concurrencyPolicy")
                         .keep("suspend")
-                        .keep("jobTemplate", jobTemplate))
+                        .keep("jobTemplate", jobTemplate)
+                        .keep("workloadRef", FieldFilter::only().keep("kind").keep("name")))
       // A DaemonSet's nodes, a CronJob's runs (status.active: references to its Jobs), whether a Job finished.
       .keep("status", FieldFilter::only()
                           .keep("desiredNumberScheduled")

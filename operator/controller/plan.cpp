@@ -266,6 +266,15 @@ Plan plan(const Snapshot& s) {
           continue;
         }
         governed.insert({kind, ns, ws.name});
+        if (kind == WorkloadKind::kRollout && !w.workloadRefName.empty()) {
+          // Its pods run another workload's template: counted here, given the settings there.
+          ws.state = WorkloadState::kApplied;
+          ws.message = "runs the pod template of " + (w.workloadRefKind.empty() ? "Deployment" : w.workloadRefKind) +
+                       " " + w.workloadRefName +
+                       " (spec.workloadRef): the settings go there; let the policy select it too";
+          in.workloads.push_back(std::move(ws));
+          continue;
+        }
         auto desired = render::renderWorkload(pol, w, ropts);
         if (!desired.ok()) {
           ws.state = WorkloadState::kFailed;

@@ -290,6 +290,10 @@ Workload decodeWorkload(const json& obj, Diagnostics& d) {
     }
   }
   if (w.kind == WorkloadKind::kRollout) {
+    if (At ref = spec.field("workloadRef"); ref.present() && expectObject(ref, d)) {
+      w.workloadRefKind = readString(ref.field("kind"), d).value_or("");
+      w.workloadRefName = readString(ref.field("name"), d).value_or("");
+    }
     At strategy = spec.field("strategy");
     if (expectObject(strategy, d)) {
       At canary = strategy.field("canary");
@@ -391,6 +395,7 @@ bool Workload::sameDecisionFields(const Workload& o) const {
          concurrencyPolicy == o.concurrencyPolicy && suspended == o.suspended && parallelism == o.parallelism &&
          completions == o.completions && activeRuns == o.activeRuns && cronJobRun == o.cronJobRun &&
          finished == o.finished && replacesOnlyFailedPods == o.replacesOnlyFailedPods &&
+         workloadRefKind == o.workloadRefKind && workloadRefName == o.workloadRefName &&
          templateAnnotations == o.templateAnnotations && containers == o.containers;
 }
 

@@ -109,6 +109,9 @@ struct Workload : kube::Object {
   bool cronJobRun = false;
   bool finished = false;
   bool replacesOnlyFailedPods = false;
+  // Rollout: spec.workloadRef's kind and name, when it runs another workload's pod template instead of its own.
+  std::string workloadRefKind;
+  std::string workloadRefName;
   // The pod template's (spec.template, or a CronJob's spec.jobTemplate.spec.template):
   std::map<std::string, std::string> templateAnnotations;  // metadata.annotations
   std::vector<Container> containers;                       // spec.containers, in order

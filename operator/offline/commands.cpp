@@ -264,6 +264,12 @@ int runRenderLoaded(const Loaded& loaded, const std::string& output, std::ostrea
       err << "note: " << workloadLabel(*w) << ": " << policyName(p) << " is suspended; nothing to write\n";
       continue;
     }
+    if (w->record.kind == policy::WorkloadKind::kRollout && !w->record.workloadRefName.empty()) {
+      err << "note: " << workloadLabel(*w) << ": runs the pod template of "
+          << (w->record.workloadRefKind.empty() ? "Deployment" : w->record.workloadRefKind) << " "
+          << w->record.workloadRefName << " (spec.workloadRef); nothing to write\n";
+      continue;
+    }
     int32_t effective = effectiveMaxSize(ws, p, w->record.meta.namespace_);
     if (effective != p.spec.pool.maxSize) {
       header += "; maxSize clamped from " + std::to_string(p.spec.pool.maxSize) + " to " + std::to_string(effective);

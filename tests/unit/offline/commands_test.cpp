@@ -455,5 +455,56 @@ TEST_F(OfflineCommands, ADeploymentWithoutANameIsAnError) {
       << err_.str();
 }
 
+TEST_F(OfflineCommands, TheOtherKindsArePlannedByTheirOwnRulesAndSayWhatWasAssumed) {
+  // A DaemonSet without nodes (1 assumed), a CronJob with concurrencyPolicy Allow (2 runs assumed), a running Job,
+  // and a Rollout whose pods run the template of a Deployment that Argo Rollouts keeps at 0 replicas.
+  auto f = write("kinds.yaml",
+                 policyYaml("shop", "p", "orders", 5, "  kinds: [Deployment, DaemonSet, Job, CronJob, Rollout]\n") +
+                     "---\napiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent, namespace: shop, "
+                     "labels: {app: orders}}\nspec:\n  template: {spec: {containers: [{name: app}]}}\n"
+                     "---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: report, namespace: shop, "
+                     "labels: {app: orders}}\nspec:\n  schedule: \"0 * * * *\"\n  jobTemplate: {spec: "
+                     "{parallelism: 2, template: {spec: {containers: [{name: app}]}}}}\n"
+                     "---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate, namespace: shop, "
+                     "labels: {app: orders}}\nspec:\n  template: {spec: {containers: [{name: app}]}}\n"
+                     "---\napiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: web, "
+                     "namespace: shop, labels: {app: orders}}\nspec:\n  replicas: 3\n  strategy: "
+                     "{blueGreen: {activeService: web}}\n  workloadRef: {apiVersion: apps/v1, kind: "
+                     "Deployment, name: web}\n---\n" +
+                     deploymentYaml("shop", "web", "orders", 0));
+  EXPECT_EQ(runPlan({f}, "json", out_, err_), kExitOk) << err_.str();
+  EXPECT_NE(err_.str().find("DaemonSet shop/agent: the nodes that run it are unknown here, 1 assumed"),
+            std::string::npos)
+      << err_.str();
+  EXPECT_NE(err_.str().find("CronJob shop/report: concurrencyPolicy Allow lets runs overlap, 2 assumed"),
+            std::string::npos)
+      << err_.str();
+  const json plan = json::parse(out_.str());
+  std::map<std::string, json> byName;
+  for (const auto& w : plan["databases"][0]["policies"][0]["workloads"]) byName[w.value("kind", "")] = w;
+  EXPECT_EQ(byName["DaemonSet"].value("worstCase", -1), 5);
+  EXPECT_EQ(byName["CronJob"].value("podsMax", -1), 4);
+  EXPECT_EQ(byName["CronJob"].value("podsSource", ""), "2 runs assumed");
+  EXPECT_EQ(byName["Job"].value("worstCase", -1), 5);
+  EXPECT_EQ(byName["Rollout"].value("worstCase", -1), (3 + 3) * 5) << "blue-green: both versions at full scale";
+  EXPECT_EQ(byName["Deployment"].value("worstCase", -1), 0) << "scaled to 0: its pods are the Rollout's";
+  EXPECT_EQ(plan["databases"][0].value("worstCase", -1), 5 + 20 + 5 + 30);
+
+  // render prints the Deployment, the DaemonSet, the CronJob and the Job (whose settings belong in its manifest: its
+  // template cannot change once it exists), and notes the Rollout (it has no template of its own).
+  out_.str("");
+  err_.str("");
+  EXPECT_EQ(runRender({f}, "json", out_, err_), kExitOk) << err_.str();
+  const std::string rendered = out_.str();
+  EXPECT_NE(err_.str().find("note: Rollout shop/web: runs the pod template of Deployment web (spec.workloadRef)"),
+            std::string::npos)
+      << err_.str();
+  EXPECT_NE(rendered.find("\"kind\": \"DaemonSet\""), std::string::npos) << rendered;
+  EXPECT_NE(rendered.find("\"kind\": \"CronJob\""), std::string::npos) << rendered;
+  EXPECT_NE(rendered.find("\"kind\": \"Deployment\""), std::string::npos) << rendered;
+  EXPECT_NE(rendered.find("\"kind\": \"Job\""), std::string::npos) << rendered;
+  EXPECT_EQ(rendered.find("\"kind\": \"Rollout\""), std::string::npos) << rendered;
+}
+
 }  // namespace
 }  // namespace poolguard::offline
