@@ -103,6 +103,9 @@ Status Reconciler::cleanupWorkload(WorkloadKind kind, const std::string& ns, con
   // An apply that names only the object releases every field the manager owned; fields no other manager owns
   // are removed, so other managers' values stay. Not to a Rollout whose CRD now makes the containers one atomic
   // field: what the release removes could then be the whole list.
+  // A Job is never written (its pod template cannot change), so nothing of it is poolguard's to release; a Job
+  // carries the policy's annotation only because its manifest does.
+  if (kind == WorkloadKind::kJob) return okStatus();
   if (kind == WorkloadKind::kRollout) {
     if (auto problem = rolloutsProblem(true))
       return Error(ErrorCode::kInvalid, "Rollout " + ns + "/" + name + " not released: " + *problem);

@@ -269,6 +269,18 @@ Result<ReconcileOutcome> Reconciler::finalize(const model::PolicyObject& obj) {
     // The ConfigMap of a workload another policy takes over is relabelled and rewritten by that policy; every
     // other ConfigMap of this policy goes.
     if (handedOverConfigMaps.count(runtime::objectKey(*cm))) continue;
+    // The ConfigMap of a kind not watched now (Rollouts whose CRD was not served at start) stays: its workload,
+    // unseen, may still reference it, and its pods would not start without it.
+    const bool unwatched =
+        std::any_of(std::begin(policy::kWorkloadKinds), std::end(policy::kWorkloadKinds),
+                    [&](const policy::WorkloadKindInfo& info) {
+                      return storeFor(info.kind) == nullptr && cm->meta.name.ends_with(info.configMapSuffix);
+                    });
+    if (unwatched) {
+      spdlog::warn("policy {}: ConfigMap {}/{} left in place: its workload's kind is not watched now", name,
+                   cm->meta.namespace_, cm->meta.name);
+      continue;
+    }
     auto del = client_.remove(kube::resources::configMaps(), cm->meta.namespace_, cm->meta.name);
     if (!del.ok() && del.error().code() != ErrorCode::kNotFound) return del.error();
   }

@@ -27,6 +27,7 @@ const kube::Resource kDeployments = kube::resources::deployments();
 const kube::Resource kConfigMaps = kube::resources::configMaps();
 const kube::Resource kBudgets = kube::resources::clusterConnectionBudgets();
 const kube::Resource kClusterPolicies = kube::resources::clusterConnectionPoolPolicies();
+const kube::Resource kJobs = kube::resources::jobs();
 
 json budgetJson(const std::string& database, json spec) {
   return {{"apiVersion", "poolguard.dev/v1alpha1"},
@@ -143,6 +144,7 @@ class ReconcilerTest : public ::testing::Test {
     budgets.replace(records(kBudgets, client.storedOf(kBudgets), whole, budget));
     namespaces.replace(records(kNamespaces, client.storedOf(kNamespaces), ns, nsRecord));
     clusterPolicies.replace(records(kClusterPolicies, client.storedOf(kClusterPolicies), whole, policy));
+    jobs.replace(records(kJobs, client.storedOf(kJobs), workload, workloadRecord));
   }
   void put(const kube::Resource& r, json obj) {
     client.put(r, std::move(obj));
@@ -185,14 +187,21 @@ class ReconcilerTest : public ::testing::Test {
   std::map<std::string, runtime::ObjectPtr> decoded_;  // by kind, namespace, name and resourceVersion
   FakeClient client;
   ManualClock clock;
-  runtime::Store policies, deployments, statefulSets, hpas, configMaps, budgets, namespaces, clusterPolicies;
-  Reconciler reconciler{
-      client,
-      Caches{&policies, &deployments, &statefulSets, &hpas, &configMaps, &budgets, &namespaces, &clusterPolicies},
-      clock,
-      nullptr,
-      nullptr,
-      nullptr};
+  runtime::Store policies, deployments, statefulSets, hpas, configMaps, budgets, namespaces, clusterPolicies, jobs;
+  Reconciler reconciler{client,
+                        Caches{.policies = &policies,
+                               .deployments = &deployments,
+                               .statefulSets = &statefulSets,
+                               .hpas = &hpas,
+                               .configMaps = &configMaps,
+                               .budgets = &budgets,
+                               .namespaces = &namespaces,
+                               .clusterPolicies = &clusterPolicies,
+                               .jobs = &jobs},
+                        clock,
+                        nullptr,
+                        nullptr,
+                        nullptr};
 };
 
 TEST_F(ReconcilerTest, AppliesOnceThenANoOpReconcileWritesNothing) {
@@ -301,6 +310,31 @@ TEST_F(ReconcilerTest, DeletingAPolicyHandsItsWorkloadToTheNextAndReleasesTheRes
   EXPECT_FALSE(client.stored(kConfigMaps, "shop", "web-deploy-poolguard")) << "the released one's ConfigMap goes";
   EXPECT_TRUE(client.stored(kConfigMaps, "shop", "api-deploy-poolguard")) << "the handed-over one's stays";
   EXPECT_EQ(stored(kPolicies, "first")["metadata"].value("finalizers", json::array()).size(), 0u);
+}
+
+// A Job's pod template cannot change: it is compared and reported, and never written, neither while the policy
+// governs it nor when the policy goes (even when its manifest carries the policy's annotation, as render prints it).
+TEST_F(ReconcilerTest, AJobIsReportedAndNeverWrittenNorReleased) {
+  json job = deploymentJson("migrate");
+  job["apiVersion"] = "batch/v1";
+  job["kind"] = "Job";
+  job["spec"].erase("replicas");
+  job["spec"]["parallelism"] = 2;
+  job["metadata"]["annotations"] = {{"poolguard.dev/policy", "p"}};
+  put(kJobs, job);
+  put(kPolicies, policyJson("p", {{"kinds", {"Job"}}}));
+  ASSERT_TRUE(reconcile("p").ok());
+  EXPECT_EQ(client.count("apply"), 1) << "only the policy's status: " << ::testing::PrintToString(client.calls());
+  EXPECT_EQ(conditionReason("p", "Applied"), "False/ApplyFailed");
+  EXPECT_EQ(status("p")["budget"].value("policyWorstCase", -1), 2 * 5);
+
+  json deleting = stored(kPolicies, "p");
+  deleting["metadata"]["deletionTimestamp"] = "2026-01-02T00:00:00Z";
+  put(kPolicies, deleting);
+  const size_t from = client.calls().size();
+  ASSERT_TRUE(reconcile("p").ok());
+  for (const auto& call : callsSince(from)) EXPECT_EQ(call.find("jobs.batch"), std::string::npos) << call;
+  EXPECT_EQ(stored(kPolicies, "p")["metadata"].value("finalizers", json::array()).size(), 0u);
 }
 
 TEST_F(ReconcilerTest, ABadRequestDuringFinalizeIsRetriedUntilTheFinalizerIsRemoved) {
