@@ -8,6 +8,7 @@
 
 #include "offline/workspace.h"
 #include "offline/yaml_emit.h"
+#include "render/settings.h"
 #include "render/workload.h"
 
 namespace poolguard::offline {
@@ -354,8 +355,43 @@ int planOf(const Loaded& loaded, const std::string& output, std::ostream& out, s
   bool unreadable = reportUnreadable(loaded, ws, err);
   bool invalid = reportInvalid(ws, err, onlyConcerned);
   for (const auto& w : ws.warnings) err << "warning: " << w << "\n";
-  // Figures poolguard had to assume: say which, and how to state them.
+  // Figures poolguard had to assume: say which, and how to state them. And workloads whose pools would report the
+  // same application_name: live usage is attributed by it, so it could not tell them apart.
+  // (A Rollout with spec.workloadRef runs its Deployment's pods: the two share them, and their name, rightly.)
+  std::set<std::pair<std::string, std::string>> runsAnothersPods;
+  for (const auto& w : ws.workloads) {
+    if (w.record.kind == policy::WorkloadKind::kRollout && !w.record.workloadRefName.empty())
+      runsAnothersPods.emplace(w.record.meta.namespace_, w.record.meta.name);
+  }
   for (const auto& db : ws.databases) {
+    std::map<std::string, std::vector<std::string>> byApplicationName;
+    for (const auto& pb : db.policies) {
+      const policy::Policy* governing = nullptr;
+      for (const auto& pe : ws.policies) {
+        if (pe.parsed && pe.parsed->clusterScoped() == pb.cluster && pe.parsed->name == pb.name &&
+            (pb.cluster || pe.parsed->namespace_ == pb.namespace_))
+          governing = &*pe.parsed;
+      }
+      if (governing == nullptr) continue;
+      for (const auto& wb : pb.workloads) {
+        if (wb.facts.kind == policy::WorkloadKind::kRollout &&
+            runsAnothersPods.count({wb.facts.namespace_, wb.facts.name}))
+          continue;
+        std::string name =
+            render::expandApplicationName(governing->spec.delivery.applicationName, wb.facts.namespace_, wb.facts.name);
+        if (!name.empty())
+          byApplicationName[name].push_back(std::string(policy::toString(wb.facts.kind)) + " " + wb.facts.namespace_ +
+                                            "/" + wb.facts.name);
+      }
+    }
+    for (const auto& [name, workloads] : byApplicationName) {
+      if (workloads.size() < 2) continue;
+      std::string listed;
+      for (const auto& w : workloads) listed += (listed.empty() ? "" : ", ") + w;
+      err << "warning: " << listed << " report the same application_name \"" << name
+          << "\": live usage cannot tell them apart; give one a delivery.applicationName of its own (such as "
+             "\"{namespace}/{name}-job\")\n";
+    }
     for (const auto& pb : db.policies) {
       for (const auto& wb : pb.workloads) {
         const auto& f = wb.facts;

@@ -465,7 +465,7 @@ TEST_F(OfflineCommands, TheOtherKindsArePlannedByTheirOwnRulesAndSayWhatWasAssum
                      "---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: report, namespace: shop, "
                      "labels: {app: orders}}\nspec:\n  schedule: \"0 * * * *\"\n  jobTemplate: {spec: "
                      "{parallelism: 2, template: {spec: {containers: [{name: app}]}}}}\n"
-                     "---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate, namespace: shop, "
+                     "---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: report, namespace: shop, "
                      "labels: {app: orders}}\nspec:\n  template: {spec: {containers: [{name: app}]}}\n"
                      "---\napiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: web, "
                      "namespace: shop, labels: {app: orders}}\nspec:\n  replicas: 3\n  strategy: "
@@ -479,6 +479,11 @@ TEST_F(OfflineCommands, TheOtherKindsArePlannedByTheirOwnRulesAndSayWhatWasAssum
   EXPECT_NE(err_.str().find("CronJob shop/report: concurrencyPolicy Allow lets runs overlap, 2 assumed"),
             std::string::npos)
       << err_.str();
+  EXPECT_NE(err_.str().find("Job shop/report, CronJob shop/report report the same application_name \"shop/report\""),
+            std::string::npos)
+      << err_.str();
+  EXPECT_EQ(err_.str().find("application_name \"shop/web\""), std::string::npos)
+      << "a Rollout and the Deployment whose pods it runs share their pods, and the name: " << err_.str();
   const json plan = json::parse(out_.str());
   std::map<std::string, json> byName;
   for (const auto& w : plan["databases"][0]["policies"][0]["workloads"]) byName[w.value("kind", "")] = w;
