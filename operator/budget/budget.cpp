@@ -58,7 +58,7 @@ WorkloadFacts underPolicy(WorkloadFacts facts, bool countTerminating) {
 
 namespace {
 
-// A non-negative integer annotation of poolguard's; nullopt when absent or not one (plan warns: kindWarnings).
+// A non-negative integer annotation of poolguard's; nullopt when absent or malformed (plan then warns, naming it).
 std::optional<int32_t> countAnnotation(const model::Workload& w, const char* key) {
   auto it = w.meta.annotations.find(key);
   if (it == w.meta.annotations.end()) return std::nullopt;
