@@ -35,9 +35,7 @@ struct Member {
   size_t share;
 };
 
-std::string resourceOf(policy::WorkloadKind kind) {
-  return kind == policy::WorkloadKind::kStatefulSet ? "statefulsets" : "deployments";
-}
+std::string resourceOf(policy::WorkloadKind kind) { return policy::infoOf(kind).resource; }
 
 std::string shortDigest(const std::string& s) {
   uint64_t h = 1469598103934665603ULL;  // FNV-1a

@@ -1,5 +1,6 @@
 #pragma once
 // Small helpers over the cached records (model/records.h) and the resources they come from.
+#include <map>
 #include <string>
 
 #include "kube/client.h"
@@ -9,28 +10,19 @@
 
 namespace poolguard::controller {
 
+// The REST resource of a workload kind, from policy::kWorkloadKinds.
 inline const kube::Resource& resourceOf(policy::WorkloadKind kind) {
-  static const kube::Resource deployments = kube::resources::deployments();
-  static const kube::Resource statefulSets = kube::resources::statefulSets();
-  static const kube::Resource daemonSets = kube::resources::daemonSets();
-  static const kube::Resource jobs = kube::resources::jobs();
-  static const kube::Resource cronJobs = kube::resources::cronJobs();
-  static const kube::Resource rollouts = kube::resources::rollouts();
-  switch (kind) {
-    case policy::WorkloadKind::kStatefulSet:
-      return statefulSets;
-    case policy::WorkloadKind::kDaemonSet:
-      return daemonSets;
-    case policy::WorkloadKind::kJob:
-      return jobs;
-    case policy::WorkloadKind::kCronJob:
-      return cronJobs;
-    case policy::WorkloadKind::kRollout:
-      return rollouts;
-    case policy::WorkloadKind::kDeployment:
-      break;
-  }
-  return deployments;
+  static const std::map<policy::WorkloadKind, kube::Resource> resources = [] {
+    std::map<policy::WorkloadKind, kube::Resource> out;
+    for (const auto& info : policy::kWorkloadKinds) {
+      const std::string apiVersion = info.apiVersion;
+      const size_t slash = apiVersion.find('/');
+      out.emplace(info.kind, kube::Resource{apiVersion.substr(0, slash), apiVersion.substr(slash + 1), info.resource,
+                                            info.name, true});
+    }
+    return out;
+  }();
+  return resources.at(kind);
 }
 
 // The resource of a policy record: ConnectionPoolPolicies, or the cluster-scoped ClusterConnectionPoolPolicies.

@@ -190,30 +190,33 @@ int runOperator(const RunOptions& o) {
   auto& configMaps = informer(kube::resources::configMaps(), wholeObjectFields(), configMapDecoder(),
                               "app.kubernetes.io/managed-by=poolguard");
 
+  // Why the API server does not serve `r` in namespace `where` ("" for all) to poolguard: its 404 or 403; nullopt
+  // when it does (or cannot say: a definite answer decides, a failing API server is asked again for a few seconds,
+  // and then the informer is started anyway, as it retries by itself).
+  auto notServed = [&](const kube::Resource& r, const std::string& where) -> std::optional<std::string> {
+    kube::ListOptions probe;
+    probe.limit = 1;
+    auto found = (*client)->list(r, where, probe);
+    auto absent = [&] {
+      return !found.ok() &&
+             (found.error().code() == ErrorCode::kNotFound || found.error().code() == ErrorCode::kForbidden);
+    };
+    for (int attempt = 1; attempt < 5 && !found.ok() && !absent() && !stop.get_token().stop_requested(); ++attempt) {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      found = (*client)->list(r, where, probe);
+    }
+    if (!absent()) return std::nullopt;
+    return found.error().message();
+  };
   // The cluster-scoped kinds (ClusterConnectionBudgets, ClusterConnectionPoolPolicies) are watched by a cluster-wide
   // install (no --namespace) whose API server has their CRDs and whose ClusterRole grants them. Without, poolguard
   // runs as before and says why once.
   auto clusterKindServed = [&](const kube::Resource& r) {
-    kube::ListOptions probe;
-    probe.limit = 1;
-    // A definite answer decides (found, or 404 / 403); a failing API server is asked again for a few seconds, and
-    // then the informer is started anyway (it retries by itself).
-    auto found = (*client)->list(r, "", probe);
-    auto definite = [&] {
-      return found.ok() || found.error().code() == ErrorCode::kNotFound ||
-             found.error().code() == ErrorCode::kForbidden;
-    };
-    for (int attempt = 1; attempt < 5 && !definite() && !stop.get_token().stop_requested(); ++attempt) {
-      std::this_thread::sleep_for(std::chrono::seconds(1));
-      found = (*client)->list(r, "", probe);
-    }
-    const bool absent =
-        !found.ok() && (found.error().code() == ErrorCode::kNotFound || found.error().code() == ErrorCode::kForbidden);
-    if (absent) {
+    auto why = notServed(r, "");
+    if (why)
       spdlog::warn("{}s are not applied: {} (install crds/ and the ClusterRole of deploy/rbac to use them)", r.kind,
-                   found.error().message());
-    }
-    return !absent;
+                   *why);
+    return !why;
   };
   runtime::Informer* budgets = nullptr;
   runtime::Informer* clusterPolicies = nullptr;
@@ -236,26 +239,13 @@ int runOperator(const RunOptions& o) {
   // Argo Rollouts is optional: its Rollouts are watched where the API server serves them (asked in the first
   // watched namespace, or cluster-wide), and poolguard says once when it does not.
   runtime::Informer* rollouts = nullptr;
-  {
-    kube::ListOptions probe;
-    probe.limit = 1;
-    const std::string where = o.namespaces.empty() ? "" : o.namespaces.front();
-    auto found = (*client)->list(kube::resources::rollouts(), where, probe);
-    for (int attempt = 1; attempt < 5 && !found.ok() && found.error().code() != ErrorCode::kNotFound &&
-                          found.error().code() != ErrorCode::kForbidden && !stop.get_token().stop_requested();
-         ++attempt) {
-      std::this_thread::sleep_for(std::chrono::seconds(1));
-      found = (*client)->list(kube::resources::rollouts(), where, probe);
-    }
-    if (!found.ok() &&
-        (found.error().code() == ErrorCode::kNotFound || found.error().code() == ErrorCode::kForbidden)) {
-      spdlog::info(
-          "Argo Rollouts' Rollouts are not watched: {} (policies with kinds: [Rollout] govern none; "
-          "install Argo Rollouts' CRD and restart poolguard to govern them)",
-          found.error().message());
-    } else {
-      rollouts = &informer(kube::resources::rollouts(), workloadFields(), workloadDecoder());
-    }
+  if (auto why = notServed(kube::resources::rollouts(), o.namespaces.empty() ? "" : o.namespaces.front())) {
+    spdlog::info(
+        "Argo Rollouts' Rollouts are not watched: {} (policies with kinds: [Rollout] govern none; install Argo "
+        "Rollouts' CRD and restart poolguard to govern them)",
+        *why);
+  } else {
+    rollouts = &informer(kube::resources::rollouts(), workloadFields(), workloadDecoder());
   }
   // A Rollout is written only when its CRD merges containers and env by name under server-side apply (Argo
   // Rollouts v1.9 and later); with an older CRD an apply would replace the containers whole.
