@@ -28,6 +28,31 @@ const kube::Resource kConfigMaps = kube::resources::configMaps();
 const kube::Resource kBudgets = kube::resources::clusterConnectionBudgets();
 const kube::Resource kClusterPolicies = kube::resources::clusterConnectionPoolPolicies();
 const kube::Resource kJobs = kube::resources::jobs();
+const kube::Resource kRollouts = kube::resources::rollouts();
+const kube::Resource kCrds = kube::resources::customResourceDefinitions();
+
+// Argo Rollouts' Rollout CRD, reduced to what poolguard reads: containers and their env list-maps keyed by name
+// (v1.9 and later), or atomic lists (before).
+json rolloutCrd(bool merging) {
+  json env = {{"type", "array"}, {"items", {{"type", "object"}}}};
+  json containers = {{"type", "array"}, {"items", {{"type", "object"}, {"properties", {{"env", env}}}}}};
+  if (merging) {
+    containers["x-kubernetes-list-type"] = "map";
+    containers["x-kubernetes-list-map-keys"] = {"name"};
+    containers["items"]["properties"]["env"]["x-kubernetes-list-type"] = "map";
+    containers["items"]["properties"]["env"]["x-kubernetes-list-map-keys"] = {"name"};
+  }
+  json podSpec = {{"type", "object"}, {"properties", {{"containers", containers}}}};
+  json schema = {{"type", "object"},
+                 {"properties",
+                  {{"spec",
+                    {{"type", "object"},
+                     {"properties", {{"template", {{"type", "object"}, {"properties", {{"spec", podSpec}}}}}}}}}}}};
+  return {{"apiVersion", "apiextensions.k8s.io/v1"},
+          {"kind", "CustomResourceDefinition"},
+          {"metadata", {{"name", "rollouts.argoproj.io"}}},
+          {"spec", {{"versions", json::array({{{"name", "v1alpha1"}, {"schema", {{"openAPIV3Schema", schema}}}}})}}}};
+}
 
 json budgetJson(const std::string& database, json spec) {
   return {{"apiVersion", "poolguard.dev/v1alpha1"},
@@ -145,6 +170,7 @@ class ReconcilerTest : public ::testing::Test {
     namespaces.replace(records(kNamespaces, client.storedOf(kNamespaces), ns, nsRecord));
     clusterPolicies.replace(records(kClusterPolicies, client.storedOf(kClusterPolicies), whole, policy));
     jobs.replace(records(kJobs, client.storedOf(kJobs), workload, workloadRecord));
+    rollouts.replace(records(kRollouts, client.storedOf(kRollouts), workload, workloadRecord));
   }
   void put(const kube::Resource& r, json obj) {
     client.put(r, std::move(obj));
@@ -187,7 +213,8 @@ class ReconcilerTest : public ::testing::Test {
   std::map<std::string, runtime::ObjectPtr> decoded_;  // by kind, namespace, name and resourceVersion
   FakeClient client;
   ManualClock clock;
-  runtime::Store policies, deployments, statefulSets, hpas, configMaps, budgets, namespaces, clusterPolicies, jobs;
+  runtime::Store policies, deployments, statefulSets, hpas, configMaps, budgets, namespaces, clusterPolicies, jobs,
+      rollouts;
   Reconciler reconciler{client,
                         Caches{.policies = &policies,
                                .deployments = &deployments,
@@ -197,6 +224,7 @@ class ReconcilerTest : public ::testing::Test {
                                .budgets = &budgets,
                                .namespaces = &namespaces,
                                .clusterPolicies = &clusterPolicies,
+                               .rollouts = &rollouts,
                                .jobs = &jobs},
                         clock,
                         nullptr,
@@ -335,6 +363,48 @@ TEST_F(ReconcilerTest, AJobIsReportedAndNeverWrittenNorReleased) {
   ASSERT_TRUE(reconcile("p").ok());
   for (const auto& call : callsSince(from)) EXPECT_EQ(call.find("jobs.batch"), std::string::npos) << call;
   EXPECT_EQ(stored(kPolicies, "p")["metadata"].value("finalizers", json::array()).size(), 0u);
+}
+
+// A Rollout is written only while its CRD merges containers by name, and the CRD is read again right before a write:
+// a rollback to an atomic schema while poolguard runs stops the next write at once, and the reconciles after it
+// (a minute on) report it; the CRD upgraded again, the Rollout is written.
+TEST_F(ReconcilerTest, ARolloutIsWrittenOnlyWhileItsCrdMergesContainersReadAgainBeforeEachWrite) {
+  client.put(kCrds, rolloutCrd(true));
+  reconciler.watchRolloutCrd(rolloutCrdProblem(client));
+  json rollout = deploymentJson("web");
+  rollout["apiVersion"] = "argoproj.io/v1alpha1";
+  rollout["kind"] = "Rollout";
+  put(kRollouts, rollout);
+  put(kPolicies, policyJson("p", {{"kinds", {"Rollout"}}}));
+  converge("p");
+  EXPECT_EQ(envOf(stored(kRollouts, "web"), "POOL_MAX_SIZE"), "5");
+  EXPECT_EQ(conditionReason("p", "Applied"), "True/AllApplied");
+
+  // Rolled back to an atomic schema, unseen by the last (throttled) read: the write is stopped by the fresh one, and
+  // the reconcile fails (it is retried, and the retry's plan knows).
+  client.put(kCrds, rolloutCrd(false));
+  put(kPolicies, policyJson("p", {{"kinds", {"Rollout"}}, {"pool", {{"maxSize", 6}}}}));
+  size_t from = client.calls().size();
+  EXPECT_FALSE(reconcile("p").ok());
+  for (const auto& call : callsSince(from)) EXPECT_EQ(call.find("apply rollouts"), std::string::npos) << call;
+  EXPECT_EQ(envOf(stored(kRollouts, "web"), "POOL_MAX_SIZE"), "5");
+  EXPECT_EQ(conditionReason("p", "Applied"), "False/ApplyFailed");
+  EXPECT_NE(status("p")["workloadStatuses"][0].value("message", "").find("atomic list"), std::string::npos)
+      << status("p").dump(2);
+
+  // The retry's plan knows, and so does every plan a minute on: nothing written, nothing failing.
+  clock.advance(std::chrono::seconds(61));
+  from = client.calls().size();
+  ASSERT_TRUE(reconcile("p").ok());
+  for (const auto& call : callsSince(from)) EXPECT_EQ(call.find("apply rollouts"), std::string::npos) << call;
+  EXPECT_EQ(conditionReason("p", "Applied"), "False/ApplyFailed");
+
+  // Upgraded again: the next reconcile a minute on writes the settings.
+  client.put(kCrds, rolloutCrd(true));
+  clock.advance(std::chrono::seconds(61));
+  converge("p");
+  EXPECT_EQ(envOf(stored(kRollouts, "web"), "POOL_MAX_SIZE"), "6");
+  EXPECT_EQ(conditionReason("p", "Applied"), "True/AllApplied");
 }
 
 TEST_F(ReconcilerTest, ABadRequestDuringFinalizeIsRetriedUntilTheFinalizerIsRemoved) {
