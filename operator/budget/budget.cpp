@@ -45,14 +45,7 @@ int32_t WorkloadFacts::terminatingAt(int32_t pods) const {
 
 WorkloadFacts underPolicy(WorkloadFacts facts, bool countTerminating) {
   facts.countsTerminating = countTerminating;
-  if (!countTerminating || facts.podsMax <= 0)
-    facts.terminating = 0;
-  else if (facts.terminatingPerRun > 0)
-    facts.terminating = facts.terminatingPerRun;
-  else if (!facts.surges || (facts.overlapsOnlyWhenSurging && facts.surge == 0))
-    facts.terminating = 0;
-  else
-    facts.terminating = std::max(0, facts.podsMax - facts.surge);
+  facts.terminating = facts.terminatingAt(facts.podsMax);
   return facts;
 }
 
