@@ -167,13 +167,15 @@ int runValidateLoaded(const Loaded& loaded, const std::string& output, std::ostr
   for (const auto& p : ws.policies) {
     ++total;
     const std::string label = policyLabel(p);
-    const json& meta = p.object["metadata"];
-    json r{{"source", p.source},
-           {"document", p.document},
-           {"namespace", meta.contains("namespace") ? meta["namespace"] : json("")},
-           {"name", meta.contains("name") && meta["name"].is_string() ? meta["name"] : json("")},
-           {"valid", p.errors.empty()},
-           {"errors", json::array()}};
+    // A document may have no metadata (a cluster-scoped one is kept as written): find, never a const operator[].
+    const auto meta = p.object.find("metadata");
+    auto metaString = [&](const char* key) {
+      if (meta == p.object.end() || !meta->is_object()) return json("");
+      auto it = meta->find(key);
+      return it != meta->end() && it->is_string() ? *it : json("");
+    };
+    json r{{"source", p.source},         {"document", p.document},    {"namespace", metaString("namespace")},
+           {"name", metaString("name")}, {"valid", p.errors.empty()}, {"errors", json::array()}};
     for (const auto& e : p.errors) r["errors"].push_back({{"field", e.field}, {"message", e.message}});
     results.push_back(r);
     if (!p.errors.empty()) ++invalid;

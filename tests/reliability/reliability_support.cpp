@@ -105,8 +105,9 @@ std::string policyYaml(const PolicyOptions& o) {
 }
 
 std::string podAnnotation(const json& w, const std::string& key) {
-  if (!w.is_object()) return "";
-  const auto& meta = w["spec"]["template"].value("metadata", json::object());
+  static const json::json_pointer kTemplate("/spec/template");
+  if (!w.is_object() || !w.contains(kTemplate) || !w.at(kTemplate).is_object()) return "";
+  const auto& meta = w.at(kTemplate).value("metadata", json::object());
   return meta.value("annotations", json::object()).value(key, "");
 }
 

@@ -47,11 +47,15 @@ bool conditionIs(const std::string& ns, const std::string& policy, const std::st
 }
 
 std::string envValue(const json& workload, const std::string& container, const std::string& var) {
-  if (!workload.is_object()) return "";
-  for (const auto& c : workload["spec"]["template"]["spec"]["containers"]) {
-    if (c.value("name", "") != container || !c.contains("env")) continue;
-    for (const auto& e : c["env"]) {
-      if (e.value("name", "") == var) return e.value("value", "");
+  // Through a pointer, never a const operator[]: a Rollout with a workloadRef or a CronJob has no spec.template.
+  static const json::json_pointer kContainers("/spec/template/spec/containers");
+  if (!workload.is_object() || !workload.contains(kContainers) || !workload.at(kContainers).is_array()) return "";
+  for (const auto& c : workload.at(kContainers)) {
+    if (!c.is_object() || c.value("name", "") != container) continue;
+    auto env = c.find("env");
+    if (env == c.end() || !env->is_array()) continue;
+    for (const auto& e : *env) {
+      if (e.is_object() && e.value("name", "") == var) return e.value("value", "");
     }
   }
   return "";

@@ -397,7 +397,7 @@ TEST_F(OperatorE2E, AClusterPolicyGovernsNamespacesWithoutTheirOwnAndHandsOverWi
       60s))
       << clusterPolicy().dump(2);
   std::set<std::string> listed;
-  const json governing = clusterPolicy();
+  json governing = clusterPolicy();
   for (const auto& w : governing["status"]["workloadStatuses"]) listed.insert(w.value("namespace", ""));
   EXPECT_EQ(listed, (std::set<std::string>{a, b})) << "each workload status names its namespace";
 
@@ -731,7 +731,7 @@ TEST_F(OperatorE2E, DaemonSetsAndCronJobsAreGovernedCountedAndCleanedUp) {
   // (Forbid): (3 + 2 + 2) x 5 = 35. A Job's pod template cannot change: it is checked and reported, never written.
   EXPECT_TRUE(eventually(
       [&] {
-        const json p = getJson(ns, "cpol/p");
+        json p = getJson(ns, "cpol/p");  // not const: operator[] of a missing key inserts null
         return p["status"]["budget"].value("policyWorstCase", -1) == 35 &&
                p["status"]["workloads"].value("applied", -1) == 2 && p["status"]["workloads"].value("matched", -1) == 3;
       },
@@ -792,7 +792,7 @@ TEST_F(OperatorE2E, RolloutsAreCountedAndWrittenOnlyWhereTheirCrdMergesContainer
   // Blue-green runs both versions at full scale during promotion: (2 + 2) x 5.
   ASSERT_TRUE(eventually(
       [&] {
-        const json p = getJson(ns, "cpol/p");
+        json p = getJson(ns, "cpol/p");  // not const: operator[] of a missing key inserts null
         return p["status"]["budget"].value("policyWorstCase", -1) == 20 &&
                conditionIs(ns, "p", "Applied", "False", "ApplyFailed");
       },

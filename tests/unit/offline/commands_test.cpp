@@ -77,6 +77,37 @@ TEST_F(OfflineCommands, ValidateJsonOutput) {
   EXPECT_EQ(j["policies"][0]["errors"][0]["field"], "spec.pool.maxSize");
 }
 
+// Documents without metadata (or with a metadata of the wrong type) are reported by field, in every command and
+// output, never a crash: a cluster-scoped document is kept as written.
+TEST_F(OfflineCommands, DocumentsWithoutMetadataAreReportedNotACrash) {
+  for (const std::string kind : {"ConnectionPoolPolicy", "ClusterConnectionPoolPolicy", "ClusterConnectionBudget"}) {
+    for (const std::string meta : {"", "metadata: 7\n", "metadata: {name: [x]}\n"}) {
+      auto f = write("p.yaml", "apiVersion: poolguard.dev/v1alpha1\nkind: " + kind + "\n" + meta +
+                                   "spec:\n  selector: {matchLabels: {app: web}}\n  pool: {maxSize: 5}\n"
+                                   "  database: {name: orders}\n");
+      for (const std::string output : {"text", "json"}) {
+        out_.str("");
+        err_.str("");
+        const int validated = runValidate({f}, output, out_, err_);
+        EXPECT_NE(validated, kExitOk) << kind << " " << meta << out_.str() << err_.str();
+        EXPECT_NE((out_.str() + err_.str()).find("metadata"), std::string::npos)
+            << kind << " " << meta << out_.str() << err_.str();
+        if (output == "json") {
+          const json j = json::parse(out_.str());
+          for (const auto& p : j.value("policies", json::array())) EXPECT_EQ(p.value("name", "?"), "") << j.dump();
+        }
+        out_.str("");
+        err_.str("");
+        EXPECT_NE(runRender({f}, output, out_, err_), kExitOk) << kind << " " << meta << out_.str() << err_.str();
+        out_.str("");
+        err_.str("");
+        EXPECT_NE(runPlan({f}, output, out_, err_), kExitOk) << kind << " " << meta << out_.str() << err_.str();
+        EXPECT_NE(err_.str().find("metadata"), std::string::npos) << kind << " " << meta << err_.str();
+      }
+    }
+  }
+}
+
 TEST_F(OfflineCommands, MissingFileAndBadOutputAreUsageErrors) {
   EXPECT_EQ(runValidate({(dir_ / "nope.yaml").string()}, "text", out_, err_), kExitUsage);
   EXPECT_NE(err_.str().find("nope.yaml"), std::string::npos);
