@@ -26,6 +26,7 @@ int Reconciler::applyPlan(const std::string& key, const model::PolicyObject& pol
       if (auto contested = onCorrection(a.kind, cached, policyObj)) {
         // Another manager keeps undoing our settings: stop answering every change (no write war), say so.
         ws.state = WorkloadState::kFailed;
+        ws.needsChange = true;
         ws.message = contested->message;
         auto retry =
             std::max(std::chrono::milliseconds(1000),
@@ -40,6 +41,7 @@ int Reconciler::applyPlan(const std::string& key, const model::PolicyObject& pol
       if (auto problem = rolloutsProblem(true)) {
         ++writeFailures;
         ws.state = WorkloadState::kFailed;
+        ws.needsChange = true;
         ws.message = "not written: " + *problem;
         continue;
       }
@@ -64,6 +66,10 @@ int Reconciler::applyPlan(const std::string& key, const model::PolicyObject& pol
     } else {
       ++writeFailures;
       ws.state = WorkloadState::kFailed;
+      // The API server refuses the object or poolguard's access to it: retrying the same write cannot help.
+      const ErrorCode code = written.error().code();
+      ws.needsChange =
+          code == ErrorCode::kInvalid || code == ErrorCode::kForbidden || code == ErrorCode::kInvalidArgument;
       ws.message = "apply failed: " + written.error().message();
       spdlog::warn("applying pool settings to {} {}/{} failed: {}", policy::toString(a.kind), ns, a.name,
                    written.error().message());

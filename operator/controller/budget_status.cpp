@@ -295,6 +295,7 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
   }
   const std::vector<Condition> previous = conditionsFromJson(stored);
   std::vector<Condition> desired;
+  bool checksTheServer = false;  // a usage check can still tell the server's max_connections
   json status = json::object();
   // A failure to keep the admission objects is reported in the status and retried after it is written.
   std::optional<Error> admissionError;
@@ -319,7 +320,7 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
     std::shared_ptr<const model::PolicyObject> anchor;
     size_t policies = 0;
     // Policies of the database that read max_connections from the server, and whether one's check has ended.
-    bool checksTheServer = false, aCheckEnded = false;
+    bool aCheckEnded = false;
     for (const auto& v : allPolicies()) {
       const auto& p = v.object;
       if (!p->parsed || !p->meta.deletionTimestamp.empty() || p->parsed->spec.database.name != name) continue;
@@ -418,6 +419,8 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
   } else {
     desired.push_back(makeCondition(condition::kReady, true, "Ready", "the database's worst case fits"));
   }
+  if (auto progress = progressCondition(desired, {.maxConnectionsComing = checksTheServer}))
+    desired.push_back(std::move(*progress));
   const auto conditions = mergeConditions(previous, desired, b.meta.generation, formatRfc3339(clock_.now()));
   status["observedGeneration"] = b.meta.generation;
   status["conditions"] = json::array();

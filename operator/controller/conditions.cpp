@@ -33,6 +33,51 @@ Condition summarizeReady(const std::vector<Condition>& conditions) {
   return makeCondition(condition::kReady, false, "NotReady", msg);
 }
 
+namespace {
+
+// Whether a condition holds Ready back, and if so whether it needs a change to clear (nullopt: not a blocker).
+std::optional<bool> blockerNeedsChange(const Condition& c, const ProgressFacts& facts) {
+  if (c.type == condition::kReady || c.type == condition::kReconciling || c.type == condition::kStalled)
+    return std::nullopt;
+  if (c.status == "True") return std::nullopt;
+  if (c.type == condition::kUsageHealthy) {  // Unknown never holds Ready back; a finding is the application's
+    if (c.status == "False") return true;
+    return std::nullopt;
+  }
+  if (c.type == condition::kApplied && c.status == "False") {
+    if (c.reason == "Pending") return false;
+    if (c.reason == "ApplyFailed") return facts.failuresNeedChange;
+    return true;  // Drifted (Audit writes nothing), PartiallyConflicted
+  }
+  if (c.type == condition::kWithinBudget && c.reason == "MaxConnectionsUnknown") return !facts.maxConnectionsComing;
+  if (c.status == "False" || c.reason == "InvalidSpec") return true;  // InvalidSpec, Conflicted, BudgetExceeded
+  return false;
+}
+
+}  // namespace
+
+std::optional<Condition> progressCondition(const std::vector<Condition>& conditions, const ProgressFacts& facts) {
+  const Condition* ready = find(conditions, condition::kReady);
+  if (!ready || ready->status == "True") return std::nullopt;
+  const Condition* waiting = nullptr;
+  for (const auto& c : conditions) {
+    auto needsChange = blockerNeedsChange(c, facts);
+    if (!needsChange) continue;
+    if (*needsChange) {
+      return makeCondition(condition::kStalled, true, c.reason,
+                           c.type + " is " + c.status + " and needs a change to clear: " + c.message);
+    }
+    if (!waiting) waiting = &c;
+  }
+  if (waiting) {
+    return makeCondition(
+        condition::kReconciling, true, waiting->reason,
+        waiting->type + " is " + waiting->status + " while poolguard works on it: " + waiting->message);
+  }
+  // Ready is False for a reason no other condition carries: poolguard has not finished with it.
+  return makeCondition(condition::kReconciling, true, ready->reason, ready->message);
+}
+
 std::vector<Condition> mergeConditions(const std::vector<Condition>& previous, std::vector<Condition> desired,
                                        int64_t generation, const std::string& now) {
   for (auto& c : desired) {

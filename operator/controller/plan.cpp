@@ -155,12 +155,14 @@ Plan plan(const Snapshot& s) {
     }
     const auto& d = p.spec.database;
     if (d.maxConnections && (!maxConnections || *d.maxConnections < *maxConnections)) maxConnections = d.maxConnections;
+    in.maxConnectionsComing = in.maxConnectionsComing || p.spec.usage.postgres.has_value();
     reserved = std::max(reserved, d.reservedConnections);
   }
   // The budget's capacity wins over every policy's declaration; the server's value when nobody declares one.
   if (cluster && cluster->maxConnections) maxConnections = cluster->maxConnections;
   if (cluster && cluster->reservedConnections) reserved = *cluster->reservedConnections;
   if (!maxConnections) maxConnections = s.discoveredMaxConnections;
+  if (cluster && cluster->usage && cluster->usage->postgres) in.maxConnectionsComing = true;
   std::vector<budget::AllocationInput> allocations;
   if (cluster) {
     for (const auto& a : cluster->allocations) allocations.push_back({a.name, a.maxConnections});
@@ -278,6 +280,7 @@ Plan plan(const Snapshot& s) {
         auto desired = render::renderWorkload(pol, w, ropts);
         if (!desired.ok()) {
           ws.state = WorkloadState::kFailed;
+          ws.needsChange = true;
           ws.message = desired.error().message();
           in.workloads.push_back(std::move(ws));
           continue;
@@ -317,12 +320,14 @@ Plan plan(const Snapshot& s) {
           ws.message = pw.summary;
         } else if (kind == WorkloadKind::kJob) {
           ws.state = WorkloadState::kFailed;
+          ws.needsChange = true;
           ws.message =
               "not written: a Job's pod template cannot change once the Job exists; put the settings in its manifest "
               "(poolguard render prints them), or let the policy govern the CronJob that creates it. Differs: " +
               pw.summary;
         } else if (kind == WorkloadKind::kRollout && s.rolloutsNotWritable) {
           ws.state = WorkloadState::kFailed;
+          ws.needsChange = true;
           ws.message = "not written: " + *s.rolloutsNotWritable +
                        "; upgrade Argo Rollouts' CRDs to v1.9 or later, or put the settings in the manifest "
                        "(poolguard render prints them). Differs: " +
@@ -330,6 +335,7 @@ Plan plan(const Snapshot& s) {
         } else if (!workloadInSync && memory && memory->backingOffUntil && s.steadyNow < *memory->backingOffUntil) {
           // Another manager keeps undoing the settings: leave it alone until the back-off ends, and say so.
           ws.state = WorkloadState::kFailed;
+          ws.needsChange = true;
           ws.message = memory->contestMessage;
           auto retry =
               std::max(std::chrono::milliseconds(1000),

@@ -157,6 +157,7 @@ std::vector<Condition> computeConditions(const StatusInput& in) {
     out.push_back(unknownCondition(condition::kWithinBudget, "InvalidSpec", "not computed while the spec is invalid"));
     out.push_back(unknownCondition(condition::kUsageHealthy, "InvalidSpec", "not checked while the spec is invalid"));
     out.push_back(summarizeReady(out));
+    if (auto progress = progressCondition(out, {})) out.push_back(std::move(*progress));
     return out;
   }
   Counts c = count(in.workloads);
@@ -197,6 +198,10 @@ std::vector<Condition> computeConditions(const StatusInput& in) {
   out.push_back(budgetCondition(in));
   out.push_back(usageCondition(in));
   out.push_back(summarizeReady(out));
+  ProgressFacts facts;
+  facts.maxConnectionsComing = in.maxConnectionsComing;
+  for (const auto& w : in.workloads) facts.failuresNeedChange |= w.state == WorkloadState::kFailed && w.needsChange;
+  if (auto progress = progressCondition(out, facts)) out.push_back(std::move(*progress));
   return out;
 }
 
@@ -273,7 +278,8 @@ json buildStatus(const StatusInput& in, const std::vector<Condition>& previous, 
 void recordTransitions(runtime::EventRecorder& events, const json& policyObject, const std::vector<Condition>& previous,
                        const std::vector<Condition>& current) {
   for (const auto& t : transitions(previous, current)) {
-    bool warning = t.condition.status == "False";
+    if (t.condition.type == condition::kReconciling) continue;
+    bool warning = t.condition.status == "False" || t.condition.type == condition::kStalled;
     events.record(policyObject, warning ? runtime::EventType::kWarning : runtime::EventType::kNormal,
                   t.condition.reason, t.condition.type + " is " + t.condition.status + ": " + t.condition.message);
   }

@@ -32,6 +32,8 @@ struct WorkloadStatus {
   WorkloadState state = WorkloadState::kPending;
   std::optional<int32_t> connections;
   std::string message;
+  // A Failed workload whose failure will not clear without a change (see ProgressFacts), not a retried write.
+  bool needsChange = false;
 };
 
 // The budget figures the status reports (see docs/api.md "Budget arithmetic").
@@ -72,6 +74,9 @@ struct StatusInput {
   std::vector<WorkloadStatus> workloads;
   BudgetFigures budget;
   std::optional<usage::AnalysisResult> usage;  // nullopt: usage not configured
+  // A usage check of the database's server (this policy's, another policy's of the database, or its budget's)
+  // can still tell max_connections.
+  bool maxConnectionsComing = false;
 };
 
 inline constexpr size_t kMaxWorkloadStatuses = 100;
@@ -81,7 +86,8 @@ std::vector<Condition> computeConditions(const StatusInput& in);
 // The full status object; conditions merged with `previous` so lastTransitionTime moves only on a change.
 nlohmann::json buildStatus(const StatusInput& in, const std::vector<Condition>& previous, const std::string& now);
 
-// One Event per condition transition: Warning when the new status is False, Normal otherwise.
+// One Event per condition transition: Warning when the new status is False or Stalled becomes True, Normal
+// otherwise; none for Reconciling, which comes and goes with every write.
 void recordTransitions(runtime::EventRecorder& events, const nlohmann::json& policyObject,
                        const std::vector<Condition>& previous, const std::vector<Condition>& current);
 

@@ -187,6 +187,7 @@ const LocalCluster& cluster() {
 
 std::string sourceDir() { return envOr("POOLGUARD_SOURCE_DIR", POOLGUARD_SOURCE_DIR_DEFAULT); }
 std::string poolguardBinary() { return envOr("POOLGUARD_BINARY", POOLGUARD_BINARY_DEFAULT); }
+std::string kstatusBinary() { return envOr("POOLGUARD_KSTATUS", POOLGUARD_KSTATUS_DEFAULT); }
 
 std::string createNamespace(const std::string& prefix) {
   static std::atomic<int> counter{0};

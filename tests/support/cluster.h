@@ -49,9 +49,11 @@ void useLocalCluster(ClusterOptions opts = {});
 // The running cluster; valid inside tests after useLocalCluster().
 const LocalCluster& cluster();
 
-// Source tree root (POOLGUARD_SOURCE_DIR, set by CTest) and the operator binary (POOLGUARD_BINARY).
+// Source tree root (POOLGUARD_SOURCE_DIR, set by CTest), the operator binary (POOLGUARD_BINARY) and the kstatus
+// command of tests/kstatus (POOLGUARD_KSTATUS).
 std::string sourceDir();
 std::string poolguardBinary();
+std::string kstatusBinary();
 
 // A fresh namespace name unique within this process ("t-<prefix>-<n>"), created in the cluster.
 std::string createNamespace(const std::string& prefix);

@@ -67,6 +67,17 @@ std::string configMapValue(const std::string& ns, const std::string& name, const
   return cm["data"].value(key, "");
 }
 
+std::string kstatusOf(const std::string& ns, const std::string& what) {
+  auto object = cluster().kubectl({"-n", ns, "get", what, "-o", "json"});
+  if (object.exitCode != 0) return "error: kubectl: " + object.err;
+  auto computed = run({kstatusBinary()}, object.out);
+  if (computed.exitCode != 0) return "error: kstatus: " + computed.err;
+  const json results = json::parse(computed.out, nullptr, false);
+  if (!results.is_array() || results.size() != 1 || !results.at(0).is_object())
+    return "error: kstatus printed " + computed.out;
+  return results.at(0).value("status", "") + ": " + results.at(0).value("message", "");
+}
+
 std::string hpaYaml(const std::string& target, int maxReplicas) {
   return "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: " + target +
          "}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: " + target +

@@ -28,6 +28,10 @@ std::string envValue(const nlohmann::json& workload, const std::string& containe
 // Value of `key` in ConfigMap `name`'s data; "" while the ConfigMap or the key does not exist.
 std::string configMapValue(const std::string& ns, const std::string& name, const std::string& key);
 
+// What kstatus (the library Flux waits with; tests/kstatus/cmd/kstatus) computes for `kubectl -n ns get what`:
+// "<Status>: <message>", e.g. "Current: Resource is Ready"; "error: ..." when kubectl or kstatus fails.
+std::string kstatusOf(const std::string& ns, const std::string& what);
+
 // An HPA named after its target Deployment, scaling on CPU between 1 and maxReplicas.
 std::string hpaYaml(const std::string& target, int maxReplicas);
 

@@ -832,6 +832,43 @@ TEST_F(OperatorE2E, RolloutsAreCountedAndWrittenOnlyWhereTheirCrdMergesContainer
   ASSERT_NO_FATAL_FAILURE(restart());
 }
 
+// Flux waits with kstatus (sigs.k8s.io/cli-utils): a policy poolguard has not observed is InProgress (the CRD
+// defaults status.observedGeneration to -1), one that fits is Current, one that needs a change is Failed (Stalled)
+// at once instead of a wait that times out, and a fix makes it Current again.
+TEST_F(OperatorE2E, FluxWaitSeesNotObservedCurrentAndStalled) {
+  std::string ns = testNamespace("kstatus");
+  applyYaml(ns, deploymentYaml("web", 2));
+  ASSERT_EQ(op_->stop(SIGTERM, 30s), 0);
+  applyYaml(ns, policyYaml("p", 10));
+  EXPECT_EQ(kstatusOf(ns, "cpol/p"),
+            "InProgress: ConnectionPoolPolicy generation is 1, but latest observed generation is -1");
+  op_->start();
+  ASSERT_TRUE(op_->waitReady()) << op_->logs();
+  EXPECT_TRUE(eventually([&] { return kstatusOf(ns, "cpol/p") == "Current: Resource is Ready"; }, 60s))
+      << kstatusOf(ns, "cpol/p") << "\n"
+      << getJson(ns, "cpol/p").dump(2);
+
+  // (2 pods + 1 surge) x 40 = 120 connections against 100 - 3 reserved: over budget until the policy changes.
+  applyYaml(ns, policyYaml("p", 40));
+  EXPECT_TRUE(eventually(
+      [&] {
+        return kstatusOf(ns, "cpol/p")
+            .starts_with(
+                "Failed: WithinBudget is False and needs a "
+                "change to clear: over budget");
+      },
+      60s))
+      << kstatusOf(ns, "cpol/p") << "\n"
+      << getJson(ns, "cpol/p").dump(2);
+  EXPECT_TRUE(conditionIs(ns, "p", "Stalled", "True", "BudgetExceeded")) << getJson(ns, "cpol/p").dump(2);
+  EXPECT_FALSE(conditionIs(ns, "p", "Reconciling", "True")) << "never both";
+
+  applyYaml(ns, policyYaml("p", 10));
+  EXPECT_TRUE(eventually([&] { return kstatusOf(ns, "cpol/p") == "Current: Resource is Ready"; }, 60s))
+      << kstatusOf(ns, "cpol/p");
+  EXPECT_TRUE(condition(getJson(ns, "cpol/p"), "Stalled").empty()) << "Stalled is removed once it is not True";
+}
+
 TEST_F(OperatorE2E, SwitchingDeliveryToEnvRemovesTheConfigMapAndItsReference) {
   std::string ns = testNamespace("switch");
   applyYaml(ns, deploymentYaml("web", 1));

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
+#include "../runtime/fake_client.h"
+#include "runtime/event_recorder.h"
+
 namespace poolguard::controller {
 namespace {
 
@@ -163,6 +168,151 @@ TEST(Status, UsageFindingsDriveUsageHealthy) {
   EXPECT_EQ(get(cs, "UsageHealthy").reason, "LeakSuspected");
   EXPECT_EQ(get(cs, "Ready").status, "False");
   EXPECT_EQ(status["usage"]["connections"], 12);
+}
+
+// kstatus (what Flux's wait and kubectl-based tools read): Stalled for what needs a change, Reconciling for what
+// poolguard is still working on; neither while Ready.
+std::string progressOf(const std::vector<Condition>& cs) {
+  const Condition* reconciling = find(cs, "Reconciling");
+  const Condition* stalled = find(cs, "Stalled");
+  if (reconciling && stalled) return "both";
+  if (reconciling) return "Reconciling " + reconciling->reason;
+  if (stalled) return "Stalled " + stalled->reason;
+  return "none";
+}
+
+TEST(Status, StalledForWhatNeedsAChangeReconcilingForWhatIsUnderWay) {
+  EXPECT_EQ(progressOf(computeConditions(baseInput())), "none");
+
+  auto invalid = baseInput();
+  invalid.invalidMessage = "spec.pool.minIdle: must be <= maxSize";
+  EXPECT_EQ(progressOf(computeConditions(invalid)), "Stalled InvalidSpec");
+
+  auto conflicted = baseInput();
+  conflicted.workloads[0].state = WorkloadState::kConflicted;
+  EXPECT_EQ(progressOf(computeConditions(conflicted)), "Stalled Conflicted");
+
+  auto over = baseInput();
+  over.budget.worstCase = over.budget.unclampedWorstCase = 200;
+  auto cs = computeConditions(over);
+  EXPECT_EQ(progressOf(cs), "Stalled BudgetExceeded");
+  EXPECT_NE(find(cs, "Stalled")->message.find("WithinBudget is False and needs a change to clear: over budget"),
+            std::string::npos)
+      << find(cs, "Stalled")->message;
+
+  auto pending = baseInput();
+  pending.workloads[0].state = WorkloadState::kPending;
+  EXPECT_EQ(progressOf(computeConditions(pending)), "Reconciling Pending");
+
+  // A write that failed is retried; one the API server refuses, or a Job, is not going to change by itself.
+  auto failed = baseInput();
+  failed.workloads[0].state = WorkloadState::kFailed;
+  EXPECT_EQ(progressOf(computeConditions(failed)), "Reconciling ApplyFailed");
+  failed.workloads.push_back(failed.workloads[0]);
+  failed.workloads[1].needsChange = true;
+  EXPECT_EQ(progressOf(computeConditions(failed)), "Stalled ApplyFailed");
+
+  // Pending next to a budget that does not fit: the state will not resolve.
+  pending.budget.worstCase = pending.budget.unclampedWorstCase = 200;
+  EXPECT_EQ(progressOf(computeConditions(pending)), "Stalled BudgetExceeded");
+
+  // max_connections: from a server a usage check still reads, or from nowhere.
+  auto unknown = baseInput();
+  unknown.budget.maxConnections.reset();
+  unknown.budget.available.reset();
+  EXPECT_EQ(progressOf(computeConditions(unknown)), "Stalled MaxConnectionsUnknown");
+  unknown.maxConnectionsComing = true;
+  EXPECT_EQ(progressOf(computeConditions(unknown)), "Reconciling MaxConnectionsUnknown");
+
+  // Audit writes nothing: its drift stays until someone changes the workload or the mode.
+  auto audit = baseInput();
+  audit.mode = policy::Mode::kAudit;
+  audit.workloads[0].state = WorkloadState::kDrifted;
+  EXPECT_EQ(progressOf(computeConditions(audit)), "Stalled Drifted");
+
+  // The applications' sessions: a finding holds Ready back until the application changes; no finding yet does not.
+  auto leaking = baseInput();
+  leaking.usage = usage::AnalysisResult{};
+  leaking.usage->condition = {usage::ConditionStatus::kFalse, usage::reasons::kLeakSuspected, "web leaks"};
+  EXPECT_EQ(progressOf(computeConditions(leaking)), "Stalled LeakSuspected");
+  leaking.usage->condition = {usage::ConditionStatus::kUnknown, usage::reasons::kUsageUnavailable, "refused"};
+  EXPECT_EQ(progressOf(computeConditions(leaking)), "none");
+}
+
+// Whatever the inputs: Ready=False comes with exactly one of Reconciling and Stalled, Ready=True with neither.
+TEST(Status, ReadyFalseAlwaysSaysWhetherItIsStuck) {
+  const WorkloadState states[] = {WorkloadState::kApplied, WorkloadState::kPending, WorkloadState::kDrifted,
+                                  WorkloadState::kConflicted, WorkloadState::kFailed};
+  const usage::ConditionStatus usageStatuses[] = {usage::ConditionStatus::kTrue, usage::ConditionStatus::kFalse,
+                                                  usage::ConditionStatus::kUnknown};
+  int checked = 0;
+  for (int bits = 0; bits < (1 << 7); ++bits) {
+    for (auto a : states) {
+      for (auto b : states) {
+        for (int u = -1; u < 3; ++u) {
+          auto in = baseInput();
+          in.mode = (bits & 1) ? policy::Mode::kAudit : policy::Mode::kEnforce;
+          if (bits & 2) in.invalidMessage = "spec.pool.maxSize: must be at least 1";
+          if (bits & 4) in.budget.worstCase = in.budget.unclampedWorstCase = 500;
+          if (bits & 8) {
+            in.budget.maxConnections.reset();
+            in.budget.available.reset();
+          }
+          in.maxConnectionsComing = bits & 16;
+          in.workloads[0].state = a;
+          in.workloads[0].needsChange = bits & 32;
+          if (!(bits & 64)) {
+            in.workloads.push_back(in.workloads[0]);
+            in.workloads[1].state = b;
+          }
+          if (u >= 0) {
+            in.usage = usage::AnalysisResult{};
+            in.usage->condition = {usageStatuses[u], "SomeReason", "message"};
+          }
+          auto cs = computeConditions(in);
+          const std::string progress = progressOf(cs);
+          if (get(cs, "Ready").status == "True") {
+            EXPECT_EQ(progress, "none") << bits << " " << toString(a) << " " << toString(b) << " " << u;
+          } else {
+            EXPECT_TRUE(progress.starts_with("Reconciling") || progress.starts_with("Stalled"))
+                << progress << " " << bits << " " << toString(a) << " " << toString(b) << " " << u;
+          }
+          ++checked;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(checked, 128 * 5 * 5 * 4);
+}
+
+// Stalled is a Warning Event when it appears; Reconciling, which comes and goes with every write, is none.
+TEST(Status, StalledIsAWarningAndReconcilingIsNoEvent) {
+  using namespace std::chrono_literals;
+  runtime::testing::FakeClient client;
+  runtime::EventRecorder events(client);
+  const nlohmann::json policy = {{"apiVersion", "poolguard.dev/v1alpha1"},
+                                 {"kind", "ConnectionPoolPolicy"},
+                                 {"metadata", {{"namespace", "shop"}, {"name", "orders"}, {"uid", "u1"}}}};
+  auto pending = baseInput();
+  pending.workloads[0].state = WorkloadState::kPending;
+  auto over = baseInput();
+  over.budget.worstCase = over.budget.unclampedWorstCase = 200;
+  const auto ready = computeConditions(baseInput());
+  const auto reconciling = computeConditions(pending);
+  const auto stalled = computeConditions(over);
+  recordTransitions(events, policy, ready, reconciling);
+  recordTransitions(events, policy, reconciling, ready);
+  recordTransitions(events, policy, ready, stalled);
+  ASSERT_TRUE(events.flush(5s));
+  std::vector<std::string> seen;
+  for (const auto& e : client.storedOf({"", "v1", "events", "Event", true}))
+    seen.push_back(e.value("type", "") + " " + e.value("reason", "") + " " + e.value("message", "").substr(0, 12));
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<std::string>{"Normal AllApplied Applied is T", "Normal Ready Ready is Tru",
+                                            "Warning BudgetExceeded Stalled is T",
+                                            "Warning BudgetExceeded WithinBudget", "Warning NotReady Ready is Fal",
+                                            "Warning NotReady Ready is Fal", "Warning Pending Applied is F"}))
+      << "no Reconciling Event";
 }
 
 }  // namespace

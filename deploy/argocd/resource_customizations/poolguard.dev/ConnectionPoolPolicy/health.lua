@@ -51,6 +51,12 @@ local appliedReason = applied ~= nil and applied.status == "False" and applied.r
 if accepted ~= nil and accepted.status == "False" then
   return report("Degraded", accepted)
 end
+-- poolguard writes Reconciling (True) only while every blocker is one it is still working on (a write waiting or
+-- retried, max_connections still to come from the server): progress, not a failure.
+local reconciling = find("Reconciling")
+if reconciling ~= nil and reconciling.status == "True" then
+  return report("Progressing", reconciling)
+end
 if appliedReason ~= nil and appliedReason ~= "Pending" and appliedReason ~= "Drifted" then
   return report("Degraded", applied)
 end
