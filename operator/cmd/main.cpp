@@ -1,4 +1,5 @@
-// poolguard: the operator (`run`) and the offline commands for CI pipelines (`validate`, `render`, `plan`).
+// poolguard: the operator (`run`), the offline commands for CI pipelines (`validate`, `render`, `plan`) and the
+// on-call view (`status`).
 #include <iostream>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "controller/operator.h"
 #include "offline/commands.h"
 #include "offline/live.h"
+#include "offline/status_view.h"
 #include "runtime/leader_election.h"
 
 namespace {
@@ -101,6 +103,29 @@ int run(int argc, char** argv) {
   planCmd->add_option("--context", liveContext, "with --live: kubeconfig context (default: the current context)");
   planCmd->add_option("-n,--namespace", liveNamespace,
                       "with --live: the namespace of the files' objects that name none (default: the context's)");
+  poolguard::offline::StatusCommand status;
+  auto* statusCmd = app.add_subcommand(
+      "status",
+      "Print, per database, what poolguard reports: capacity, allocations, worst case, live connections, leaks and "
+      "saturation, the top workloads, the clients no policy governs, and each policy's state (read-only: list on "
+      "poolguard's kinds)");
+  statusCmd->add_option("--kubeconfig", status.kubeconfig,
+                        "kubeconfig file (default: $KUBECONFIG, then in-cluster, then ~/.kube/config)");
+  statusCmd->add_option("--context", status.context, "kubeconfig context (default: the current context)");
+  statusCmd->add_option("-n,--namespace", status.ns,
+                        "only this namespace's ConnectionPoolPolicies (default: all namespaces); the cluster-scoped "
+                        "kinds are always read");
+  statusCmd->add_option("--database", status.view.database, "only this database (default: all)");
+  statusCmd->add_option("--top", status.view.top, "workloads listed per database")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  statusCmd->add_option("-o,--output", status.output, "output format")
+      ->check(CLI::IsMember({"text", "json", "yaml"}))
+      ->capture_default_str();
+  statusCmd->add_flag("-w,--watch", status.watch, "print again every --interval until interrupted");
+  statusCmd->add_option("--interval", status.intervalSeconds, "seconds between refreshes with --watch")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   app.add_subcommand("version", "Print the version");
 
   try {
@@ -121,6 +146,7 @@ int run(int argc, char** argv) {
     return poolguard::controller::runOperator(run);
   }
   namespace offline = poolguard::offline;
+  if (statusCmd->parsed()) return offline::runStatus(status, std::cout, std::cerr);
   if (validateCmd->parsed() || renderCmd->parsed() || planCmd->parsed()) {
     if (planCmd->parsed() && !live && (!liveKubeconfig.empty() || !liveContext.empty() || !liveNamespace.empty())) {
       std::cerr << "error: --kubeconfig, --context and --namespace need --live\n";

@@ -1,6 +1,7 @@
 #include "controller/plan.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <tuple>
 
@@ -380,6 +381,16 @@ Plan plan(const Snapshot& s) {
         out.releases.push_back({view.kind, workloadNs, w.meta.name});
       }
     }
+  }
+
+  // Each workload's worst case as the budget counts it, beside its live connections in the status.
+  std::map<std::tuple<WorkloadKind, std::string, std::string>, int64_t> worstCases;
+  for (const auto* pb : mineAll) {
+    for (const auto& wb : pb->workloads) worstCases[{wb.facts.kind, wb.facts.namespace_, wb.facts.name}] = wb.worstCase;
+  }
+  for (auto& ws : in.workloads) {
+    const std::string& ns = ws.namespace_.empty() ? pol.namespace_ : ws.namespace_;
+    if (auto it = worstCases.find({ws.kind, ns, ws.name}); it != worstCases.end()) ws.worstCase = it->second;
   }
 
   // Policies sharing the database report its totals: tell them when the totals moved.

@@ -268,6 +268,7 @@ json buildStatus(const StatusInput& in, const std::vector<Condition>& previous, 
       }
     }
     if (connections) j["connections"] = *connections;
+    if (w.worstCase) j["worstCase"] = *w.worstCase;
     if (!w.message.empty()) j["message"] = w.message.size() > 1024 ? w.message.substr(0, 1021) + "..." : w.message;
     list.push_back(std::move(j));
   }

@@ -31,6 +31,7 @@ struct WorkloadStatus {
   std::string settingsHash;
   WorkloadState state = WorkloadState::kPending;
   std::optional<int32_t> connections;
+  std::optional<int64_t> worstCase;  // as the budget counts it; nullopt when the workload is not counted
   std::string message;
   // A Failed workload whose failure will not clear without a change (see ProgressFacts), not a retried write.
   bool needsChange = false;

@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "offline/text_table.h"
 #include "offline/workspace.h"
 #include "offline/yaml_emit.h"
 #include "render/settings.h"
@@ -130,23 +131,6 @@ std::string databaseState(const budget::DatabaseBudget& db) {
   if (db.overBudget()) return "BudgetExceeded";
   bool clamped = std::any_of(db.policies.begin(), db.policies.end(), [](const auto& p) { return p.clamped; });
   return clamped ? "Clamped" : "WithinBudget";
-}
-
-// A fixed-width table: the first row is the header.
-void printTable(const std::vector<std::vector<std::string>>& rows, std::ostream& out, const std::string& indent = "") {
-  std::vector<size_t> widths;
-  for (const auto& r : rows) {
-    if (widths.size() < r.size()) widths.resize(r.size(), 0);
-    for (size_t i = 0; i < r.size(); ++i) widths[i] = std::max(widths[i], r[i].size());
-  }
-  for (const auto& r : rows) {
-    std::string line = indent;
-    for (size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(widths[i] - r[i].size() + 2, ' ');
-    }
-    out << line << "\n";
-  }
 }
 
 }  // namespace

@@ -167,9 +167,10 @@ class RbacE2E : public ::testing::Test {
     ASSERT_EQ(r.exitCode, 0) << r.err;
   }
 
-  // A kubeconfig for the ServiceAccount: the admin kubeconfig's server and CA, and a fresh token.
-  static std::string serviceAccountKubeconfig() {
-    auto token = cluster().kubectl({"-n", kSystemNamespace, "create", "token", kServiceAccount, "--duration=1h"});
+  // A kubeconfig for a ServiceAccount of the system namespace: the admin kubeconfig's server and CA, and a fresh
+  // token.
+  static std::string serviceAccountKubeconfig(const std::string& serviceAccount = kServiceAccount) {
+    auto token = cluster().kubectl({"-n", kSystemNamespace, "create", "token", serviceAccount, "--duration=1h"});
     EXPECT_EQ(token.exitCode, 0) << token.err;
     std::string t = token.out;
     while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
@@ -181,7 +182,7 @@ class RbacE2E : public ::testing::Test {
       if (pos != std::string::npos && caLine.empty()) caLine = line.substr(pos);
     }
     EXPECT_FALSE(caLine.empty()) << "no certificate-authority in " << cluster().kubeconfig;
-    std::string path = cluster().dir + "/poolguard-sa-" + std::to_string(getpid()) + ".kubeconfig";
+    std::string path = cluster().dir + "/" + serviceAccount + "-sa-" + std::to_string(getpid()) + ".kubeconfig";
     std::ofstream out(path);
     out << "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: " << cluster().server
         << "\n    " << caLine << "\nusers:\n- name: poolguard\n  user:\n    token: " << t
@@ -462,6 +463,62 @@ TEST_F(RbacE2E, TheShippedRolesAreExactlyWhatTheOperatorUses) {
                               << " rules of the shipped roles were never used by the operator (remove them from "
                                  "deploy/rbac, deploy/rbac-namespaced and charts/poolguard, or exercise them here):"
                               << join(unused) << "\nused:" << join(usedList);
+}
+
+// The read-only roles the install ships for people and pipelines are enough for their commands, and needed: an
+// identity bound to poolguard-status runs `poolguard status` with nothing left out, one bound to poolguard-plan-live
+// runs `plan --live`, and without the binding status says what it could not read.
+TEST_F(RbacE2E, TheReadOnlyRolesAreEnoughForStatusAndPlanLive) {
+  const std::string ns = createNamespace("readers");
+  applyYaml(ns,
+            "apiVersion: poolguard.dev/v1alpha1\nkind: ConnectionPoolPolicy\nmetadata: {name: p}\nspec:\n"
+            "  selector: {matchLabels: {app: web}}\n  pool: {maxSize: 5}\n  database: {name: readers-" +
+                ns + ", maxConnections: 50}\n");
+  const std::string reader = "reader-" + ns;
+  ASSERT_EQ(cluster().kubectl({"-n", kSystemNamespace, "create", "serviceaccount", reader}).exitCode, 0);
+  const std::string kubeconfig = serviceAccountKubeconfig(reader);
+  ASSERT_FALSE(HasFailure());
+  auto status = [&] {
+    return run({poolguardBinary(), "status", "--kubeconfig=" + kubeconfig, "--database=readers-" + ns, "-o", "json"});
+  };
+
+  // Not bound: each kind it may not list is a note, and nothing else is read.
+  auto unbound = status();
+  EXPECT_EQ(unbound.exitCode, 0) << unbound.err;
+  const json unboundView = json::parse(unbound.out, nullptr, false);
+  ASSERT_TRUE(unboundView.is_object()) << unbound.out << unbound.err;
+  EXPECT_EQ(unboundView.value("notes", json::array()).size(), 4u) << unboundView.dump(2);
+
+  const std::string subject = "--serviceaccount=" + std::string(kSystemNamespace) + ":" + reader;
+  ASSERT_EQ(
+      cluster()
+          .kubectl({"create", "clusterrolebinding", reader + "-status", "--clusterrole=poolguard-status", subject})
+          .exitCode,
+      0);
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto bound = status();
+        const json view = json::parse(bound.out, nullptr, false);
+        return bound.exitCode == 0 && view.is_object() && view.value("notes", json::array()).empty() &&
+               view.value("databases", json::array()).size() == 1;
+      },
+      30s))
+      << status().out << status().err;
+  auto planLive = [&] {
+    return run({poolguardBinary(), "plan", "--live", "--kubeconfig=" + kubeconfig, "-o", "json"});
+  };
+  auto withoutPlanRole = planLive();
+  EXPECT_EQ(withoutPlanRole.exitCode, 2) << "status' role reads no workloads: " << withoutPlanRole.err;
+  EXPECT_NE(withoutPlanRole.err.find("plan --live needs get and list"), std::string::npos) << withoutPlanRole.err;
+
+  ASSERT_EQ(cluster()
+                .kubectl({"create", "clusterrolebinding", reader + "-plan-live", "--clusterrole=poolguard-plan-live",
+                          subject})
+                .exitCode,
+            0);
+  EXPECT_TRUE(eventually([&] { return planLive().exitCode != 2; }, 30s)) << planLive().err;
+  for (const char* binding : {"-status", "-plan-live"})
+    cluster().kubectl({"delete", "clusterrolebinding", reader + binding, "--ignore-not-found"});
 }
 
 }  // namespace

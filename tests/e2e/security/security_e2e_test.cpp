@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "support/cluster.h"
@@ -298,6 +299,28 @@ TEST_F(SecurityE2E, ABudgetsCentralCheckShowsWhoHoldsTheServerWithNoSecretInTheA
   ASSERT_FALSE(st.value("topWorkloads", json::array()).empty()) << st.dump(2);
   EXPECT_EQ(st["topWorkloads"][0].value("name", ""), "web");
   EXPECT_EQ(st["topWorkloads"][0].value("worstCase", 0), (2 + 1) * 5);
+  // `poolguard status`, the runbook's first command, shows the same in one view: read with list on poolguard's
+  // kinds only (no Secret, no database connection).
+  auto statusView = [&] {
+    auto out = run(
+        {poolguardBinary(), "status", "--kubeconfig=" + cluster().kubeconfig, "--database=" + database, "-o", "json"});
+    EXPECT_EQ(out.exitCode, 0) << out.err;
+    json view = json::parse(out.out, nullptr, false);
+    return view.is_object() && view.value("databases", json::array()).size() == 1 ? view["databases"][0]
+                                                                                  : json::object();
+  };
+  json view = statusView();
+  EXPECT_EQ(view.value("budget", ""), database) << view.dump(2);
+  EXPECT_EQ(view.value("capacity", json::object()).value("maxConnections", 0), 100) << view.dump(2);
+  EXPECT_EQ(view.value("worstCase", 0), (2 + 1) * 5) << view.dump(2);
+  bool rogueInView = false;
+  for (const auto& u : view.value("ungoverned", json::array()))
+    rogueInView = rogueInView || u.value("applicationName", "") == rogue;
+  EXPECT_TRUE(rogueInView) << view.dump(2);
+  ASSERT_FALSE(view.value("topWorkloads", json::array()).empty()) << view.dump(2);
+  EXPECT_EQ(view["topWorkloads"][0].value("name", ""), "web");
+  EXPECT_EQ(view["topWorkloads"][0].value("namespace", ""), ns);
+  EXPECT_EQ(view["topWorkloads"][0].value("worstCase", 0), (2 + 1) * 5) << "the policy's workload status carries it";
   // The policy has no usage block of its own: it reports the findings of the budget's check over its workloads.
   auto policyUsage = [&] { return condition(getJson(ns, "cpol/p"), "UsageHealthy"); };
   EXPECT_TRUE(eventually([&] { return policyUsage().value("reason", "") == "Healthy"; }, 30s))
@@ -319,6 +342,19 @@ TEST_F(SecurityE2E, ABudgetsCentralCheckShowsWhoHoldsTheServerWithNoSecretInTheA
       << status().dump(2);
   EXPECT_TRUE(eventually([&] { return policyUsage().value("reason", "") == "LeakSuspected"; }, 30s))
       << getJson(ns, "cpol/p").dump(2);
+  // The leak in the view: a finding of the budget and of the policy, each Stalled on it.
+  view = statusView();
+  std::set<std::string> found;
+  for (const auto& f : view.value("findings", json::array()))
+    found.insert(f.value("object", "") + " " + f.value("reason", ""));
+  EXPECT_TRUE(found.count("ClusterConnectionBudget " + database + " LeakSuspected")) << view.dump(2);
+  EXPECT_TRUE(found.count("ConnectionPoolPolicy " + ns + "/p LeakSuspected")) << view.dump(2);
+  EXPECT_FALSE(view.value("ready", true));
+  auto text = run({poolguardBinary(), "status", "--kubeconfig=" + cluster().kubeconfig, "--database=" + database});
+  EXPECT_NE(text.out.find("DATABASE " + database + ": NOT READY (ClusterConnectionBudget " + database + ")"),
+            std::string::npos)
+      << text.out << text.err;
+  EXPECT_NE(text.out.find("Stalled LeakSuspected"), std::string::npos) << text.out;
   leak.join();
   // kubectl shows the live connections next to the capacity.
   auto table = cluster().kubectl({"get", "ccb", database});
