@@ -332,6 +332,11 @@ std::string numberOr(const json& object, const char* key, const std::string& fal
   return v ? std::to_string(*v) : fallback;
 }
 
+// Messages can list every workload: the text view keeps their start (-o json carries them whole).
+std::string shorten(const std::string& message, size_t max = 140) {
+  return message.size() <= max ? message : message.substr(0, max - 3) + "...";
+}
+
 std::string ago(int64_t seconds) {
   if (seconds < 120) return std::to_string(seconds) + "s ago";
   if (seconds < 7200) return std::to_string(seconds / 60) + "m ago";
@@ -394,7 +399,7 @@ void printStatusText(const json& view, std::ostream& out) {
         {"live:", liveText.empty() ? "no usage check (set usage.postgres in a policy or the budget)" : liveText});
     const json& leaks = member(d, "leaks");
     if (leaks.is_object() && !leaks.empty()) {
-      std::string l = numberOr(leaks, "idleInTransaction", "0") + " sessions idle in transaction";
+      std::string l = numberOr(leaks, "idleInTransaction", "0") + " sessions idle in transaction now";
       if (leaks.contains("oldestIdleInTransactionSeconds"))
         l += ", the oldest for " + numberOr(leaks, "oldestIdleInTransactionSeconds") + "s";
       if (leaks.contains("leakedSessions"))
@@ -408,7 +413,7 @@ void printStatusText(const json& view, std::ostream& out) {
     if (findings.is_array() && !findings.empty()) {
       out << "  findings:\n";
       std::vector<std::vector<std::string>> f;
-      for (const auto& x : findings) f.push_back({text(x, "object"), text(x, "reason"), text(x, "message")});
+      for (const auto& x : findings) f.push_back({text(x, "object"), text(x, "reason"), shorten(text(x, "message"))});
       printTable(f, out, "    ");
     }
     const json& top = member(d, "topWorkloads");
@@ -442,7 +447,7 @@ void printStatusText(const json& view, std::ostream& out) {
     for (const auto& x : member(d, "objects")) {
       std::string state = text(x, "state");
       if (!text(x, "reason").empty() && state != "Ready") state += " " + text(x, "reason");
-      o.push_back({text(x, "object"), state, state == "Ready" ? "" : text(x, "message")});
+      o.push_back({text(x, "object"), state, state == "Ready" ? "" : shorten(text(x, "message"))});
     }
     printTable(o, out, "    ");
   }

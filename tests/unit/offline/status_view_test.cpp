@@ -203,11 +203,31 @@ TEST(StatusView, TextAnswersTheRunbooksFirstQuestions) {
         "live:         57 on the server (19% of max_connections 300); 42 from governed workloads, 3 ungoverned; "
         "checked "
         "10s ago",
-        "leaks:        2 sessions idle in transaction, the oldest for 312s; 1 past terminateLeaked's age",
+        "leaks:        2 sessions idle in transaction now, the oldest for 312s; 1 past terminateLeaked's age",
         "ConnectionPoolPolicy shop/orders-api  LeakSuspected", "Deployment pay/ledger", "psql",
         "ConnectionPoolPolicy shop/fresh", "NotObserved"}) {
     EXPECT_NE(text.find(expected), std::string::npos) << expected << "\n" << text;
   }
+}
+
+TEST(StatusView, TextShortensLongMessagesAndJsonKeepsThemWhole) {
+  StatusObjects o = objects();
+  const std::string longMessage = "1 of 1 workloads differ from the policy: " + std::string(400, 'x');
+  o.policies[0]["status"]["conditions"] =
+      json::array({{{"type", "Applied"}, {"status", "False"}, {"reason", "Drifted"}, {"message", longMessage}}});
+  const json view = statusView(o, {}, at("2026-11-30T09:13:00Z"));
+  EXPECT_EQ(database(view, "orders")["findings"][1]["message"], longMessage);
+  std::ostringstream out;
+  printStatusText(view, out);
+  std::istringstream lines(out.str());
+  std::string line;
+  bool shortened = false;
+  while (std::getline(lines, line)) {
+    if (line.find("Drifted") == std::string::npos) continue;
+    EXPECT_LT(line.size(), 220u) << line;
+    shortened = shortened || line.ends_with("xxx...");
+  }
+  EXPECT_TRUE(shortened) << out.str();
 }
 
 TEST(StatusView, AKindTheReaderMayNotListIsANoteAnyOtherFailureAnError) {
