@@ -141,11 +141,17 @@ void UsageMetrics::record(const policy::Policy& policy, const std::vector<Govern
   // The database's figures: this check reports them, or no longer does (another database, no figure); a series
   // goes when no check reports it any more.
   const Labels database{{"database", policy.spec.database.name}};
-  if (postgresFailed) {
-    // The last good figures would read as current: remove them until a check reads the server again.
+  // A check that read the server before and fails now: the last good figures would read as current, so they go
+  // until a check reads the server again. A check that never read it (its own credentials refused, say) says
+  // nothing about the server and leaves the other checks' figures alone, which would otherwise come and go.
+  auto reported = [&](const Impl::Users& users) {
+    auto it = users.find(database);
+    return it != users.end() && it->second.count(key) > 0;
+  };
+  if (postgresFailed && reported(impl_->databaseConnectionsUsers))
     Impl::drop(impl_->databaseConnections, impl_->databaseConnectionsUsers, database);
+  if (postgresFailed && reported(impl_->databaseMaxUsers))
     Impl::drop(impl_->databaseMax, impl_->databaseMaxUsers, database);
-  }
   const bool connections = !postgresFailed && result.databaseConnections;
   const bool max = !postgresFailed && result.usage.serverMaxConnections;
   if (connections) impl_->databaseConnections.Add(database).Set(*result.databaseConnections);

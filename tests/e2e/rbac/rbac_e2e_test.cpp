@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -504,6 +505,17 @@ TEST_F(RbacE2E, TheReadOnlyRolesAreEnoughForStatusAndPlanLive) {
       },
       30s))
       << status().out << status().err;
+  // --watch prints the view again every interval, one JSON document per line, until interrupted.
+  auto watched = run({"timeout", "3.5", poolguardBinary(), "status", "--kubeconfig=" + kubeconfig,
+                      "--database=readers-" + ns, "--watch", "--interval=1", "-o", "json"});
+  EXPECT_EQ(watched.exitCode, 124) << "still watching when interrupted: " << watched.err;
+  int documents = 0;
+  std::istringstream lines(watched.out);
+  for (std::string line; std::getline(lines, line);) {
+    const json view = json::parse(line, nullptr, false);
+    if (view.is_object() && view.value("databases", json::array()).size() == 1) ++documents;
+  }
+  EXPECT_GE(documents, 2) << watched.out;
   auto planLive = [&] {
     return run({poolguardBinary(), "plan", "--live", "--kubeconfig=" + kubeconfig, "-o", "json"});
   };

@@ -104,6 +104,12 @@ TEST(UsageMetrics, AFailedReadRemovesTheFiguresUntilACheckReadsTheServerAgain) {
   EXPECT_EQ(seriesOf(registry, "poolguard_usage_up").size(), 1u) << "a still checks that target";
   metrics.forget("shop", "a");
   EXPECT_EQ(seriesOf(registry, "poolguard_usage_up"), Series{});
+
+  // A check that never read the server (its own credentials refused) leaves the figures of the checks that do.
+  metrics.record(checkOf("shop", "b", "orders"), {}, serverRead(5, 100), {{"postgres", "db:5432/orders", true}});
+  metrics.record(checkOf("shop", "c", "orders"), {}, AnalysisResult{}, {{"postgres", "db:5432/orders", false}});
+  EXPECT_EQ(connections(), (Series{{"database=orders", 5}})) << "c never reported the figure";
+  EXPECT_EQ(seriesOf(registry, "poolguard_database_max_connections"), (Series{{"database=orders", 100}}));
 }
 
 }  // namespace
