@@ -2,6 +2,10 @@
 // controller-runtime manager that delivers a ConnectionPoolPolicy's pool settings as env entries (the Env
 // delivery of the Generic profile) to the Deployments its spec.selector.matchLabels picks, with server-side apply
 // under the field manager "peer". No budget, validation, status or usage checks: a lower bound of the cost.
+//
+// With --tuned it is the same job as a performance-minded controller-runtime team would ship it (tuned.go): a
+// cache that holds only the fields the reconcile reads and only the two kinds it reads, protobuf for built-in
+// types, and Deployment events mapped to the policies that select them. The naive mode (the default) is unchanged.
 package main
 
 import (
@@ -97,6 +101,8 @@ func inSync(d *appsv1.Deployment, env []envVar) bool {
 
 type reconciler struct {
 	client.Client
+	// listOpts are added to the Deployment list (the tuned mode reads the cached objects without copying them).
+	listOpts []client.ListOption
 }
 
 func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
@@ -109,7 +115,8 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, nil
 	}
 	var list appsv1.DeploymentList
-	if err := r.List(ctx, &list, client.InNamespace(req.Namespace), client.MatchingLabels(matchLabels)); err != nil {
+	opts := append([]client.ListOption{client.InNamespace(req.Namespace), client.MatchingLabels(matchLabels)}, r.listOpts...)
+	if err := r.List(ctx, &list, opts...); err != nil {
 		return reconcile.Result{}, err
 	}
 	for i := range list.Items {
@@ -150,11 +157,13 @@ func main() {
 	var probeAddr, leaseNamespace string
 	var workers, burst int
 	var qps float64
+	var tuned bool
 	flag.StringVar(&probeAddr, "health-probe-bind-address", "127.0.0.1:8081", "address of /healthz and /readyz")
 	flag.StringVar(&leaseNamespace, "leader-election-namespace", "default", "namespace of the leader-election Lease")
 	flag.IntVar(&workers, "workers", 4, "concurrent reconciles")
 	flag.Float64Var(&qps, "qps", 20, "client-side request rate limit")
 	flag.IntVar(&burst, "burst", 30, "client-side request burst")
+	flag.BoolVar(&tuned, "tuned", false, "the tuned peer: trimmed, limited cache, protobuf, selector-aware mapping (tuned.go)")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -165,23 +174,32 @@ func main() {
 	cfg.UserAgent = "poolguard-bench-peer"
 	cfg.QPS = float32(qps)
 	cfg.Burst = burst
+	leaderElectionID := "peer-leader"
+	if tuned {
+		tuneConfig(cfg)
+		leaderElectionID = tunedLeaderElectionID
+	}
 
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		log.Error(err, "scheme")
 		os.Exit(1)
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme: scheme,
 		// Unstructured reads go to the API server unless asked otherwise; the policies come from the cache too.
 		Client:                        client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 		Metrics:                       metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                true,
-		LeaderElectionID:              "peer-leader",
+		LeaderElectionID:              leaderElectionID,
 		LeaderElectionNamespace:       leaseNamespace,
 		LeaderElectionReleaseOnCancel: true,
-	})
+	}
+	if tuned {
+		mgrOpts.Cache = tunedCacheOptions()
+	}
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		log.Error(err, "manager")
 		os.Exit(1)
@@ -209,6 +227,29 @@ func main() {
 	}
 
 	r := &reconciler{Client: mgr.GetClient()}
+	if tuned {
+		r.listOpts = []client.ListOption{client.UnsafeDisableDeepCopy}
+		err = tunedController(mgr, r, workers)
+	} else {
+		err = naiveController(mgr, r, workers)
+	}
+	if err != nil {
+		log.Error(err, "controller")
+		os.Exit(1)
+	}
+	if tuned {
+		log.Info("starting", "mode", "tuned")
+	} else {
+		log.Info("starting")
+	}
+	if err := mgr.Start(ctx); err != nil {
+		log.Error(err, "manager stopped")
+		os.Exit(1)
+	}
+}
+
+// naiveController: every event of a Deployment enqueues every policy of its namespace.
+func naiveController(mgr ctrl.Manager, r *reconciler, workers int) error {
 	policiesOfNamespace := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 		list := &unstructured.UnstructuredList{}
 		list.SetGroupVersionKind(policyGVK.GroupVersion().WithKind("ConnectionPoolPolicyList"))
@@ -221,19 +262,10 @@ func main() {
 		}
 		return out
 	})
-	err = ctrl.NewControllerManagedBy(mgr).
+	return ctrl.NewControllerManagedBy(mgr).
 		Named("connectionpoolpolicy").
 		For(newPolicy()).
 		Watches(&appsv1.Deployment{}, policiesOfNamespace).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
-	if err != nil {
-		log.Error(err, "controller")
-		os.Exit(1)
-	}
-	log.Info("starting")
-	if err := mgr.Start(ctx); err != nil {
-		log.Error(err, "manager stopped")
-		os.Exit(1)
-	}
 }
