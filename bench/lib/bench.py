@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The poolguard benchmark: memory, CPU, API writes and convergence time of `poolguard run` against a local
-control plane, next to the floor (bench/floor: the same writes from a bare HTTP client) and a peer operator
-(bench/peer: the same Env delivery written with controller-runtime). Run through bench/run; see
+control plane, next to the floor (bench/floor: the same writes from a bare HTTP client) and peer operators doing
+the same Env delivery: controller-runtime as a team would write it (bench/peer), the same tuned (bench/peer
+--tuned) and kube-rs (bench/peer-rs). Every actor runs in the same run, in alternating order, from the same object
+state, several times; the JSON holds medians and the min-max of each figure. Run through bench/run; see
 docs/benchmarks.md for what each figure means and how it is taken."""
 
 import argparse
@@ -11,10 +13,12 @@ import http.client
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +33,12 @@ TOUCH_LABEL = "bench.poolguard.dev/touch"
 LEASE_NAMESPACE = "poolguard-bench"
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 # controller-runtime names its leader-election client "<binary>/<version> ... /leader-election" whatever the config says.
-UA = {"poolguard": ("poolguard/",), "peer": ("poolguard-bench-peer", "peer/"), "floor": ("poolguard-bench-floor",)}
+# One actor runs at a time, so a prefix shared by the two Go peers (their binary) still names the one running.
+UA = {"poolguard": ("poolguard/",), "peer": ("poolguard-bench-peer", "peer/"),
+      "peer_tuned": ("poolguard-bench-peer-tuned", "peer/"), "peer_rs": ("poolguard-bench-peer-rs",),
+      "floor": ("poolguard-bench-floor",)}
+# Every operator the bench measures, in the order of the first run (later runs alternate it).
+ACTORS = ("poolguard", "peer", "peer_tuned", "peer_rs")
 
 
 def log(msg):
@@ -247,7 +256,22 @@ def wait_for(cond, timeout, interval=0.2, what="condition", proc=None):
 
 
 def mib(kib):
-    return round(kib / 1024, 2)
+    return round(kib / 1024, 2) if kib is not None else None
+
+
+def aggregate(samples):
+    """The median of every numeric figure over `samples` (dicts of one actor's runs), and its [min, max]; other
+    values from the first sample."""
+    median, spread = {}, {}
+    for key, first in samples[0].items():
+        values = [s.get(key) for s in samples]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            m = statistics.median(values)
+            median[key] = int(m) if float(m).is_integer() and all(isinstance(v, int) for v in values) else round(m, 3)
+            spread[key] = [min(values), max(values)]
+        else:
+            median[key] = first
+    return median, spread
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -297,8 +321,11 @@ class Bench:
         stop_kcm = self.a.stop_controller_manager if self.a.stop_controller_manager is not None else self.owned_cluster
         self.kcm_stopped = False
         pidfile = os.path.join(self.dir, "pids", "kube-controller-manager")
+        self.kcm_argv = None
         if stop_kcm and os.path.exists(pidfile):
             pid = int(open(pidfile).read().strip())
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                self.kcm_argv = [a.decode() for a in f.read().split(b"\0") if a]
             try:
                 os.killpg(pid, signal.SIGTERM)  # local-cluster starts each component in its own session
             except ProcessLookupError:
@@ -469,9 +496,10 @@ class Bench:
                     "--workers", str(self.a.workers), "--qps", str(qps), "--burst", str(burst)]
         else:
             metrics = None
-            argv = [self.a.peer, "--health-probe-bind-address", f"127.0.0.1:{health}",
-                    "--leader-election-namespace", LEASE_NAMESPACE, "--workers", str(self.a.workers),
-                    "--qps", str(qps), "--burst", str(burst)]
+            binary = {"peer": [self.a.peer], "peer_tuned": [self.a.peer, "--tuned"], "peer_rs": [self.a.peer_rs]}[kind]
+            argv = binary + ["--health-probe-bind-address", f"127.0.0.1:{health}",
+                             "--leader-election-namespace", LEASE_NAMESPACE, "--workers", str(self.a.workers),
+                             "--qps", str(qps), "--burst", str(burst)]
         p = Proc(f"{kind}-{tag}", argv, env, os.path.join(self.logs, f"{kind}-{tag}.log"))
         p.health = health
         p.metrics = metrics
@@ -596,6 +624,7 @@ class Bench:
         r = {}
         mark = self.audit.mark()
         c0 = p.cpu()
+        reconciles0 = self.reconcile_count(p)
         t0 = time.time()
         self.set_max_size(value)
         secs, writes = self.converge(kind, p, mark, t0, value)
@@ -609,6 +638,10 @@ class Bench:
         events = Audit.writes(self.audit.since(mark, UA[kind]))
         r["change_writes_breakdown"] = Audit.breakdown(events)
         r["change_cpu_seconds"] = round(p.cpu() - c0, 2)
+        if reconciles0 is not None:
+            # Reconciles the change took, per changed policy (1 is one pass; the policies of one database also
+            # enqueue each other when its totals move).
+            r["reconciles_per_policy_change"] = round((self.reconcile_count(p) - reconciles0) / self.m, 2)
         return r
 
     def measure_change_only(self, kind, qps, burst, tag):
@@ -637,43 +670,139 @@ class Bench:
     def run_floor(self, value):
         ca, cert, key = self.certs
         mark = self.audit.mark()
+        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run([self.a.floor, "-server", self.server, "-ca", ca, "-cert", cert, "-key", key,
                               "-namespaces", ",".join(self.namespaces), "-max-size", str(value),
                               "-concurrency", str(self.a.workers)], check=True, capture_output=True, text=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        r["cpu_seconds"] = round(children.ru_utime + children.ru_stime - children0.ru_utime - children0.ru_stime, 2)
         patches = Audit.deployment_patches(self.audit.since(mark, UA["floor"]))
         r["audit_writes"] = len(patches)
         if r["writes"] != self.n or self.deployments_at(value) != self.n:
             raise RuntimeError(f"the floor wrote {r['writes']} of {self.n} Deployments")
         return r
 
+    def strip_managed_fields(self):
+        """Removes every Deployment's managedFields (a patch with `[{}]`), so each actor caches the same objects."""
+        def one(k):
+            ns, name, _ = self.workload(k)
+            self.api.merge(f"/apis/apps/v1/namespaces/{ns}/deployments/{name}", {"metadata": {"managedFields": [{}]}})
+
+        with concurrent.futures.ThreadPoolExecutor(self.a.setup_concurrency) as ex:
+            list(ex.map(one, range(self.n)))
+
+    def reset_objects(self):
+        """The state every actor starts from: the floor's write (so the actor's first apply changes every
+        Deployment; the floor is measured on it), then no managedFields at all (whoever wrote before)."""
+        self.strip_managed_fields()
+        floor = self.run_floor(self.value + 5)
+        self.strip_managed_fields()
+        return floor
+
+    def start_controller_manager(self):
+        """Starts kube-controller-manager again (as local-cluster did) for the churn phase."""
+        if not self.kcm_argv:
+            return False
+        logf = open(os.path.join(self.logs, "kube-controller-manager-churn.log"), "wb")
+        p = subprocess.Popen(self.kcm_argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+        with open(os.path.join(self.dir, "pids", "kube-controller-manager"), "w") as f:
+            f.write(str(p.pid))  # local-cluster stop ends it with the rest
+        self.kcm_stopped = False
+        return True
+
+    def replica_sets(self):
+        return sum(len(self.api.list_all(f"/apis/apps/v1/namespaces/{ns}/replicasets")) for ns in self.namespaces)
+
+    def measure_churn(self, kind, rollout):
+        """CPU and reconciles per minute while kube-controller-manager rewrites Deployment and HPA status and
+        `rollout` restarts 10% of the Deployments (a pod-template annotation, as `kubectl rollout restart`)."""
+        p = self.start_actor(kind, "churn", self.a.qps, self.a.burst)
+        try:
+            self.wait_ready(p)
+            self.settle(kind, p, self.a.quiet)
+            mark = self.audit.mark()
+            c0, r0, t0 = p.cpu(), self.reconcile_count(p), time.time()
+            rollout()
+            time.sleep(self.a.churn_seconds)
+            minutes = (time.time() - t0) / 60
+            events = self.audit.since(mark, UA[kind])
+            r = {"cpu_seconds_per_minute": round((p.cpu() - c0) / minutes, 3),
+                 "writes_per_minute": round(len(Audit.writes(events)) / minutes, 2),
+                 "requests_per_minute": round(len(events) / minutes, 2),
+                 "rss_kib": p.status()["VmRSS"]}
+            if r0 is not None:
+                r["reconciles_per_minute"] = round((self.reconcile_count(p) - r0) / minutes, 1)
+            return r
+        finally:
+            p.stop()
+
+    def churn(self, actors):
+        """The churn phase: kube-controller-manager running, one rollout of 10% of the workloads per actor."""
+        if self.kcm_stopped and not self.start_controller_manager():
+            log("churn: kube-controller-manager cannot be started again; skipped")
+            return {}
+        # Its first pass creates a ReplicaSet per Deployment: wait for it, so every actor meets the same steady churn.
+        wait_for(lambda: self.replica_sets() >= self.n, max(300, self.n / 5), 2, "a ReplicaSet per Deployment")
+        time.sleep(10)
+        out = {}
+        for i, kind in enumerate(actors):
+            stamp = f"{kind}-{i}"
+
+            def rollout(stamp=stamp):
+                def one(k):
+                    ns, name, _ = self.workload(k)
+                    self.api.merge(f"/apis/apps/v1/namespaces/{ns}/deployments/{name}",
+                                   {"spec": {"template": {"metadata": {"annotations": {
+                                       "bench.poolguard.dev/restartedAt": stamp}}}}})
+
+                with concurrent.futures.ThreadPoolExecutor(self.a.setup_concurrency) as ex:
+                    list(ex.map(one, range(0, self.n, 10)))
+
+            log(f"churn: {kind}")
+            out[kind] = self.measure_churn(kind, rollout)
+        return out
+
     # --- the whole run ------------------------------------------------------------------------------------------
 
     def run(self):
         a = self.a
         raw = self.results["raw"]
+        actors = [k for k in a.actors if k in ACTORS]
         self.start_cluster()
         try:
             self.install_crd()
             if self.cleanup_objects():
                 log("removed the objects of an earlier run")
             log("idle RSS with no workloads")
-            raw["poolguard_empty"] = self.measure_empty("poolguard")
             raw["poolguard_empty_arena2"] = self.measure_empty("poolguard", {"MALLOC_ARENA_MAX": "2"}, "empty-arena2")
-            raw["peer_empty"] = self.measure_empty("peer")
+            for kind in actors:
+                raw[f"{kind}_empty"] = self.measure_empty(kind)
             self.seed()
-            log("poolguard: sync, initial convergence, idle, no-op reconcile, policy change")
-            raw["poolguard"] = self.measure_full("poolguard")
-            log("poolguard with MALLOC_ARENA_MAX=2: sync and idle")
-            raw["poolguard_arena2"] = self.measure_idle_variant("poolguard", {"MALLOC_ARENA_MAX": "2"}, "arena2")
-            log(f"poolguard with --qps {a.fast_qps}: policy change")
-            raw["poolguard_unthrottled"] = self.measure_change_only("poolguard", a.fast_qps, a.fast_qps, "unthrottled")
-            log("floor: the same writes from a bare client")
-            raw["floor"] = self.run_floor(self.value + 5)
-            log("peer: sync, initial convergence, idle, no-op reconcile, policy change")
-            raw["peer"] = self.measure_full("peer")
-            log(f"peer with qps {a.fast_qps}: policy change")
-            raw["peer_unthrottled"] = self.measure_change_only("peer", a.fast_qps, a.fast_qps, "unthrottled")
+            runs = []
+            for i in range(a.runs):
+                # Every actor starts from the same objects; the order alternates, so no actor always goes first.
+                order = actors if i % 2 == 0 else list(reversed(actors))
+                run = {"order": order, "floor": []}
+                for kind in order:
+                    run["floor"].append(self.reset_objects())
+                    log(f"run {i + 1}/{a.runs}: {kind}: sync, initial convergence, idle, no-op reconcile, policy change")
+                    run[kind] = self.measure_full(kind)
+                    log(f"run {i + 1}/{a.runs}: {kind} with qps {a.fast_qps}: policy change")
+                    run[f"{kind}_unthrottled"] = self.measure_change_only(kind, a.fast_qps, a.fast_qps, "unthrottled")
+                runs.append(run)
+            raw["runs"] = runs
+            for kind in actors:
+                for key in (kind, f"{kind}_unthrottled"):
+                    raw[key], raw.setdefault("spread", {})[key] = aggregate([r[key] for r in runs])
+            raw["floor"], raw["spread"]["floor"] = aggregate([f for r in runs for f in r["floor"]])
+            if "poolguard" in actors:
+                log("poolguard with MALLOC_ARENA_MAX=2: sync and idle")
+                raw["poolguard_arena2"] = self.measure_idle_variant("poolguard", {"MALLOC_ARENA_MAX": "2"}, "arena2")
+            if a.churn_seconds > 0:
+                log("churn: kube-controller-manager running, a rollout of 10% of the workloads per actor")
+                raw["churn"] = self.churn(actors)
         finally:
             if a.keep:
                 log(f"kept the control plane in {self.dir} and the logs in {self.logs}")
@@ -689,8 +818,10 @@ class Bench:
         empty, empty2, arena2 = raw["poolguard_empty"], raw["poolguard_empty_arena2"], raw["poolguard_arena2"]
         fast = raw["poolguard_unthrottled"]
         r = self.results
-        r["workloads"], r["policies"], r["namespaces"] = self.n, self.m, self.ns_count
+        r["workloads"], r["policies"], r["namespaces"], r["runs"] = self.n, self.m, self.ns_count, a.runs
         r["idle_rss_mib"] = mib(pg["idle_rss_kib"])
+        r["idle_anon_rss_mib"] = mib(pg.get("rss_anon_kib"))
+        r["idle_file_rss_mib"] = mib(pg.get("rss_file_kib"))
         r["idle_rss_empty_mib"] = mib(empty["idle_rss_kib"])
         r["rss_per_workload_kib"] = round((pg["idle_rss_kib"] - empty["idle_rss_kib"]) / self.n, 3)
         r["initial_list_peak_over_steady"] = round(pg["startup_peak_rss_kib"] / pg["idle_rss_kib"], 3)
@@ -699,13 +830,17 @@ class Bench:
         r["converge_seconds"] = pg["converge_seconds"]
         r["ready_seconds"] = pg.get("ready_seconds")
         r["floor_seconds"] = round(floor["seconds"], 3)
+        r["floor_cpu_seconds"] = floor.get("cpu_seconds")
         r["converge_ratio_vs_floor"] = round(pg["converge_seconds"] / floor["seconds"], 2)
         r["converge_seconds_unthrottled"] = fast["converge_seconds"]
+        # The floor writes with --workers writers, the operators with --workers reconcile workers.
         r["converge_ratio_vs_floor_unthrottled"] = round(fast["converge_seconds"] / floor["seconds"], 2)
         r["writes_per_changed_workload"] = pg["writes_per_changed_workload"]
+        r["reconciles_per_policy_change"] = pg.get("reconciles_per_policy_change")
         r["noop_writes"] = pg["noop_writes"]
         r["idle_writes_per_minute"] = pg["idle_writes_per_minute"]
         r["idle_lease_writes_per_minute"] = pg["idle_lease_writes_per_minute"]
+        r["idle_requests_per_minute"] = pg["idle_requests_per_minute"]
         r["cpu_seconds"] = pg["work_cpu_seconds"]
         r["change_cpu_seconds"] = pg["change_cpu_seconds"]
         r["idle_rss_arena2_mib"] = mib(arena2["idle_rss_kib"])
@@ -716,21 +851,53 @@ class Bench:
         r["peer_converge_ratio"] = round(pg["converge_seconds"] / peer["converge_seconds"], 3)
         r["peer_converge_ratio_unthrottled"] = round(
             fast["converge_seconds"] / raw["peer_unthrottled"]["converge_seconds"], 3)
+        for kind, prefix in (("peer_tuned", "peer_tuned"), ("peer_rs", "kube_rs")):
+            other = raw.get(kind)
+            if not other:
+                continue
+            r[f"{prefix}_rss_ratio"] = round(pg["idle_rss_kib"] / other["idle_rss_kib"], 3)
+            r[f"{prefix}_cpu_ratio"] = round(pg["work_cpu_seconds"] / other["work_cpu_seconds"], 3)
+            r[f"{prefix}_converge_ratio"] = round(pg["converge_seconds"] / other["converge_seconds"], 3)
+        churn = raw.get("churn") or {}
+        if "poolguard" in churn and "peer_tuned" in churn:
+            r["churn_cpu_seconds_per_minute"] = churn["poolguard"]["cpu_seconds_per_minute"]
+            r["churn_cpu_ratio_vs_peer_tuned"] = round(
+                churn["poolguard"]["cpu_seconds_per_minute"] / max(churn["peer_tuned"]["cpu_seconds_per_minute"], 1e-3), 3)
+            r["churn_reconciles_per_minute"] = churn["poolguard"].get("reconciles_per_minute")
+        # The min-max over the runs of the figures above that come from one actor's samples.
+        spread = raw.get("spread", {})
+        r["spread"] = {
+            "idle_rss_kib": spread.get("poolguard", {}).get("idle_rss_kib"),
+            "work_cpu_seconds": spread.get("poolguard", {}).get("work_cpu_seconds"),
+            "converge_seconds": spread.get("poolguard", {}).get("converge_seconds"),
+            "converge_seconds_unthrottled": spread.get("poolguard_unthrottled", {}).get("converge_seconds"),
+            "floor_seconds": spread.get("floor", {}).get("seconds"),
+            **{f"{k}_idle_rss_kib": spread.get(k, {}).get("idle_rss_kib") for k in ("peer", "peer_tuned", "peer_rs")},
+            **{f"{k}_work_cpu_seconds": spread.get(k, {}).get("work_cpu_seconds") for k in ("peer", "peer_tuned", "peer_rs")},
+        }
+        def target(value, limit):
+            return value is not None and value <= limit
         r["targets"] = {
-            "idle_rss_mib <= 15": r["idle_rss_mib"] <= 15,
-            "rss_per_workload_kib <= 2": r["rss_per_workload_kib"] <= 2,
-            "initial_list_peak_over_steady <= 1.5": r["initial_list_peak_over_steady"] <= 1.5,
-            "converge_ratio_vs_floor <= 1.25": r["converge_ratio_vs_floor"] <= 1.25,
+            "idle_rss_mib <= 15": target(r["idle_rss_mib"], 15),
+            "rss_per_workload_kib <= 1": target(r["rss_per_workload_kib"], 1),
+            "initial_list_peak_over_steady <= 1.5": target(r["initial_list_peak_over_steady"], 1.5),
+            "peer_tuned_rss_ratio <= 0.333": target(r.get("peer_tuned_rss_ratio"), 1 / 3),
+            "peer_tuned_cpu_ratio <= 0.333": target(r.get("peer_tuned_cpu_ratio"), 1 / 3),
+            "kube_rs_rss_ratio <= 1": target(r.get("kube_rs_rss_ratio"), 1),
+            "kube_rs_cpu_ratio <= 1": target(r.get("kube_rs_cpu_ratio"), 1),
+            "converge_ratio_vs_floor_unthrottled <= 1.1": target(r["converge_ratio_vs_floor_unthrottled"], 1.1),
+            "churn_cpu_ratio_vs_peer_tuned <= 0.333": target(r.get("churn_cpu_ratio_vs_peer_tuned"), 1 / 3),
+            "idle_requests_per_minute <= the tuned peer's": raw.get("peer_tuned") is not None and
+            r["idle_requests_per_minute"] <= raw["peer_tuned"]["idle_requests_per_minute"],
             "noop_writes == 0": r["noop_writes"] == 0,
             "idle_writes_per_minute == 0 (leases excluded)": r["idle_writes_per_minute"] == 0,
-            "peer_rss_ratio <= 0.333": r["peer_rss_ratio"] <= 1 / 3,
-            "peer_cpu_ratio <= 0.333": r["peer_cpu_ratio"] <= 1 / 3,
         }
         r["environment"] = {
             "poolguard_version": subprocess.run([a.poolguard, "version"], capture_output=True, text=True).stdout.strip(),
             "kernel": platform.release(), "cpus": os.cpu_count(), "workers": a.workers, "qps": a.qps, "burst": a.burst,
             "fast_qps": a.fast_qps, "idle_seconds": a.idle_seconds, "quiet_seconds": a.quiet,
-            "kube_controller_manager_stopped": self.kcm_stopped,
+            "churn_seconds": a.churn_seconds, "actors": list(a.actors),
+            "kube_controller_manager_stopped": "for every phase but churn" if self.kcm_argv else self.kcm_stopped,
             "cluster": "reused" if not self.owned_cluster else "started by the bench",
         }
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -744,52 +911,67 @@ class Bench:
 
     def print_table(self, path):
         r, raw = self.results, self.results["raw"]
-        pg, peer = raw["poolguard"], raw["peer"]
+        actors = [k for k in ("poolguard", "peer", "peer_tuned", "peer_rs") if raw.get(k)]
+        heads = {"poolguard": "poolguard", "peer": "peer", "peer_tuned": "peer tuned", "peer_rs": "kube-rs"}
 
-        def row(name, a, b="", target="", met=""):
-            print(f"| {name:<44} | {a!s:>12} | {b!s:>12} | {target:<14} | {met:<4} |")
+        def cell(v):
+            return "-" if v is None else str(v)
 
-        def yes(v):
-            return "yes" if v else "NO"
+        def row(name, values, target="", met=None):
+            values = list(values) + [None] * (len(actors) - len(values))
+            cells = "".join(f" {('' if v is None and i >= 1 and name.startswith('poolguard /') else cell(v)):>11} |"
+                            for i, v in enumerate(values))
+            print(f"| {name:<46} |{cells} {target:<14} | {('' if met is None else ('yes' if met else 'NO')):<4} |")
+
+        def each(f):
+            return [f(raw[k], k) for k in actors]
+
         t = r["targets"]
-        print(f"\npoolguard benchmark: {self.n} Deployments, {self.m} policies, {self.ns_count} namespaces\n")
-        print(f"| {'figure':<44} | {'poolguard':>12} | {'peer':>12} | {'target':<14} | {'met':<4} |")
-        print(f"|{'-' * 46}|{'-' * 14}|{'-' * 14}|{'-' * 16}|{'-' * 6}|")
-        row("cache sync, s", pg["sync_seconds"], peer["sync_seconds"])
-        row("idle RSS, MiB", r["idle_rss_mib"], mib(peer["idle_rss_kib"]), "<= 15", yes(t["idle_rss_mib <= 15"]))
-        row("idle RSS with no workloads, MiB", r["idle_rss_empty_mib"], mib(raw["peer_empty"]["idle_rss_kib"]))
-        row("RSS per cached workload, KiB", r["rss_per_workload_kib"],
-            round((peer["idle_rss_kib"] - raw["peer_empty"]["idle_rss_kib"]) / self.n, 3), "<= 2",
-            yes(t["rss_per_workload_kib <= 2"]))
-        row("startup peak / steady RSS", r["initial_list_peak_over_steady"],
-            round(peer["startup_peak_rss_kib"] / peer["idle_rss_kib"], 3), "<= 1.5",
-            yes(t["initial_list_peak_over_steady <= 1.5"]))
-        row("peak RSS, MiB", r["peak_rss_mib"], mib(peer["peak_rss_kib"]))
-        row("idle RSS with MALLOC_ARENA_MAX=2, MiB", r["idle_rss_arena2_mib"])
-        row("threads", pg["threads"], peer["threads"])
-        row("initial convergence (start to last write), s", pg["initial_converge_seconds"],
-            peer["initial_converge_seconds"])
-        row("policy change: converged, s", r["converge_seconds"], peer["converge_seconds"])
-        row("policy change: every policy Ready, s", r["ready_seconds"], "-")
-        row("floor (bare client, same writes), s", r["floor_seconds"], r["floor_seconds"])
-        row("converged / floor", r["converge_ratio_vs_floor"], round(peer["converge_seconds"] / r["floor_seconds"], 2),
-            "<= 1.25", yes(t["converge_ratio_vs_floor <= 1.25"]))
-        row(f"converged with qps {self.a.fast_qps}, s", r["converge_seconds_unthrottled"],
-            raw["peer_unthrottled"]["converge_seconds"])
-        row(f"converged with qps {self.a.fast_qps} / floor", r["converge_ratio_vs_floor_unthrottled"],
-            round(raw["peer_unthrottled"]["converge_seconds"] / r["floor_seconds"], 2))
-        row("writes per changed workload", r["writes_per_changed_workload"], peer["writes_per_changed_workload"])
-        row("writes on a no-op reconcile", r["noop_writes"], peer["noop_writes"], "0", yes(t["noop_writes == 0"]))
-        row("writes per idle minute (leases excluded)", r["idle_writes_per_minute"], peer["idle_writes_per_minute"], "0",
-            yes(t["idle_writes_per_minute == 0 (leases excluded)"]))
-        row("lease writes per idle minute", r["idle_lease_writes_per_minute"], peer["idle_lease_writes_per_minute"])
-        row("CPU: sync + initial + change, s", pg["work_cpu_seconds"], peer["work_cpu_seconds"])
-        row("CPU: policy change, s", pg["change_cpu_seconds"], peer["change_cpu_seconds"])
-        row("CPU idle, s per minute", pg["idle_cpu_seconds_per_minute"], peer["idle_cpu_seconds_per_minute"])
-        row("poolguard / peer: idle RSS", r["peer_rss_ratio"], "", "<= 0.333", yes(t["peer_rss_ratio <= 0.333"]))
-        row("poolguard / peer: peak RSS", r["peer_peak_rss_ratio"])
-        row("poolguard / peer: CPU", r["peer_cpu_ratio"], "", "<= 0.333", yes(t["peer_cpu_ratio <= 0.333"]))
-        row("poolguard / peer: convergence", r["peer_converge_ratio"])
+        print(f"\npoolguard benchmark: {self.n} Deployments, {self.m} policies, {self.ns_count} namespaces, "
+              f"medians of {self.a.runs} runs\n")
+        print(f"| {'figure':<46} |" + "".join(f" {heads[k]:>11} |" for k in actors) + f" {'target':<14} | met  |")
+        print(f"|{'-' * 48}|" + "".join(f"{'-' * 13}|" for _ in actors) + f"{'-' * 16}|{'-' * 6}|")
+        row("cache sync, s", each(lambda x, k: x["sync_seconds"]))
+        row("idle RSS, MiB", each(lambda x, k: mib(x["idle_rss_kib"])), "<= 15", t["idle_rss_mib <= 15"])
+        row("idle RSS, anonymous, MiB", each(lambda x, k: mib(x.get("rss_anon_kib"))))
+        row("idle RSS, file-backed, MiB", each(lambda x, k: mib(x.get("rss_file_kib"))))
+        row("idle RSS with no workloads, MiB", each(lambda x, k: mib(raw[f"{k}_empty"]["idle_rss_kib"])))
+        row("RSS per cached workload, KiB",
+            each(lambda x, k: round((x["idle_rss_kib"] - raw[f"{k}_empty"]["idle_rss_kib"]) / self.n, 3)), "<= 1",
+            t["rss_per_workload_kib <= 1"])
+        row("startup peak / steady RSS", each(lambda x, k: round(x["startup_peak_rss_kib"] / x["idle_rss_kib"], 3)),
+            "<= 1.5", t["initial_list_peak_over_steady <= 1.5"])
+        row("peak RSS, MiB", each(lambda x, k: mib(x["peak_rss_kib"])))
+        row("threads", each(lambda x, k: x["threads"]))
+        row("initial convergence (start to last write), s", each(lambda x, k: x["initial_converge_seconds"]))
+        row("policy change: converged, s", each(lambda x, k: x["converge_seconds"]))
+        row("policy change: every policy Ready, s", [r["ready_seconds"]] + [None] * (len(actors) - 1))
+        row(f"converged with qps {self.a.fast_qps}, s", each(lambda x, k: raw[f"{k}_unthrottled"]["converge_seconds"]))
+        row(f"converged with qps {self.a.fast_qps} / floor ({r['floor_seconds']} s)",
+            each(lambda x, k: round(raw[f"{k}_unthrottled"]["converge_seconds"] / r["floor_seconds"], 2)), "<= 1.1",
+            t["converge_ratio_vs_floor_unthrottled <= 1.1"])
+        row("writes per changed workload", each(lambda x, k: x["writes_per_changed_workload"]))
+        row("reconciles per policy change", [r["reconciles_per_policy_change"]] + [None] * (len(actors) - 1))
+        row("writes on a no-op reconcile", each(lambda x, k: x["noop_writes"]), "0", t["noop_writes == 0"])
+        row("writes per idle minute (leases excluded)", each(lambda x, k: x["idle_writes_per_minute"]), "0",
+            t["idle_writes_per_minute == 0 (leases excluded)"])
+        row("API requests per idle minute", each(lambda x, k: x["idle_requests_per_minute"]), "<= tuned peer",
+            t["idle_requests_per_minute <= the tuned peer's"])
+        row("CPU: sync + initial + change, s", each(lambda x, k: x["work_cpu_seconds"]))
+        row("CPU: policy change, s", each(lambda x, k: x["change_cpu_seconds"]))
+        row("CPU idle, s per minute", each(lambda x, k: x["idle_cpu_seconds_per_minute"]))
+        churn = raw.get("churn") or {}
+        if churn:
+            row("churn: CPU, s per minute", [churn.get(k, {}).get("cpu_seconds_per_minute") for k in actors])
+            row("churn: reconciles per minute", [churn.get(k, {}).get("reconciles_per_minute") for k in actors])
+        row("poolguard / tuned peer: idle RSS", [r.get("peer_tuned_rss_ratio")], "<= 0.333",
+            t["peer_tuned_rss_ratio <= 0.333"])
+        row("poolguard / tuned peer: CPU", [r.get("peer_tuned_cpu_ratio")], "<= 0.333", t["peer_tuned_cpu_ratio <= 0.333"])
+        row("poolguard / kube-rs: idle RSS", [r.get("kube_rs_rss_ratio")], "<= 1", t["kube_rs_rss_ratio <= 1"])
+        row("poolguard / kube-rs: CPU", [r.get("kube_rs_cpu_ratio")], "<= 1", t["kube_rs_cpu_ratio <= 1"])
+        row("poolguard / tuned peer: CPU under churn", [r.get("churn_cpu_ratio_vs_peer_tuned")], "<= 0.333",
+            t["churn_cpu_ratio_vs_peer_tuned <= 0.333"])
+        row("poolguard / naive peer: idle RSS, CPU", [r["peer_rss_ratio"], r["peer_cpu_ratio"]])
         print(f"\nresults: {path}")
 
 
@@ -810,14 +992,27 @@ def main():
     ap.add_argument("--stop-controller-manager", dest="stop_controller_manager", action="store_true", default=None,
                     help="stop kube-controller-manager (default: only in a control plane the bench started)")
     ap.add_argument("--keep-controller-manager", dest="stop_controller_manager", action="store_false")
+    ap.add_argument("--runs", type=int, default=3, help="interleaved runs of every actor; medians are reported (default 3)")
+    ap.add_argument("--churn-seconds", type=float, default=60,
+                    help="length of each actor's churn window with kube-controller-manager running; 0 skips it")
+    ap.add_argument("--actors", default=",".join(ACTORS), type=lambda v: [x for x in v.split(",") if x],
+                    help="the operators to measure, comma-separated (default: all; poolguard and peer are required)")
     ap.add_argument("--results-dir", help="where the JSON goes (default bench/results)")
     ap.add_argument("--poolguard", required=True, help=argparse.SUPPRESS)
     ap.add_argument("--floor", required=True, help=argparse.SUPPRESS)
     ap.add_argument("--peer", required=True, help=argparse.SUPPRESS)
+    ap.add_argument("--peer-rs", dest="peer_rs", help=argparse.SUPPRESS)
     ap.add_argument("--source-dir", required=True, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.workloads < 1 or args.policies < 1:
         ap.error("--workloads and --policies must be at least 1")
+    if args.runs < 1:
+        ap.error("--runs must be at least 1")
+    unknown = [k for k in args.actors if k not in ACTORS]
+    if unknown or "poolguard" not in args.actors or "peer" not in args.actors:
+        ap.error(f"--actors takes {', '.join(ACTORS)} and needs poolguard and peer (got {','.join(args.actors)})")
+    if "peer_rs" in args.actors and not args.peer_rs:
+        ap.error("the kube-rs peer was not built (bench/run builds it with cargo)")
     b = Bench(args)
     try:
         b.run()

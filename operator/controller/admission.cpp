@@ -34,11 +34,10 @@ Result<json> Reconciler::keepAdmission(const std::string& name, const model::Bud
                            ": could not delete " + resource.kind + " " + objectName + ": " + del.error().message());
         }
       }
+      // Remembered, with the budget's uid ("" when there is no budget): every policy's change of a database
+      // reconciles its name, and a database without a budget must not cost three deletes each time.
       std::lock_guard l(mu_);
-      if (b)
-        admissionWritten_[name] = AdmissionRecord{uid, "", "", "", true};
-      else
-        admissionWritten_.erase(name);
+      admissionWritten_[name] = AdmissionRecord{uid, "", "", "", true};
     }
     return json(nullptr);
   }

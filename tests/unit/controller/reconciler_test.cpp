@@ -685,6 +685,20 @@ TEST_F(ReconcilerTest, ABudgetInDenyKeepsItsAdmissionObjectsWritesThemOnlyWhenTh
   before = writes();
   ASSERT_TRUE(reconciler.reconcileBudget("orders").ok());
   EXPECT_EQ(writes(), before) << "removed once, not at every reconcile";
+
+  // A database with no budget at all (every policy's change reconciles its name): the deletes of a start go once.
+  ASSERT_TRUE(reconciler.reconcileBudget("no-budget").ok());
+  before = writes();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(reconciler.reconcileBudget("no-budget").ok());
+  EXPECT_EQ(writes(), before) << ::testing::PrintToString(callsSince(static_cast<size_t>(before)));
+  // The budget goes: its objects go, once.
+  client.clearFailures();
+  ASSERT_TRUE(client.remove(kBudgets, "", "orders").ok());
+  sync();
+  ASSERT_TRUE(reconciler.reconcileBudget("orders").ok());
+  before = writes();
+  ASSERT_TRUE(reconciler.reconcileBudget("orders").ok());
+  EXPECT_EQ(writes(), before) << ::testing::PrintToString(callsSince(static_cast<size_t>(before)));
 }
 
 }  // namespace
