@@ -11,11 +11,13 @@
 //!   stored (`.modify`): no managedFields, annotations, status, and of a Deployment only its name, namespace,
 //!   labels, generation, uid and each container's name with the env entries the reconcile compares.
 //! - A `Controller` on the policies, started once this process leads, subscribed to the same stores (kube's shared
-//!   reflector streams), with `--workers` concurrent reconciles. A Deployment event enqueues every policy of its
-//!   namespace (the Go peer's policiesOfNamespace) when the Deployment's generation, labels or uid changed: the
-//!   reconcile reads nothing else of it, so status-only updates enqueue nothing.
+//!   reflector streams), with `--workers` concurrent reconciles. A Deployment event enqueues the policies of its
+//!   namespace that select it (the Go peer's policiesOfNamespace, narrowed to the selecting ones as the tuned Go
+//!   peer does) when what the reconcile reads of it changed (uid, labels, containers' names and env entries):
+//!   status, replicas or image updates enqueue nothing.
 //! - The reconcile reads Deployments from the store, skips those in sync and applies the others with the Go
-//!   peer's body; the apply's answer is not decoded (nothing reads it).
+//!   peer's body; of the apply's answer only the generation is decoded, so that a reconcile that runs before the
+//!   store saw its previous write does not apply the same body again.
 //! - client-go's client-side token bucket (`--qps`, `--burst`) as a tower layer on every request; User-Agent
 //!   `poolguard-bench-peer-rs` on every request.
 //! - Leader election on the Lease `peer-rs-leader` (lease.rs), released on SIGTERM/SIGINT.
@@ -168,9 +170,31 @@ fn main() -> ExitCode {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A namespace and a name.
+type NsName = (String, String);
+
 struct Ctx {
     client: Client,
     deployments: Store<Deployment>,
+    /// The generation each of this process's applies gave a Deployment, until the store shows it (client-go's
+    /// "expectations"): a reconcile that runs before the watch event of its previous write arrived (the write's
+    /// own event enqueues the policy again while it runs, and a Rust reconcile is quick enough to start within the
+    /// event's few milliseconds of lag) skips that Deployment instead of applying the same body twice; the
+    /// event, when it comes, enqueues the policy again.
+    /// Keyed by namespace and name; the uid tells a Deployment recreated under the same name apart.
+    written: Mutex<HashMap<NsName, (Option<String>, i64)>>,
+}
+
+/// Of an apply's answer, only the generation and uid are decoded (serde skips the rest of the document while
+/// reading it).
+#[derive(serde::Deserialize)]
+struct Applied {
+    metadata: AppliedMeta,
+}
+#[derive(serde::Deserialize)]
+struct AppliedMeta {
+    generation: Option<i64>,
+    uid: Option<String>,
 }
 
 /// Keeps of a Deployment what the reconcile and the trigger filter read: name, namespace, labels, generation,
@@ -231,6 +255,16 @@ async fn reconcile(pol: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, kube::Erro
         .state_filter(|d| d.metadata.namespace.as_deref() == Some(ns.as_str()) && labels_match(d, want));
     for d in picked {
         let dname = d.name_any();
+        let key = (ns.clone(), dname.clone());
+        {
+            let mut written = ctx.written.lock().unwrap();
+            if let Some((uid, g)) = written.get(&key) {
+                if *uid == d.metadata.uid && d.metadata.generation.unwrap_or(0) < *g {
+                    continue; // the store has not seen this process's last write yet
+                }
+                written.remove(&key);
+            }
+        }
         let env = env::desired_env(pool, &ns, &dname);
         if env::in_sync(&d, &env) {
             continue;
@@ -243,8 +277,22 @@ async fn reconcile(pol: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, kube::Erro
         .header(http::header::CONTENT_TYPE, "application/apply-patch+yaml")
         .body(body)
         .map_err(kube::Error::HttpError)?;
-        // The answer (the whole Deployment, managedFields included) is read but not decoded: nothing uses it.
-        ctx.client.request_text(req).await?;
+        // The answer is the whole Deployment, managedFields included: only its generation and uid are decoded.
+        let text = ctx.client.request_text(req).await?;
+        if let Ok(Applied { metadata: AppliedMeta { generation: Some(g), uid } }) = serde_json::from_str(&text) {
+            let mut written = ctx.written.lock().unwrap();
+            written.insert(key, (uid, g));
+            if written.len() > 2 * ctx.deployments.len() + 64 {
+                // Forget Deployments deleted before their write was seen.
+                let live: std::collections::HashSet<NsName> = ctx
+                    .deployments
+                    .state()
+                    .iter()
+                    .map(|d| (d.namespace().unwrap_or_default(), d.name_any()))
+                    .collect();
+                written.retain(|k, _| live.contains(k));
+            }
+        }
     }
     Ok(Action::await_change())
 }
@@ -254,13 +302,21 @@ fn error_policy(pol: Arc<Policy>, err: &kube::Error, _: Arc<Ctx>) -> Action {
     Action::requeue(Duration::from_secs(1))
 }
 
-/// What of a Deployment the reconcile reads and the store cannot tell from its spec: a change of any of these
-/// (generation covers the spec) enqueues the policies of its namespace.
+/// What of a Deployment the reconcile reads: its uid (a Deployment recreated under the same name), labels and
+/// each container's name and kept env entries. An event that changes none of these enqueues nothing (status
+/// updates, replicas, images, ...).
 fn deployment_fingerprint(d: &Deployment) -> u64 {
     let mut h = DefaultHasher::new();
     d.metadata.uid.hash(&mut h);
-    d.metadata.generation.hash(&mut h);
     d.metadata.labels.hash(&mut h);
+    if let Some(pod) = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()) {
+        for c in &pod.containers {
+            c.name.hash(&mut h);
+            for e in c.env.as_deref().unwrap_or_default() {
+                (&e.name, &e.value).hash(&mut h);
+            }
+        }
+    }
     h.finish()
 }
 
@@ -368,7 +424,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     // The Controller: every policy in the store now, then every later event of the policies; the policies of a
     // namespace on a change of one of its Deployments that the reconcile can see.
     let policy_trigger = stream::iter(policies.state()).chain(pol_events);
-    let seen: Mutex<HashMap<(String, String), u64>> = Mutex::default();
+    let seen: Mutex<HashMap<NsName, u64>> = Mutex::default();
     let deps_for_prune = deployments.clone();
     let dep_trigger = dep_events.filter(move |d| {
         let key = (d.namespace().unwrap_or_default(), d.name_any());
@@ -377,7 +433,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         let changed = seen.insert(key, fp) != Some(fp);
         if seen.len() > 2 * deps_for_prune.len() + 64 {
             // Forget deleted Deployments (the shared stream carries no deletions).
-            let live: std::collections::HashSet<(String, String)> = deps_for_prune
+            let live: std::collections::HashSet<NsName> = deps_for_prune
                 .state()
                 .iter()
                 .map(|d| (d.namespace().unwrap_or_default(), d.name_any()))
@@ -387,17 +443,21 @@ async fn run(args: Args) -> Result<(), BoxError> {
         future::ready(changed)
     });
     let pols = policies.clone();
-    let policies_of_namespace = move |d: Arc<Deployment>| {
+    let selecting_policies = move |d: Arc<Deployment>| {
         let ns = d.meta().namespace.clone();
-        pols.state_filter(|p| p.metadata.namespace == ns)
-            .into_iter()
+        pols.state_filter(|p| {
+            p.metadata.namespace == ns
+                && env::match_labels(p.spec.selector.as_ref())
+                    .is_some_and(|want| !want.is_empty() && labels_match(&d, want))
+        })
+        .into_iter()
             .map(|p| ObjectRef::from_obj(p.as_ref()))
             .collect::<Vec<_>>()
     };
     let (ctl_stop_tx, ctl_stop_rx) = futures::channel::oneshot::channel::<()>();
-    let ctx = Arc::new(Ctx { client: client.clone(), deployments: deployments.clone() });
+    let ctx = Arc::new(Ctx { client: client.clone(), deployments: deployments.clone(), written: Mutex::default() });
     let controller = Controller::for_shared_stream(policy_trigger, policies.clone())
-        .watches_shared_stream(dep_trigger, policies_of_namespace)
+        .watches_shared_stream(dep_trigger, selecting_policies)
         .with_config(controller::Config::default().concurrency(args.workers))
         .graceful_shutdown_on(futures::FutureExt::map(ctl_stop_rx, |_| ()))
         .run(reconcile, error_policy, ctx)
