@@ -25,20 +25,34 @@ pub fn desired_env(pool: Option<&Value>, ns: &str, workload: &str) -> [(&'static
     let field = |key: &str| pool.and_then(|p| p.as_object()).and_then(|p| p.get(key));
     // unstructured.NestedInt64: found only when the value is an integer (a JSON number without fraction that fits
     // an int64); anything else takes the default.
-    let num = |def: i64, key: &str| field(key).and_then(Value::as_i64).unwrap_or(def).to_string();
+    let num = |def: i64, key: &str| {
+        field(key)
+            .and_then(Value::as_i64)
+            .unwrap_or(def)
+            .to_string()
+    };
     // unstructured.NestedString + time.ParseDuration: a string that parses, else the default; then
     // Duration.Milliseconds (truncated toward zero).
     let dur = |def_ns: i64, key: &str| {
-        let d = field(key).and_then(Value::as_str).and_then(parse_go_duration).unwrap_or(def_ns);
+        let d = field(key)
+            .and_then(Value::as_str)
+            .and_then(parse_go_duration)
+            .unwrap_or(def_ns);
         (d / 1_000_000).to_string()
     };
     [
         ("POOL_MAX_SIZE", num(10, "maxSize")),
         ("POOL_MIN_IDLE", num(0, "minIdle")),
-        ("POOL_ACQUIRE_TIMEOUT_MS", dur(30 * SECOND, "acquireTimeout")),
+        (
+            "POOL_ACQUIRE_TIMEOUT_MS",
+            dur(30 * SECOND, "acquireTimeout"),
+        ),
         ("POOL_IDLE_TIMEOUT_MS", dur(600 * SECOND, "idleTimeout")),
         ("POOL_MAX_LIFETIME_MS", dur(1800 * SECOND, "maxLifetime")),
-        ("POOL_LEAK_DETECTION_THRESHOLD_MS", dur(0, "leakDetectionThreshold")),
+        (
+            "POOL_LEAK_DETECTION_THRESHOLD_MS",
+            dur(0, "leakDetectionThreshold"),
+        ),
         ("PGAPPNAME", format!("{ns}/{workload}")),
     ]
 }
@@ -80,8 +94,17 @@ pub fn in_sync(d: &Deployment, env: &[(&str, String)]) -> bool {
 
 /// The apply body of main.go. serde_json's default map is ordered by key, as Go's encoding/json orders map
 /// keys, so the serialized body is the same bytes.
-pub fn apply_body(d: &Deployment, ns: &str, name: &str, policy: &str, env: &[(&str, String)]) -> Value {
-    let entries: Vec<Value> = env.iter().map(|(n, v)| json!({"name": n, "value": v})).collect();
+pub fn apply_body(
+    d: &Deployment,
+    ns: &str,
+    name: &str,
+    policy: &str,
+    env: &[(&str, String)],
+) -> Value {
+    let entries: Vec<Value> = env
+        .iter()
+        .map(|(n, v)| json!({"name": n, "value": v}))
+        .collect();
     let containers: Vec<Value> = d
         .spec
         .as_ref()
@@ -111,7 +134,11 @@ pub fn apply_body(d: &Deployment, ns: &str, name: &str, policy: &str, env: &[(&s
 /// when the map is empty).
 pub fn match_labels(selector: Option<&Value>) -> Option<&Map<String, Value>> {
     let m = selector?.get("matchLabels")?.as_object()?;
-    if m.values().all(Value::is_string) { Some(m) } else { None }
+    if m.values().all(Value::is_string) {
+        Some(m)
+    } else {
+        None
+    }
 }
 
 /// Go's time.ParseDuration, in nanoseconds: `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+`, units ns, us, µs, μs, ms, s,
@@ -251,8 +278,14 @@ mod tests {
         assert_eq!(ms("."), None);
         assert_eq!(ms("1d"), None);
         assert_eq!(ms("3000000h"), None);
-        assert_eq!(parse_go_duration("2562047h47m16.854775807s"), Some(i64::MAX));
-        assert_eq!(parse_go_duration("-2562047h47m16.854775808s"), Some(i64::MIN));
+        assert_eq!(
+            parse_go_duration("2562047h47m16.854775807s"),
+            Some(i64::MAX)
+        );
+        assert_eq!(
+            parse_go_duration("-2562047h47m16.854775808s"),
+            Some(i64::MIN)
+        );
     }
 
     #[test]
@@ -280,7 +313,11 @@ mod tests {
         assert!(!in_sync(&d, &env));
         let body = serde_json::to_string(&apply_body(&d, "ns", "w1", "p", &env)).unwrap();
         let hash = settings_hash(&env);
-        let entries = env.iter().map(|(n, v)| format!(r#"{{"name":"{n}","value":"{v}"}}"#)).collect::<Vec<_>>().join(",");
+        let entries = env
+            .iter()
+            .map(|(n, v)| format!(r#"{{"name":"{n}","value":"{v}"}}"#))
+            .collect::<Vec<_>>()
+            .join(",");
         assert_eq!(
             body,
             format!(

@@ -14,10 +14,13 @@ use tokio::{
 
 pub async fn serve(listener: TcpListener, ready: Arc<AtomicBool>) {
     loop {
-        let Ok((conn, _)) = listener.accept().await else { continue };
+        let Ok((conn, _)) = listener.accept().await else {
+            continue;
+        };
         let ready = ready.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), answer(conn, &ready)).await;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(5), answer(conn, &ready)).await;
         });
     }
 }
@@ -36,19 +39,27 @@ async fn answer(mut conn: TcpStream, ready: &AtomicBool) -> std::io::Result<()> 
             break;
         }
     }
-    let line = buf[..n].split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default();
+    let line = buf[..n]
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or_default();
     let mut parts = line.split(|&b| b == b' ');
     let method = parts.next().unwrap_or_default();
     let target = parts.next().unwrap_or_default();
     let path = target.split(|&b| b == b'?').next().unwrap_or_default();
     let (status, body): (&str, &str) = match path {
-        _ if method != b"GET" && method != b"HEAD" => ("405 Method Not Allowed", "method not allowed\n"),
+        _ if method != b"GET" && method != b"HEAD" => {
+            ("405 Method Not Allowed", "method not allowed\n")
+        }
         b"/healthz" | b"/healthz/" | b"/healthz/ping" => ("200 OK", "ok"),
         b"/readyz" | b"/readyz/" | b"/readyz/caches" => {
             if ready.load(Ordering::Acquire) {
                 ("200 OK", "ok")
             } else {
-                ("503 Service Unavailable", "[-]caches failed: reason withheld\nhealthz check failed\n")
+                (
+                    "503 Service Unavailable",
+                    "[-]caches failed: reason withheld\nhealthz check failed\n",
+                )
             }
         }
         _ => ("404 Not Found", "404 page not found\n"),

@@ -36,12 +36,21 @@ pub struct Elector {
 }
 
 fn holder(l: &Lease) -> &str {
-    l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()).unwrap_or_default()
+    l.spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.as_deref())
+        .unwrap_or_default()
 }
 
 impl Elector {
     pub fn new(api: Api<Lease>, name: &str, id: String) -> Self {
-        Self { api, name: name.to_string(), id, last: None, observed_at: Instant::now() }
+        Self {
+            api,
+            name: name.to_string(),
+            id,
+            last: None,
+            observed_at: Instant::now(),
+        }
     }
 
     pub fn identity(&self) -> &str {
@@ -65,9 +74,17 @@ impl Elector {
         LeaseSpec {
             holder_identity: Some(self.id.clone()),
             lease_duration_seconds: Some(LEASE_DURATION.as_secs() as i32),
-            acquire_time: if ours { old.and_then(|s| s.acquire_time.clone()) } else { Some(MicroTime(now)) },
+            acquire_time: if ours {
+                old.and_then(|s| s.acquire_time.clone())
+            } else {
+                Some(MicroTime(now))
+            },
             renew_time: Some(MicroTime(now)),
-            lease_transitions: Some(if ours || old.is_none() { transitions } else { transitions + 1 }),
+            lease_transitions: Some(if ours || old.is_none() {
+                transitions
+            } else {
+                transitions + 1
+            }),
             ..LeaseSpec::default()
         }
     }
@@ -79,7 +96,11 @@ impl Elector {
         if self.is_leader() {
             let mut l = self.last.clone().unwrap();
             l.spec.as_mut().unwrap().renew_time = Some(MicroTime(now));
-            match self.api.replace(&self.name, &PostParams::default(), &l).await {
+            match self
+                .api
+                .replace(&self.name, &PostParams::default(), &l)
+                .await
+            {
                 Ok(l) => {
                     self.observe(l);
                     return true;
@@ -92,7 +113,10 @@ impl Elector {
             Ok(Some(l)) => l,
             Ok(None) => {
                 let l = Lease {
-                    metadata: ObjectMeta { name: Some(self.name.clone()), ..ObjectMeta::default() },
+                    metadata: ObjectMeta {
+                        name: Some(self.name.clone()),
+                        ..ObjectMeta::default()
+                    },
                     spec: Some(self.spec(now, None)),
                 };
                 return match self.api.create(&PostParams::default(), &l).await {
@@ -111,16 +135,28 @@ impl Elector {
                 return false;
             }
         };
-        let duration = cur.spec.as_ref().and_then(|s| s.lease_duration_seconds).unwrap_or(0).max(0) as u64;
+        let duration = cur
+            .spec
+            .as_ref()
+            .and_then(|s| s.lease_duration_seconds)
+            .unwrap_or(0)
+            .max(0) as u64;
         self.observe(cur);
         let cur = self.last.as_ref().unwrap();
         let h = holder(cur);
-        if !h.is_empty() && h != self.id && self.observed_at.elapsed() < Duration::from_secs(duration) {
+        if !h.is_empty()
+            && h != self.id
+            && self.observed_at.elapsed() < Duration::from_secs(duration)
+        {
             return false; // held by another, not expired
         }
         let mut l = cur.clone();
         l.spec = Some(self.spec(now, cur.spec.as_ref()));
-        match self.api.replace(&self.name, &PostParams::default(), &l).await {
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &l)
+            .await
+        {
             Ok(l) => {
                 self.observe(l);
                 true
@@ -148,7 +184,9 @@ impl Elector {
                 let left = deadline.saturating_duration_since(Instant::now());
                 match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
                     Ok(true) => break,
-                    Ok(false) if Instant::now() + RETRY_PERIOD < deadline => tokio::time::sleep(RETRY_PERIOD).await,
+                    Ok(false) if Instant::now() + RETRY_PERIOD < deadline => {
+                        tokio::time::sleep(RETRY_PERIOD).await
+                    }
                     _ => return,
                 }
             }
@@ -168,7 +206,11 @@ impl Elector {
             spec.lease_duration_seconds = Some(1);
             spec.renew_time = Some(MicroTime(now));
             spec.acquire_time = Some(MicroTime(now));
-            match self.api.replace(&self.name, &PostParams::default(), &l).await {
+            match self
+                .api
+                .replace(&self.name, &PostParams::default(), &l)
+                .await
+            {
                 Ok(_) => {
                     eprintln!("lease: released {}", self.name);
                     return;

@@ -34,6 +34,7 @@ mod ratelimit;
 use std::{
     collections::HashMap,
     hash::{DefaultHasher, Hash, Hasher},
+    pin::Pin,
     process::ExitCode,
     sync::{
         Arc, Mutex,
@@ -55,7 +56,7 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::{self, Action},
-        reflector::{ObjectRef, Store, store::Writer},
+        reflector::{ObjectRef, ReflectHandle, Store, store::Writer},
         watcher,
     },
 };
@@ -118,7 +119,10 @@ fn parse_args() -> Result<Args, ExitCode> {
             eprint!("{USAGE}");
             return Err(ExitCode::SUCCESS);
         }
-        if !matches!(name, "health-probe-bind-address" | "leader-election-namespace" | "workers" | "qps" | "burst") {
+        if !matches!(
+            name,
+            "health-probe-bind-address" | "leader-election-namespace" | "workers" | "qps" | "burst"
+        ) {
             return fail(format!("flag provided but not defined: -{name}"));
         }
         let Some(value) = inline.or_else(|| it.next()) else {
@@ -223,15 +227,26 @@ fn strip_deployment(d: &mut Deployment) {
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|e| env::ENV_NAMES.contains(&e.name.as_str()))
-                .map(|e| EnvVar { name: e.name, value: e.value, value_from: None })
+                .map(|e| EnvVar {
+                    name: e.name,
+                    value: e.value,
+                    value_from: None,
+                })
                 .collect();
-            Container { name: c.name, env: (!env.is_empty()).then_some(env), ..Container::default() }
+            Container {
+                name: c.name,
+                env: (!env.is_empty()).then_some(env),
+                ..Container::default()
+            }
         })
         .collect();
     d.spec = Some(DeploymentSpec {
         template: PodTemplateSpec {
             metadata: None,
-            spec: Some(PodSpec { containers, ..PodSpec::default() }),
+            spec: Some(PodSpec {
+                containers,
+                ..PodSpec::default()
+            }),
         },
         ..DeploymentSpec::default()
     });
@@ -239,20 +254,20 @@ fn strip_deployment(d: &mut Deployment) {
 
 fn labels_match(d: &Deployment, want: &Map<String, Value>) -> bool {
     let have = d.labels();
-    want.iter().all(|(k, v)| have.get(k).map(String::as_str) == v.as_str())
+    want.iter()
+        .all(|(k, v)| have.get(k).map(String::as_str) == v.as_str())
 }
 
 async fn reconcile(pol: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, kube::Error> {
-    let _ = ctx.deployments.wait_until_ready().await;
     let ns = pol.namespace().unwrap_or_default();
     let name = pol.name_any();
     let Some(want) = env::match_labels(pol.spec.selector.as_ref()).filter(|m| !m.is_empty()) else {
         return Ok(Action::await_change());
     };
     let pool = pol.spec.pool.as_ref();
-    let picked = ctx
-        .deployments
-        .state_filter(|d| d.metadata.namespace.as_deref() == Some(ns.as_str()) && labels_match(d, want));
+    let picked = ctx.deployments.state_filter(|d| {
+        d.metadata.namespace.as_deref() == Some(ns.as_str()) && labels_match(d, want)
+    });
     for d in picked {
         let dname = d.name_any();
         let key = (ns.clone(), dname.clone());
@@ -269,7 +284,8 @@ async fn reconcile(pol: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, kube::Erro
         if env::in_sync(&d, &env) {
             continue;
         }
-        let body = serde_json::to_vec(&env::apply_body(&d, &ns, &dname, &name, &env)).map_err(kube::Error::SerdeError)?;
+        let body = serde_json::to_vec(&env::apply_body(&d, &ns, &dname, &name, &env))
+            .map_err(kube::Error::SerdeError)?;
         let req = http::Request::patch(format!(
             "/apis/apps/v1/namespaces/{ns}/deployments/{dname}?fieldManager={FIELD_MANAGER}&force=true"
         ))
@@ -279,7 +295,14 @@ async fn reconcile(pol: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, kube::Erro
         .map_err(kube::Error::HttpError)?;
         // The answer is the whole Deployment, managedFields included: only its generation and uid are decoded.
         let text = ctx.client.request_text(req).await?;
-        if let Ok(Applied { metadata: AppliedMeta { generation: Some(g), uid } }) = serde_json::from_str(&text) {
+        if let Ok(Applied {
+            metadata:
+                AppliedMeta {
+                    generation: Some(g),
+                    uid,
+                },
+        }) = serde_json::from_str(&text)
+        {
             let mut written = ctx.written.lock().unwrap();
             written.insert(key, (uid, g));
             if written.len() > 2 * ctx.deployments.len() + 64 {
@@ -298,7 +321,11 @@ async fn reconcile(pol: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, kube::Erro
 }
 
 fn error_policy(pol: Arc<Policy>, err: &kube::Error, _: Arc<Ctx>) -> Action {
-    eprintln!("reconcile {}/{}: {err}", pol.namespace().unwrap_or_default(), pol.name_any());
+    eprintln!(
+        "reconcile {}/{}: {err}",
+        pol.namespace().unwrap_or_default(),
+        pol.name_any()
+    );
     Action::requeue(Duration::from_secs(1))
 }
 
@@ -350,7 +377,10 @@ async fn run(args: Args) -> Result<(), BoxError> {
     }
 
     let mut config = Config::infer().await?;
-    config.headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT)));
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
     let client = ClientBuilder::try_from(config)?
         .with_layer(&ratelimit::RateLimitLayer::new(args.qps, args.burst))
         .build();
@@ -392,12 +422,23 @@ async fn run(args: Args) -> Result<(), BoxError> {
                 future::ready(())
             }),
     );
+    // This task is the only waiter on the stores' readiness: kube-runtime 5.0's `Store::wait_until_ready` wakes
+    // only the last of several concurrent waiters (one oneshot receiver shared by all of them), so everything
+    // else waits on `synced`, and the Controller (whose applier waits on its store too) starts after it.
+    let (synced_tx, mut synced) = tokio::sync::watch::channel(false);
     {
         let (policies, deployments, ready) = (policies.clone(), deployments.clone(), ready.clone());
         tokio::spawn(async move {
-            if policies.wait_until_ready().await.is_ok() && deployments.wait_until_ready().await.is_ok() {
+            if policies.wait_until_ready().await.is_ok()
+                && deployments.wait_until_ready().await.is_ok()
+            {
                 ready.store(true, Ordering::Release);
-                eprintln!("caches synced: {} policies, {} deployments", policies.len(), deployments.len());
+                let _ = synced_tx.send(true);
+                eprintln!(
+                    "caches synced: {} policies, {} deployments",
+                    policies.len(),
+                    deployments.len()
+                );
             }
         });
     }
@@ -406,7 +447,11 @@ async fn run(args: Args) -> Result<(), BoxError> {
     // reflectors must not wait for a Controller that does not run yet).
     let leases: Api<Lease> = Api::namespaced(client.clone(), &args.lease_namespace);
     let mut elector = lease::Elector::new(leases, LEASE_NAME, identity());
-    eprintln!("starting; leader election on {}/{LEASE_NAME} as {}", args.lease_namespace, elector.identity());
+    eprintln!(
+        "starting; leader election on {}/{LEASE_NAME} as {}",
+        args.lease_namespace,
+        elector.identity()
+    );
     {
         let acquire = elector.acquire();
         tokio::pin!(acquire);
@@ -421,6 +466,57 @@ async fn run(args: Args) -> Result<(), BoxError> {
     }
     eprintln!("leading");
 
+    {
+        let renew = elector.renew_until_lost();
+        tokio::pin!(renew);
+        // Caches first (renewing and draining meanwhile), as controller-runtime's controllers wait for theirs.
+        let stopped = loop {
+            tokio::select! {
+                _ = &mut renew => lost_leadership(),
+                _ = synced.wait_for(|s| *s) => break false,
+                _ = stop.wait_for(|s| *s) => break true,
+                Some(_) = pol_events.next() => {}
+                Some(_) = dep_events.next() => {}
+            }
+        };
+        if !stopped {
+            let (p, d) = (pol_events, dep_events);
+            run_controller(
+                args.workers,
+                client,
+                policies,
+                deployments,
+                p,
+                d,
+                renew.as_mut(),
+                stop,
+            )
+            .await;
+        }
+    }
+
+    eprintln!("stopping");
+    let _ = tokio::time::timeout(Duration::from_secs(3), elector.release()).await;
+    Ok(())
+}
+
+fn lost_leadership() -> ! {
+    eprintln!("leader election lost");
+    std::process::exit(1);
+}
+
+/// Runs the Controller on synced stores until a stop (then in-flight reconciles get 3 s) or a lost Lease (exit 1).
+#[allow(clippy::too_many_arguments)]
+async fn run_controller(
+    workers: u16,
+    client: Client,
+    policies: Store<Policy>,
+    deployments: Store<Deployment>,
+    pol_events: Pin<Box<ReflectHandle<Policy>>>,
+    dep_events: Pin<Box<ReflectHandle<Deployment>>>,
+    mut renew: Pin<&mut impl Future<Output = ()>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     // The Controller: every policy in the store now, then every later event of the policies; the policies of a
     // namespace on a change of one of its Deployments that the reconcile can see.
     let policy_trigger = stream::iter(policies.state()).chain(pol_events);
@@ -451,22 +547,24 @@ async fn run(args: Args) -> Result<(), BoxError> {
                     .is_some_and(|want| !want.is_empty() && labels_match(&d, want))
         })
         .into_iter()
-            .map(|p| ObjectRef::from_obj(p.as_ref()))
-            .collect::<Vec<_>>()
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
+        .collect::<Vec<_>>()
     };
     let (ctl_stop_tx, ctl_stop_rx) = futures::channel::oneshot::channel::<()>();
-    let ctx = Arc::new(Ctx { client: client.clone(), deployments: deployments.clone(), written: Mutex::default() });
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        deployments: deployments.clone(),
+        written: Mutex::default(),
+    });
     let controller = Controller::for_shared_stream(policy_trigger, policies.clone())
         .watches_shared_stream(dep_trigger, selecting_policies)
-        .with_config(controller::Config::default().concurrency(args.workers))
+        .with_config(controller::Config::default().concurrency(workers))
         .graceful_shutdown_on(futures::FutureExt::map(ctl_stop_rx, |_| ()))
         .run(reconcile, error_policy, ctx)
         .for_each(|_| future::ready(()));
 
     {
         tokio::pin!(controller);
-        let renew = elector.renew_until_lost();
-        tokio::pin!(renew);
         let mut ctl_stop_tx = Some(ctl_stop_tx);
         // After a stop, in-flight reconciles get this long to finish before they are dropped.
         let force = tokio::time::sleep(Duration::from_secs(86400 * 365));
@@ -474,10 +572,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         loop {
             tokio::select! {
                 _ = &mut controller => break,
-                _ = &mut renew => {
-                    eprintln!("leader election lost");
-                    std::process::exit(1);
-                }
+                _ = &mut renew => lost_leadership(),
                 _ = stop.wait_for(|s| *s), if ctl_stop_tx.is_some() => {
                     let _ = ctl_stop_tx.take().unwrap().send(());
                     force.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3));
@@ -486,7 +581,4 @@ async fn run(args: Args) -> Result<(), BoxError> {
             }
         }
     }
-    eprintln!("stopping");
-    let _ = tokio::time::timeout(Duration::from_secs(3), elector.release()).await;
-    Ok(())
 }

@@ -33,7 +33,11 @@ impl Bucket {
         let refill = now.saturating_duration_since(st.1).as_secs_f64() * self.qps;
         st.0 = (st.0 + refill).min(self.burst) - 1.0;
         st.1 = now;
-        if st.0 >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-st.0 / self.qps) }
+        if st.0 >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-st.0 / self.qps)
+        }
     }
 }
 
@@ -49,7 +53,11 @@ impl RateLimitLayer {
         let burst = if burst == 0 { 10 } else { burst };
         let bucket = (qps > 0.0).then(|| {
             let burst = burst.max(0) as f64;
-            Arc::new(Bucket { qps, burst, state: Mutex::new((burst, Instant::now())) })
+            Arc::new(Bucket {
+                qps,
+                burst,
+                state: Mutex::new((burst, Instant::now())),
+            })
         });
         Self { bucket }
     }
@@ -58,7 +66,12 @@ impl RateLimitLayer {
 impl<S> Layer<S> for RateLimitLayer {
     type Service = RateLimit<S>;
     fn layer(&self, inner: S) -> RateLimit<S> {
-        RateLimit { inner, bucket: self.bucket.clone(), wait: None, permitted: false }
+        RateLimit {
+            inner,
+            bucket: self.bucket.clone(),
+            wait: None,
+            permitted: false,
+        }
     }
 }
 
@@ -118,9 +131,15 @@ mod tests {
             assert_eq!(b.reserve(), Duration::ZERO);
         }
         let d = b.reserve();
-        assert!(d > Duration::from_millis(450) && d <= Duration::from_millis(500), "{d:?}");
+        assert!(
+            d > Duration::from_millis(450) && d <= Duration::from_millis(500),
+            "{d:?}"
+        );
         let d = b.reserve();
-        assert!(d > Duration::from_millis(950) && d <= Duration::from_millis(1000), "{d:?}");
+        assert!(
+            d > Duration::from_millis(950) && d <= Duration::from_millis(1000),
+            "{d:?}"
+        );
     }
 
     #[test]
