@@ -326,8 +326,10 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
       if (!p->parsed || !p->meta.deletionTimestamp.empty() || p->parsed->spec.database.name != name) continue;
       ++policies;
       if (p->parsed->spec.usage.postgres) {
-        checksTheServer = true;
-        aCheckEnded = aCheckEnded || (usage_ && usage_->latest(runtime::objectKey(*p), p->meta.uid).has_value());
+        const auto latest = usage_ ? usage_->latest(runtime::objectKey(*p), p->meta.uid) : std::nullopt;
+        aCheckEnded = aCheckEnded || latest.has_value();
+        // A check that failed in a way only a change cures (its Secret, its credentials) will not tell it.
+        checksTheServer = checksTheServer || !(latest && latest->postgresNeedsChange);
       }
       if (!anchor || runtime::objectKey(*p) < runtime::objectKey(*anchor)) anchor = p;
     }
@@ -354,7 +356,7 @@ Result<ReconcileOutcome> Reconciler::reconcileBudget(const std::string& name) {
                    usagePolicyOf(*b.parsed, db), governedWorkloadsOf(db), operatorNamespace_);
       checked = usage_->latest(budgetUsageKey(name), b.meta.uid);
       if (b.parsed->usage->postgres) {
-        checksTheServer = true;
+        checksTheServer = checksTheServer || !(checked && checked->postgresNeedsChange);
         aCheckEnded = aCheckEnded || checked.has_value();
       }
     } else if (usage_) {

@@ -59,23 +59,23 @@ std::optional<bool> blockerNeedsChange(const Condition& c, const ProgressFacts& 
 std::optional<Condition> progressCondition(const std::vector<Condition>& conditions, const ProgressFacts& facts) {
   const Condition* ready = find(conditions, condition::kReady);
   if (!ready || ready->status == "True") return std::nullopt;
+  // The blocker's message after a prefix, kept well within what a condition's message may hold.
+  constexpr size_t kMaxMessage = 4096;
+  auto progress = [&](const char* type, const Condition& c, const char* how) {
+    std::string message = c.type + " is " + c.status + how + c.message;
+    if (message.size() > kMaxMessage) message = message.substr(0, kMaxMessage - 3) + "...";
+    return makeCondition(type, true, c.reason, std::move(message));
+  };
   const Condition* waiting = nullptr;
   for (const auto& c : conditions) {
     auto needsChange = blockerNeedsChange(c, facts);
     if (!needsChange) continue;
-    if (*needsChange) {
-      return makeCondition(condition::kStalled, true, c.reason,
-                           c.type + " is " + c.status + " and needs a change to clear: " + c.message);
-    }
+    if (*needsChange) return progress(condition::kStalled, c, " and needs a change to clear: ");
     if (!waiting) waiting = &c;
   }
-  if (waiting) {
-    return makeCondition(
-        condition::kReconciling, true, waiting->reason,
-        waiting->type + " is " + waiting->status + " while poolguard works on it: " + waiting->message);
-  }
+  if (waiting) return progress(condition::kReconciling, *waiting, " while poolguard works on it: ");
   // Ready is False for a reason no other condition carries: poolguard has not finished with it.
-  return makeCondition(condition::kReconciling, true, ready->reason, ready->message);
+  return makeCondition(condition::kReconciling, true, ready->reason, ready->message.substr(0, kMaxMessage));
 }
 
 std::vector<Condition> mergeConditions(const std::vector<Condition>& previous, std::vector<Condition> desired,

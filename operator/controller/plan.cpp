@@ -156,7 +156,11 @@ Plan plan(const Snapshot& s) {
     }
     const auto& d = p.spec.database;
     if (d.maxConnections && (!maxConnections || *d.maxConnections < *maxConnections)) maxConnections = d.maxConnections;
-    in.maxConnectionsComing = in.maxConnectionsComing || p.spec.usage.postgres.has_value();
+    // max_connections may still come from a check of the server: this policy's own, unless its last check
+    // failed in a way only a change cures (a missing Secret, refused credentials); another policy's.
+    const bool broken =
+        s.usage && s.usage->postgresNeedsChange && runtime::objectKey(*e.object) == runtime::objectKey(*s.self.object);
+    in.maxConnectionsComing = in.maxConnectionsComing || (p.spec.usage.postgres.has_value() && !broken);
     reserved = std::max(reserved, d.reservedConnections);
   }
   // The budget's capacity wins over every policy's declaration; the server's value when nobody declares one.

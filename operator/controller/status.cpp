@@ -200,6 +200,9 @@ std::vector<Condition> computeConditions(const StatusInput& in) {
   out.push_back(summarizeReady(out));
   ProgressFacts facts;
   facts.maxConnectionsComing = in.maxConnectionsComing;
+  // Applied names one reason: a retried failure next to conflicted or (Audit) drifted workloads still will not
+  // resolve by itself.
+  facts.failuresNeedChange = c.conflicted > 0 || c.drifted > 0;
   for (const auto& w : in.workloads) facts.failuresNeedChange |= w.state == WorkloadState::kFailed && w.needsChange;
   if (auto progress = progressCondition(out, facts)) out.push_back(std::move(*progress));
   return out;

@@ -67,7 +67,7 @@ json objectState(const std::string& kind, const json& object) {
   if (!observed || (generation && *observed < *generation)) {
     out["state"] = "NotObserved";
     out["message"] = "poolguard has not observed generation " + (generation ? std::to_string(*generation) : "?") +
-                     " yet (or the policy is suspended)";
+                     " yet" + (kind == "ClusterConnectionBudget" ? "" : " (or the policy is suspended)");
     return out;
   }
   for (const char* type : {"Stalled", "Reconciling"}) {
@@ -128,7 +128,7 @@ json databaseView(const std::string& name, const Database& d, const StatusOption
     if (parseRfc3339(text(usage, "lastCheckTime"), t) && (!lastCheck || t > *lastCheck)) lastCheck = t;
   };
   // Worst case by workload from the budget's own list, for policies whose status predates per-workload figures.
-  std::map<std::pair<std::string, std::string>, int64_t> budgetWorstCase;
+  std::map<std::tuple<std::string, std::string, std::string>, int64_t> budgetWorstCase;  // kind, namespace, name
 
   if (d.budget) {
     const json& b = *d.budget;
@@ -161,20 +161,22 @@ json databaseView(const std::string& name, const Database& d, const StatusOption
       if (auto v = number(usage, "serverMaxConnections")) live["serverMaxConnections"] = *v;
       addSum(leaks, "leakedSessions", number(usage, "leakedSessions"));
       addSum(leaks, "sessionsEnded", number(usage, "sessionsEnded"));
-      json ungoverned = json::array();
+      // Only a check that read the server lists them: absent, they are unknown, not none.
       if (member(usage, "ungoverned").is_array()) {
+        json ungoverned = json::array();
         for (const auto& c : member(usage, "ungoverned")) {
           ungoverned.push_back({{"applicationName", text(c, "applicationName")},
                                 {"user", text(c, "user")},
                                 {"clientAddress", text(c, "clientAddress")},
                                 {"connections", number(c, "connections").value_or(0)}});
         }
+        out["ungoverned"] = std::move(ungoverned);
       }
-      out["ungoverned"] = std::move(ungoverned);
     }
     if (member(st, "topWorkloads").is_array()) {
       for (const auto& w : member(st, "topWorkloads")) {
-        if (auto v = number(w, "worstCase")) budgetWorstCase[{text(w, "namespace"), text(w, "name")}] = *v;
+        if (auto v = number(w, "worstCase"))
+          budgetWorstCase[{text(w, "kind"), text(w, "namespace"), text(w, "name")}] = *v;
       }
     }
     addFindings("ClusterConnectionBudget", b, findings);
@@ -192,11 +194,14 @@ json databaseView(const std::string& name, const Database& d, const StatusOption
     if (!d.budget) {
       addMax(out, "worstCase", number(b, "worstCase"));
       addMax(out, "steadyState", number(b, "steadyState"));
-      if (auto v = number(b, "maxConnections")) capacity["maxConnections"] = *v;
-      if (auto v = number(b, "available"); v && (!capacity.contains("available") || *v < capacity["available"]))
+      // The capacity of one status, the one with the least available, so its three figures agree.
+      if (auto v = number(b, "available"); v && (!capacity.contains("available") || *v < capacity["available"])) {
+        capacity = json::object();
         capacity["available"] = *v;
+        if (auto max = number(b, "maxConnections")) capacity["maxConnections"] = *max;
+        if (auto reserved = number(b, "reservedConnections")) capacity["reservedConnections"] = *reserved;
+      }
     }
-    if (auto v = number(b, "reservedConnections")) capacity["reservedConnections"] = *v;
     const json& usage = member(st, "usage");
     if (usage.is_object()) {
       noteCheck(usage);
@@ -204,14 +209,19 @@ json databaseView(const std::string& name, const Database& d, const StatusOption
       if (auto v = number(usage, "serverMaxConnections")) live["serverMaxConnections"] = *v;
       addSum(leaks, "idleInTransaction", number(usage, "idleInTransaction"));
       addMax(leaks, "oldestIdleInTransactionSeconds", number(usage, "oldestIdleInTransactionSeconds"));
-      addSum(leaks, "leakedSessions", number(usage, "leakedSessions"));
-      addSum(leaks, "sessionsEnded", number(usage, "sessionsEnded"));
+      // A budget's check lists the sessions of every governed workload: the policies' own lists would count
+      // them again.
+      if (!d.budget) {
+        addSum(leaks, "leakedSessions", number(usage, "leakedSessions"));
+        addSum(leaks, "sessionsEnded", number(usage, "sessionsEnded"));
+      }
     }
     const std::string policyNs = text(member(*p, "metadata"), "namespace");
     const std::string policy = (policyNs.empty() ? "" : policyNs + "/") + text(member(*p, "metadata"), "name");
     if (member(st, "workloadStatuses").is_array()) {
       for (const auto& w : member(st, "workloadStatuses")) {
-        if (!w.is_object()) continue;
+        // A workload a higher policy governs is listed by that policy too: counted once, there.
+        if (!w.is_object() || text(w, "state") == "Conflicted") continue;
         std::string ns = text(w, "namespace");
         if (ns.empty()) ns = policyNs;
         json row{{"kind", text(w, "kind")},
@@ -222,7 +232,7 @@ json databaseView(const std::string& name, const Database& d, const StatusOption
         if (auto v = number(w, "connections")) row["connections"] = *v;
         std::optional<int64_t> worst = number(w, "worstCase");
         if (!worst) {
-          auto it = budgetWorstCase.find({ns, text(w, "name")});
+          auto it = budgetWorstCase.find({text(w, "kind"), ns, text(w, "name")});
           if (it != budgetWorstCase.end()) worst = it->second;
         }
         if (worst) row["worstCase"] = *worst;
@@ -233,7 +243,7 @@ json databaseView(const std::string& name, const Database& d, const StatusOption
     objects.push_back(objectState(kind, *p));
   }
   if (capacity.contains("maxConnections") && capacity.contains("available") &&
-      !capacity.contains("reservedConnections"))
+      (d.budget || !capacity.contains("reservedConnections")))
     capacity["reservedConnections"] = capacity["maxConnections"].get<int64_t>() - capacity["available"].get<int64_t>();
   out["capacity"] = capacity;
   if (out.contains("worstCase") && capacity.contains("available"))
@@ -399,12 +409,19 @@ void printStatusText(const json& view, std::ostream& out) {
         {"live:", liveText.empty() ? "no usage check (set usage.postgres in a policy or the budget)" : liveText});
     const json& leaks = member(d, "leaks");
     if (leaks.is_object() && !leaks.empty()) {
-      std::string l = numberOr(leaks, "idleInTransaction", "0") + " sessions idle in transaction now";
-      if (leaks.contains("oldestIdleInTransactionSeconds"))
-        l += ", the oldest for " + numberOr(leaks, "oldestIdleInTransactionSeconds") + "s";
+      // Only what some check counted: a budget's check alone does not count sessions idle in transaction.
+      std::vector<std::string> parts;
+      if (leaks.contains("idleInTransaction")) {
+        std::string idle = numberOr(leaks, "idleInTransaction") + " sessions idle in transaction now";
+        if (leaks.contains("oldestIdleInTransactionSeconds"))
+          idle += ", the oldest for " + numberOr(leaks, "oldestIdleInTransactionSeconds") + "s";
+        parts.push_back(idle);
+      }
       if (leaks.contains("leakedSessions"))
-        l += "; " + numberOr(leaks, "leakedSessions") + " past terminateLeaked's age";
-      if (leaks.contains("sessionsEnded")) l += ", " + numberOr(leaks, "sessionsEnded") + " ended";
+        parts.push_back(numberOr(leaks, "leakedSessions") + " past terminateLeaked's age");
+      if (leaks.contains("sessionsEnded")) parts.push_back(numberOr(leaks, "sessionsEnded") + " ended");
+      std::string l;
+      for (const auto& part : parts) l += (l.empty() ? "" : "; ") + part;
       rows.push_back({"leaks:", l});
     }
     printTable(rows, out, "  ");

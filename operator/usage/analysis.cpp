@@ -108,7 +108,13 @@ AnalysisResult analyze(const AnalysisInput& in) {
   std::vector<FindingText> findings;
   const bool pgOk = in.postgres.ok();
   const bool promOk = in.prometheus.ok();
-  if (in.postgres.configured && !pgOk) failures.push_back(in.postgres.result->error().message());
+  if (in.postgres.configured && !pgOk) {
+    failures.push_back(in.postgres.result->error().message());
+    const ErrorCode code = in.postgres.result->error().code();
+    r.postgresNeedsChange = code == ErrorCode::kForbidden || code == ErrorCode::kUnauthorized ||
+                            code == ErrorCode::kNotFound || code == ErrorCode::kInvalidArgument ||
+                            code == ErrorCode::kInvalid;
+  }
   if (in.prometheus.configured && !promOk) failures.push_back(in.prometheus.result->error().message());
 
   for (const auto& w : in.workloads) {

@@ -187,6 +187,10 @@ struct AnalysisResult {
   // the policy by this process since it started.
   std::vector<LeakedSession> leakedSessions;
   int64_t sessionsEnded = 0;
+  // PostgreSQL was configured and its read failed in a way the next check cannot cure by itself: the Secret is
+  // missing or does not grant the server, the credentials were refused, the request is invalid. The server's
+  // max_connections will not come from this check until someone changes something.
+  bool postgresNeedsChange = false;
 };
 
 AnalysisResult analyze(const AnalysisInput& in);

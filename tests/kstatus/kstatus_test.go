@@ -1,7 +1,7 @@
 // kstatus (sigs.k8s.io/cli-utils, the library Flux uses to wait for health) over the objects of
 // deploy/argocd/resource_customizations/poolguard.dev/<Kind>/testdata, which hold each status poolguard writes: every
 // fixture has its expected kstatus in expected.yaml, and none is left out. docs/gitops.md, "Flux health", states the
-// mapping. The e2e test OperatorE2E.FluxSeesCurrentFailedAndInProgress runs cmd/kstatus on live objects.
+// mapping. The e2e test OperatorE2E.FluxWaitSeesNotObservedCurrentAndStalled runs cmd/kstatus on live objects.
 package kstatus
 
 import (

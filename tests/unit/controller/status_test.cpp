@@ -212,6 +212,23 @@ TEST(Status, StalledForWhatNeedsAChangeReconcilingForWhatIsUnderWay) {
   failed.workloads[1].needsChange = true;
   EXPECT_EQ(progressOf(computeConditions(failed)), "Stalled ApplyFailed");
 
+  // A retried failure next to a workload a higher policy governs: Applied names the failure, but the conflict
+  // will not resolve by itself.
+  auto mixed = baseInput();
+  mixed.workloads[0].state = WorkloadState::kFailed;
+  mixed.workloads.push_back(mixed.workloads[0]);
+  mixed.workloads[1].state = WorkloadState::kConflicted;
+  EXPECT_EQ(progressOf(computeConditions(mixed)), "Stalled ApplyFailed");
+
+  // However long the blocker's message, the condition's stays within bounds.
+  auto leakingEverywhere = baseInput();
+  leakingEverywhere.usage = usage::AnalysisResult{};
+  leakingEverywhere.usage->condition = {usage::ConditionStatus::kFalse, usage::reasons::kLeakSuspected,
+                                        std::string(40000, 'x')};
+  auto long_ = computeConditions(leakingEverywhere);
+  ASSERT_NE(find(long_, "Stalled"), nullptr);
+  EXPECT_LE(find(long_, "Stalled")->message.size(), 4096u);
+
   // Pending next to a budget that does not fit: the state will not resolve.
   pending.budget.worstCase = pending.budget.unclampedWorstCase = 200;
   EXPECT_EQ(progressOf(computeConditions(pending)), "Stalled BudgetExceeded");

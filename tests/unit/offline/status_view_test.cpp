@@ -230,6 +230,28 @@ TEST(StatusView, TextShortensLongMessagesAndJsonKeepsThemWhole) {
   EXPECT_TRUE(shortened) << out.str();
 }
 
+TEST(StatusView, UnknownIsNotNoneAWorkloadCountsOnceAndTheCapacityFiguresAgree) {
+  StatusObjects o = objects();
+  // The budget's last check could not read the server: who else holds connections is unknown, not "none".
+  o.budgets[0]["status"]["usage"] = {{"source", "postgres"}, {"lastCheckTime", "2026-11-30T09:12:40Z"}};
+  // A losing policy lists the workload it loses; the winner lists it too.
+  o.policies[0]["status"]["workloadStatuses"].push_back(
+      {{"kind", "Deployment"}, {"name", "orders-api"}, {"namespace", "shop"}, {"state", "Conflicted"}});
+  // Two statuses of one database written moments apart: the figures shown come from one of them.
+  o.policies[3]["status"]["budget"] = {
+      {"database", "search"}, {"maxConnections", 90}, {"reservedConnections", 5}, {"available", 85}, {"worstCase", 10}};
+  const json view = statusView(o, {}, at("2026-11-30T09:13:00Z"));
+  const json& orders = database(view, "orders");
+  EXPECT_FALSE(orders.contains("ungoverned")) << orders.dump(2);
+  std::ostringstream text;
+  printStatusText(view, text);
+  EXPECT_NE(text.str().find("ungoverned clients: unknown"), std::string::npos) << text.str();
+  EXPECT_EQ(orders["workloads"], 3) << "the conflicted entry is the winner's workload, counted once";
+  const json& search = database(view, "search");
+  EXPECT_EQ(search["capacity"], (json{{"available", 85}, {"maxConnections", 90}, {"reservedConnections", 5}}));
+  EXPECT_EQ(search["worstCase"], 30) << "the largest worst case of the statuses";
+}
+
 TEST(StatusView, AKindTheReaderMayNotListIsANoteAnyOtherFailureAnError) {
   runtime::testing::FakeClient client;
   client.pushList(Error(ErrorCode::kForbidden, "clusterconnectionbudgets is forbidden"));

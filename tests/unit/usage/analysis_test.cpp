@@ -233,6 +233,19 @@ TEST_F(AnalysisTest, PostgresFailureIsUnknownUsageUnavailableWithWhatFailed) {
   EXPECT_EQ(r.condition.message, "postgres db.example:5432: password authentication failed for user monitor");
   EXPECT_EQ(r.usage.source, "");
   EXPECT_FALSE(r.usage.connections);
+  EXPECT_TRUE(r.postgresNeedsChange) << "refused credentials: the next check fails the same way";
+}
+
+TEST_F(AnalysisTest, OnlyAFailureTheNextCheckCannotCureNeedsAChange) {
+  in.now = clock.now();
+  for (auto [code, needsChange] : {std::pair{ErrorCode::kUnavailable, false},
+                                   {ErrorCode::kTimeout, false},
+                                   {ErrorCode::kForbidden, true},
+                                   {ErrorCode::kNotFound, true},
+                                   {ErrorCode::kInvalidArgument, true}}) {
+    in.postgres = SourceOutcome<ServerSnapshot>::of(Error(code, "postgres db:5432: failed"));
+    EXPECT_EQ(analyze(in).postgresNeedsChange, needsChange) << static_cast<int>(code);
+  }
 }
 
 TEST_F(AnalysisTest, FindingsOfOneSourceStillReportWhenTheOtherFailed) {
