@@ -96,15 +96,8 @@ impl Elector {
         if self.is_leader() {
             let mut l = self.last.clone().unwrap();
             l.spec.as_mut().unwrap().renew_time = Some(MicroTime(now));
-            match self
-                .api
-                .replace(&self.name, &PostParams::default(), &l)
-                .await
-            {
-                Ok(l) => {
-                    self.observe(l);
-                    return true;
-                }
+            match self.put(&l).await {
+                Ok(()) => return true,
                 Err(e) => eprintln!("lease: optimistic renewal failed ({e}), reading the Lease"),
             }
         }
@@ -152,20 +145,23 @@ impl Elector {
         }
         let mut l = cur.clone();
         l.spec = Some(self.spec(now, cur.spec.as_ref()));
-        match self
-            .api
-            .replace(&self.name, &PostParams::default(), &l)
-            .await
-        {
-            Ok(l) => {
-                self.observe(l);
-                true
-            }
+        match self.put(&l).await {
+            Ok(()) => true,
             Err(e) => {
                 eprintln!("lease: update failed: {e}");
                 false
             }
         }
+    }
+
+    /// One optimistic PUT (the resourceVersion of `l` is the precondition); what the server answers is observed.
+    async fn put(&mut self, l: &Lease) -> Result<(), kube::Error> {
+        let written = self
+            .api
+            .replace(&self.name, &PostParams::default(), l)
+            .await?;
+        self.observe(written);
+        Ok(())
     }
 
     /// Waits until this process holds the Lease (client-go's acquire loop, every retry period).
@@ -206,12 +202,8 @@ impl Elector {
             spec.lease_duration_seconds = Some(1);
             spec.renew_time = Some(MicroTime(now));
             spec.acquire_time = Some(MicroTime(now));
-            match self
-                .api
-                .replace(&self.name, &PostParams::default(), &l)
-                .await
-            {
-                Ok(_) => {
+            match self.put(&l).await {
+                Ok(()) => {
                     eprintln!("lease: released {}", self.name);
                     return;
                 }
