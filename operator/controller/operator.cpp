@@ -20,6 +20,7 @@
 #include "controller/usage_monitor.h"
 #include "kube/config.h"
 #include "kube/fence.h"
+#include "kube/http.h"
 #include "kube/rest_client.h"
 #include "render/workload.h"
 #include "runtime/bind_address.h"
@@ -109,6 +110,9 @@ int runOperator(const RunOptions& o) {
   }
   spdlog::info("poolguard {} starting: {}", POOLGUARD_VERSION, kube::describe(*config));
 
+  // Before the first connection: the system's authorities by directory, not the whole bundle per connection.
+  const auto trust = kube::preferSystemTrustDirectory();
+  spdlog::info("TLS trust store: {}", trust.reason);
   // cpprestsdk's pool only drives asynchronous I/O (nothing blocks on it), so a few threads serve every request
   // and watch; its default of 40 costs memory for nothing. Must run before the first request.
   kube::initializeTransportThreads(static_cast<size_t>(std::max(4, o.workers + 2)));

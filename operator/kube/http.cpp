@@ -1,6 +1,9 @@
 #include "kube/http.h"
 
+#include <cctype>
 #include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
 #include <mutex>
 
 #include "kube/http_internal.h"
@@ -122,6 +125,54 @@ std::string transportMessage(const std::string& what) {
   return what +
          " (is the server certificate signed by the configured certificate authority, and valid for the "
          "server's host name or tls-server-name?)";
+}
+
+namespace {
+
+// OpenSSL's name for a certificate in a hashed directory: 8 hex digits of the subject's hash, '.', a number.
+bool isHashedName(const std::string& name) {
+  if (name.size() < 10 || name[8] != '.') return false;
+  for (size_t i = 0; i < 8; ++i)
+    if (!std::isxdigit(static_cast<unsigned char>(name[i]))) return false;
+  for (size_t i = 9; i < name.size(); ++i)
+    if (!std::isdigit(static_cast<unsigned char>(name[i]))) return false;
+  return true;
+}
+
+bool holdsHashedCertificates(const std::string& dir) {
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (isHashedName(it->path().filename().string()) && it->is_regular_file(ec)) return true;  // follows links
+  }
+  return false;
+}
+
+}  // namespace
+
+SystemTrust preferSystemTrustDirectory() {
+  SystemTrust t;
+  const char* fileVar = X509_get_default_cert_file_env();  // "SSL_CERT_FILE"
+  if (const char* file = std::getenv(fileVar); file != nullptr) {
+    t.reason = std::string(fileVar) + " is set (" + file + "): the bundle it names is loaded per connection";
+    return t;
+  }
+  const char* dirVar = X509_get_default_cert_dir_env();  // "SSL_CERT_DIR", a ':'-separated list
+  const char* dirs = std::getenv(dirVar);
+  std::string list = dirs != nullptr && *dirs != '\0' ? dirs : X509_get_default_cert_dir();
+  for (size_t start = 0; start <= list.size();) {
+    size_t end = list.find(':', start);
+    if (end == std::string::npos) end = list.size();
+    std::string dir = list.substr(start, end - start);
+    if (!dir.empty() && holdsHashedCertificates(dir)) {
+      setenv(fileVar, "/dev/null", 0);
+      t.bundleSkipped = true;
+      t.reason = "system authorities read from " + dir + " when a chain needs one, not the whole bundle per connection";
+      return t;
+    }
+    start = end + 1;
+  }
+  t.reason = "no hashed certificates in " + list + ": the system bundle is loaded per connection";
+  return t;
 }
 
 web::http::client::http_client_config HttpEndpoint::Impl::config(std::chrono::milliseconds idleTimeout) const {

@@ -78,4 +78,17 @@ class HttpEndpoint {
 // cpprestsdk's handshake errors say nothing about the cause; the usual ones are named for the reader.
 std::string transportMessage(const std::string& what);
 
+// cpprestsdk loads the system's whole CA bundle (SSL_CERT_FILE, on Debian /etc/ssl/certs/ca-certificates.crt, about
+// 140 certificates) into every new TLS connection, before the endpoint's own authorities replace it: CPU at every
+// connect, and allocator memory that outlives it. OpenSSL also finds the system's authorities in its certificate
+// directory (SSL_CERT_DIR, else the built-in one), one at a time and only when a chain needs one, wherever that
+// directory holds OpenSSL's hashed names (Debian's ca-certificates makes them). When it does, and the user has
+// not set SSL_CERT_FILE, this points SSL_CERT_FILE at /dev/null for this process: the same authorities are
+// trusted, read lazily. Call before the first connection; `run` does.
+struct SystemTrust {
+  bool bundleSkipped = false;  // SSL_CERT_FILE now names /dev/null
+  std::string reason;          // for the log: what was found, or why the bundle stays
+};
+SystemTrust preferSystemTrustDirectory();
+
 }  // namespace poolguard::kube

@@ -1,9 +1,12 @@
 // Authentication and TLS: a service account without rights, a bad token, token rotation from a file, and
-// certificate checks (wrong CA, tls-server-name, insecure).
+// certificate checks (wrong CA, tls-server-name, insecure, the system's authorities found by directory).
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "helpers.h"
+#include "kube/http.h"
 
 namespace poolguard::kube::testing {
 namespace {
@@ -155,6 +158,34 @@ TEST(Tls, InsecureSkipsVerificationOnlyWhenAsked) {
   c.insecureSkipTlsVerify = true;
   auto insecure = clientFor(c)->get(resources::namespaces(), "", "default");
   ASSERT_TRUE(insecure.ok()) << insecure.error().message();
+}
+
+// With the bundle skipped (SSL_CERT_FILE is /dev/null), the system's authorities still verify the server: found in
+// the certificate directory by their hashed names. Here the "system" directory holds the test cluster's CA.
+TEST(Tls, WithoutTheBundleTheSystemAuthoritiesAreFoundInTheirDirectory) {
+  TempDir dir;
+  Config c = adminConfig();
+  dir.write("ca.crt", c.caPem);
+  auto hash = run({"openssl", "x509", "-noout", "-subject_hash", "-in", dir.path() + "/ca.crt"});
+  ASSERT_EQ(hash.exitCode, 0) << hash.err;
+  std::string name = hash.out.substr(0, hash.out.find_first_of("\r\n")) + ".0";
+  fs::rename(dir.path() + "/ca.crt", dir.path() + "/" + name);
+
+  std::optional<std::string> oldFile, oldDir;
+  if (const char* f = std::getenv("SSL_CERT_FILE")) oldFile = f;
+  if (const char* d = std::getenv("SSL_CERT_DIR")) oldDir = d;
+  unsetenv("SSL_CERT_FILE");
+  setenv("SSL_CERT_DIR", dir.path().c_str(), 1);
+  auto trust = preferSystemTrustDirectory();
+  c.caPem.clear();  // no CA of its own: the system's authorities
+  auto got = clientFor(c, fewAttempts())->get(resources::namespaces(), "", "default");
+  std::string file = std::getenv("SSL_CERT_FILE") ? std::getenv("SSL_CERT_FILE") : "";
+  oldFile ? setenv("SSL_CERT_FILE", oldFile->c_str(), 1) : unsetenv("SSL_CERT_FILE");
+  oldDir ? setenv("SSL_CERT_DIR", oldDir->c_str(), 1) : unsetenv("SSL_CERT_DIR");
+
+  EXPECT_TRUE(trust.bundleSkipped) << trust.reason;
+  EXPECT_EQ(file, "/dev/null");
+  ASSERT_TRUE(got.ok()) << "the directory's authority did not verify the server: " << got.error().message();
 }
 
 }  // namespace

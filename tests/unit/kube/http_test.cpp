@@ -1,5 +1,6 @@
 // kube::HttpEndpoint, the one HTTP request path: a whole answer, a body past the size limit (with and without
-// Content-Length), a server that trickles its answer past the deadline, and TLS material that does not parse.
+// Content-Length), a server that trickles its answer past the deadline, TLS material that does not parse, and
+// when the system's CA bundle is skipped for its certificate directory.
 #include "kube/http.h"
 
 #include <arpa/inet.h>
@@ -10,7 +11,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -156,6 +161,79 @@ TEST(HttpEndpoint, TlsMaterialThatDoesNotParseIsRefusedUpFront) {
   ASSERT_FALSE(e.ok());
   EXPECT_EQ(e.error().code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(e.error().message().find("certificate authority"), std::string::npos) << e.error().message();
+}
+
+// Sets (or unsets) an environment variable for one test and restores it after.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value)
+      setenv(name, value->c_str(), 1);
+    else
+      unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (old_)
+      setenv(name_, old_->c_str(), 1);
+    else
+      unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+class CertDir {
+ public:
+  CertDir() {
+    char tmpl[] = "/tmp/http-test-certs-XXXXXX";
+    if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
+    path_ = tmpl;
+  }
+  ~CertDir() { std::filesystem::remove_all(path_); }
+  void add(const std::string& name) const { std::ofstream(path_ + "/" + name) << "-----BEGIN CERTIFICATE-----\n"; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(SystemTrust, TheBundleIsSkippedWhereTheDirectoryHoldsHashedCertificates) {
+  CertDir empty, hashed;
+  hashed.add("ca-certificates.crt");
+  hashed.add("0123abcd.0");
+  ScopedEnv file("SSL_CERT_FILE", std::nullopt);
+  ScopedEnv dir("SSL_CERT_DIR", empty.path() + ":" + hashed.path());
+  auto t = preferSystemTrustDirectory();
+  EXPECT_TRUE(t.bundleSkipped) << t.reason;
+  ASSERT_NE(std::getenv("SSL_CERT_FILE"), nullptr);
+  EXPECT_STREQ(std::getenv("SSL_CERT_FILE"), "/dev/null");
+  EXPECT_NE(t.reason.find(hashed.path()), std::string::npos) << t.reason;
+}
+
+TEST(SystemTrust, ADirectoryWithoutHashedNamesKeepsTheBundle) {
+  CertDir plain;
+  plain.add("ca.pem");
+  plain.add("0123abcd.pem");  // not OpenSSL's hashed name
+  plain.add("0123abc.0");
+  ScopedEnv file("SSL_CERT_FILE", std::nullopt);
+  ScopedEnv dir("SSL_CERT_DIR", plain.path());
+  auto t = preferSystemTrustDirectory();
+  EXPECT_FALSE(t.bundleSkipped) << t.reason;
+  EXPECT_EQ(std::getenv("SSL_CERT_FILE"), nullptr);
+  EXPECT_NE(t.reason.find("bundle is loaded"), std::string::npos) << t.reason;
+}
+
+TEST(SystemTrust, TheUsersOwnBundleIsKept) {
+  CertDir hashed;
+  hashed.add("0123abcd.0");
+  ScopedEnv file("SSL_CERT_FILE", std::string("/etc/my-authorities.pem"));
+  ScopedEnv dir("SSL_CERT_DIR", hashed.path());
+  auto t = preferSystemTrustDirectory();
+  EXPECT_FALSE(t.bundleSkipped) << t.reason;
+  EXPECT_STREQ(std::getenv("SSL_CERT_FILE"), "/etc/my-authorities.pem");
 }
 
 }  // namespace
