@@ -34,11 +34,17 @@ Result<json> Reconciler::keepAdmission(const std::string& name, const model::Bud
                            ": could not delete " + resource.kind + " " + objectName + ": " + del.error().message());
         }
       }
-      // Remembered, with the budget's uid ("" when there is no budget): every policy's change of a database
-      // reconciles its name, and a database without a budget must not cost three deletes each time.
-      std::lock_guard l(mu_);
-      admissionWritten_[name] = AdmissionRecord{uid, "", "", "", true};
     }
+    // The removal is remembered with the budget's uid while the budget exists. Without a budget ("" for its uid),
+    // while a policy names the database: every change of such a policy reconciles the database's name, and must
+    // not cost three deletes each time. Once neither is left, nothing reconciles the name until a policy or a
+    // budget names it again, and the entry goes (the next reconcile of the name deletes once, as after a start).
+    const bool keep = b != nullptr || !policiesOfDatabase(name).empty();
+    std::lock_guard l(mu_);
+    if (keep)
+      admissionWritten_[name] = AdmissionRecord{uid, "", "", "", true};
+    else
+      admissionWritten_.erase(name);
     return json(nullptr);
   }
 

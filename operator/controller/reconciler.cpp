@@ -320,6 +320,7 @@ Reconciler::StateSizes Reconciler::stateSizes() const {
     sizes.writes = writes_.size();
     sizes.statuses = lastWrittenStatus_.size();
     sizes.budgetStatuses = lastWrittenBudgetStatus_.size();
+    sizes.admission = admissionWritten_.size();
   }
   if (usage_) sizes.usage = usage_->policies();
   return sizes;

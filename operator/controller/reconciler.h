@@ -120,6 +120,7 @@ class Reconciler {
     size_t writes = 0;          // workloads written, with their fight records
     size_t statuses = 0;        // policy statuses last written
     size_t budgetStatuses = 0;  // ClusterConnectionBudget statuses last written
+    size_t admission = 0;       // databases whose admission objects were last written, or removed
     size_t usage = 0;           // the usage monitor's entries for policies and databases
     bool operator==(const StateSizes&) const = default;
   };
@@ -226,7 +227,8 @@ class Reconciler {
   // Keeps a ClusterConnectionBudget's admission objects as its admission.mode asks (admission.cpp): b null when
   // the budget is gone, db null when its figures are unknown. Returns status.admission (null when there is none).
   Result<json> keepAdmission(const std::string& name, const model::BudgetObject* b, const budget::DatabaseBudget* db);
-  // Per budget: the admission objects this process last applied (their bodies), or that it removed them.
+  // Per budget (by the database's name): the admission objects this process last applied (their bodies), or that
+  // it removed them; without a budget, only while a policy names the database.
   struct AdmissionRecord {
     std::string uid;  // the budget's
     std::string params, policy, binding;

@@ -7,9 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "../runtime/fake_client.h"
 #include "controller/cache_shapes.h"
+#include "controller/usage_monitor.h"
 #include "render/workload.h"
 #include "runtime/controller.h"
 #include "runtime/informer.h"
@@ -210,26 +212,25 @@ class ReconcilerTest : public ::testing::Test {
     return {all.begin() + static_cast<std::ptrdiff_t>(std::min(from, all.size())), all.end()};
   }
 
+  Caches caches() {
+    return Caches{.policies = &policies,
+                  .deployments = &deployments,
+                  .statefulSets = &statefulSets,
+                  .hpas = &hpas,
+                  .configMaps = &configMaps,
+                  .budgets = &budgets,
+                  .namespaces = &namespaces,
+                  .clusterPolicies = &clusterPolicies,
+                  .rollouts = &rollouts,
+                  .jobs = &jobs};
+  }
+
   std::map<std::string, runtime::ObjectPtr> decoded_;  // by kind, namespace, name and resourceVersion
   FakeClient client;
   ManualClock clock;
   runtime::Store policies, deployments, statefulSets, hpas, configMaps, budgets, namespaces, clusterPolicies, jobs,
       rollouts;
-  Reconciler reconciler{client,
-                        Caches{.policies = &policies,
-                               .deployments = &deployments,
-                               .statefulSets = &statefulSets,
-                               .hpas = &hpas,
-                               .configMaps = &configMaps,
-                               .budgets = &budgets,
-                               .namespaces = &namespaces,
-                               .clusterPolicies = &clusterPolicies,
-                               .rollouts = &rollouts,
-                               .jobs = &jobs},
-                        clock,
-                        nullptr,
-                        nullptr,
-                        nullptr};
+  Reconciler reconciler{client, caches(), clock, nullptr, nullptr, nullptr};
 };
 
 TEST_F(ReconcilerTest, AppliesOnceThenANoOpReconcileWritesNothing) {
@@ -514,48 +515,109 @@ TEST_F(ReconcilerTest, APolicyCreatedAgainUnderItsNameGetsItsOwnStatus) {
       << "the status written for the old object must not stand in for the new one's";
 }
 
+std::string describe(const Reconciler::StateSizes& s) {
+  return "writes " + std::to_string(s.writes) + ", statuses " + std::to_string(s.statuses) + ", budget statuses " +
+         std::to_string(s.budgetStatuses) + ", admission " + std::to_string(s.admission) + ", usage " +
+         std::to_string(s.usage);
+}
+
 TEST_F(ReconcilerTest, ChurnOf5000ObjectsLeavesItsMemoryAtTheStartingSize) {
-  const auto start = reconciler.stateSizes();
-  Reconciler::StateSizes most;
-  // Marks a policy deleted (a finalizer holds it) and reconciles it, then lets the API server remove it.
+  using namespace std::chrono_literals;
+  // The reconciler as the operator runs it, with a usage monitor. The usage blocks name a Secret that does not
+  // exist: each check ends at once and reports that, which are findings all the same.
+  usage::Checker checker(clock);
+  UsageMonitor monitor(checker, client, clock, [](const std::string&) {});
+  Reconciler operated(client, caches(), clock, nullptr, nullptr, &monitor);
+  const json usageBlock = {{"interval", "30s"},
+                           {"postgres",
+                            {{"host", "127.0.0.1"},
+                             {"port", 5432},
+                             {"database", "postgres"},
+                             {"sslMode", "disable"},
+                             {"credentialsSecretRef", {{"name", "pg"}}}}}};
+  // Waits for the end of the first check of `key` (the object with `uid`), when the monitor would enqueue it.
+  auto checked = [&](const std::string& key, const std::string& uid) {
+    for (int i = 0; i < 10000 && !monitor.latest(key, uid); ++i) std::this_thread::sleep_for(1ms);
+    return monitor.latest(key, uid).has_value();
+  };
+  // A policy's reconcile, then the one of its database's budget, which every policy reconcile enqueues.
+  auto reconcilePolicy = [&](const std::string& key) {
+    ASSERT_TRUE(operated.reconcile(key).ok()) << key;
+    sync();
+    const std::string db = operated.databaseOf(key);
+    if (!db.empty()) {
+      ASSERT_TRUE(operated.reconcileBudget(db).ok()) << db;
+    }
+    sync();
+  };
+  // Marks a policy deleted (a finalizer holds it) and reconciles it, then lets the API server remove it; the delete
+  // event reconciles the policy and its database's budget.
   auto deletePolicy = [&](const kube::Resource& kind, const std::string& ns, const std::string& name,
-                          const std::string& key) {
+                          const std::string& key, const std::string& db) {
     json deleting = client.stored(kind, ns, name).value();
     deleting["metadata"]["deletionTimestamp"] = "2026-01-02T00:00:00Z";
     put(kind, deleting);
-    ASSERT_TRUE(reconciler.reconcile(key).ok());
+    ASSERT_NO_FATAL_FAILURE(reconcilePolicy(key));
     ASSERT_TRUE(client.remove(kind, ns, name).ok());
     sync();
-    ASSERT_TRUE(reconciler.reconcile(key).ok());
+    ASSERT_TRUE(operated.reconcile(key).ok());
+    ASSERT_TRUE(operated.reconcileBudget(db).ok());
+    sync();
   };
+  const char* const admissionModes[] = {"None", "Warn", "Deny"};
+  const auto start = operated.stateSizes();
+  Reconciler::StateSizes most;
   for (int i = 0; i < 2500; ++i) {
     const std::string n = std::to_string(i);
+    const std::string db = "db-" + n;
     // Each round is one workload and one policy (a namespaced one, or a cluster policy every other round), with a
-    // ClusterConnectionBudget for a round in ten; the order of the deletions varies.
+    // usage block in half of the rounds, and a ClusterConnectionBudget for a round in five (with a usage block in
+    // half of them, each admission.mode in turn); the other databases have no budget. The order of the deletions
+    // varies.
     const bool cluster = i % 2 == 1;
     const int order = (i / 2) % 3;  // 0: the workload goes first; 1: the policy; 2: both before the finalizer runs
+    const bool checks = (i / 2) % 2 == 0;
+    json spec = {{"database", {{"name", db}}}};
+    if (checks) spec["usage"] = usageBlock;
     client.put(kDeployments, deploymentJson("web-" + n, "web", "uid-web-" + n));
-    std::string key;
+    std::string key, uid;
     if (cluster) {
-      put(kClusterPolicies, clusterPolicyJson("cp-" + n, "uid-cp-" + n, {{"database", {{"name", "db-" + n}}}}));
       key = "cp-" + n;
+      uid = "uid-cp-" + n;
+      put(kClusterPolicies, clusterPolicyJson(key, uid, spec));
     } else {
-      json p = policyJson("p-" + n, {{"database", {{"name", "db-" + n}}}});
-      p["metadata"]["uid"] = "uid-p-" + n;
+      json p = policyJson("p-" + n, spec);
+      uid = "uid-p-" + n;
+      p["metadata"]["uid"] = uid;
       put(kPolicies, p);
       key = "shop/p-" + n;
     }
-    ASSERT_TRUE(reconciler.reconcile(key).ok());
-    sync();
-    ASSERT_EQ(envOf(stored(kDeployments, "web-" + n), "POOL_MAX_SIZE"), "5") << key;
-    if (i % 10 == 0) {
-      put(kBudgets, budgetJson("db-" + n, {{"maxConnections", 100}}));
-      ASSERT_TRUE(reconciler.reconcileBudget("db-" + n).ok());
+    ASSERT_NO_FATAL_FAILURE(reconcilePolicy(key));
+    if (checks) {
+      // Nothing is decided before the policy's first check ends, and then the monitor enqueues it.
+      ASSERT_TRUE(checked(key, uid)) << key;
+      ASSERT_NO_FATAL_FAILURE(reconcilePolicy(key));
     }
-    const auto sizes = reconciler.stateSizes();
+    ASSERT_EQ(envOf(stored(kDeployments, "web-" + n), "POOL_MAX_SIZE"), "5") << key;
+    const bool budget = i % 5 == 0;
+    if (budget) {
+      json budgetSpec = {{"maxConnections", 100}, {"admission", {{"mode", admissionModes[(i / 5) % 3]}}}};
+      if ((i / 5) % 2 == 0) budgetSpec["usage"] = usageBlock;
+      put(kBudgets, budgetJson(db, budgetSpec));
+      ASSERT_TRUE(operated.reconcileBudget(db).ok());
+      sync();
+      if (budgetSpec.contains("usage")) {
+        ASSERT_TRUE(checked(budgetUsageKey(db), "uid-budget-" + db)) << db;
+        ASSERT_TRUE(operated.reconcileBudget(db).ok());
+        sync();
+      }
+    }
+    const auto sizes = operated.stateSizes();
     most.writes = std::max(most.writes, sizes.writes);
     most.statuses = std::max(most.statuses, sizes.statuses);
     most.budgetStatuses = std::max(most.budgetStatuses, sizes.budgetStatuses);
+    most.admission = std::max(most.admission, sizes.admission);
+    most.usage = std::max(most.usage, sizes.usage);
 
     const kube::Resource& kind = cluster ? kClusterPolicies : kPolicies;
     const std::string policyNs = cluster ? "" : "shop";
@@ -564,34 +626,40 @@ TEST_F(ReconcilerTest, ChurnOf5000ObjectsLeavesItsMemoryAtTheStartingSize) {
       // The workload goes; the event reconciles its policy, which is deleted later.
       ASSERT_TRUE(client.remove(kDeployments, "shop", "web-" + n).ok());
       sync();
-      ASSERT_TRUE(reconciler.reconcile(key).ok());
-      deletePolicy(kind, policyNs, policyName, key);
+      ASSERT_NO_FATAL_FAILURE(reconcilePolicy(key));
+      ASSERT_NO_FATAL_FAILURE(deletePolicy(kind, policyNs, policyName, key, db));
     } else if (order == 1) {
       // The policy goes first and gives the workload its settings back; the workload goes later, in a namespace no
       // policy reconciles any more.
-      deletePolicy(kind, policyNs, policyName, key);
-      ASSERT_EQ(reconciler.stateSizes().writes, start.writes) << key << ": its release forgets the workload";
+      ASSERT_NO_FATAL_FAILURE(deletePolicy(kind, policyNs, policyName, key, db));
+      ASSERT_EQ(operated.stateSizes().writes, start.writes) << key << ": its release forgets the workload";
       ASSERT_TRUE(client.remove(kDeployments, "shop", "web-" + n).ok());
       sync();
     } else {
       // Both go at once (their namespace is deleted, say): the finalizer no longer sees the workload.
       ASSERT_TRUE(client.remove(kDeployments, "shop", "web-" + n).ok());
       sync();
-      deletePolicy(kind, policyNs, policyName, key);
+      ASSERT_NO_FATAL_FAILURE(deletePolicy(kind, policyNs, policyName, key, db));
     }
-    if (i % 10 == 0) {
-      ASSERT_TRUE(client.remove(kBudgets, "", "db-" + n).ok());
+    if (budget) {
+      ASSERT_TRUE(client.remove(kBudgets, "", db).ok());
       sync();
-      ASSERT_TRUE(reconciler.reconcileBudget("db-" + n).ok());
+      ASSERT_TRUE(operated.reconcileBudget(db).ok());
     }
   }
   EXPECT_GT(most.writes, start.writes) << "the memory never held anything: the test would prove nothing";
   EXPECT_GT(most.statuses, start.statuses);
   EXPECT_GT(most.budgetStatuses, start.budgetStatuses);
-  EXPECT_EQ(reconciler.stateSizes(), start);
+  EXPECT_GT(most.admission, start.admission);
+  EXPECT_GT(most.usage, start.usage);
+  // A target's thread leaves once nothing is checked there.
+  for (int i = 0; i < 1000 && monitor.targets() > 0; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(monitor.targets(), 0u);
+  EXPECT_EQ(describe(operated.stateSizes()), describe(start));
   EXPECT_EQ(policies.size(), 0u);
   EXPECT_EQ(clusterPolicies.size(), 0u);
   EXPECT_EQ(deployments.size(), 0u);
+  EXPECT_EQ(budgets.size(), 0u);
 }
 
 TEST_F(ReconcilerTest, AnotherManagerUndoingTheSettingsIsBackedOffNotFought) {
@@ -686,11 +754,23 @@ TEST_F(ReconcilerTest, ABudgetInDenyKeepsItsAdmissionObjectsWritesThemOnlyWhenTh
   ASSERT_TRUE(reconciler.reconcileBudget("orders").ok());
   EXPECT_EQ(writes(), before) << "removed once, not at every reconcile";
 
-  // A database with no budget at all (every policy's change reconciles its name): the deletes of a start go once.
+  // A database with no budget at all that a policy names (every change of the policy reconciles the database's
+  // name): the deletes of a start go once.
+  put(kPolicies,
+      policyJson("q", {{"selector", {{"matchLabels", {{"app", "other"}}}}}, {"database", {{"name", "no-budget"}}}}));
+  const size_t remembered = reconciler.stateSizes().admission;
   ASSERT_TRUE(reconciler.reconcileBudget("no-budget").ok());
   before = writes();
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(reconciler.reconcileBudget("no-budget").ok());
   EXPECT_EQ(writes(), before) << ::testing::PrintToString(callsSince(static_cast<size_t>(before)));
+  EXPECT_EQ(reconciler.stateSizes().admission, remembered + 1);
+  // No policy names it any more (its delete event reconciles the name once): the memory goes, and no delete.
+  ASSERT_TRUE(client.remove(kPolicies, "shop", "q").ok());
+  sync();
+  before = writes();
+  ASSERT_TRUE(reconciler.reconcileBudget("no-budget").ok());
+  EXPECT_EQ(writes(), before) << ::testing::PrintToString(callsSince(static_cast<size_t>(before)));
+  EXPECT_EQ(reconciler.stateSizes().admission, remembered);
   // The budget goes: its objects go, once.
   client.clearFailures();
   ASSERT_TRUE(client.remove(kBudgets, "", "orders").ok());
