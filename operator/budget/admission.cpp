@@ -10,7 +10,8 @@ namespace {
 constexpr size_t kMaxNameLength = 253;
 
 // Connections a workload holds at worst with `pods` pods at most (a rollout's surge, and the old pods still
-// terminating when its policy counts them, on top).
+// terminating when its policy counts them, on top). The surge follows the kind (budget.cpp shapeOf): a blue-green
+// or traffic-routed Argo Rollout runs all its pods twice, so each replica more costs two pods' connections.
 int64_t worstAt(const WorkloadBudget& w, int32_t pods) { return w.facts.peakAt(pods) * w.perPod; }
 
 // The most pods the workload may reach when `room` connections more than today's worst case are its own.
@@ -36,6 +37,12 @@ struct Member {
 };
 
 std::string resourceOf(policy::WorkloadKind kind) { return policy::infoOf(kind).resource; }
+
+// The kinds whose replicas the policy checks (its resource rules and isWorkload): only they get an allotment.
+bool checksReplicas(policy::WorkloadKind kind) {
+  return kind == policy::WorkloadKind::kDeployment || kind == policy::WorkloadKind::kStatefulSet ||
+         kind == policy::WorkloadKind::kRollout;
+}
 
 std::string shortDigest(const std::string& s) {
   uint64_t h = 1469598103934665603ULL;  // FNV-1a
@@ -76,11 +83,10 @@ std::vector<Allotment> allotments(const DatabaseBudget& db) {
     const AllocationBudget* a = db.shareOf(p);
     const size_t g =
         a == nullptr || a == &*db.unallocated ? shares.size() - 1 : static_cast<size_t>(a - db.allocations.data());
-    // Only the kinds whose replicas the admission policy checks take room: a DaemonSet's pods follow the nodes
-    // and a CronJob's its schedule (their worst case is in the share's all the same).
+    // Only the kinds whose replicas the admission policy checks take room: a DaemonSet's pods follow the nodes,
+    // a Job's its parallelism and a CronJob's its schedule (their worst case is in the share's all the same).
     for (const auto& w : p.workloads) {
-      if (w.facts.kind == policy::WorkloadKind::kDeployment || w.facts.kind == policy::WorkloadKind::kStatefulSet)
-        shares[g].members.push_back(&w);
+      if (checksReplicas(w.facts.kind)) shares[g].members.push_back(&w);
     }
   }
 
@@ -175,9 +181,12 @@ json variables() {
   return json::array({
       var("database", "params.spec.database"),
       var("isPolicy", "request.resource.group == 'poolguard.dev'"),
+      // The kinds whose replicas are checked: Deployments, StatefulSets and Argo Rollouts' Rollouts (a rule may name
+      // a resource the cluster does not serve: it then matches nothing).
       var("isWorkload",
-          "request.resource.group == 'apps' && "
-          "(request.resource.resource == 'deployments' || request.resource.resource == 'statefulsets')"),
+          "(request.resource.group == 'apps' && "
+          "(request.resource.resource == 'deployments' || request.resource.resource == 'statefulsets')) || "
+          "(request.resource.group == 'argoproj.io' && request.resource.resource == 'rollouts')"),
       var("isHpa",
           "request.resource.group == 'autoscaling' && request.resource.resource == 'horizontalpodautoscalers'"),
       // A policy of this database, new here: created, or moved from another database.
@@ -197,10 +206,14 @@ json variables() {
           "request.operation == 'CREATE' || !has(oldObject.spec.pool) || "
           "!has(oldObject.spec.pool.leakDetectionThreshold) || "
           "duration(oldObject.spec.pool.leakDetectionThreshold) == duration('0s')"),
+      // The HPA controller finds its target by the group of scaleTargetRef.apiVersion and its kind.
       var("targetResource",
-          "variables.isHpa && object.spec.scaleTargetRef.apiVersion.startsWith('apps/') ? "
+          "!variables.isHpa || !has(object.spec.scaleTargetRef.apiVersion) ? '' : "
+          "object.spec.scaleTargetRef.apiVersion.startsWith('apps/') ? "
           "(object.spec.scaleTargetRef.kind == 'Deployment' ? 'deployments' : "
-          "object.spec.scaleTargetRef.kind == 'StatefulSet' ? 'statefulsets' : '') : ''"),
+          "object.spec.scaleTargetRef.kind == 'StatefulSet' ? 'statefulsets' : '') : "
+          "object.spec.scaleTargetRef.apiVersion.startsWith('argoproj.io/') && "
+          "object.spec.scaleTargetRef.kind == 'Rollout' ? 'rollouts' : ''"),
       var("key",
           "variables.isWorkload ? request.resource.resource + '_' + request.namespace + '_' + request.name : "
           "variables.targetResource != '' ? variables.targetResource + '_' + request.namespace + '_' + "
@@ -242,7 +255,8 @@ json validations() {
            "(request.operation == 'UPDATE' && has(oldObject.spec.replicas) && "
            "object.spec.replicas <= oldObject.spec.replicas)",
            "'database ' + variables.database + ': ' + (request.resource.resource == 'deployments' ? 'Deployment ' : "
-           "'StatefulSet ') + request.namespace + '/' + request.name + ' asks for ' + string(object.spec.replicas) + "
+           "request.resource.resource == 'rollouts' ? 'Rollout ' : 'StatefulSet ') + request.namespace + '/' + "
+           "request.name + ' asks for ' + string(object.spec.replicas) + "
            "' replicas; its allotment in ' + variables.allotment.share + variables.room + ' replicas at ' + "
            "string(variables.allotment.perPod) + ' connections per pod. Keep the replicas at ' + "
            "string(variables.allotment.maxPods) + ' or fewer, or ask the owners of the database to raise the share "
@@ -308,6 +322,12 @@ AdmissionObjects admissionObjects(const policy::ClusterBudget& budget, const std
        {"apiVersions", {"*"}},
        {"operations", {"UPDATE"}},
        {"resources", {"deployments", "deployments/scale", "statefulsets", "statefulsets/scale"}}},
+      // Argo Rollouts' Rollouts (and their scale subresource): matches nothing where the CRD is not installed, and
+      // takes effect as soon as it is, without a new policy.
+      {{"apiGroups", {"argoproj.io"}},
+       {"apiVersions", {"*"}},
+       {"operations", {"UPDATE"}},
+       {"resources", {"rollouts", "rollouts/scale"}}},
       {{"apiGroups", {"autoscaling"}},
        {"apiVersions", {"*"}},
        {"operations", {"CREATE", "UPDATE"}},

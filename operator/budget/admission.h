@@ -38,9 +38,9 @@ struct Allotment {
   int64_t shareWorstCase = 0;
 };
 
-// The allotment of every Deployment and StatefulSet the budget counts (the kinds whose replicas the admission
-// policy checks; the other kinds' worst case counts, but takes no room); empty when the database's capacity is
-// unknown (nothing can be split then, and no replica change is refused).
+// The allotment of every Deployment, StatefulSet and Argo Rollout the budget counts (the kinds whose replicas the
+// admission policy checks; the other kinds' worst case counts, but takes no room); empty when the database's
+// capacity is unknown (nothing can be split then, and no replica change is refused).
 std::vector<Allotment> allotments(const DatabaseBudget& db);
 
 // The objects poolguard keeps for one ClusterConnectionBudget, all named admissionObjectName(database).

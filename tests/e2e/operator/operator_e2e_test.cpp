@@ -436,6 +436,42 @@ TEST_F(OperatorE2E, AClusterPolicyGovernsNamespacesWithoutTheirOwnAndHandsOverWi
       << web(b).dump(2);
 }
 
+// A ClusterConnectionBudget for database `db` with `spec` (YAML lines indented by two) as its spec.
+void applyBudget(const std::string& db, const std::string& spec) {
+  auto r = cluster().kubectl({"apply", "-f", "-"},
+                             "apiVersion: poolguard.dev/v1alpha1\nkind: ClusterConnectionBudget\n"
+                             "metadata:\n  name: " +
+                                 db + "\nspec:\n" + spec);
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+}
+
+// The most replicas the workload of allotment key `key` ("<resource>_<namespace>_<name>") may be raised to, as
+// poolguard last wrote it in the database's ConnectionAllotment for the API server; -1 while there is none.
+int allottedMaxPods(const std::string& db, const std::string& key) {
+  auto r = cluster().kubectl({"get", "connectionallotment", "poolguard-budget-" + db, "-o", "json"});
+  json a = r.exitCode == 0 ? json::parse(r.out, nullptr, false) : json();
+  if (!a.is_object()) return -1;
+  return a["spec"].value("allotments", json::object()).value(key, json::object()).value("maxPods", -1);
+}
+
+// `kubectl apply` of an autoscaling/v2 HPA `name` scaling `target` (the flow fields of its scaleTargetRef) between
+// min and max on CPU.
+CommandResult applyHpa(const std::string& ns, const std::string& name, const std::string& target, int min, int max) {
+  return cluster().kubectl({"-n", ns, "apply", "-f", "-"},
+                           "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: " + name +
+                               "}\nspec:\n  scaleTargetRef: {" + target + "}\n  minReplicas: " + std::to_string(min) +
+                               "\n  maxReplicas: " + std::to_string(max) +
+                               "\n  metrics:\n  - type: Resource\n    resource: {name: cpu, target: {type: "
+                               "Utilization, averageUtilization: 80}}\n");
+}
+
+// `kubectl scale` of `what` ("deployment/web"), through its scale subresource.
+CommandResult scaleTo(const std::string& ns, const std::string& what, int replicas, bool dryRun = false) {
+  std::vector<std::string> args{"-n", ns, "scale", what, "--replicas=" + std::to_string(replicas)};
+  if (dryRun) args.push_back("--dry-run=server");
+  return cluster().kubectl(args);
+}
+
 TEST_F(OperatorE2E, AdmissionRefusesWhatBreaksTheBudgetAlsoWhileTheOperatorIsDown) {
   // One namespace in allocation team-a (60 of 200 connections); two Deployments of 1 replica under a pool of 5.
   const std::string ns = testNamespace("admit");
@@ -445,26 +481,15 @@ TEST_F(OperatorE2E, AdmissionRefusesWhatBreaksTheBudgetAlsoWhileTheOperatorIsDow
   applyYaml(ns, deploymentYaml("api", 1, ", pool: admit"));
   applyYaml(ns, policyYaml("p", 5, "", "", "pool: admit"));
   auto budget = [&](const std::string& mode) {
-    auto r = cluster().kubectl(
-        {"apply", "-f", "-"},
-        "apiVersion: poolguard.dev/v1alpha1\nkind: ClusterConnectionBudget\nmetadata:\n  name: " + db +
-            "\nspec:\n  maxConnections: 203\n  ceilings: {maxSize: 10}\n  allocations:\n"
-            "  - name: team-a\n    maxConnections: 60\n    namespaceSelector:\n"
-            "      matchLabels: {kubernetes.io/metadata.name: " +
-            ns + "}\n  admission: {mode: " + mode + "}\n");
-    ASSERT_EQ(r.exitCode, 0) << r.err;
+    applyBudget(db,
+                "  maxConnections: 203\n  ceilings: {maxSize: 10}\n  allocations:\n"
+                "  - name: team-a\n    maxConnections: 60\n    namespaceSelector:\n"
+                "      matchLabels: {kubernetes.io/metadata.name: " +
+                    ns + "}\n  admission: {mode: " + mode + "}\n");
   };
   budget("Deny");
   // The most replicas each may be raised to, as the operator last wrote it for the API server.
-  auto maxPods = [&](const std::string& workload) {
-    auto r = cluster().kubectl({"get", "connectionallotment", name, "-o", "json"});
-    json a = r.exitCode == 0 ? json::parse(r.out, nullptr, false) : json();
-    if (!a.is_object()) return -1;
-    return a["spec"]
-        .value("allotments", json::object())
-        .value("deployments_" + ns + "_" + workload, json::object())
-        .value("maxPods", -1);
-  };
+  auto maxPods = [&](const std::string& workload) { return allottedMaxPods(db, "deployments_" + ns + "_" + workload); };
   ASSERT_TRUE(eventually([&] { return maxPods("web") > 1 && maxPods("api") > 1; }, 60s))
       << cluster().kubectl({"get", "ccb", db, "-o", "yaml"}).out << tail(op_->logs(), 30);
   EXPECT_TRUE(eventually(
@@ -474,10 +499,7 @@ TEST_F(OperatorE2E, AdmissionRefusesWhatBreaksTheBudgetAlsoWhileTheOperatorIsDow
       },
       30s));
   auto scale = [&](const std::string& workload, int replicas, bool dryRun = false) {
-    std::vector<std::string> args{"-n", ns, "scale", "deployment/" + workload,
-                                  "--replicas=" + std::to_string(replicas)};
-    if (dryRun) args.push_back("--dry-run=server");
-    return cluster().kubectl(args);
+    return scaleTo(ns, "deployment/" + workload, replicas, dryRun);
   };
   // The API server loads a new policy within a second or so: wait for it with requests that change nothing.
   int web = maxPods("web");
@@ -488,6 +510,14 @@ TEST_F(OperatorE2E, AdmissionRefusesWhatBreaksTheBudgetAlsoWhileTheOperatorIsDow
             std::string::npos)
       << refused.err;
   EXPECT_EQ(scale("web", web).exitCode, 0) << "a raise within the allotment passes";
+  // The policy's rules name Argo Rollouts' rollouts whether or not the API server serves them (here it does not:
+  // only the Rollout tests install the CRD), and the API server takes the policy and enforces the rest of it.
+  EXPECT_NE(cluster().kubectl({"get", "crd", "rollouts.argoproj.io"}).exitCode, 0);
+  EXPECT_NE(cluster()
+                .kubectl({"get", "validatingadmissionpolicy", name, "-o",
+                          "jsonpath={.spec.matchConstraints.resourceRules[*].resources}"})
+                .out.find("rollouts/scale"),
+            std::string::npos);
 
   // An HPA whose maximum is beyond api's allotment is refused; one within it passes, and the HPA controller's own
   // scaling (to minReplicas here, no metrics needed) is never refused.
@@ -502,13 +532,7 @@ TEST_F(OperatorE2E, AdmissionRefusesWhatBreaksTheBudgetAlsoWhileTheOperatorIsDow
   int api = maxPods("api");
   ASSERT_GE(api, 2) << "the test needs room for api to grow";
   auto hpa = [&](int min, int max) {
-    return cluster().kubectl({"-n", ns, "apply", "-f", "-"},
-                             "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: api}\n"
-                             "spec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: api}\n"
-                             "  minReplicas: " +
-                                 std::to_string(min) + "\n  maxReplicas: " + std::to_string(max) +
-                                 "\n  metrics:\n  - type: Resource\n    resource: {name: cpu, target: {type: "
-                                 "Utilization, averageUtilization: 80}}\n");
+    return applyHpa(ns, "api", "apiVersion: apps/v1, kind: Deployment, name: api", min, max);
   };
   refused = hpa(1, api + 20);
   EXPECT_NE(refused.exitCode, 0);
@@ -575,6 +599,41 @@ TEST_F(OperatorE2E, AdmissionRefusesWhatBreaksTheBudgetAlsoWhileTheOperatorIsDow
   cluster().kubectl({"delete", "ccb", db, "--ignore-not-found"});
 }
 
+// A budget that requires leak detection refuses a policy of its database that turns it off, from the API server
+// itself: created without it, or changed to 0s; one with a threshold passes.
+TEST_F(OperatorE2E, AdmissionRefusesAPolicyWithoutTheLeakDetectionItsBudgetRequires) {
+  const std::string ns = testNamespace("admit-leak");
+  const std::string db = g_database;
+  applyBudget(db, "  maxConnections: 100\n  ceilings: {requireLeakDetection: true}\n  admission: {mode: Deny}\n");
+  auto policy = [&](const std::string& threshold, bool dryRun = false) {
+    std::string yaml = policyYaml("p", 5, "", "", "app: leaky");
+    const std::string maxSize = "    maxSize: 5\n";
+    if (!threshold.empty())
+      yaml.replace(yaml.find(maxSize), maxSize.size(), maxSize + "    leakDetectionThreshold: " + threshold + "\n");
+    std::vector<std::string> args{"-n", ns, "apply", "-f", "-"};
+    if (dryRun) args.push_back("--dry-run=server");
+    return cluster().kubectl(args, yaml);
+  };
+  // The API server loads the new policy and its parameters within a second or so.
+  ASSERT_TRUE(eventually([&] { return policy("", true).exitCode != 0; }, 60s))
+      << cluster().kubectl({"get", "ccb", db, "-o", "yaml"}).out << tail(op_->logs(), 30);
+  const std::string message = "database " + db +
+                              ": pool.leakDetectionThreshold is 0s (off), and ClusterConnectionBudget " + db +
+                              " requires leak detection (spec.ceilings.requireLeakDetection); set it to 30s, say";
+  auto refused = policy("");
+  EXPECT_NE(refused.exitCode, 0);
+  EXPECT_NE(refused.err.find(message), std::string::npos) << refused.err;
+  EXPECT_NE(policy("0s").err.find(message), std::string::npos) << "0s is off too";
+
+  auto on = policy("30s");
+  ASSERT_EQ(on.exitCode, 0) << on.err;
+  refused = policy("0s");
+  EXPECT_NE(refused.exitCode, 0) << "turning it off later is refused too";
+  EXPECT_NE(refused.err.find(message), std::string::npos) << refused.err;
+  EXPECT_EQ(getJson(ns, "cpol/p")["spec"]["pool"].value("leakDetectionThreshold", ""), "30s");
+  cluster().kubectl({"delete", "ccb", db, "--ignore-not-found"});
+}
+
 TEST_F(OperatorE2E, PlanLiveWeighsAChangeAgainstWhatTheClusterAlreadyRuns) {
   // The change under review: a Deployment of 2 replicas under a pool of 10 on a database of 100 connections (97
   // available): (2 + 1 surge) x 10 = 30 at worst.
@@ -603,9 +662,10 @@ TEST_F(OperatorE2E, PlanLiveWeighsAChangeAgainstWhatTheClusterAlreadyRuns) {
   applyYaml(other, policyYaml("ledger-pool", 15, "", db, "app: ledger"));
   auto together = plan(change, true);
   EXPECT_EQ(together.exitCode, 1) << together.out << together.err;
-  EXPECT_NE(together.out.find(other + "/ledger-pool"), std::string::npos) << together.out;
-  EXPECT_NE(together.out.find("ledger"), std::string::npos) << together.out;
-  EXPECT_NE(together.out.find(mine + "/pool"), std::string::npos) << together.out;
+  // The table's rows name the other team's workload next to its policy, and the change's own.
+  EXPECT_TRUE(std::regex_search(together.out, std::regex(other + "/ledger-pool +Deployment/ledger +4 ")))
+      << together.out;
+  EXPECT_TRUE(std::regex_search(together.out, std::regex(mine + "/pool +Deployment/checkout +2 "))) << together.out;
   EXPECT_EQ(plan(change, false).exitCode, 0) << "the files alone fit";
 
   // A file's object replaces the live one of the same kind, namespace and name: the other team's pool at 5 fits.
@@ -828,6 +888,78 @@ TEST_F(OperatorE2E, RolloutsAreCountedAndWrittenOnlyWhereTheirCrdMergesContainer
   EXPECT_EQ(envValue(rollout, "app", "KEEP_ME"), "mine");
   EXPECT_EQ(rollout["spec"]["template"]["spec"]["containers"][0].value("image", ""), "example.invalid/app:1");
 
+  cluster().kubectl({"delete", "crd", "rollouts.argoproj.io", "--wait=true"});
+  ASSERT_NO_FATAL_FAILURE(restart());
+}
+
+// Argo Rollouts' Rollouts are checked at admission as Deployments are: with the CRD installed (the policy's rules
+// name rollouts from the start, and the API server accepts them without it), a raise of a governed Rollout's
+// replicas through its scale subresource or its object, and an HPA of it whose maximum is beyond its allotment,
+// are refused. A blue-green Rollout's allotment pays two pods for each replica.
+TEST_F(OperatorE2E, AdmissionChecksRolloutsTheirScaleAndTheirHpas) {
+  auto restart = [&] {
+    op_->stop();
+    op_->start();
+    ASSERT_TRUE(op_->waitReady()) << op_->logs();
+  };
+  auto r = cluster().kubectl({"apply", "-f", sourceDir() + "/tests/testdata/argo-rollouts/rollout-crd-merging.yaml"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  ASSERT_EQ(cluster().waitEstablished("crd/rollouts.argoproj.io").exitCode, 0);
+  ASSERT_NO_FATAL_FAILURE(restart());
+
+  // A blue-green Rollout of 2 replicas under a pool of 5: (2 + 2) x 5 = 20 of the 60 available, so 40 of room, and
+  // each replica more costs 10: at most 6 replicas.
+  const std::string ns = testNamespace("admit-rollout");
+  const std::string db = g_database;
+  applyYaml(ns,
+            "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: web, labels: {app: web}}\nspec:\n"
+            "  replicas: 2\n  selector: {matchLabels: {app: web}}\n  strategy: {blueGreen: {activeService: web}}\n"
+            "  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: app\n"
+            "        image: example.invalid/app:1\n");
+  applyYaml(ns, policyYaml("p", 5, "  kinds: [Rollout]\n"));
+  applyBudget(db, "  maxConnections: 63\n  reservedConnections: 3\n  admission: {mode: Deny}\n");
+  const std::string key = "rollouts_" + ns + "_web";
+  ASSERT_TRUE(eventually([&] { return allottedMaxPods(db, key) == 6; }, 60s))
+      << allottedMaxPods(db, key) << cluster().kubectl({"get", "ccb", db, "-o", "yaml"}).out << tail(op_->logs(), 30);
+
+  // kubectl scale goes through rollouts/scale.
+  ASSERT_TRUE(eventually([&] { return scaleTo(ns, "rollout/web", 7, true).exitCode != 0; }, 30s));
+  const std::string message = "database " + db + ": Rollout " + ns +
+                              "/web asks for 7 replicas; its allotment in the database (60 connections, 20 taken at "
+                              "worst) allows at most 6 replicas at 5 connections per pod";
+  auto refused = scaleTo(ns, "rollout/web", 7);
+  EXPECT_NE(refused.exitCode, 0);
+  EXPECT_NE(refused.err.find(message), std::string::npos) << refused.err;
+  // The same through an explicit patch of the scale subresource, and of the Rollout's own spec.replicas.
+  refused = cluster().kubectl(
+      {"-n", ns, "patch", "rollout/web", "--subresource=scale", "--type=merge", "-p", R"({"spec":{"replicas":7}})"});
+  EXPECT_NE(refused.err.find(message), std::string::npos) << refused.err;
+  refused = cluster().kubectl({"-n", ns, "patch", "rollout/web", "--type=merge", "-p", R"({"spec":{"replicas":7}})"});
+  EXPECT_NE(refused.err.find(message), std::string::npos) << refused.err;
+  EXPECT_EQ(getJson(ns, "rollout/web")["spec"].value("replicas", 0), 2);
+
+  // A raise within the allotment passes: (4 + 4) x 5 = 40 then, 20 of room, still at most 6 replicas.
+  auto within = scaleTo(ns, "rollout/web", 4);
+  ASSERT_EQ(within.exitCode, 0) << within.err;
+  EXPECT_EQ(getJson(ns, "rollout/web")["spec"].value("replicas", 0), 4);
+
+  // An HPA of the Rollout is checked against the same allotment: beyond it refused, within it passes, and raising
+  // its maximum later is refused.
+  const std::string target = "apiVersion: argoproj.io/v1alpha1, kind: Rollout, name: web";
+  refused = applyHpa(ns, "web", target, 4, 10);
+  EXPECT_NE(refused.exitCode, 0);
+  EXPECT_NE(refused.err.find("database " + db + ": HorizontalPodAutoscaler " + ns +
+                             "/web asks for maxReplicas 10; the allotment of Rollout web in the database"),
+            std::string::npos)
+      << refused.err;
+  within = applyHpa(ns, "web", target, 4, 6);
+  ASSERT_EQ(within.exitCode, 0) << within.err;
+  refused = cluster().kubectl({"-n", ns, "patch", "hpa/web", "--type=merge", "-p", R"({"spec":{"maxReplicas":11}})"});
+  EXPECT_NE(refused.exitCode, 0);
+  EXPECT_NE(refused.err.find("asks for maxReplicas 11; the allotment of Rollout web"), std::string::npos)
+      << refused.err;
+
+  cluster().kubectl({"delete", "ccb", db, "--ignore-not-found"});
   cluster().kubectl({"delete", "crd", "rollouts.argoproj.io", "--wait=true"});
   ASSERT_NO_FATAL_FAILURE(restart());
 }

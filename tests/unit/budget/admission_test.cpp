@@ -92,17 +92,70 @@ TEST(Allotments, APolicyThatCountsTerminatingPodsPaysTwoPodsForEachPodItAdds) {
 }
 
 TEST(Allotments, OnlyTheKindsWhoseReplicasAreCheckedTakeRoom) {
-  // A DaemonSet of 4 nodes and a Deployment of 1 pod, no surge, maxSize 10: 50 of 100. The DaemonSet's pods follow
-  // the nodes, so the admission policy never checks them: all 50 of room are the Deployment's.
+  // A DaemonSet of 4 nodes, a Job of 2 pods, a Deployment and a Rollout of 1 pod each, no surge, maxSize 10: 80 of
+  // 100. A DaemonSet's pods follow the nodes and a Job's its parallelism, so the admission policy never checks
+  // them: the 20 of room are the Deployment's and the Rollout's, 10 each.
   Surge none{0, false};
   auto daemons = facts("a", "agent", 4, std::nullopt, WorkloadKind::kDaemonSet, none);
+  auto job = facts("a", "migrate", 2, std::nullopt, WorkloadKind::kJob, none);
   auto web = facts("a", "web", 1, std::nullopt, WorkloadKind::kDeployment, none);
-  auto db = computeDatabase("orders", 103, 3, {policyOf("a", "p", 10, {daemons, web})});
-  ASSERT_EQ(db.worstCase, 50);
+  auto canary = facts("a", "canary", 1, std::nullopt, WorkloadKind::kRollout, none);
+  auto db = computeDatabase("orders", 103, 3, {policyOf("a", "p", 10, {daemons, job, web, canary})});
+  ASSERT_EQ(db.worstCase, 80);
+  auto all = byName(allotments(db));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all["a/web"].kind, WorkloadKind::kDeployment);
+  EXPECT_EQ(all["a/web"].maxPods, 2);
+  EXPECT_EQ(all["a/canary"].kind, WorkloadKind::kRollout);
+  EXPECT_EQ(all["a/canary"].maxPods, 2);
+}
+
+// A Rollout as the cache holds it, with `strategy` as its spec.strategy.
+json rollout(const std::string& name, int replicas, const json& strategy) {
+  return {{"apiVersion", "argoproj.io/v1alpha1"},
+          {"kind", "Rollout"},
+          {"metadata", {{"name", name}, {"namespace", "a"}}},
+          {"spec", {{"replicas", replicas}, {"strategy", strategy}}}};
+}
+
+TEST(Allotments, ABlueGreenRolloutPaysTwoPodsForEachReplicaItAdds) {
+  // 2 replicas, maxSize 5: a promotion runs both versions at full scale, (2 + 2) x 5 = 20 at worst. 60 available:
+  // 40 of room, and each replica more costs 2 pods' worth (10): 4 more.
+  auto blueGreen = workloadFacts(rollout("bg", 2, {{"blueGreen", {{"activeService", "bg"}}}}), nullptr);
+  auto db = computeDatabase("orders", 63, 3, {policyOf("a", "p", 5, {blueGreen})});
+  ASSERT_EQ(db.worstCase, 20);
   auto all = allotments(db);
   ASSERT_EQ(all.size(), 1u);
-  EXPECT_EQ(all[0].name, "web");
+  EXPECT_EQ(all[0].kind, WorkloadKind::kRollout);
   EXPECT_EQ(all[0].maxPods, 6);
+  EXPECT_EQ(all[0].allotted, 40);
+  EXPECT_EQ(all[0].perPod, 5);
+
+  // A canary with traffic routing runs a full second set too.
+  auto routed =
+      workloadFacts(rollout("routed", 2, {{"canary", {{"trafficRouting", {{"nginx", json::object()}}}}}}), nullptr);
+  EXPECT_EQ(allotments(computeDatabase("orders", 63, 3, {policyOf("a", "p", 5, {routed})}))[0].maxPods, 6);
+
+  // A plain canary surges like a Deployment (25% by default): 9 pods and 3 of surge are 60.
+  auto canary = workloadFacts(rollout("canary", 2, {{"canary", json::object()}}), nullptr);
+  auto plain = allotments(computeDatabase("orders", 63, 3, {policyOf("a", "p", 5, {canary})}));
+  EXPECT_EQ(plain[0].maxPods, 9);
+  EXPECT_EQ(plain[0].allotted, 60 - 15);
+
+  // Autoscaled (an HPA of maximum 4 targets it): counted at (4 + 4) x 5 = 40, so 20 of room, 2 replicas more for
+  // the HPA's maximum.
+  model::Hpa hpa;
+  hpa.meta.namespace_ = "a";
+  hpa.targetApiVersion = "argoproj.io/v1alpha1";
+  hpa.targetKind = "Rollout";
+  hpa.targetName = "bg";
+  hpa.maxReplicas = 4;
+  auto scaled = workloadFacts(rollout("bg", 2, {{"blueGreen", {{"activeService", "bg"}}}}), &hpa);
+  auto hpaAll = allotments(computeDatabase("orders", 63, 3, {policyOf("a", "p", 5, {scaled})}));
+  ASSERT_EQ(hpaAll.size(), 1u);
+  EXPECT_TRUE(hpaAll[0].autoscaled);
+  EXPECT_EQ(hpaAll[0].podsMax, 4);
+  EXPECT_EQ(hpaAll[0].maxPods, 6);
 }
 
 TEST(Allotments, AShareThatIsOverHasNoRoomAndAnHpaIsCountedAtItsMaximum) {
@@ -190,6 +243,44 @@ TEST(AdmissionObjects, NamesKeysAndTheModeOfTheBinding) {
   EXPECT_EQ(unknown.binding["spec"]["validationActions"], json::array({"Deny"}));
   EXPECT_EQ(unknown.params["spec"], json({{"database", "orders"}, {"allotments", json::object()}}))
       << "no ceiling, no allotments while unknown";
+}
+
+TEST(AdmissionObjects, RolloutsTheirScaleAndTheHpasThatTargetThemAreMatched) {
+  policy::ClusterBudget b;
+  b.database = "orders";
+  b.admissionMode = policy::AdmissionMode::kDeny;
+  auto bg = workloadFacts(rollout("bg", 2, {{"blueGreen", {{"activeService", "bg"}}}}), nullptr);
+  auto db = computeDatabase("orders", 63, 3, {policyOf("a", "p", 5, {bg})});
+  auto o = admissionObjects(b, "uid-1", &db);
+  EXPECT_EQ(allotmentKey(WorkloadKind::kRollout, "a", "bg"), "rollouts_a_bg");
+  ASSERT_TRUE(o.params["spec"]["allotments"].contains("rollouts_a_bg")) << o.params.dump(2);
+  EXPECT_EQ(o.params["spec"]["allotments"]["rollouts_a_bg"]["maxPods"], 6);
+
+  // The resource rules: Rollouts and their scale subresource (kubectl scale) on update, as Deployments'.
+  const json rules = o.policy["spec"]["matchConstraints"]["resourceRules"];
+  json rolloutRule;
+  for (const auto& r : rules) {
+    if (r["apiGroups"] == json::array({"argoproj.io"})) rolloutRule = r;
+  }
+  ASSERT_TRUE(rolloutRule.is_object()) << rules.dump(2);
+  EXPECT_EQ(rolloutRule["resources"], json::array({"rollouts", "rollouts/scale"}));
+  EXPECT_EQ(rolloutRule["operations"], json::array({"UPDATE"}));
+
+  // The expressions: a Rollout is a workload whose replicas are checked, an HPA whose scaleTargetRef is an
+  // argoproj.io Rollout is checked against its allotment, and the refusal names the kind.
+  std::map<std::string, std::string> vars;
+  for (const auto& v : o.policy["spec"]["variables"]) vars[v["name"]] = v["expression"];
+  EXPECT_NE(vars["isWorkload"].find("request.resource.group == 'argoproj.io' && request.resource.resource == "
+                                    "'rollouts'"),
+            std::string::npos)
+      << vars["isWorkload"];
+  EXPECT_NE(vars["targetResource"].find("startsWith('argoproj.io/') && object.spec.scaleTargetRef.kind == "
+                                        "'Rollout' ? 'rollouts'"),
+            std::string::npos)
+      << vars["targetResource"];
+  EXPECT_NE(o.policy["spec"]["validations"][2]["messageExpression"].get<std::string>().find(
+                "request.resource.resource == 'rollouts' ? 'Rollout '"),
+            std::string::npos);
 }
 
 }  // namespace
