@@ -37,8 +37,9 @@ RUN apt-get update \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libpq5 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/bin/poolguard /usr/local/bin/poolguard
-# Fails the build when a shared library is missing from the list above.
-RUN ! ldd /usr/local/bin/poolguard | grep -q 'not found'
+# Fails the build when a shared library is missing from the list above (libpq is loaded when a check first needs
+# it, so ldd does not list it: it is checked by name).
+RUN ! ldd /usr/local/bin/poolguard | grep -q 'not found' && ldconfig -p | grep -q 'libpq.so.5 '
 LABEL org.opencontainers.image.title="poolguard" \
       org.opencontainers.image.description="Keeps database connection pools configured, within capacity, and healthy" \
       org.opencontainers.image.version="0.1.0"

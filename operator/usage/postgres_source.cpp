@@ -16,10 +16,9 @@
 #include <tuple>
 #include <vector>
 
-#include <libpq-fe.h>
-
 #include "common/base64.h"
 #include "usage/grant.h"
+#include "usage/libpq.h"
 
 namespace poolguard::usage {
 
@@ -150,7 +149,7 @@ class PrivateTempFile {
 struct PgResult {
   PGresult* r;
   explicit PgResult(PGresult* res) : r(res) {}
-  ~PgResult() { PQclear(r); }
+  ~PgResult() { libpq().PQclear(r); }
   PgResult(const PgResult&) = delete;
   PgResult& operator=(const PgResult&) = delete;
 };
@@ -170,8 +169,8 @@ constexpr const char* kActivitySql =
     "FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1, 2, 5, 6";
 
 int32_t intField(PGresult* r, int row, int col) {
-  if (PQgetisnull(r, row, col)) return 0;
-  return static_cast<int32_t>(std::strtol(PQgetvalue(r, row, col), nullptr, 10));
+  if (libpq().PQgetisnull(r, row, col)) return 0;
+  return static_cast<int32_t>(std::strtol(libpq().PQgetvalue(r, row, col), nullptr, 10));
 }
 
 struct Connection {
@@ -180,7 +179,7 @@ struct Connection {
   size_t fingerprint = 0;
 
   void close() {
-    if (conn) PQfinish(conn);
+    if (conn) libpq().PQfinish(conn);
     conn = nullptr;
   }
   ~Connection() { close(); }
@@ -235,13 +234,14 @@ const char* requireAuthFor(policy::SslMode mode) {
 }
 
 bool libpqAccepts(const char* keyword) {
-  PQconninfoOption* options = PQconndefaults();
+  if (!loadLibpq()) return false;
+  PQconninfoOption* options = libpq().PQconndefaults();
   if (!options) return false;
   bool found = false;
   for (PQconninfoOption* o = options; o->keyword; ++o) {
     if (std::string_view(o->keyword) == keyword) found = true;
   }
-  PQconninfoFree(options);
+  libpq().PQconninfoFree(options);
   return found;
 }
 
@@ -352,6 +352,10 @@ struct PostgresReader::Impl {
   }
 
   Result<PGconn*> connect(const policy::PostgresSource& s, const PostgresCredentials& c, const std::string& endpoint) {
+    if (auto lib = loadLibpq(); !lib) {
+      return pgError(ErrorCode::kUnavailable, postgres_reasons::kUnreachable,
+                     "postgres " + endpoint + ": " + lib.error().message());
+    }
     std::unique_ptr<PrivateTempFile> caFile;
     std::string rootCert;
     if (verifiesCertificate(s.sslMode)) {
@@ -404,15 +408,15 @@ struct PostgresReader::Impl {
     }
     keys.push_back(nullptr);
     values.push_back(nullptr);
-    PGconn* conn = PQconnectdbParams(keys.data(), values.data(), 0);
+    PGconn* conn = libpq().PQconnectdbParams(keys.data(), values.data(), 0);
     ++connects;
     if (conn == nullptr) {
       return pgError(ErrorCode::kInternal, postgres_reasons::kUnreachable,
                      "postgres " + endpoint + ": libpq could not allocate a connection");
     }
-    if (PQstatus(conn) != CONNECTION_OK) {
-      std::string message = hideCredentials(PQerrorMessage(conn), c, s.database);
-      PQfinish(conn);
+    if (libpq().PQstatus(conn) != CONNECTION_OK) {
+      std::string message = hideCredentials(libpq().PQerrorMessage(conn), c, s.database);
+      libpq().PQfinish(conn);
       return classifyConnectionError(endpoint, message);
     }
     return conn;
@@ -420,31 +424,31 @@ struct PostgresReader::Impl {
 
   Result<ServerSnapshot> query(PGconn* conn, const std::string& where, const PostgresCredentials& c,
                                const std::string& database) {
-    auto failure = [&] { return conciseLibpqMessage(hideCredentials(PQerrorMessage(conn), c, database)); };
+    auto failure = [&] { return conciseLibpqMessage(hideCredentials(libpq().PQerrorMessage(conn), c, database)); };
     ServerSnapshot snap;
     {
-      PgResult res(PQexec(conn, kSettingsSql));
-      if (PQresultStatus(res.r) != PGRES_TUPLES_OK || PQntuples(res.r) != 1) {
+      PgResult res(libpq().PQexec(conn, kSettingsSql));
+      if (libpq().PQresultStatus(res.r) != PGRES_TUPLES_OK || libpq().PQntuples(res.r) != 1) {
         return pgError(ErrorCode::kUnavailable, postgres_reasons::kQueryFailed,
                        where + ": reading max_connections failed: " + failure());
       }
       snap.maxConnections = intField(res.r, 0, 0);
       snap.reservedConnections = intField(res.r, 0, 1) + intField(res.r, 0, 2);
     }
-    PgResult res(PQexec(conn, kActivitySql));
+    PgResult res(libpq().PQexec(conn, kActivitySql));
     snap.readAt = clock.now();
-    if (PQresultStatus(res.r) != PGRES_TUPLES_OK) {
+    if (libpq().PQresultStatus(res.r) != PGRES_TUPLES_OK) {
       return pgError(ErrorCode::kUnavailable, postgres_reasons::kQueryFailed,
                      where + ": reading pg_stat_activity failed: " + failure());
     }
     std::map<std::tuple<std::string, std::string, std::string>, int32_t> clients;
-    for (int row = 0; row < PQntuples(res.r); ++row) {
-      ApplicationActivity& a = snap.byApplication[PQgetvalue(res.r, row, 0)];
-      a.countByState[PQgetvalue(res.r, row, 1)] += intField(res.r, row, 2);
-      clients[{PQgetvalue(res.r, row, 0), PQgetvalue(res.r, row, 4), PQgetvalue(res.r, row, 5)}] +=
-          intField(res.r, row, 2);
-      if (PQgetisnull(res.r, row, 3)) continue;
-      std::istringstream ages(PQgetvalue(res.r, row, 3));
+    for (int row = 0; row < libpq().PQntuples(res.r); ++row) {
+      ApplicationActivity& a = snap.byApplication[libpq().PQgetvalue(res.r, row, 0)];
+      a.countByState[libpq().PQgetvalue(res.r, row, 1)] += intField(res.r, row, 2);
+      clients[{libpq().PQgetvalue(res.r, row, 0), libpq().PQgetvalue(res.r, row, 4),
+               libpq().PQgetvalue(res.r, row, 5)}] += intField(res.r, row, 2);
+      if (libpq().PQgetisnull(res.r, row, 3)) continue;
+      std::istringstream ages(libpq().PQgetvalue(res.r, row, 3));
       std::string age;
       while (std::getline(ages, age, ',')) {
         double seconds = std::strtod(age.c_str(), nullptr);
@@ -475,7 +479,8 @@ Result<T> PostgresReader::withConnection(const policy::PostgresSource& source, c
   auto entry = impl_->entryFor(key);
   std::lock_guard lock(entry->mu);
   for (int attempt = 0;; ++attempt) {
-    if (entry->conn && (entry->fingerprint != fingerprint || PQstatus(entry->conn) != CONNECTION_OK)) entry->close();
+    if (entry->conn && (entry->fingerprint != fingerprint || libpq().PQstatus(entry->conn) != CONNECTION_OK))
+      entry->close();
     if (!entry->conn) {
       auto conn = impl_->connect(source, credentials, endpoint);
       if (!conn) return conn.error();
@@ -485,7 +490,7 @@ Result<T> PostgresReader::withConnection(const policy::PostgresSource& source, c
     auto result = use(entry->conn, "postgres " + endpoint + "/" + source.database);
     if (result) return result;
     // A connection the server or the network dropped shows only when used: reopen once.
-    if (PQstatus(entry->conn) != CONNECTION_OK) {
+    if (libpq().PQstatus(entry->conn) != CONNECTION_OK) {
       entry->close();
       if (attempt == 0 && retry) continue;
     }
@@ -545,33 +550,33 @@ Result<TerminateOutcome> PostgresReader::terminateIdleInTransaction(const policy
       source, credentials,
       [&](PGconn* conn, const std::string& where) -> Result<TerminateOutcome> {
         auto failure = [&] {
-          return conciseLibpqMessage(hideCredentials(PQerrorMessage(conn), credentials, source.database));
+          return conciseLibpqMessage(hideCredentials(libpq().PQerrorMessage(conn), credentials, source.database));
         };
         const std::string names = textArray(applicationNames);
         const std::string seconds = std::to_string(static_cast<double>(olderThan.count()) / 1000.0);
         const std::string max = std::to_string(limit);
         const char* params[] = {names.c_str(), seconds.c_str(), max.c_str()};
-        PgResult listed(PQexecParams(conn, kIdleSessionsSql, 3, nullptr, params, nullptr, nullptr, 0));
-        if (PQresultStatus(listed.r) != PGRES_TUPLES_OK) {
+        PgResult listed(libpq().PQexecParams(conn, kIdleSessionsSql, 3, nullptr, params, nullptr, nullptr, 0));
+        if (libpq().PQresultStatus(listed.r) != PGRES_TUPLES_OK) {
           return pgError(ErrorCode::kUnavailable, postgres_reasons::kQueryFailed,
                          where + ": listing sessions idle in transaction failed: " + failure());
         }
         TerminateOutcome out;
-        for (int row = 0; row < PQntuples(listed.r); ++row) {
+        for (int row = 0; row < libpq().PQntuples(listed.r); ++row) {
           IdleSession session;
           session.pid = intField(listed.r, row, 0);
-          session.user = PQgetvalue(listed.r, row, 1);
-          session.applicationName = PQgetvalue(listed.r, row, 2);
-          session.idleSeconds = std::strtoll(PQgetvalue(listed.r, row, 3), nullptr, 10);
+          session.user = libpq().PQgetvalue(listed.r, row, 1);
+          session.applicationName = libpq().PQgetvalue(listed.r, row, 2);
+          session.idleSeconds = std::strtoll(libpq().PQgetvalue(listed.r, row, 3), nullptr, 10);
           if (!dryRun && !out.refused) {
             const std::string pid = std::to_string(session.pid);
-            const char* args[] = {pid.c_str(), PQgetvalue(listed.r, row, 4)};
-            PgResult ended(PQexecParams(conn, kTerminateSql, 2, nullptr, args, nullptr, nullptr, 0));
-            if (PQresultStatus(ended.r) == PGRES_TUPLES_OK) {
-              session.ended = PQntuples(ended.r) == 1 && std::string(PQgetvalue(ended.r, 0, 0)) == "t";
-              if (PQntuples(ended.r) == 0) continue;  // it moved on: not a leak any more
+            const char* args[] = {pid.c_str(), libpq().PQgetvalue(listed.r, row, 4)};
+            PgResult ended(libpq().PQexecParams(conn, kTerminateSql, 2, nullptr, args, nullptr, nullptr, 0));
+            if (libpq().PQresultStatus(ended.r) == PGRES_TUPLES_OK) {
+              session.ended = libpq().PQntuples(ended.r) == 1 && std::string(libpq().PQgetvalue(ended.r, 0, 0)) == "t";
+              if (libpq().PQntuples(ended.r) == 0) continue;  // it moved on: not a leak any more
             } else {
-              const char* state = PQresultErrorField(ended.r, PG_DIAG_SQLSTATE);
+              const char* state = libpq().PQresultErrorField(ended.r, PG_DIAG_SQLSTATE);
               if (state == nullptr || std::string(state) != "42501") {
                 // What was ended stays reported; the rest waits for the next check (never a second pass now).
                 out.failed = where + ": ending session " + pid + " failed: " + failure();

@@ -1,4 +1,5 @@
 #include "usage/postgres_source.h"
+#include "usage/libpq.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -291,6 +292,16 @@ TEST(RequireAuth, NoClearTextPasswordWithoutProofOfTheServersName) {
 TEST(LibpqAccepts, KnowsItsOwnKeywords) {
   EXPECT_TRUE(libpqAccepts("sslmode"));
   EXPECT_FALSE(libpqAccepts("no_such_keyword"));
+}
+
+// libpq is loaded when first needed, not linked: every function postgres_source.cpp calls resolves.
+TEST(Libpq, LoadsOnFirstUseWithEveryFunction) {
+  auto lib = loadLibpq();
+  ASSERT_TRUE(lib.ok()) << lib.error().message();
+#define POOLGUARD_EXPECT_RESOLVED(name) EXPECT_NE((*lib)->name, nullptr) << #name;
+  POOLGUARD_LIBPQ_FUNCTIONS(POOLGUARD_EXPECT_RESOLVED)
+#undef POOLGUARD_EXPECT_RESOLVED
+  EXPECT_EQ(*lib, &libpq());
 }
 
 }  // namespace
