@@ -302,7 +302,7 @@ int runOperator(const RunOptions& o) {
         }
         if (controller) controller->queue().add(key);
       },
-      &events);
+      &events, fence);
   Reconciler reconciler(*api, caches, SystemClock::instance(), &events, &metrics, &usageMonitor);
   reconcilerForUsage = &reconciler;
   reconciler.setOperatorNamespace(podNamespace());

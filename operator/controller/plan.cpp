@@ -195,6 +195,10 @@ Plan plan(const Snapshot& s) {
 
   in.policyName = name;
   in.mode = pol.spec.mode;
+  if (const auto& timeout = pol.spec.pool.idleInTransactionTimeout) {
+    in.idleInTransactionLibraryCaveat = render::idleInTransactionCaveat(pol.spec.profile);
+    in.idleInTransactionOptions = render::idleInTransactionOptions(*timeout);
+  }
   in.onExceeded = pol.spec.budget.onExceeded;
   in.budget.database = db.database;
   in.budget.maxConnections = db.maxConnections;
@@ -291,6 +295,11 @@ Plan plan(const Snapshot& s) {
           continue;
         }
         ws.settingsHash = desired->settings.hash;
+        for (const auto& own : desired->ownServerOptions) {
+          in.ownServerOptions.push_back(std::string(policy::toString(kind)) + " " +
+                                        (pol.clusterScoped() ? ns + "/" : "") + ws.name + " container " +
+                                        own.container + " (" + own.variable + ")");
+        }
         const model::ConfigMap* liveConfigMap = nullptr;
         if (desired->configMap) {
           const std::string cmKey = runtime::objectKey(ns, (*desired->configMap)["metadata"].value("name", ""));

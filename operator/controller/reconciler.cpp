@@ -191,6 +191,16 @@ std::optional<usage::AnalysisResult> Reconciler::centralUsage(const policy::Poli
   in.declaredReservedConnections = pol.spec.database.reservedConnections;
   usage::AnalysisResult r = usage::analyze(in);
   r.condition.message = "from the check of ClusterConnectionBudget " + b.meta.name + ": " + r.condition.message;
+  // The budget's check ends sessions with the operator's credentials: say here, to the policy's author, which of
+  // its workloads' sessions it leaves alone and why (usage::ownsApplicationName).
+  if (b.parsed->usage->postgres && b.parsed->usage->terminateOlderThan() && writesSettings(pol)) {
+    std::vector<const usage::GovernedWorkload*> foreign;
+    for (const auto& w : in.workloads) {
+      if (!w.applicationName.empty() && !usage::ownsApplicationName(w)) foreign.push_back(&w);
+    }
+    if (!foreign.empty())
+      r.condition.message += "; " + usage::foreignApplicationNamesMessage(foreign, pol.clusterScoped());
+  }
   return r;
 }
 

@@ -147,6 +147,24 @@ Condition budgetCondition(const StatusInput& in) {
   return makeCondition(condition::kWithinBudget, true, "WithinBudget", figures);
 }
 
+// "the spec is valid", and where pool.idleInTransactionTimeout will not reach every session, what to do there.
+std::string acceptedMessage(const StatusInput& in) {
+  std::vector<std::string> caveats;
+  if (in.idleInTransactionLibraryCaveat) caveats.push_back(*in.idleInTransactionLibraryCaveat);
+  if (const auto& own = in.ownServerOptions; !own.empty()) {
+    constexpr size_t kNamed = 3;
+    std::string named;
+    for (size_t i = 0; i < own.size() && i < kNamed; ++i) named += (i ? ", " : "") + own[i];
+    if (own.size() > kNamed) named += " and " + std::to_string(own.size() - kNamed) + " more";
+    caveats.push_back(named + (own.size() == 1 ? " sets its own value" : " set their own value") +
+                      ", which poolguard " + "leaves alone (add " + in.idleInTransactionOptions + " to it)");
+  }
+  if (caveats.empty()) return "the spec is valid";
+  std::string message = "the spec is valid, but pool.idleInTransactionTimeout will not reach every session: ";
+  for (size_t i = 0; i < caveats.size(); ++i) message += (i ? "; " : "") + caveats[i];
+  return message + " (docs/profiles.md#idle-in-transaction)";
+}
+
 }  // namespace
 
 std::vector<Condition> computeConditions(const StatusInput& in) {
@@ -165,7 +183,7 @@ std::vector<Condition> computeConditions(const StatusInput& in) {
     out.push_back(makeCondition(condition::kAccepted, false, "Conflicted",
                                 "every matched workload belongs to a higher policy: " + conflictWinners(in.workloads)));
   } else {
-    out.push_back(makeCondition(condition::kAccepted, true, "Accepted", "the spec is valid"));
+    out.push_back(makeCondition(condition::kAccepted, true, "Accepted", acceptedMessage(in)));
   }
 
   bool audit = in.mode == policy::Mode::kAudit;

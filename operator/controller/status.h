@@ -78,6 +78,13 @@ struct StatusInput {
   // A usage check of the database's server (this policy's, another policy's of the database, or its budget's)
   // can still tell max_connections.
   bool maxConnectionsComing = false;
+  // Where pool.idleInTransactionTimeout (set) will not reach every session; Accepted's message names it. What the
+  // profile's libraries do not read (render::idleInTransactionCaveat), and the governed containers that keep a
+  // server-options variable of their own ("Deployment api container app (PGOPTIONS)"), which should carry
+  // idleInTransactionOptions ("-c idle_in_transaction_session_timeout=45000").
+  std::optional<std::string> idleInTransactionLibraryCaveat;
+  std::vector<std::string> ownServerOptions;
+  std::string idleInTransactionOptions;
 };
 
 inline constexpr size_t kMaxWorkloadStatuses = 100;

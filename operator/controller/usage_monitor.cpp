@@ -43,8 +43,13 @@ bool sameFindings(const usage::AnalysisResult& a, const usage::AnalysisResult& b
 }  // namespace
 
 UsageMonitor::UsageMonitor(usage::Checker& checker, kube::Client& client, const Clock& clock, OnChange onChange,
-                           runtime::EventRecorder* events)
-    : checker_(checker), client_(client), clock_(clock), onChange_(std::move(onChange)), events_(events) {}
+                           runtime::EventRecorder* events, std::shared_ptr<const kube::WriteFence> fence)
+    : checker_(checker),
+      client_(client),
+      clock_(clock),
+      onChange_(std::move(onChange)),
+      events_(events),
+      fence_(std::move(fence)) {}
 
 UsageMonitor::~UsageMonitor() { stop(); }
 
@@ -228,7 +233,10 @@ void UsageMonitor::run(const std::string& target, Target* self) {
 void UsageMonitor::checkOne(const std::string& key, Wanted wanted) {
   usage::UsageReport report;
   try {
-    report = checker_.check(wanted.policy, wanted.workloads, client_, wanted.secretNamespace);
+    usage::CheckContext context{wanted.secretNamespace, nullptr};
+    // Sessions are ended only while this replica surely holds the leader's lease, as writes are.
+    if (fence_) context.mayEndSessions = [fence = fence_] { return fence->openWindow().has_value(); };
+    report = checker_.check(wanted.policy, wanted.workloads, client_, context);
   } catch (const std::exception& e) {
     // A check must never end the process from a monitor thread: the policy reports the failure instead.
     spdlog::error("usage check of {} failed: {}", key, e.what());

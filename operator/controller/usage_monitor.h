@@ -5,7 +5,8 @@
 // policies of that target when their usage.interval is due, one after the other, through the usage::Checker
 // (credentials read and their grant checked per policy). When a policy's findings change (condition or figures;
 // not the check time alone), the monitor calls onChange with the policy's key, and the reconcile that follows
-// writes them. A server that hangs holds only its own target's thread.
+// writes them. A server that hangs holds only its own target's thread. The threads run until stop(), also after
+// the leader's lease may be lost: with a write fence (kube/fence.h), checks end sessions only while it is open.
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -21,6 +22,7 @@
 
 #include "common/clock.h"
 #include "kube/client.h"
+#include "kube/fence.h"
 #include "policy/types.h"
 #include "usage/analysis.h"
 #include "usage/checker.h"
@@ -34,9 +36,11 @@ namespace poolguard::controller {
 class UsageMonitor {
  public:
   using OnChange = std::function<void(const std::string& policyKey)>;
-  // client: reads the Secrets the policies name; events: where a refused Secret or URL is reported (optional).
+  // client: reads the Secrets the policies name; events: where a refused Secret or URL is reported (optional);
+  // fence: the leader's write fence, with leader election (usage.actions.terminateLeaked ends sessions only while
+  // it is open); null without.
   UsageMonitor(usage::Checker& checker, kube::Client& client, const Clock& clock, OnChange onChange,
-               runtime::EventRecorder* events = nullptr);
+               runtime::EventRecorder* events = nullptr, std::shared_ptr<const kube::WriteFence> fence = nullptr);
   ~UsageMonitor();
   UsageMonitor(const UsageMonitor&) = delete;
   UsageMonitor& operator=(const UsageMonitor&) = delete;
@@ -94,6 +98,7 @@ class UsageMonitor {
   const Clock& clock_;
   OnChange onChange_;
   runtime::EventRecorder* events_;
+  std::shared_ptr<const kube::WriteFence> fence_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

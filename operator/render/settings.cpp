@@ -269,6 +269,18 @@ bool isIdleInTransactionOptions(const std::string& value) {
                      [](char c) { return c >= '0' && c <= '9'; });
 }
 
+std::optional<std::string> idleInTransactionCaveat(policy::Profile profile) {
+  switch (profile) {
+    case policy::Profile::kSQLAlchemy:
+      return "asyncpg reads no PGOPTIONS (pass idle_in_transaction_session_timeout in connect_args' server_settings)";
+    case policy::Profile::kGoSQL:
+    case policy::Profile::kPgxpool:
+      return "pgx before v5.7.5 reads no PGOPTIONS (add options to the DSN)";
+    default:
+      return std::nullopt;
+  }
+}
+
 bool isServerOptions(const EnvSetting& e) {
   return (e.key == kIdleInTransactionTimeout || e.key == kPgOptions) && isIdleInTransactionOptions(e.value);
 }

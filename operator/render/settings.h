@@ -69,6 +69,9 @@ std::string settingsHash(const std::vector<EnvSetting>& env, const std::string& 
 std::string idleInTransactionOptions(policy::Millis d);
 // Whether `value` has exactly that form (for some number of milliseconds).
 bool isIdleInTransactionOptions(const std::string& value);
+// What the libraries a profile names do not read of pool.idleInTransactionTimeout as rendered, with what to do
+// instead; nullopt when each of them reads it (docs/profiles.md "Idle in transaction").
+std::optional<std::string> idleInTransactionCaveat(policy::Profile profile);
 // Whether the entry is a server-options variable (PGOPTIONS, or SpringHikari's options property). Applications set
 // these for their own reasons (search_path, statement_timeout), so renderWorkload writes one only into a container
 // that does not set it itself; docs/profiles.md has the rule.

@@ -210,10 +210,17 @@ Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const model::Wor
 
   json containers = json::array();
   for (const auto& name : out.containers) {
+    const model::Container* lc = workload.container(name);
+    for (const auto& e : out.settings.env) {
+      if (!keepsItsOwn(lc, e)) continue;
+      const model::EnvVar* have = envEntry(*lc, e.name);
+      if (have->valueFrom || have->value.find("idle_in_transaction_session_timeout") == std::string::npos)
+        out.ownServerOptions.push_back({name, e.name});
+    }
     json c{{"name", name}};
     if (viaConfigMap) {
       json envFrom = json::array();
-      if (const model::Container* lc = workload.container(name)) {
+      if (lc != nullptr) {
         for (const auto& source : lc->envFrom) {
           if (!isOurConfigMapRef(source, cmName)) envFrom.push_back(toJson(source));
         }
@@ -222,7 +229,6 @@ Result<DesiredWorkload> renderWorkload(const policy::Policy& p, const model::Wor
       c["envFrom"] = envFrom;
     } else {
       json env = json::array();
-      const model::Container* lc = workload.container(name);
       for (const auto& e : out.settings.env) {
         if (!keepsItsOwn(lc, e)) env.push_back({{"name", e.name}, {"value", e.value}});
       }

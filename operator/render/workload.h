@@ -79,8 +79,15 @@ struct DesiredWorkload {
   RenderedSettings settings;
   std::vector<std::string> containers;         // selected, in the workload's order
   std::vector<std::string> missingContainers;  // named in spec.containers but absent from the workload
-  json apply;                                  // server-side-apply body for the workload
-  std::optional<json> configMap;               // server-side-apply body for the ConfigMap (ConfigMap delivery)
+  // Selected containers that keep a server-options variable of their own without idle_in_transaction_session_timeout
+  // in it (or from valueFrom): pool.idleInTransactionTimeout does not reach their sessions.
+  struct OwnServerOptions {
+    std::string container;
+    std::string variable;
+  };
+  std::vector<OwnServerOptions> ownServerOptions;
+  json apply;                     // server-side-apply body for the workload
+  std::optional<json> configMap;  // server-side-apply body for the ConfigMap (ConfigMap delivery)
 };
 
 // Renders what Enforce writes for `workload` (a live workload of any kind policy::kWorkloadKinds lists) under `p`.

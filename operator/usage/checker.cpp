@@ -21,7 +21,38 @@ bool choosesItsOwnPrometheus(const policy::Policy& policy) {
   return policy.clusterScoped() || policy.kind == "ClusterConnectionBudget";
 }
 
+// Whether the check's credentials are the ones the policy's author chose: a namespaced policy's own Secret, in its
+// own namespace. A ClusterConnectionBudget's check and a ClusterConnectionPoolPolicy's use the operator's namespace.
+bool authorsOwnCredentials(const policy::Policy& policy, const CheckContext& context) {
+  if (policy.kind == "ClusterConnectionBudget" || policy.clusterScoped()) return false;
+  return context.secretNamespace.empty() || context.secretNamespace == policy.namespace_;
+}
+
+void append(std::string& message, const std::string& part) { message += (message.empty() ? "" : "; ") + part; }
+
 }  // namespace
+
+bool ownsApplicationName(const GovernedWorkload& w) {
+  const std::string prefix = w.namespace_ + "/";
+  return !w.namespace_.empty() && w.applicationName.size() >= prefix.size() &&
+         w.applicationName.compare(0, prefix.size(), prefix) == 0;
+}
+
+std::string foreignApplicationNamesMessage(const std::vector<const GovernedWorkload*>& workloads, bool clusterPolicy) {
+  constexpr size_t kNamed = 3;
+  std::string named;
+  for (size_t i = 0; i < workloads.size() && i < kNamed; ++i) {
+    const GovernedWorkload& w = *workloads[i];
+    named += (named.empty() ? "" : ", ") + w.namespace_ + "/" + w.name + " (application_name \"" + w.applicationName +
+             "\", not \"" + w.namespace_ + "/...\")";
+  }
+  if (workloads.size() > kNamed) named += " and " + std::to_string(workloads.size() - kNamed) + " more";
+  return "poolguard ends no leaked session of workload" + std::string(workloads.size() == 1 ? " " : "s ") + named +
+         ": with credentials its policy's author did not supply it ends only an application_name that begins with "
+         "the workload's namespace; include {namespace} in delivery.applicationName (as the default "
+         "\"{namespace}/{name}\" does)" +
+         (clusterPolicy ? "" : ", or give the policy usage.postgres with a Secret of its own namespace");
+}
 
 std::string postgresTarget(const policy::PostgresSource& pg) {
   return pg.host + ":" + std::to_string(pg.port) + "/" + pg.database;
@@ -37,17 +68,17 @@ Checker::Checker(const Clock& clock, prometheus::Registry* registry, const Check
 Checker::~Checker() = default;
 
 UsageReport Checker::check(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads,
-                           kube::Client& client, const std::string& secretNamespace) {
+                           kube::Client& client, const CheckContext& context) {
   std::optional<Result<PostgresCredentials>> credentials;
   if (policy.spec.usage.postgres) {
-    const std::string& ns = secretNamespace.empty() ? policy.namespace_ : secretNamespace;
+    const std::string& ns = context.secretNamespace.empty() ? policy.namespace_ : context.secretNamespace;
     credentials.emplace(fetchCredentials(client, ns, *policy.spec.usage.postgres));
   }
-  return check(policy, workloads, credentials);
+  return check(policy, workloads, credentials, context);
 }
 
 UsageReport Checker::check(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads,
-                           const std::optional<Result<PostgresCredentials>>& credentials) {
+                           const std::optional<Result<PostgresCredentials>>& credentials, const CheckContext& context) {
   const policy::Usage& usage = policy.spec.usage;
   AnalysisInput in;
   in.thresholds = usage.thresholds;
@@ -84,7 +115,7 @@ UsageReport Checker::check(const policy::Policy& policy, const std::vector<Gover
   report.result = analyze(in);
   report.input = std::make_shared<const AnalysisInput>(in);
   if (usage.postgres && in.postgres.ok() && credentials && credentials->ok()) {
-    terminateLeaked(policy, workloads, credentials->value(), report.result);
+    terminateLeaked(policy, workloads, credentials->value(), context, report.result);
   }
 
   if (metrics_) {
@@ -134,10 +165,18 @@ UsageReport Checker::check(const policy::Policy& policy, const std::vector<Gover
 }
 
 void Checker::terminateLeaked(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads,
-                              const PostgresCredentials& credentials, AnalysisResult& result) {
+                              const PostgresCredentials& credentials, const CheckContext& context,
+                              AnalysisResult& result) {
   const auto& usage = policy.spec.usage;
   const auto olderThan = usage.terminateOlderThan();
   if (!olderThan) return;
+  // A replica that may have lost the leader's lease ends nothing and reports nothing: the next leader's check will.
+  const auto& mayEnd = context.mayEndSessions;
+  if (mayEnd && !mayEnd()) {
+    spdlog::debug("usage {}/{}: terminateLeaked skipped: this replica may no longer be the leader", policy.namespace_,
+                  policy.name);
+    return;
+  }
   // Only the sessions the analysis attributes to a governed workload: by the application_name it reports.
   // A name two workloads share cannot tell whose a session is: such sessions are never ended.
   std::map<std::string, const GovernedWorkload*> byName;
@@ -149,18 +188,30 @@ void Checker::terminateLeaked(const policy::Policy& policy, const std::vector<Go
   for (const auto& name : shared) byName.erase(name);
   std::string& message = result.condition.message;
   for (const auto& name : shared) {
-    message += (message.empty() ? "" : "; ") + std::string("application_name \"") + name +
-               "\" is reported by more than one governed workload: poolguard ends none of its sessions";
+    append(message, "application_name \"" + name +
+                        "\" is reported by more than one governed workload: poolguard ends none of its sessions");
+  }
+  // With credentials the author did not supply, only names the workload's namespace owns.
+  if (!authorsOwnCredentials(policy, context)) {
+    std::vector<const GovernedWorkload*> foreign;
+    for (auto it = byName.begin(); it != byName.end();) {
+      if (ownsApplicationName(*it->second)) {
+        ++it;
+        continue;
+      }
+      foreign.push_back(it->second);
+      it = byName.erase(it);
+    }
+    if (!foreign.empty()) append(message, foreignApplicationNamesMessage(foreign, policy.clusterScoped()));
   }
   if (byName.empty()) return;
   std::vector<std::string> names;
   for (const auto& [name, w] : byName) names.push_back(name);
   const bool dryRun = policy.spec.mode == policy::Mode::kAudit;
   auto outcome = postgres_.terminateIdleInTransaction(*usage.postgres, credentials, names, *olderThan,
-                                                      usage.actions.terminateLeaked->maxPerCheck, dryRun);
+                                                      usage.actions.terminateLeaked->maxPerCheck, dryRun, mayEnd);
   if (!outcome.ok()) {
-    message +=
-        (message.empty() ? "" : "; ") + std::string("ending leaked sessions failed: ") + outcome.error().message();
+    append(message, "ending leaked sessions failed: " + outcome.error().message());
     return;
   }
   std::vector<std::string> pids;
@@ -177,17 +228,20 @@ void Checker::terminateLeaked(const policy::Policy& policy, const std::vector<Go
     return out;
   };
   if (!pids.empty()) {
-    message += (message.empty() ? "" : "; ") +
-               (dryRun ? "in Enforce, poolguard would end " : std::string("poolguard ended ")) +
-               std::to_string(pids.size()) + (pids.size() == 1 ? " session" : " sessions") + what + " (pid " + list() +
-               ")";
+    append(message, (dryRun ? "in Enforce, poolguard would end " : std::string("poolguard ended ")) +
+                        std::to_string(pids.size()) + (pids.size() == 1 ? " session" : " sessions") + what + " (pid " +
+                        list() + ")");
   }
-  if (outcome->failed) message += (message.empty() ? "" : "; ") + *outcome->failed;
+  if (outcome->failed) append(message, *outcome->failed);
+  if (outcome->stopped) {
+    append(message,
+           "poolguard stopped ending sessions: this replica may no longer be the leader (the next leader's "
+           "check ends the rest)");
+  }
   if (outcome->refused) {
-    message += (message.empty() ? "" : "; ") +
-               std::string("poolguard may not end sessions: its monitoring role (the user of Secret ") +
-               usage.postgres->credentialsSecretRef.name +
-               ") lacks pg_signal_backend; GRANT pg_signal_backend TO that role (docs/runbook.md)";
+    append(message, "poolguard may not end sessions: its monitoring role (the user of Secret " +
+                        usage.postgres->credentialsSecretRef.name +
+                        ") lacks pg_signal_backend; GRANT pg_signal_backend TO that role (docs/runbook.md)");
   }
 }
 

@@ -7,6 +7,7 @@
 // check() blocks on the network (PostgreSQL and Prometheus, each bounded by a few seconds): call it from a
 // worker thread of your own, never from a cpprestsdk/pplx pool thread.
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,26 @@ struct CheckerOptions {
   std::vector<std::string> prometheusAllowedUrlPrefixes;
 };
 
+// What a check may do beyond reading, and with whose credentials.
+struct CheckContext {
+  // Where the policy's Secrets are read: "" is the policy's own namespace (a ClusterConnectionPoolPolicy's and a
+  // ClusterConnectionBudget's are the operator's).
+  std::string secretNamespace;
+  // Whether this replica may end sessions now (usage.actions.terminateLeaked), asked before each session it ends.
+  // With leader election only while the write fence is open (kube/fence.h): a replica that may have lost the lease
+  // ends none, and reports none as ended; the next leader's check ends them. Empty: always.
+  std::function<bool()> mayEndSessions;
+};
+
+// usage.actions.terminateLeaked with credentials the policy's author did not supply (a ClusterConnectionBudget's
+// check, or a Secret outside the policy's namespace such as a ClusterConnectionPoolPolicy's) ends only sessions
+// whose application_name the workload's namespace owns: it begins with "<namespace>/". Else a namespaced author
+// could name another team's application in delivery.applicationName and have it ended with a cluster admin's role.
+bool ownsApplicationName(const GovernedWorkload& workload);
+// Why the sessions of these workloads (whose names ownsApplicationName refuses) are not ended, and the fix:
+// include {namespace} in delivery.applicationName, or (a namespaced policy) use its own usage.postgres.
+std::string foreignApplicationNamesMessage(const std::vector<const GovernedWorkload*>& workloads, bool clusterPolicy);
+
 // How a PostgreSQL source is named in poolguard_usage_up{target}: "host:port/database" (prometheusTarget, in
 // prometheus_source.h, names a Prometheus one).
 std::string postgresTarget(const policy::PostgresSource& source);
@@ -61,13 +82,13 @@ class Checker {
   Checker(const Checker&) = delete;
   Checker& operator=(const Checker&) = delete;
 
-  // Reads the credentials Secret through the client (GET by name) in `secretNamespace` ("" = the policy's own
-  // namespace; a ClusterConnectionPoolPolicy's Secrets are in the operator's), then checks.
+  // Reads the credentials Secret through the client (GET by name) in context.secretNamespace, then checks.
   UsageReport check(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads, kube::Client& client,
-                    const std::string& secretNamespace = "");
-  // With credentials already at hand (or the error that kept them away); ignored without usage.postgres.
+                    const CheckContext& context = {});
+  // With credentials already at hand (or the error that kept them away), read from context.secretNamespace;
+  // ignored without usage.postgres.
   UsageReport check(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads,
-                    const std::optional<Result<PostgresCredentials>>& credentials);
+                    const std::optional<Result<PostgresCredentials>>& credentials, const CheckContext& context = {});
 
   // When the policy's next check is due: now if it was never checked, else its last check plus usage.interval.
   Clock::steady_point nextCheckDue(const policy::Policy& policy, Clock::steady_point now) const;
@@ -104,7 +125,7 @@ class Checker {
   // usage.actions.terminateLeaked: ends (in Audit, lists) the leaked sessions of the governed workloads and says so
   // in the result's condition message.
   void terminateLeaked(const policy::Policy& policy, const std::vector<GovernedWorkload>& workloads,
-                       const PostgresCredentials& credentials, AnalysisResult& result);
+                       const PostgresCredentials& credentials, const CheckContext& context, AnalysisResult& result);
   void releaseUnused(const TargetsInUse& inUse);
 };
 

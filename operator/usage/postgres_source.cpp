@@ -545,7 +545,7 @@ Result<TerminateOutcome> PostgresReader::terminateIdleInTransaction(const policy
                                                                     const PostgresCredentials& credentials,
                                                                     const std::vector<std::string>& applicationNames,
                                                                     std::chrono::milliseconds olderThan, int32_t limit,
-                                                                    bool dryRun) {
+                                                                    bool dryRun, const std::function<bool()>& mayEnd) {
   return withConnection<TerminateOutcome>(
       source, credentials,
       [&](PGconn* conn, const std::string& where) -> Result<TerminateOutcome> {
@@ -569,6 +569,11 @@ Result<TerminateOutcome> PostgresReader::terminateIdleInTransaction(const policy
           session.applicationName = libpq().PQgetvalue(listed.r, row, 2);
           session.idleSeconds = std::strtoll(libpq().PQgetvalue(listed.r, row, 3), nullptr, 10);
           if (!dryRun && !out.refused) {
+            // Asked before each session: a replica that may have lost the leader's lease ends none after that.
+            if (mayEnd && !mayEnd()) {
+              out.stopped = true;
+              break;
+            }
             const std::string pid = std::to_string(session.pid);
             const char* args[] = {pid.c_str(), libpq().PQgetvalue(listed.r, row, 4)};
             PgResult ended(libpq().PQexecParams(conn, kTerminateSql, 2, nullptr, args, nullptr, nullptr, 0));

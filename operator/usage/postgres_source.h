@@ -83,6 +83,8 @@ struct TerminateOutcome {
   // Ending a session failed otherwise (the connection dropped, say): why. The sessions listed before were ended and
   // are reported; the others are left to the next check.
   std::optional<std::string> failed;
+  // mayEnd said no before a session was ended: the sessions before it are reported, the rest left alone.
+  bool stopped = false;
 };
 
 struct PostgresReaderOptions {
@@ -109,11 +111,13 @@ class PostgresReader {
   // application_name is one of `applicationNames`, oldest first, at most `limit`; with `dryRun`, only lists them.
   // Never poolguard's own session or application_name, never a superuser's session. A session that moved on since
   // it was listed (its state changed) is left alone. Uses the connection read() uses, and never runs twice in one
-  // call (a dropped connection does not make it list and end again).
+  // call (a dropped connection does not make it list and end again). `mayEnd`, when set, is asked before each
+  // session is ended: once it says no, no further session is (TerminateOutcome::stopped).
   Result<TerminateOutcome> terminateIdleInTransaction(const policy::PostgresSource& source,
                                                       const PostgresCredentials& credentials,
                                                       const std::vector<std::string>& applicationNames,
-                                                      std::chrono::milliseconds olderThan, int32_t limit, bool dryRun);
+                                                      std::chrono::milliseconds olderThan, int32_t limit, bool dryRun,
+                                                      const std::function<bool()>& mayEnd = {});
 
   // The connection read() uses for this source and user: (host, port, database, user).
   static std::string connectionKey(const policy::PostgresSource& source, const std::string& username);

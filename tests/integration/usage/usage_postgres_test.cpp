@@ -330,6 +330,22 @@ TEST_F(UsagePostgres, TerminateLeakedEndsOnlyTheLeakedSessionsOfGovernedWorkload
   auto third = check(p, governed, monitorCredentials());
   EXPECT_TRUE(third.result.leakedSessions.empty()) << "only the superuser's session is left, never ended";
 
+  // A budget's check (the operator's credentials) ends no session whose name the workload's namespace does not own:
+  // ns1's workload web reports another team's application_name.
+  open("app", "payments/api", true);
+  std::this_thread::sleep_for(1500ms);
+  policy::Policy budget = p;
+  budget.kind = "ClusterConnectionBudget";
+  budget.namespace_ = "";
+  budget.name = "ClusterConnectionBudget:orders-db";
+  GovernedWorkload web = workload("web", 1, 5);
+  web.applicationName = "payments/api";
+  auto central = checker.check(budget, {web}, std::optional<Result<PostgresCredentials>>(monitorCredentials()),
+                               CheckContext{"poolguard-system", {}});
+  EXPECT_TRUE(central.result.leakedSessions.empty()) << central.result.condition.message;
+  EXPECT_THAT(central.result.condition.message, HasSubstr("poolguard ends no leaked session of workload ns1/web"));
+  EXPECT_EQ(countSessions("payments/api"), 1) << "the other team's session is left alone";
+
   // Without pg_signal_backend the server refuses, and the condition says what to grant.
   server->exec(std::string("REVOKE pg_signal_backend FROM ") + testing::PostgresServer::kMonitorUser);
   open("app", "ns1/leaky", true);

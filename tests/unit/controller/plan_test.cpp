@@ -84,6 +84,49 @@ TEST(Plan, PoliciesOfOneDatabaseInTwoNamespacesShareTheBudgetAndClampBoth) {
   EXPECT_EQ(plan(fromB).database.worstCase, p.database.worstCase);
 }
 
+TEST(Plan, AcceptedSaysWhereTheIdleInTransactionTimeoutWillNotReach) {
+  const json timeout = {{"pool", {{"maxSize", 10}, {"idleInTransactionTimeout", "45s"}}}};
+  auto accepted = [](const Plan& p) {
+    for (const auto& c : computeConditions(p.status)) {
+      if (c.type == "Accepted") return c.status + " " + c.message;
+    }
+    return std::string();
+  };
+  // Generic: every library it names reads PGOPTIONS.
+  auto generic = policyView("shop", "pool", timeout);
+  EXPECT_EQ(accepted(plan(snapshotOf(generic, {generic}, {deployment("shop", "web", 1)}))), "True the spec is valid");
+
+  // SQLAlchemy: asyncpg reads nothing of it.
+  json alchemy = timeout;
+  alchemy["profile"] = "SQLAlchemy";
+  auto sqlalchemy = policyView("shop", "pool", alchemy);
+  EXPECT_THAT(accepted(plan(snapshotOf(sqlalchemy, {sqlalchemy}, {deployment("shop", "web", 1)}))),
+              ::testing::HasSubstr("True the spec is valid, but pool.idleInTransactionTimeout will not reach every "
+                                   "session: asyncpg reads no PGOPTIONS"));
+
+  // A container that sets PGOPTIONS itself keeps it, and its sessions get no timeout unless its value has one.
+  auto withOwnOptions = [](const std::string& name, const std::string& value) {
+    json container = {{"name", "app"}, {"env", json::array({{{"name", "PGOPTIONS"}, {"value", value}}})}};
+    json obj = {{"apiVersion", "apps/v1"},
+                {"kind", "Deployment"},
+                {"metadata", {{"name", name}, {"namespace", "shop"}, {"labels", {{"app", "web"}}}}}};
+    obj["spec"]["replicas"] = 1;
+    obj["spec"]["template"]["spec"]["containers"] = json::array({container});
+    model::Diagnostics d;
+    auto record = std::make_shared<const model::Workload>(model::decodeWorkload(obj, d));
+    return WorkloadView{WorkloadKind::kDeployment, record, std::nullopt};
+  };
+  const std::string own = accepted(
+      plan(snapshotOf(generic, {generic},
+                      {withOwnOptions("web", "-c search_path=shop"),
+                       withOwnOptions("api", "-c search_path=shop -c idle_in_transaction_session_timeout=9000")})));
+  EXPECT_EQ(own,
+            "True the spec is valid, but pool.idleInTransactionTimeout will not reach every session: Deployment web "
+            "container app (PGOPTIONS) sets its own value, which poolguard leaves alone (add -c "
+            "idle_in_transaction_session_timeout=45000 to it) (docs/profiles.md#idle-in-transaction)")
+      << "api's own value carries a timeout of its own";
+}
+
 TEST(Plan, TheSameSnapshotGivesTheSamePlan) {
   auto a = policyView("shop", "pool", json::object());
   auto s = snapshotOf(a, {a}, {deployment("shop", "web", 2), deployment("shop", "api", 3)});

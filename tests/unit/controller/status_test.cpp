@@ -101,6 +101,38 @@ TEST(Status, UnknownMaxConnections) {
   EXPECT_EQ(get(cs, "WithinBudget").reason, "MaxConnectionsUnknown");
 }
 
+TEST(Status, AcceptedNamesWhereTheIdleInTransactionTimeoutWillNotReach) {
+  auto in = baseInput();
+  EXPECT_EQ(get(computeConditions(in), "Accepted").message, "the spec is valid");
+
+  in.idleInTransactionOptions = "-c idle_in_transaction_session_timeout=45000";
+  in.idleInTransactionLibraryCaveat =
+      "asyncpg reads no PGOPTIONS (pass idle_in_transaction_session_timeout in connect_args' server_settings)";
+  auto accepted = get(computeConditions(in), "Accepted");
+  EXPECT_EQ(accepted.status, "True");
+  EXPECT_EQ(accepted.reason, "Accepted");
+  EXPECT_EQ(accepted.message,
+            "the spec is valid, but pool.idleInTransactionTimeout will not reach every session: asyncpg reads no "
+            "PGOPTIONS (pass idle_in_transaction_session_timeout in connect_args' server_settings) "
+            "(docs/profiles.md#idle-in-transaction)");
+
+  in.idleInTransactionLibraryCaveat.reset();
+  in.ownServerOptions = {"Deployment web container app (PGOPTIONS)"};
+  EXPECT_EQ(get(computeConditions(in), "Accepted").message,
+            "the spec is valid, but pool.idleInTransactionTimeout will not reach every session: Deployment web "
+            "container app (PGOPTIONS) sets its own value, which poolguard leaves alone (add -c "
+            "idle_in_transaction_session_timeout=45000 to it) (docs/profiles.md#idle-in-transaction)");
+
+  // Many containers: three are named, and how many more.
+  for (const char* w : {"a", "b", "c", "d"})
+    in.ownServerOptions.push_back(std::string("Deployment ") + w + " container app (PGOPTIONS)");
+  const std::string many = get(computeConditions(in), "Accepted").message;
+  EXPECT_NE(many.find("Deployment web container app (PGOPTIONS), Deployment a container app (PGOPTIONS), Deployment "
+                      "b container app (PGOPTIONS) and 2 more set their own value"),
+            std::string::npos)
+      << many;
+}
+
 TEST(Status, ConflictsAndDrift) {
   auto in = baseInput();
   in.workloads[0].state = WorkloadState::kConflicted;

@@ -10,8 +10,10 @@
 
 #include "../../support/silent_server.h"
 #include "../runtime/fake_client.h"
+#include "../usage/fake_postgres.h"
 #include "controller/cache_shapes.h"
 #include "controller/reconciler.h"
+#include "kube/fence.h"
 #include "policy/parse.h"
 #include "usage/grant.h"
 
@@ -214,6 +216,109 @@ TEST(UsageMonitor, APolicyIsEnqueuedWhenItsFindingsChangeNotAtEveryCheck) {
   for (int i = 0; i < 50 && monitor.targets() > 0; ++i) std::this_thread::sleep_for(20ms);
   EXPECT_EQ(monitor.targets(), 0u) << "a target no policy checks has no thread";
   EXPECT_EQ(monitor.policies(), 0u);
+}
+
+TEST(UsageMonitor, EndsNoSessionWhileTheLeadersWriteFenceIsClosed) {
+  usage::testing::FakePostgres fake;
+  ASSERT_NE(fake.port(), 0);
+  fake.setActivity({{"shop/web", "idle in transaction", 1, "120"}});
+  fake.setIdleSessions({{101, "app", "shop/web", 120}});
+  FakeClient client;
+  putMonitorSecret(client, fake.port());
+  ManualClock clock;
+  usage::Checker checker(clock);
+  auto fence = std::make_shared<kube::WriteFence>(clock);  // closed: the lease may have been lost
+  std::atomic<int> changes{0};
+  UsageMonitor monitor(
+      checker, client, clock, [&](const std::string&) { ++changes; }, nullptr, fence);
+  json usageBlock = silentUsage(fake.port());
+  usageBlock["actions"] = {{"terminateLeaked", {{"enabled", true}}}};
+  json obj = policyJson(usageBlock);
+  auto parsed = policy::fromJson(obj);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message();
+  usage::GovernedWorkload web;
+  web.namespace_ = "shop";
+  web.name = "web";
+  web.applicationName = "shop/web";
+  monitor.want(obj, *parsed, {web});
+  for (int i = 0; i < 100 && changes == 0; ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(changes.load(), 1);
+  auto found = monitor.latest("shop/p", "uid-p");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->condition.reason, "LeakSuspected") << found->condition.message;
+  EXPECT_TRUE(found->leakedSessions.empty());
+  EXPECT_TRUE(fake.terminated().empty()) << "a replica that may not be the leader ends nothing";
+
+  // Leading again: the next check ends the session.
+  fence->openUntil(clock.steadyNow() + 1h);
+  clock.advance(5s);
+  for (int i = 0; i < 100 && fake.terminated().empty(); ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(fake.terminated(), std::vector<int>{101});
+  monitor.stop();
+}
+
+TEST(UsageMonitor, ABudgetsCheckEndsNoSessionOfANameThePolicysNamespaceDoesNotOwn) {
+  // shop's policy has no usage block and renders another team's application_name; the budget's check has the
+  // operator's credentials (a cluster admin's role, which may end sessions).
+  usage::testing::FakePostgres fake;
+  ASSERT_NE(fake.port(), 0);
+  fake.setActivity({{"payments/api", "idle in transaction", 1, "120"}});
+  fake.setIdleSessions({{201, "pay", "payments/api", 120}});
+  FakeClient client;
+  putMonitorSecret(client, fake.port());  // in "shop", the operator's namespace here
+  json policy = policyJson(json::object());
+  policy["spec"].erase("usage");
+  policy["spec"]["delivery"] = {{"applicationName", "payments/api"}};
+  client.put(kube::resources::connectionPoolPolicies(), policy);
+  json budgetUsage = silentUsage(fake.port());
+  budgetUsage["thresholds"] = {{"idleInTransaction", "60s"}};
+  budgetUsage["actions"] = {{"terminateLeaked", {{"enabled", true}}}};
+  client.put(kube::resources::clusterConnectionBudgets(),
+             {{"apiVersion", "poolguard.dev/v1alpha1"},
+              {"kind", "ClusterConnectionBudget"},
+              {"metadata", {{"name", "orders"}, {"uid", "uid-b"}, {"generation", 1}}},
+              {"spec", {{"usage", budgetUsage}}}});
+  client.put(kube::resources::deployments(),
+             {{"apiVersion", "apps/v1"},
+              {"kind", "Deployment"},
+              {"metadata", {{"name", "web"}, {"namespace", "shop"}, {"uid", "uid-web"}, {"labels", {{"app", "web"}}}}},
+              {"spec", {{"replicas", 1}, {"template", {{"spec", {{"containers", {{{"name", "app"}}}}}}}}}}});
+  runtime::Store policies, deployments, statefulSets, hpas, configMaps, budgets;
+  hpas.addIndex(kScaleTargetIndex, scaleTargetRefIndex());
+  auto sync = [&] {
+    policies.replace(decodeAll(client.storedOf(kube::resources::connectionPoolPolicies()), policyDecoder()));
+    deployments.replace(decodeAll(client.storedOf(kube::resources::deployments()), workloadDecoder()));
+    budgets.replace(decodeAll(client.storedOf(kube::resources::clusterConnectionBudgets()), budgetDecoder()));
+  };
+  sync();
+  usage::Checker checker(SystemClock::instance());
+  std::atomic<int> changes{0};
+  UsageMonitor monitor(checker, client, SystemClock::instance(), [&](const std::string&) { ++changes; });
+  Reconciler reconciler(client, Caches{&policies, &deployments, &statefulSets, &hpas, &configMaps, &budgets},
+                        SystemClock::instance(), nullptr, nullptr, &monitor);
+  reconciler.setOperatorNamespace("shop");
+  ASSERT_TRUE(reconciler.reconcile("shop/p").ok());
+  sync();
+  ASSERT_TRUE(reconciler.reconcileBudget("orders").ok());
+  for (int i = 0; i < 200 && changes == 0; ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_GE(changes.load(), 1);
+  EXPECT_TRUE(fake.terminated().empty()) << "the other team's session is left alone";
+  auto central = monitor.latest(budgetUsageKey("orders"), "uid-b");
+  ASSERT_TRUE(central);
+  EXPECT_EQ(central->condition.reason, "LeakSuspected") << "the leak is named";
+  EXPECT_THAT(central->condition.message,
+              ::testing::HasSubstr("poolguard ends no leaked session of workload shop/web"));
+
+  // The policy's author reads why in the policy's own status, with the fix.
+  sync();
+  ASSERT_TRUE(reconciler.reconcile("shop/p").ok());
+  sync();
+  const std::string usage = usageCondition(*policies.get("shop/p"));
+  EXPECT_THAT(usage, ::testing::HasSubstr("False/from the check of ClusterConnectionBudget orders"));
+  EXPECT_THAT(usage, ::testing::HasSubstr("poolguard ends no leaked session of workload shop/web (application_name "
+                                          "\"payments/api\", not \"shop/...\")"));
+  EXPECT_THAT(usage, ::testing::HasSubstr("include {namespace} in delivery.applicationName"));
+  monitor.stop();
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <prometheus/registry.h>
 
 #include "fake_client.h"
+#include "fake_postgres.h"
+#include "kube/fence.h"
 #include "usage/grant.h"
 #include "usage/metrics.h"
 
@@ -12,6 +14,7 @@ namespace poolguard::usage {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using namespace std::chrono_literals;
 
 // The value of the series of `family` whose labels include all of `labels`; nullopt when absent.
@@ -266,6 +269,156 @@ TEST(Checker, OnlyAConnectionPoolPolicyIsHeldToTheAllowedPrometheusPrefixes) {
         << kind << ": " << report.errors[0].message();
   }
   EXPECT_EQ(checker.openPrometheusClients(), 1u) << "the cluster-scoped kinds' checks used a client";
+}
+
+// A policy whose usage.postgres is `fake`, with terminateLeaked on (olderThan: the 60s threshold), in Enforce.
+policy::Policy terminatingPolicy(const testing::FakePostgres& fake) {
+  auto p = makePolicy();
+  policy::PostgresSource pg;
+  pg.host = "127.0.0.1";
+  pg.port = fake.port();
+  pg.database = "orders";
+  pg.sslMode = policy::SslMode::kDisable;
+  pg.credentialsSecretRef.name = "pg-monitor";
+  p.spec.usage.postgres = pg;
+  p.spec.usage.actions.terminateLeaked = policy::TerminateLeaked{true, std::nullopt, 5};
+  return p;
+}
+
+std::optional<Result<PostgresCredentials>> monitorCredentials() {
+  PostgresCredentials credentials;
+  credentials.username = "monitor";
+  credentials.password = "pw";
+  return Result<PostgresCredentials>(credentials);
+}
+
+// Two sessions of ns1/leaky idle in transaction for two minutes, past the 60s threshold.
+void leakTwoSessions(testing::FakePostgres& fake) {
+  fake.setActivity({{"ns1/leaky", "idle in transaction", 2, "120,130"}});
+  fake.setIdleSessions({{101, "app", "ns1/leaky", 130}, {102, "app", "ns1/leaky", 120}});
+}
+
+bool anyStatementContains(const testing::FakePostgres& fake, const std::string& text) {
+  for (const auto& s : fake.statements()) {
+    if (s.find(text) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(CheckerTerminateLeaked, EndsNoSessionWhileTheLeadersWriteFenceIsClosed) {
+  testing::FakePostgres fake;
+  ASSERT_NE(fake.port(), 0);
+  leakTwoSessions(fake);
+  ManualClock clock;
+  Checker checker(clock);
+  kube::WriteFence fence(clock);  // closed: this replica is not (or may no longer be) the leader
+  CheckContext context{"", [&fence] { return fence.openWindow().has_value(); }};
+  const auto policy = terminatingPolicy(fake);
+
+  auto closed = checker.check(policy, {workload("leaky")}, monitorCredentials(), context);
+  EXPECT_EQ(closed.result.condition.reason, "LeakSuspected") << "the leak is still named";
+  EXPECT_TRUE(fake.terminated().empty());
+  EXPECT_FALSE(anyStatementContains(fake, "pg_terminate_backend")) << "not even listed for ending";
+  EXPECT_TRUE(closed.result.leakedSessions.empty());
+  EXPECT_EQ(closed.result.sessionsEnded, 0);
+  EXPECT_THAT(closed.result.condition.message, Not(HasSubstr("ended")));
+
+  // The window passes while the replica still thinks it leads: closed again.
+  fence.openUntil(clock.steadyNow() + 10s);
+  clock.advance(10s);
+  (void)checker.check(policy, {workload("leaky")}, monitorCredentials(), context);
+  EXPECT_TRUE(fake.terminated().empty());
+
+  // The leader (fence open) ends them.
+  fence.openUntil(clock.steadyNow() + 10s);
+  auto open = checker.check(policy, {workload("leaky")}, monitorCredentials(), context);
+  EXPECT_EQ(fake.terminated(), (std::vector<int>{101, 102}));
+  ASSERT_EQ(open.result.leakedSessions.size(), 2u);
+  EXPECT_TRUE(open.result.leakedSessions[0].ended);
+  EXPECT_THAT(open.result.condition.message, HasSubstr("poolguard ended 2 sessions"));
+}
+
+TEST(CheckerTerminateLeaked, StopsEndingTheMomentTheFenceCloses) {
+  testing::FakePostgres fake;
+  ASSERT_NE(fake.port(), 0);
+  leakTwoSessions(fake);
+  ManualClock clock;
+  Checker checker(clock);
+  int asked = 0;
+  // Open for the check's first question and its first session, closed from then on.
+  CheckContext context{"", [&asked] { return ++asked <= 2; }};
+  auto report = checker.check(terminatingPolicy(fake), {workload("leaky")}, monitorCredentials(), context);
+  EXPECT_EQ(fake.terminated(), std::vector<int>{101});
+  ASSERT_EQ(report.result.leakedSessions.size(), 1u) << "the session not ended is not reported as ended";
+  EXPECT_EQ(report.result.leakedSessions[0].pid, 101);
+  EXPECT_THAT(report.result.condition.message, HasSubstr("poolguard ended 1 session"));
+  EXPECT_THAT(report.result.condition.message, HasSubstr("this replica may no longer be the leader"));
+}
+
+// A workload that reports `applicationName`, with a leaked session of that name on the fake.
+GovernedWorkload reporting(const std::string& ns, const std::string& name, const std::string& applicationName) {
+  GovernedWorkload w = workload(name);
+  w.namespace_ = ns;
+  w.applicationName = applicationName;
+  return w;
+}
+
+TEST(CheckerTerminateLeaked, OthersCredentialsEndOnlyNamesTheWorkloadsNamespaceOwns) {
+  testing::FakePostgres fake;
+  ASSERT_NE(fake.port(), 0);
+  fake.setActivity({{"ns1/leaky", "idle in transaction", 1, "120"}, {"payments/api", "idle in transaction", 1, "120"}});
+  fake.setIdleSessions({{101, "app", "ns1/leaky", 120}, {201, "pay", "payments/api", 120}});
+  ManualClock clock;
+  Checker checker(clock);
+  // ns1's policy renders delivery.applicationName "payments/api" (a constant) for its workload web.
+  const std::vector<GovernedWorkload> workloads{reporting("ns1", "leaky", "ns1/leaky"),
+                                                reporting("ns1", "web", "payments/api")};
+
+  // A ClusterConnectionBudget's check: the operator's credentials, a cluster admin's role.
+  auto budget = terminatingPolicy(fake);
+  budget.kind = "ClusterConnectionBudget";
+  budget.namespace_ = "";
+  budget.name = "ClusterConnectionBudget:orders-db";
+  auto central = checker.check(budget, workloads, monitorCredentials(), CheckContext{"poolguard-system", nullptr});
+  EXPECT_EQ(fake.terminated(), std::vector<int>{101}) << "never the other team's session";
+  ASSERT_FALSE(fake.listedNames().empty());
+  EXPECT_THAT(fake.listedNames().back(), Not(HasSubstr("payments/api"))) << "not even listed";
+  ASSERT_EQ(central.result.leakedSessions.size(), 1u);
+  EXPECT_EQ(central.result.leakedSessions[0].workload, "leaky");
+  const std::string& message = central.result.condition.message;
+  EXPECT_THAT(message, HasSubstr("poolguard ends no leaked session of workload ns1/web (application_name "
+                                 "\"payments/api\", not \"ns1/...\")"));
+  EXPECT_THAT(message, HasSubstr("include {namespace} in delivery.applicationName"));
+  EXPECT_THAT(message, HasSubstr("or give the policy usage.postgres with a Secret of its own namespace"));
+
+  // A ClusterConnectionPoolPolicy's Secrets are the operator's too; its only fix is the template.
+  auto cluster = terminatingPolicy(fake);
+  cluster.kind = policy::Policy::kClusterPolicyKind;
+  cluster.namespace_ = "";
+  cluster.name = "baseline";
+  auto clusterReport = checker.check(cluster, workloads, monitorCredentials(), CheckContext{"poolguard-system", {}});
+  EXPECT_EQ(fake.terminated(), (std::vector<int>{101, 101}));
+  EXPECT_THAT(clusterReport.result.condition.message, HasSubstr("include {namespace} in delivery.applicationName"));
+  EXPECT_THAT(clusterReport.result.condition.message, Not(HasSubstr("Secret of its own namespace")));
+
+  // A namespaced policy reading a Secret of another namespace is held to the same rule.
+  (void)checker.check(terminatingPolicy(fake), workloads, monitorCredentials(), CheckContext{"ops", {}});
+  EXPECT_EQ(fake.terminated(), (std::vector<int>{101, 101, 101}));
+
+  // With the credentials of its own namespace the author acts with what they were given: both are ended.
+  auto own = checker.check(terminatingPolicy(fake), workloads, monitorCredentials());
+  EXPECT_EQ(fake.terminated(), (std::vector<int>{101, 101, 101, 101, 201}));
+  EXPECT_THAT(own.result.condition.message, Not(HasSubstr("delivery.applicationName")));
+}
+
+TEST(CheckerTerminateLeaked, ANamespaceOwnsTheNamesThatBeginWithItAndASlash) {
+  EXPECT_TRUE(ownsApplicationName(reporting("ns1", "web", "ns1/web")));
+  EXPECT_TRUE(ownsApplicationName(reporting("ns1", "web", "ns1/anything")));
+  EXPECT_FALSE(ownsApplicationName(reporting("ns1", "web", "payments/api")));
+  EXPECT_FALSE(ownsApplicationName(reporting("ns1", "web", "ns10/web"))) << "another namespace with the same start";
+  EXPECT_FALSE(ownsApplicationName(reporting("ns1", "web", "ns1-web")));
+  EXPECT_FALSE(ownsApplicationName(reporting("ns1", "web", "web")));
+  EXPECT_FALSE(ownsApplicationName(reporting("", "web", "/web")));
 }
 
 TEST(UsageTargets, NameTheServerAndNeverACredential) {
