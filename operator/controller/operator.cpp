@@ -110,8 +110,8 @@ int runOperator(const RunOptions& o) {
   }
   spdlog::info("poolguard {} starting: {}", POOLGUARD_VERSION, kube::describe(*config));
 
-  // Before the first connection: the system's authorities by directory, not the whole bundle per connection.
-  const auto trust = kube::preferSystemTrustDirectory();
+  // Before the first connection: the system's authorities read once and shared, not parsed per connection.
+  const auto trust = kube::shareSystemTrust();
   spdlog::info("TLS trust store: {}", trust.reason);
   // cpprestsdk's pool only drives asynchronous I/O (nothing blocks on it), so a few threads serve every request
   // and watch; its default of 40 costs memory for nothing. Must run before the first request.

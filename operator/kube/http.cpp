@@ -129,60 +129,104 @@ std::string transportMessage(const std::string& what) {
 
 namespace {
 
-// OpenSSL's name for a certificate in a hashed directory: 8 hex digits of the subject's hash, '.', a number.
-bool isHashedName(const std::string& name) {
-  if (name.size() < 10 || name[8] != '.') return false;
-  for (size_t i = 0; i < 8; ++i)
-    if (!std::isxdigit(static_cast<unsigned char>(name[i]))) return false;
-  for (size_t i = 9; i < name.size(); ++i)
-    if (!std::isdigit(static_cast<unsigned char>(name[i]))) return false;
-  return true;
+struct StoreFree {
+  void operator()(X509_STORE* s) const { X509_STORE_free(s); }
+};
+
+// The shared system store: its sources recorded by shareSystemTrust() before the first connection, loaded by the
+// first connection that needs it (most never do: the API server's CA comes with its configuration), then handed to
+// every such connection's context (a reference each).
+struct SharedTrust {
+  std::mutex mu;
+  bool enabled = false;
+  std::string file, dir;
+  std::shared_ptr<X509_STORE> store;
+  int authorities = 0;
+};
+SharedTrust& sharedTrust() {
+  static SharedTrust t;
+  return t;
 }
 
-bool holdsHashedCertificates(const std::string& dir) {
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (isHashedName(it->path().filename().string()) && it->is_regular_file(ec)) return true;  // follows links
+int countCertificates(X509_STORE* store) {
+  int n = 0;
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store);
+  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+    if (X509_OBJECT_get_type(sk_X509_OBJECT_value(objects, i)) == X509_LU_X509) ++n;
   }
-  return false;
+  return n;
+}
+
+// Null when not enabled (each connection then loads the system's store itself, as cpprestsdk does).
+std::shared_ptr<X509_STORE> sharedSystemStore() {
+  SharedTrust& t = sharedTrust();
+  std::lock_guard lock(t.mu);
+  if (!t.enabled) return nullptr;
+  if (!t.store) {
+    // What SSL_CTX_set_default_verify_paths does: the bundle file read now, the directory searched on demand. A
+    // missing file or directory is no error: the store trusts what exists.
+    std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
+    if (!store) return nullptr;
+    X509_STORE_load_file(store.get(), t.file.c_str());
+    X509_STORE_load_path(store.get(), t.dir.c_str());
+    ERR_clear_error();
+    t.authorities = countCertificates(store.get());
+    t.store = std::shared_ptr<X509_STORE>(store.release(), StoreFree{});
+  }
+  return t.store;
 }
 
 }  // namespace
 
-SystemTrust preferSystemTrustDirectory() {
-  SystemTrust t;
+SystemTrust shareSystemTrust() {
   const char* fileVar = X509_get_default_cert_file_env();  // "SSL_CERT_FILE"
-  if (const char* file = std::getenv(fileVar); file != nullptr) {
-    t.reason = std::string(fileVar) + " is set (" + file + "): the bundle it names is loaded per connection";
-    return t;
+  const char* dirVar = X509_get_default_cert_dir_env();    // "SSL_CERT_DIR"
+  const char* fileEnv = std::getenv(fileVar);
+  const char* dirEnv = std::getenv(dirVar);
+  SharedTrust& shared = sharedTrust();
+  {
+    std::lock_guard lock(shared.mu);
+    shared.enabled = true;
+    shared.file = fileEnv != nullptr ? fileEnv : X509_get_default_cert_file();
+    shared.dir = dirEnv != nullptr ? dirEnv : X509_get_default_cert_dir();
+    shared.store.reset();
+    shared.authorities = 0;
   }
-  const char* dirVar = X509_get_default_cert_dir_env();  // "SSL_CERT_DIR", a ':'-separated list
-  const char* dirs = std::getenv(dirVar);
-  std::string list = dirs != nullptr && *dirs != '\0' ? dirs : X509_get_default_cert_dir();
-  for (size_t start = 0; start <= list.size();) {
-    size_t end = list.find(':', start);
-    if (end == std::string::npos) end = list.size();
-    std::string dir = list.substr(start, end - start);
-    if (!dir.empty() && holdsHashedCertificates(dir)) {
-      setenv(fileVar, "/dev/null", 0);
-      t.bundleSkipped = true;
-      t.reason = "system authorities read from " + dir + " when a chain needs one, not the whole bundle per connection";
-      return t;
-    }
-    start = end + 1;
-  }
-  t.reason = "no hashed certificates in " + list + ": the system bundle is loaded per connection";
+  setenv(fileVar, "/dev/null", 1);
+  SystemTrust t;
+  t.shared = true;
+  t.reason = "the system's authorities (" + shared.file + ", and " + shared.dir +
+             " by hashed name) are read once, when a connection without a CA of its own first needs them, and "
+             "shared";
   return t;
+}
+
+int sharedSystemAuthorities() {
+  auto store = sharedSystemStore();
+  std::lock_guard lock(sharedTrust().mu);
+  return store ? sharedTrust().authorities : -1;
+}
+
+void forgetSharedSystemTrust() {
+  SharedTrust& t = sharedTrust();
+  std::lock_guard lock(t.mu);
+  t.enabled = false;
+  t.store.reset();
+  t.authorities = 0;
 }
 
 web::http::client::http_client_config HttpEndpoint::Impl::config(std::chrono::milliseconds idleTimeout) const {
   web::http::client::http_client_config cc;
   cc.set_timeout(idleTimeout);
   cc.set_validate_certificates(!settings.insecureSkipVerify);
-  if (tls) {
-    auto material = tls;
-    cc.set_ssl_context_callback([material](boost::asio::ssl::context& ctx) { material->install(ctx); });
-  }
+  // Runs for each new TLS connection (never for plain HTTP); it must not throw.
+  cc.set_ssl_context_callback([material = tls, verify = !settings.insecureSkipVerify](boost::asio::ssl::context& ctx) {
+    // Without authorities of its own the connection trusts the system's, read once (shareSystemTrust).
+    if (verify && (!material || material->authorities.empty())) {
+      if (auto system = sharedSystemStore()) SSL_CTX_set1_cert_store(ctx.native_handle(), system.get());
+    }
+    if (material) material->install(ctx);
+  });
   return cc;
 }
 

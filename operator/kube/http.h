@@ -78,17 +78,24 @@ class HttpEndpoint {
 // cpprestsdk's handshake errors say nothing about the cause; the usual ones are named for the reader.
 std::string transportMessage(const std::string& what);
 
-// cpprestsdk loads the system's whole CA bundle (SSL_CERT_FILE, on Debian /etc/ssl/certs/ca-certificates.crt, about
-// 140 certificates) into every new TLS connection, before the endpoint's own authorities replace it: CPU at every
-// connect, and allocator memory that outlives it. OpenSSL also finds the system's authorities in its certificate
-// directory (SSL_CERT_DIR, else the built-in one), one at a time and only when a chain needs one, wherever that
-// directory holds OpenSSL's hashed names (Debian's ca-certificates makes them). When it does, and the user has
-// not set SSL_CERT_FILE, this points SSL_CERT_FILE at /dev/null for this process: the same authorities are
-// trusted, read lazily. Call before the first connection; `run` does.
+// cpprestsdk loads the system's whole CA bundle (SSL_CERT_FILE, else OpenSSL's built-in file: on Debian
+// /etc/ssl/certs/ca-certificates.crt, about 140 certificates) into every new TLS connection, before the endpoint's
+// own authorities replace it: CPU at every connect, and allocator memory that outlives it. This loads the system's
+// authorities once (the bundle file, and the certificate directory for lookups by hashed name, as OpenSSL's
+// defaults do) when the first connection without authorities of its own needs them, shares that store with every
+// such connection, and points
+// SSL_CERT_FILE at /dev/null for this process so that cpprestsdk's per-connection load finds nothing to parse. The
+// same authorities are trusted; a bundle changed on disk is read at the next start. Call before the first
+// connection and before other threads read the environment; `run` does.
 struct SystemTrust {
-  bool bundleSkipped = false;  // SSL_CERT_FILE now names /dev/null
-  std::string reason;          // for the log: what was found, or why the bundle stays
+  bool shared = false;
+  std::string reason;  // for the log
 };
-SystemTrust preferSystemTrustDirectory();
+SystemTrust shareSystemTrust();
+// The certificates of the bundle file in the shared store, loading it if no connection has yet; -1 when
+// shareSystemTrust() was not called.
+int sharedSystemAuthorities();
+// Connections load their own system store again (tests: after changing SSL_CERT_FILE).
+void forgetSharedSystemTrust();
 
 }  // namespace poolguard::kube

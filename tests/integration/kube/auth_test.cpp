@@ -1,5 +1,5 @@
 // Authentication and TLS: a service account without rights, a bad token, token rotation from a file, and
-// certificate checks (wrong CA, tls-server-name, insecure, the system's authorities found by directory).
+// certificate checks (wrong CA, tls-server-name, insecure, the system's authorities read once and shared).
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -160,32 +160,29 @@ TEST(Tls, InsecureSkipsVerificationOnlyWhenAsked) {
   ASSERT_TRUE(insecure.ok()) << insecure.error().message();
 }
 
-// With the bundle skipped (SSL_CERT_FILE is /dev/null), the system's authorities still verify the server: found in
-// the certificate directory by their hashed names. Here the "system" directory holds the test cluster's CA.
-TEST(Tls, WithoutTheBundleTheSystemAuthoritiesAreFoundInTheirDirectory) {
+// The system's authorities are read once and shared: with SSL_CERT_FILE then /dev/null and no certificate
+// directory, a connection without a CA of its own verifies the server only through the shared store. Here the
+// "system" bundle is the test cluster's CA.
+TEST(Tls, TheSystemAuthoritiesReadOnceVerifyEveryConnection) {
   TempDir dir;
   Config c = adminConfig();
-  dir.write("ca.crt", c.caPem);
-  auto hash = run({"openssl", "x509", "-noout", "-subject_hash", "-in", dir.path() + "/ca.crt"});
-  ASSERT_EQ(hash.exitCode, 0) << hash.err;
-  std::string name = hash.out.substr(0, hash.out.find_first_of("\r\n")) + ".0";
-  fs::rename(dir.path() + "/ca.crt", dir.path() + "/" + name);
-
+  dir.write("bundle.pem", c.caPem);
   std::optional<std::string> oldFile, oldDir;
   if (const char* f = std::getenv("SSL_CERT_FILE")) oldFile = f;
   if (const char* d = std::getenv("SSL_CERT_DIR")) oldDir = d;
-  unsetenv("SSL_CERT_FILE");
-  setenv("SSL_CERT_DIR", dir.path().c_str(), 1);
-  auto trust = preferSystemTrustDirectory();
+  setenv("SSL_CERT_FILE", (dir.path() + "/bundle.pem").c_str(), 1);
+  setenv("SSL_CERT_DIR", (dir.path() + "/none").c_str(), 1);
+  auto trust = shareSystemTrust();
   c.caPem.clear();  // no CA of its own: the system's authorities
-  auto got = clientFor(c, fewAttempts())->get(resources::namespaces(), "", "default");
-  std::string file = std::getenv("SSL_CERT_FILE") ? std::getenv("SSL_CERT_FILE") : "";
+  auto shared = clientFor(c, fewAttempts())->get(resources::namespaces(), "", "default");
+  forgetSharedSystemTrust();  // SSL_CERT_FILE still /dev/null: nothing left to trust the test CA
+  auto alone = clientFor(c, fewAttempts())->get(resources::namespaces(), "", "default");
   oldFile ? setenv("SSL_CERT_FILE", oldFile->c_str(), 1) : unsetenv("SSL_CERT_FILE");
   oldDir ? setenv("SSL_CERT_DIR", oldDir->c_str(), 1) : unsetenv("SSL_CERT_DIR");
 
-  EXPECT_TRUE(trust.bundleSkipped) << trust.reason;
-  EXPECT_EQ(file, "/dev/null");
-  ASSERT_TRUE(got.ok()) << "the directory's authority did not verify the server: " << got.error().message();
+  EXPECT_TRUE(trust.shared) << trust.reason;
+  ASSERT_TRUE(shared.ok()) << "the shared store did not verify the server: " << shared.error().message();
+  EXPECT_FALSE(alone.ok()) << "without the shared store the server was verified by something else";
 }
 
 }  // namespace

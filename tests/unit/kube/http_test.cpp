@@ -12,8 +12,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <optional>
 #include <string>
@@ -185,55 +183,29 @@ class ScopedEnv {
   std::optional<std::string> old_;
 };
 
-class CertDir {
- public:
-  CertDir() {
-    char tmpl[] = "/tmp/http-test-certs-XXXXXX";
-    if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
-    path_ = tmpl;
-  }
-  ~CertDir() { std::filesystem::remove_all(path_); }
-  void add(const std::string& name) const { std::ofstream(path_ + "/" + name) << "-----BEGIN CERTIFICATE-----\n"; }
-  const std::string& path() const { return path_; }
+std::string testdataPath(const std::string& name) { return std::string(KUBE_TESTDATA_DIR) + "/" + name; }
 
- private:
-  std::string path_;
-};
-
-TEST(SystemTrust, TheBundleIsSkippedWhereTheDirectoryHoldsHashedCertificates) {
-  CertDir empty, hashed;
-  hashed.add("ca-certificates.crt");
-  hashed.add("0123abcd.0");
-  ScopedEnv file("SSL_CERT_FILE", std::nullopt);
-  ScopedEnv dir("SSL_CERT_DIR", empty.path() + ":" + hashed.path());
-  auto t = preferSystemTrustDirectory();
-  EXPECT_TRUE(t.bundleSkipped) << t.reason;
+TEST(SystemTrust, TheBundleIsReadOnceAndConnectionsParseNothing) {
+  ScopedEnv file("SSL_CERT_FILE", testdataPath("ca.crt"));
+  ScopedEnv dir("SSL_CERT_DIR", std::string("/nonexistent"));
+  EXPECT_EQ(sharedSystemAuthorities(), -1) << "shared before shareSystemTrust()";
+  auto t = shareSystemTrust();
+  EXPECT_TRUE(t.shared) << t.reason;
   ASSERT_NE(std::getenv("SSL_CERT_FILE"), nullptr);
   EXPECT_STREQ(std::getenv("SSL_CERT_FILE"), "/dev/null");
-  EXPECT_NE(t.reason.find(hashed.path()), std::string::npos) << t.reason;
+  EXPECT_NE(t.reason.find(testdataPath("ca.crt")), std::string::npos) << t.reason;
+  EXPECT_EQ(sharedSystemAuthorities(), 1) << "the bundle named when it was shared, not /dev/null";
+  forgetSharedSystemTrust();
+  EXPECT_EQ(sharedSystemAuthorities(), -1);
 }
 
-TEST(SystemTrust, ADirectoryWithoutHashedNamesKeepsTheBundle) {
-  CertDir plain;
-  plain.add("ca.pem");
-  plain.add("0123abcd.pem");  // not OpenSSL's hashed name
-  plain.add("0123abc.0");
-  ScopedEnv file("SSL_CERT_FILE", std::nullopt);
-  ScopedEnv dir("SSL_CERT_DIR", plain.path());
-  auto t = preferSystemTrustDirectory();
-  EXPECT_FALSE(t.bundleSkipped) << t.reason;
-  EXPECT_EQ(std::getenv("SSL_CERT_FILE"), nullptr);
-  EXPECT_NE(t.reason.find("bundle is loaded"), std::string::npos) << t.reason;
-}
-
-TEST(SystemTrust, TheUsersOwnBundleIsKept) {
-  CertDir hashed;
-  hashed.add("0123abcd.0");
-  ScopedEnv file("SSL_CERT_FILE", std::string("/etc/my-authorities.pem"));
-  ScopedEnv dir("SSL_CERT_DIR", hashed.path());
-  auto t = preferSystemTrustDirectory();
-  EXPECT_FALSE(t.bundleSkipped) << t.reason;
-  EXPECT_STREQ(std::getenv("SSL_CERT_FILE"), "/etc/my-authorities.pem");
+TEST(SystemTrust, AMissingBundleSharesAnEmptyStore) {
+  ScopedEnv file("SSL_CERT_FILE", std::string("/nonexistent/bundle.pem"));
+  ScopedEnv dir("SSL_CERT_DIR", std::string("/nonexistent"));
+  auto t = shareSystemTrust();
+  EXPECT_TRUE(t.shared) << t.reason;
+  EXPECT_EQ(sharedSystemAuthorities(), 0);
+  forgetSharedSystemTrust();
 }
 
 }  // namespace
