@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -170,6 +171,15 @@ int runOperator(const RunOptions& o) {
   // Each initial list page is read whole before its fields are picked out and its items decoded; give the freed
   // pages back so the steady state does not keep the start-up peak.
   mopts.onCachesSynced = [] { malloc_trim(0); };
+  // The same after each burst of reconciles (the initial convergence, a policy change), at most every 5 s: glibc
+  // keeps what a burst freed for the next one, and the next may not come for hours.
+  auto trimAfterWork = [last = std::make_shared<std::atomic<int64_t>>(0)] {
+    const int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    int64_t previous = last->load();
+    if (now - previous < 5 || !last->compare_exchange_strong(previous, now)) return;
+    malloc_trim(0);
+  };
   runtime::Manager manager(**client, mopts);
 
   // Each cache keeps typed records of only what the plan reads (controller/cache_shapes.h): the fields are chosen
@@ -314,6 +324,7 @@ int runOperator(const RunOptions& o) {
   runtime::ControllerOptions copts;
   copts.name = "connectionpoolpolicy";
   copts.workers = o.workers;
+  copts.onDrained = trimAfterWork;
   controller = &manager.addController(copts, [&](const std::string& key) -> Result<runtime::ReconcileResult> {
     auto start = std::chrono::steady_clock::now();
     auto out = reconciler.reconcile(key);
@@ -340,6 +351,7 @@ int runOperator(const RunOptions& o) {
     runtime::ControllerOptions bopts;
     bopts.name = "clusterconnectionbudget";
     bopts.workers = 1;
+    bopts.onDrained = trimAfterWork;
     budgetController = &manager.addController(bopts, [&](const std::string& key) -> Result<runtime::ReconcileResult> {
       auto out = reconciler.reconcileBudget(key);
       if (!out.ok()) {

@@ -78,9 +78,11 @@ bool Controller::processNextWorkItem() {
   } catch (...) {
     outcome.emplace(Error(ErrorCode::kInternal, "reconciler threw a non-standard exception"));
   }
+  bool drained = false;
   {
     std::lock_guard lock(inFlightMu_);
     inFlight_.erase(*key);
+    drained = inFlight_.empty();
   }
   metrics_->duration->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   const auto& r = *outcome;
@@ -107,6 +109,7 @@ bool Controller::processNextWorkItem() {
     metrics_->count("success");
   }
   queue_.done(*key);
+  if (drained && opts_.onDrained && queue_.len() == 0) opts_.onDrained();
   return true;
 }
 

@@ -39,6 +39,9 @@ struct ControllerOptions {
   std::shared_ptr<RateLimiter> rateLimiter;        // defaultControllerRateLimiter when null
   std::shared_ptr<prometheus::Registry> registry;  // metricsRegistry() when null
   std::chrono::milliseconds clockPoll = kDefaultClockPoll;
+  // Called by the worker that finished the last key when the queue is empty and no reconcile runs (a burst of
+  // work is over): the operator gives freed memory back there. Must be quick and must not throw.
+  std::function<void()> onDrained;
 };
 
 class Controller {

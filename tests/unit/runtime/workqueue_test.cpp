@@ -187,6 +187,31 @@ ControllerOptions controllerOpts(const std::string& name, const Clock* clock) {
   return o;
 }
 
+// onDrained runs once a burst is over (the queue empty, nothing reconciling), not between its keys.
+TEST(Controller, TellsWhenABurstOfWorkIsOver) {
+  ManualClock clock;
+  auto o = controllerOpts("drained", &clock);
+  int drained = 0;
+  size_t lenWhenDrained = 99;
+  Controller* self = nullptr;
+  o.onDrained = [&] {
+    ++drained;
+    lenWhenDrained = self->queue().len();
+  };
+  Controller c(o, [](const std::string&) -> Result<ReconcileResult> { return ReconcileResult{}; });
+  self = &c;
+  for (const auto& k : {"a", "b", "c"}) c.queue().add(k);
+  ASSERT_TRUE(c.processNextWorkItem());
+  ASSERT_TRUE(c.processNextWorkItem());
+  EXPECT_EQ(drained, 0) << "called while keys were still queued";
+  ASSERT_TRUE(c.processNextWorkItem());
+  EXPECT_EQ(drained, 1);
+  EXPECT_EQ(lenWhenDrained, 0u);
+  c.queue().add("d");
+  ASSERT_TRUE(c.processNextWorkItem());
+  EXPECT_EQ(drained, 2) << "each burst ends once";
+}
+
 TEST(Controller, FilesOutcomesByTheReconcileContract) {
   ManualClock clock;
   std::map<std::string, Result<ReconcileResult>> outcomes{
