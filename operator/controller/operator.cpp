@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "controller/cache_shapes.h"
+#include "controller/enqueue.h"
 #include "controller/metrics.h"
 #include "controller/reconciler.h"
 #include "controller/usage_monitor.h"
@@ -321,6 +322,9 @@ int runOperator(const RunOptions& o) {
   reconciler.setOperatorNamespace(podNamespace());
   if (rollouts) reconciler.watchRolloutCrd(rolloutsNotWritable);
 
+  // Which policies a workload, HPA or budget event concerns (controller/enqueue.h).
+  const EventKeys eventKeys(caches);
+
   runtime::ControllerOptions copts;
   copts.name = "connectionpoolpolicy";
   copts.workers = o.workers;
@@ -360,11 +364,26 @@ int runOperator(const RunOptions& o) {
       }
       return runtime::ReconcileResult{};
     });
-    // A budget's own change: its status, and every policy of its database (capacity and ceilings bind them).
+    // A budget's own change: its status, and the policies of its database that read what changed (its capacity,
+    // ceilings and usage check bind them all; a change of its allocations alone, those in the namespaces whose share
+    // changed); a status write none (controller/enqueue.h).
     budgets->addHandlers(runtime::enqueueKeys(budgetController->queue(), {}, policyChanged));
-    budgets->addHandlers(runtime::enqueueKeys(
-        controller->queue(),
-        [&reconciler](const kube::Object& b) { return reconciler.policiesOfDatabase(b.meta.name); }, policyChanged));
+    runtime::EventHandlers budgetToPolicies;
+    auto enqueueBudgetChange = [&queue = controller->queue(), &eventKeys](const kube::Object* before,
+                                                                          const kube::Object* after) {
+      for (const auto& k : eventKeys.ofBudget(before, after)) queue.add(k);
+    };
+    budgetToPolicies.onAdd = [enqueueBudgetChange](const runtime::ObjectPtr& b) {
+      enqueueBudgetChange(nullptr, b.get());
+    };
+    budgetToPolicies.onUpdate = [enqueueBudgetChange](const runtime::ObjectPtr& before,
+                                                      const runtime::ObjectPtr& after) {
+      enqueueBudgetChange(before.get(), after.get());
+    };
+    budgetToPolicies.onDelete = [enqueueBudgetChange](const runtime::ObjectPtr& b) {
+      enqueueBudgetChange(b.get(), nullptr);
+    };
+    budgets->addHandlers(std::move(budgetToPolicies));
     // A policy that appears, goes or moves to another database changes what both budgets count.
     policies.addHandlers(runtime::enqueueKeys(
         budgetController->queue(),
@@ -426,10 +445,17 @@ int runOperator(const RunOptions& o) {
   // resourceVersion; a workload's generation is ignored too (it moves with spec fields the plan does not read,
   // such as an image); and a policy's own status writes change neither its generation nor its metadata.
   policies.addHandlers(runtime::enqueueKeys(queue, policyAndNeighbours, policyChanged));
+  // A workload's change reaches the policies whose plan reads it (those that select it, the one that wrote it, and
+  // the Clamp policies of its governor's database), an HPA's those of its target (old and new: each state is
+  // mapped); not every policy of the namespace.
   for (runtime::Informer* i : {&deployments, &statefulSets, &daemonSets, &jobs, &cronJobs, rollouts}) {
-    if (i) i->addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, workloadChanged));
+    if (i) {
+      i->addHandlers(runtime::enqueueKeys(
+          queue, [&eventKeys](const kube::Object& w) { return eventKeys.ofWorkload(w); }, workloadChanged));
+    }
   }
-  hpas.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, hpaChanged));
+  hpas.addHandlers(runtime::enqueueKeys(
+      queue, [&eventKeys](const kube::Object& h) { return eventKeys.ofHpa(h); }, hpaChanged));
   configMaps.addHandlers(runtime::enqueueKeys(queue, policiesOfNamespace, configMapChanged));
 
   auto status = manager.run(stop.get_token());

@@ -406,16 +406,17 @@ Plan plan(const Snapshot& s) {
     if (auto it = worstCases.find({ws.kind, ns, ws.name}); it != worstCases.end()) ws.worstCase = it->second;
   }
 
-  // Policies sharing the database report its totals: tell them when the totals moved.
-  // With allocations, the totals of this policy's share too (a namespace moving between shares may leave the
-  // database's total as it was).
+  // Policies sharing the database report its totals: tell them when the totals moved (the steady state moves alone
+  // when replicas change within an HPA's range). With allocations, the totals of this policy's share too (a
+  // namespace moving between shares may leave the database's total as it was).
   const json storedBudget = s.storedStatus.value("budget", json::object());
   const int64_t storedWorst = storedBudget.value("worstCase", int64_t{-1});
+  const int64_t storedSteady = storedBudget.value("steadyState", int64_t{-1});
   const int64_t storedShareWorst = storedBudget.value("allocation", json::object()).value("worstCase", int64_t{-1});
   const std::string storedShare = storedBudget.value("allocation", json::object()).value("name", "");
   const auto& share = in.budget.allocation;
   const bool shareMoved = share && (storedShareWorst != share->worstCase || storedShare != share->name);
-  if (storedWorst != db.worstCase || shareMoved) {
+  if (storedWorst != db.worstCase || storedSteady != db.steadyState || shareMoved) {
     for (const auto& e : s.policies) {
       if (!e.parsed || e.parsed->spec.database.name != pol.spec.database.name) continue;
       std::string k = runtime::objectKey(*e.object);

@@ -211,8 +211,24 @@ TEST(Plan, TellsThePoliciesOfTheDatabaseWhenItsTotalsMoved) {
   auto s = snapshotOf(a, {a, b, unrelated}, {deployment("team-a", "web", 2)});
   Plan moved = plan(s);
   EXPECT_THAT(moved.alsoEnqueue, ::testing::ElementsAre("team-b/pool"));
-  s.storedStatus = {{"budget", {{"worstCase", moved.database.worstCase}}}};
+  s.storedStatus = {{"budget", {{"worstCase", moved.database.worstCase}, {"steadyState", moved.database.steadyState}}}};
   EXPECT_TRUE(plan(s).alsoEnqueue.empty()) << "same totals: nobody to tell";
+  // Replicas change within the HPA's range: the worst case stays, the steady state the others report moves.
+  auto scaled = deployment("team-a", "web", 3);
+  scaled.hpa = model::Hpa{};
+  scaled.hpa->meta.namespace_ = "team-a";
+  scaled.hpa->targetKind = "Deployment";
+  scaled.hpa->targetName = "web";
+  scaled.hpa->maxReplicas = 6;
+  s.workloads["team-a"] = {scaled};
+  Plan three = plan(s);
+  s.storedStatus = {{"budget", {{"worstCase", three.database.worstCase}, {"steadyState", three.database.steadyState}}}};
+  scaled.object = deployment("team-a", "web", 4).object;
+  s.workloads["team-a"] = {scaled};
+  Plan four = plan(s);
+  ASSERT_EQ(four.database.worstCase, three.database.worstCase);
+  ASSERT_NE(four.database.steadyState, three.database.steadyState);
+  EXPECT_THAT(four.alsoEnqueue, ::testing::ElementsAre("team-b/pool"));
 }
 
 policy::ClusterBudget clusterBudget(std::optional<int32_t> maxConnections, std::optional<int32_t> ceiling,
