@@ -22,10 +22,12 @@ const policy::ClusterBudget* validSpec(const model::BudgetObject* b) { return b 
 // gather leaves out a budget being deleted (the usage check of one is still read, until it goes).
 bool deleting(const model::BudgetObject* b) { return b && !b->meta.deletionTimestamp.empty(); }
 
-// What plan reads of a budget besides its allocations.
+// What plan and the policies' status read of a budget besides its allocations (terminateLeaked: the central
+// check's note on names a namespace does not own, in each policy's UsageHealthy).
 auto boundsOf(const policy::ClusterBudget& b) {
   return std::tuple(b.maxConnections, b.reservedConnections, b.ceilings.maxSize, b.ceilings.requireLeakDetection,
-                    b.usage.has_value(), b.usage && b.usage->postgres.has_value());
+                    b.usage.has_value(), b.usage && b.usage->postgres.has_value(),
+                    b.usage && b.usage->terminateOlderThan().has_value());
 }
 
 // The share a namespace with these labels counts against: whether the budget has allocations, the allocation's name

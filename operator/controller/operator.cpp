@@ -106,6 +106,9 @@ int runOperator(const RunOptions& o) {
     }
   }
   setupLogging(o);
+  // Before the first connection, and before the first other thread (it sets SSL_CERT_FILE, which other threads'
+  // getenv must not race): the system's authorities read once and shared, not parsed per connection.
+  const auto trust = kube::shareSystemTrust();
   std::stop_source stop;
   runtime::ShutdownSignals signals(stop, std::chrono::seconds(o.shutdownTimeoutSeconds));
   auto config = kube::loadDefault(o.kubeconfig, o.context);
@@ -115,8 +118,6 @@ int runOperator(const RunOptions& o) {
   }
   spdlog::info("poolguard {} starting: {}", POOLGUARD_VERSION, kube::describe(*config));
 
-  // Before the first connection: the system's authorities read once and shared, not parsed per connection.
-  const auto trust = kube::shareSystemTrust();
   spdlog::info("TLS trust store: {}", trust.reason);
   // cpprestsdk's pool only drives asynchronous I/O (nothing blocks on it), so a few threads serve every request
   // and watch; its default of 40 costs memory for nothing. Must run before the first request.

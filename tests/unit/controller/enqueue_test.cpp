@@ -283,6 +283,18 @@ TEST_F(Enqueue, ABudgetStatusWriteReachesNoPolicyASpecChangeEveryPolicyOfItsData
   EXPECT_THAT(keys_.ofBudget(before.get(), deletingRecord.get()), all) << "a budget being deleted binds no policy";
   EXPECT_THAT(keys_.ofBudget(deletingRecord.get(), deletingRecord.get()), IsEmpty());
   EXPECT_THAT(keys_.ofBudget(deletingRecord.get(), nullptr), all) << "its usage check is read until it goes";
+  // Its usage check's terminateLeaked: each policy's UsageHealthy notes the names the check will not end.
+  json usage = {{"interval", "30s"},
+                {"thresholds", {{"idleInTransaction", "60s"}}},
+                {"postgres",
+                 {{"host", "pg.example"},
+                  {"database", "orders"},
+                  {"sslMode", "verify-full"},
+                  {"credentialsSecretRef", {{"name", "pg"}}}}}};
+  auto checked = budget({{"maxConnections", 100}, {"usage", usage}});
+  usage["actions"] = {{"terminateLeaked", {{"enabled", true}}}};
+  EXPECT_THAT(keys_.ofBudget(checked.get(), budget({{"maxConnections", 100}, {"usage", usage}}, 2).get()), all)
+      << "turning terminateLeaked on";
   auto invalid = budget({{"maxConnections", 0}});
   EXPECT_THAT(keys_.ofBudget(nullptr, invalid.get()), IsEmpty()) << "an invalid budget binds no policy";
   EXPECT_THAT(keys_.ofBudget(invalid.get(), before.get()), all);
