@@ -118,7 +118,7 @@ int runOperator(const RunOptions& o) {
   }
   spdlog::info("poolguard {} starting: {}", POOLGUARD_VERSION, kube::describe(*config));
 
-  spdlog::info("TLS trust store: {}", trust.reason);
+  spdlog::info("TLS trust store: {}", trust);
   // cpprestsdk's pool only drives asynchronous I/O (nothing blocks on it), so a few threads serve every request
   // and watch; its default of 40 costs memory for nothing. Must run before the first request.
   kube::initializeTransportThreads(static_cast<size_t>(std::max(4, o.workers + 2)));

@@ -178,7 +178,7 @@ std::shared_ptr<X509_STORE> sharedSystemStore() {
 
 }  // namespace
 
-SystemTrust shareSystemTrust() {
+std::string shareSystemTrust() {
   const char* fileVar = X509_get_default_cert_file_env();  // "SSL_CERT_FILE"
   const char* dirVar = X509_get_default_cert_dir_env();    // "SSL_CERT_DIR"
   const char* fileEnv = std::getenv(fileVar);
@@ -193,12 +193,8 @@ SystemTrust shareSystemTrust() {
     shared.authorities = 0;
   }
   setenv(fileVar, "/dev/null", 1);
-  SystemTrust t;
-  t.shared = true;
-  t.reason = "the system's authorities (" + shared.file + ", and " + shared.dir +
-             " by hashed name) are read once, when a connection without a CA of its own first needs them, and "
-             "shared";
-  return t;
+  return "the system's authorities (" + shared.file + ", and " + shared.dir +
+         " by hashed name) are read once, when a connection without a CA of its own first needs them, and shared";
 }
 
 int sharedSystemAuthorities() {

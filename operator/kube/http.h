@@ -87,11 +87,8 @@ std::string transportMessage(const std::string& what);
 // SSL_CERT_FILE at /dev/null for this process so that cpprestsdk's per-connection load finds nothing to parse. The
 // same authorities are trusted; a bundle changed on disk is read at the next start. Call before the first
 // connection and before other threads read the environment; `run` does.
-struct SystemTrust {
-  bool shared = false;
-  std::string reason;  // for the log
-};
-SystemTrust shareSystemTrust();
+// Returns what it did, for the log.
+std::string shareSystemTrust();
 // The certificates of the bundle file in the shared store, loading it if no connection has yet; -1 when
 // shareSystemTrust() was not called.
 int sharedSystemAuthorities();

@@ -9,6 +9,7 @@
 #include "controller/cache_shapes.h"
 #include "runtime/informer.h"
 #include "runtime/workqueue.h"
+#include "stores.h"
 
 namespace poolguard::controller {
 namespace {
@@ -81,25 +82,16 @@ json allocation(const std::string& name, const std::string& team, int maxConnect
 
 class Enqueue : public ::testing::Test {
  protected:
-  Enqueue()
-      : keys_(Caches{.policies = &policies_,
-                     .deployments = &deployments_,
-                     .statefulSets = &statefulSets_,
-                     .hpas = &hpas_,
-                     .configMaps = &configMaps_,
-                     .budgets = &budgets_,
-                     .namespaces = &namespaces_,
-                     .clusterPolicies = &clusterPolicies_,
-                     .daemonSets = &daemonSets_}) {}
+  Enqueue() : keys_(stores_.caches()) {}
 
   void addPolicy(const std::string& ns, const std::string& name, json spec = json::object()) {
     auto p = policyDecoder()(policyJson(ns, name, std::move(spec)));
     ASSERT_TRUE(runtime::recordAs<model::PolicyObject>(*p).parsed)
         << runtime::recordAs<model::PolicyObject>(*p).invalidMessage;
-    (ns.empty() ? clusterPolicies_ : policies_).apply(p);
+    (ns.empty() ? stores_.clusterPolicies : stores_.policies).apply(p);
   }
   void addNamespace(const std::string& name, json labels) {
-    namespaces_.apply(namespaceDecoder()(namespaceJson(name, std::move(labels))));
+    stores_.namespaces.apply(namespaceDecoder()(namespaceJson(name, std::move(labels))));
   }
   static runtime::ObjectPtr workload(const std::string& ns, const std::string& name, json labels,
                                      json annotations = json::object(), const std::string& kind = "Deployment") {
@@ -132,8 +124,7 @@ class Enqueue : public ::testing::Test {
     return out;
   }
 
-  runtime::Store policies_, clusterPolicies_, deployments_, statefulSets_, daemonSets_, hpas_, configMaps_, budgets_,
-      namespaces_;
+  test_support::Stores stores_;
   EventKeys keys_;
   runtime::WorkQueue queue_;
 };
@@ -201,8 +192,8 @@ TEST_F(Enqueue, LosersOfTheSameScopeReadTheWorkloadAClusterPolicyANamespacePolic
   EXPECT_THAT(keys_.ofWorkload(*workload("shop", "api", {{"app", "api"}})), IsEmpty());
 
   // Without policies of the namespace, the cluster policies decide between them: both read it.
-  policies_.remove("shop/high");
-  policies_.remove("shop/low");
+  stores_.policies.remove("shop/high");
+  stores_.policies.remove("shop/low");
   EXPECT_THAT(keys_.ofWorkload(*workload("shop", "web", {{"app", "web"}})), ElementsAre("baseline", "fallback"));
 }
 
@@ -234,9 +225,9 @@ TEST_F(Enqueue, AnHpaReachesThePoliciesOfItsTargetBothOldAndNewWhenTheTargetChan
   addPolicy("shop", "group-a", {{"selector", {{"matchLabels", {{"group", "a"}}}}}});
   addPolicy("shop", "group-b", {{"selector", {{"matchLabels", {{"group", "b"}}}}}});
   addPolicy("shop", "group-c", {{"selector", {{"matchLabels", {{"group", "c"}}}}}});
-  deployments_.apply(workload("shop", "w1", {{"group", "a"}}));
-  deployments_.apply(workload("shop", "w2", {{"group", "b"}}));
-  deployments_.apply(workload("shop", "w3", {{"group", "c"}}));
+  stores_.deployments.apply(workload("shop", "w1", {{"group", "a"}}));
+  stores_.deployments.apply(workload("shop", "w2", {{"group", "b"}}));
+  stores_.deployments.apply(workload("shop", "w3", {{"group", "c"}}));
 
   EXPECT_THAT(keys_.ofHpa(*hpaDecoder()(hpaJson("shop", "h", "w1"))), ElementsAre("shop/group-a"));
   EXPECT_THAT(hpaUpdate(hpaDecoder()(hpaJson("shop", "h", "w1")), hpaDecoder()(hpaJson("shop", "h", "w2"))),

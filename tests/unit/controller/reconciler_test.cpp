@@ -15,6 +15,7 @@
 #include "render/workload.h"
 #include "runtime/controller.h"
 #include "runtime/informer.h"
+#include "stores.h"
 
 namespace poolguard::controller {
 namespace {
@@ -121,7 +122,7 @@ std::string envOf(const json& workload, const std::string& var) {
   return "";
 }
 
-class ReconcilerTest : public ::testing::Test {
+class ReconcilerTest : public ::testing::Test, protected test_support::Stores {
  protected:
   ReconcilerTest() {
     hpas.addIndex(kScaleTargetIndex, scaleTargetRefIndex());
@@ -212,24 +213,9 @@ class ReconcilerTest : public ::testing::Test {
     return {all.begin() + static_cast<std::ptrdiff_t>(std::min(from, all.size())), all.end()};
   }
 
-  Caches caches() {
-    return Caches{.policies = &policies,
-                  .deployments = &deployments,
-                  .statefulSets = &statefulSets,
-                  .hpas = &hpas,
-                  .configMaps = &configMaps,
-                  .budgets = &budgets,
-                  .namespaces = &namespaces,
-                  .clusterPolicies = &clusterPolicies,
-                  .rollouts = &rollouts,
-                  .jobs = &jobs};
-  }
-
   std::map<std::string, runtime::ObjectPtr> decoded_;  // by kind, namespace, name and resourceVersion
   FakeClient client;
   ManualClock clock;
-  runtime::Store policies, deployments, statefulSets, hpas, configMaps, budgets, namespaces, clusterPolicies, jobs,
-      rollouts;
   Reconciler reconciler{client, caches(), clock, nullptr, nullptr, nullptr};
 };
 
